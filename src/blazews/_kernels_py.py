@@ -1,0 +1,118 @@
+"""Pure-Python kernels: masking and UTF-8 validation.
+
+The reference and fallback for the C kernels in ``blazews._native``: every function
+here has a compiled twin with the same signature and behaviour, and the tests run
+both. ``blazews._impl`` picks one.
+"""
+
+from __future__ import annotations
+
+import codecs
+from typing import Any
+
+__all__ = ["Utf8Validator", "apply_mask", "mask_bytes", "validate_utf8"]
+
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+
+def _check_key(key: Any) -> bytes:
+    key = bytes(key)
+    if len(key) != 4:
+        raise ValueError(f"mask key must be 4 bytes, got {len(key)}")
+    return key
+
+
+def _xor(data: Any, key: bytes, offset: int) -> bytes:
+    n = len(data)
+    if n == 0:
+        return b""
+    shift = offset & 3
+    if shift:
+        key = key[shift:] + key[:shift]
+    repeated = key * ((n >> 2) + 1)
+    value = int.from_bytes(data, "little") ^ int.from_bytes(repeated[:n], "little")
+    return value.to_bytes(n, "little")
+
+
+def mask_bytes(key: Any, buf: Any, offset: int = 0) -> None:
+    """XOR ``buf`` in place with the 4-byte ``key``, starting at key position ``offset``.
+
+    Args:
+        key: The 4-byte masking key (any bytes-like object).
+        buf: A writable, C-contiguous buffer (bytearray, memoryview, numpy array...).
+        offset: How many payload bytes precede ``buf``; lets a payload be masked in
+            chunks. Only ``offset % 4`` matters.
+
+    Raises:
+        ValueError: If ``key`` is not 4 bytes long.
+        TypeError: If ``buf`` is read-only.
+    """
+    key = _check_key(key)
+    view = memoryview(buf)
+    if view.readonly:
+        raise TypeError("mask_bytes needs a writable buffer")
+    view = view.cast("B") if view.format != "B" or view.ndim != 1 else view
+    view[:] = _xor(view, key, offset)
+
+
+def apply_mask(data: Any, key: Any) -> bytes:
+    """Return ``data`` XORed with the 4-byte ``key`` as new bytes.
+
+    Args:
+        data: Any bytes-like object.
+        key: The 4-byte masking key.
+
+    Raises:
+        ValueError: If ``key`` is not 4 bytes long.
+    """
+    key = _check_key(key)
+    view = memoryview(data)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return _xor(view, key, 0)
+
+
+def validate_utf8(data: Any) -> bool:
+    """Return whether ``data`` is complete, valid UTF-8 (RFC 3629: no surrogates)."""
+    try:
+        codecs.utf_8_decode(data, "strict", True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class Utf8Validator:
+    """Incremental UTF-8 validation across fragments.
+
+    ``feed`` returns ``False`` as soon as the bytes seen so far cannot start a valid
+    text (an invalid byte, an overlong form, a surrogate or a code point above
+    U+10FFFF), even in the middle of a sequence cut between two chunks. ``finish``
+    also fails when the text ends inside a sequence.
+    """
+
+    __slots__ = ("_decoder",)
+
+    def __init__(self) -> None:
+        self._decoder = _utf8_decoder()
+
+    def feed(self, data: Any) -> bool:
+        """Validate the next chunk; ``False`` once the text is known to be invalid."""
+        try:
+            self._decoder.decode(data, False)
+        except UnicodeDecodeError:
+            return False
+        return True
+
+    def finish(self) -> bool:
+        """Return whether the text ended on a sequence boundary; resets the validator."""
+        try:
+            self._decoder.decode(b"", True)
+        except UnicodeDecodeError:
+            return False
+        finally:
+            self._decoder.reset()
+        return True
+
+    def reset(self) -> None:
+        """Forget any partial sequence, ready for a new message."""
+        self._decoder.reset()
