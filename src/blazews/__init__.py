@@ -1,0 +1,93 @@
+"""blazews: fast, conformant WebSockets for Python (RFC 6455).
+
+The public API lives here; everything else is an implementation detail.
+
+asyncio::
+
+    import blazews
+
+    async def echo(conn):
+        async for message in conn:
+            await conn.send(message)
+
+    async with blazews.serve(echo, "127.0.0.1", 8765) as server:
+        await server.serve_forever()
+
+Blocking: :mod:`blazews.sync` has the same API without ``await``.
+"""
+
+from __future__ import annotations
+
+from ._impl import IMPLEMENTATION, apply_mask, cpu_features, mask_bytes, simd_level, validate_utf8
+from .asyncio import ClientConnection, Connection, Server, ServerConnection, connect, serve
+from .exceptions import (
+    BlazeWSError,
+    BufferTooSmall,
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidHandshake,
+    InvalidHeader,
+    InvalidStatus,
+    InvalidURI,
+    MessageTooBig,
+    NegotiationError,
+    ProtocolError,
+)
+from .sansio.client import ClientProtocol
+from .sansio.extensions import ClientExtensionFactory, Extension, ServerExtensionFactory
+from .sansio.frames import Close, CloseCode, Frame, MessageType, Opcode
+from .sansio.http11 import Headers, Request, Response
+from .sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, Message, Ping, Pong, Protocol, Side, State
+from .sansio.server import ServerProtocol
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "IMPLEMENTATION",
+    "BlazeWSError",
+    "BufferTooSmall",
+    "ClientConnection",
+    "ClientExtensionFactory",
+    "ClientProtocol",
+    "Close",
+    "CloseCode",
+    "ConcurrencyError",
+    "Connection",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "Extension",
+    "Frame",
+    "Headers",
+    "InvalidHandshake",
+    "InvalidHeader",
+    "InvalidStatus",
+    "InvalidURI",
+    "Message",
+    "MessageTooBig",
+    "MessageType",
+    "NegotiationError",
+    "Opcode",
+    "Ping",
+    "Pong",
+    "Protocol",
+    "ProtocolError",
+    "Request",
+    "Response",
+    "Server",
+    "ServerConnection",
+    "ServerExtensionFactory",
+    "ServerProtocol",
+    "Side",
+    "State",
+    "apply_mask",
+    "connect",
+    "cpu_features",
+    "mask_bytes",
+    "serve",
+    "simd_level",
+    "validate_utf8",
+]

@@ -1,0 +1,5 @@
+"""``python -m blazews``: see :mod:`blazews.cli`."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,401 @@
+"""The asyncio :class:`Connection`: a thin adapter between a transport and the core.
+
+``data_received`` feeds the sans-I/O protocol, writes what it produced and queues the
+messages it assembled; all messages of one socket read are queued before the reader
+is woken once. The queue is bounded: when it holds ``max_queue`` messages the
+transport stops reading until the application catches up (backpressure). ``send``
+waits while the transport's write buffer is above its high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+from ..sansio.frames import MessageType
+from ..sansio.http11 import Headers, Request, Response
+from ..sansio.protocol import Message, Pong, Protocol, State
+
+__all__ = ["Connection"]
+
+logger = logging.getLogger("blazews")
+
+_TYPES = (None, MessageType.TEXT, MessageType.BINARY)
+
+
+class Connection(asyncio.Protocol):
+    """An open WebSocket connection on asyncio, client or server.
+
+    Obtained from :func:`blazews.connect` or passed to the handler of
+    :func:`blazews.serve`; not built directly.
+
+    Attributes:
+        protocol: The sans-I/O protocol object underneath.
+        request: The opening handshake request.
+        response: The opening handshake response.
+        latency: The round-trip time of the last answered ping, in seconds (0 before).
+    """
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        *,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float | None = 10.0,
+        max_queue: int = 16,
+        write_limit: int | tuple[int, int | None] = 65536,
+    ) -> None:
+        self.protocol = protocol
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        if max_queue < 1:
+            raise ValueError("max_queue must be at least 1")
+        self.max_queue = max_queue
+        self.write_limit = write_limit
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self.latency = 0.0
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self._queue: collections.deque[Message] = collections.deque()
+        self._recv_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._closed = self.loop.create_future()
+        self._keepalive_task: asyncio.Task[None] | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        limit = self.write_limit
+        high, low = (limit, None) if isinstance(limit, int) else limit
+        transport.set_write_buffer_limits(high, low)
+
+    def data_received(self, data: bytes) -> None:
+        protocol = self.protocol
+        protocol.receive_data(data)
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        self.protocol.receive_eof()
+        self._process()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.protocol.receive_eof()
+        self._process()
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        if not self._closed.done():
+            self._closed.set_result(None)
+        self._wake_reader()
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+        for waiter, _ in self._pings.values():
+            if not waiter.done():
+                waiter.set_exception(self.protocol.close_exc())
+                waiter.exception()  # nobody may be waiting: mark it retrieved
+        self._pings.clear()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    # -- core glue -------------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Write what the core produced, dispatch its events, close when it says so."""
+        protocol = self.protocol
+        out = protocol.data_to_send()
+        transport = self.transport
+        if out and transport is not None and not transport.is_closing():
+            if len(out) == 1:
+                transport.write(out[0])
+            else:
+                transport.writelines(out)
+        events = protocol.events_received()
+        if events:
+            self._dispatch(events)
+        if protocol.state >= State.CLOSING:
+            self._closing()
+
+    def _dispatch(self, events: list[Any]) -> None:
+        queued = False
+        queue = self._queue
+        for event in events:
+            if type(event) is Message:
+                queue.append(event)
+                queued = True
+            elif type(event) is Pong:
+                self._pong(event.data)
+            else:
+                self._other_event(event)
+        if queued:
+            self._wake_reader()
+            if len(queue) >= self.max_queue and not self._reading_paused:
+                self._reading_paused = True
+                if self.transport is not None:
+                    self.transport.pause_reading()
+
+    def _other_event(self, event: Any) -> None:
+        """Handle a handshake event; the client and server subclasses override it."""
+
+    def _wake_reader(self) -> None:
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _closing(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.protocol.close_transport():
+            transport.close()
+        elif self._close_timer is None and self.close_timeout is not None:
+            # A client waits for the server to close the TCP connection, within bounds.
+            self._close_timer = self.loop.call_later(self.close_timeout, transport.abort)
+
+    # -- receiving -------------------------------------------------------------------
+
+    async def _next(self) -> Message:
+        queue = self._queue
+        while not queue:
+            if not self.protocol.receiving or self._closed.done():
+                raise self.protocol.close_exc()
+            if self._recv_waiter is not None:
+                raise ConcurrencyError("another coroutine is already waiting for the next message")
+            waiter = self.loop.create_future()
+            self._recv_waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
+        return queue[0]
+
+    def _pop(self) -> None:
+        queue = self._queue
+        queue.popleft()
+        if self._reading_paused and len(queue) <= self.max_queue // 4:
+            self._reading_paused = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    async def recv(self) -> str | bytes:
+        """Return the next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises:
+            ConnectionClosed: The connection is closed (its ``__cause__`` is the
+                protocol error, if the peer broke the protocol).
+            ConcurrencyError: Another coroutine is already waiting for a message.
+        """
+        message = await self._next()
+        self._pop()
+        if message.type == 1:
+            return message.data.decode()
+        return message.data
+
+    async def read_message(self) -> tuple[MessageType, bytes]:
+        """Return the next message as ``(MessageType, payload bytes)``."""
+        message = await self._next()
+        self._pop()
+        return _TYPES[message.type], message.data  # type: ignore[return-value]
+
+    async def read_message_into(self, buf: Any) -> tuple[MessageType, int]:
+        """Copy the next message into ``buf`` and return ``(MessageType, length)``.
+
+        Args:
+            buf: Any writable buffer: bytearray, memoryview, numpy array...
+
+        Raises:
+            BufferTooSmall: ``buf`` is smaller than the message; the message stays
+                queued and the next call gets it.
+        """
+        message = await self._next()
+        data = message.data
+        n = len(data)
+        view = memoryview(buf)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        if n > len(view):
+            raise BufferTooSmall(n, len(view))
+        view[:n] = data
+        self._pop()
+        return _TYPES[message.type], n  # type: ignore[return-value]
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str | bytes]:
+        while True:
+            try:
+                yield await self.recv()
+            except ConnectionClosedOK:
+                return
+
+    # -- sending ---------------------------------------------------------------------
+
+    async def send(self, data: Any) -> None:
+        """Send a message: ``str`` as text, any bytes-like object as binary.
+
+        Waits while the write buffer is above its high-water mark.
+
+        Raises:
+            ConnectionClosed: The connection is closed or closing.
+        """
+        self.protocol.send_data(data)
+        self._process()
+        if self._writing_paused:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        while self._writing_paused and not self._closed.done():
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    async def ping(self, data: bytes | str | None = None) -> asyncio.Future[float]:
+        """Send a ping; return a future that resolves to the round-trip time in seconds.
+
+        A pong answers its ping and every earlier one (RFC 6455 §5.5.3).
+        """
+        if data is None:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
+        else:
+            payload = data.encode() if isinstance(data, str) else bytes(data)
+            if payload in self._pings:
+                raise ConcurrencyError("a ping with the same payload is already waiting")
+        self.protocol.send_ping(payload)
+        waiter: asyncio.Future[float] = self.loop.create_future()
+        self._pings[payload] = (waiter, time.monotonic())
+        self._process()
+        return waiter
+
+    def _pong(self, data: bytes) -> None:
+        if data not in self._pings:
+            return
+        now = time.monotonic()
+        for payload in list(self._pings):
+            waiter, sent = self._pings.pop(payload)
+            if not waiter.done():
+                waiter.set_result(now - sent)
+            if payload == data:
+                self.latency = now - sent
+                break
+
+    async def _keepalive(self) -> None:
+        assert self.ping_interval is not None
+        while self.protocol.state is State.OPEN:
+            await asyncio.sleep(self.ping_interval)
+            try:
+                waiter = await self.ping()
+            except ConnectionClosed:
+                return
+            if self.ping_timeout is None:
+                continue
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), self.ping_timeout)
+            except asyncio.TimeoutError:
+                logger.info("keepalive ping timed out; closing the connection")
+                self.protocol.fail(1011, "keepalive ping timeout")
+                self._process()
+                return
+            except ConnectionClosed:
+                return
+
+    def _start_keepalive(self) -> None:
+        if self.ping_interval is not None:
+            self._keepalive_task = self.loop.create_task(self._keepalive())
+
+    # -- closing ---------------------------------------------------------------------
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Perform the closing handshake and wait for the TCP connection to close.
+
+        Waits at most ``close_timeout`` for the peer, then drops the connection.
+        Calling it on a closed connection does nothing.
+        """
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(code, reason)
+            self._process()
+        await self._wait_closed_within_timeout()
+
+    async def _wait_closed_within_timeout(self) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._closed), self.close_timeout)
+        except asyncio.TimeoutError:
+            if self.transport is not None:
+                self.transport.abort()
+            await self._closed
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed."""
+        await asyncio.shield(self._closed)
+
+    @property
+    def state(self) -> State:
+        """The connection's :class:`~blazews.sansio.protocol.State`."""
+        return self.protocol.state
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code received, 1006 if the connection dropped; ``None`` while open."""
+        if self.protocol.state is not State.CLOSED and not self._closed.done():
+            return None
+        return self.protocol.close_exc().code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason received; ``None`` while open."""
+        if self.protocol.state is not State.CLOSED and not self._closed.done():
+            return None
+        return self.protocol.close_exc().reason
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The negotiated subprotocol, or ``None``."""
+        return getattr(self.protocol, "subprotocol", None)
+
+    @property
+    def request_headers(self) -> Headers | None:
+        """The opening request's headers."""
+        return None if self.request is None else self.request.headers
+
+    @property
+    def response_headers(self) -> Headers | None:
+        """The opening response's headers."""
+        return None if self.response is None else self.response.headers
+
+    @property
+    def local_address(self) -> Any:
+        """The local socket address."""
+        return None if self.transport is None else self.transport.get_extra_info("sockname")
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's socket address."""
+        return None if self.transport is None else self.transport.get_extra_info("peername")

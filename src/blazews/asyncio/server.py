@@ -1,0 +1,302 @@
+"""The asyncio server: :func:`serve`, :class:`Server` and :class:`ServerConnection`."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from types import TracebackType
+from typing import Any, Union
+
+from ..sansio.extensions import ServerExtensionFactory
+from ..sansio.http11 import Request, Response
+from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, State
+from ..sansio.server import ServerProtocol, SubprotocolSelector
+from .connection import Connection
+
+__all__ = ["Server", "ServerConnection", "serve"]
+
+logger = logging.getLogger("blazews")
+
+Handler = Callable[["ServerConnection"], Awaitable[None]]
+MaybeAwaitable = Union[Response, None, Awaitable[Union[Response, None]]]
+ProcessRequest = Callable[["ServerConnection", Request], MaybeAwaitable]
+ProcessResponse = Callable[["ServerConnection", Request, Response], MaybeAwaitable]
+
+
+class ServerConnection(Connection):
+    """The server end of a connection; see :class:`Connection` for its API."""
+
+    protocol: ServerProtocol
+
+    def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:
+        super().__init__(protocol, **kwargs)
+        self.server = server
+        self._open_timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.server._connections.add(self)
+        if self.server.open_timeout is not None:
+            self._open_timer = self.loop.call_later(self.server.open_timeout, self._open_expired)
+
+    def _open_expired(self) -> None:
+        if self.protocol.state is State.CONNECTING and self.transport is not None:
+            logger.info("opening handshake timed out")
+            self.transport.abort()
+
+    def _other_event(self, event: Any) -> None:
+        if isinstance(event, Request) and self._task is None:
+            self.request = event
+            self._task = self.loop.create_task(self._run(event))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+        if self._task is None:
+            self.server._connections.discard(self)
+
+    def reject(self, status: int, body: bytes | str = b"", headers: Sequence[tuple[str, str]] | None = None) -> Response:
+        """Build a response that refuses the connection, for ``process_request``."""
+        return self.protocol.reject(status, body, headers)
+
+    async def _hook(self, result: MaybeAwaitable) -> Response | None:
+        if inspect.isawaitable(result):
+            result = await result
+        return result  # type: ignore[return-value]
+
+    async def _run(self, request: Request) -> None:
+        server = self.server
+        try:
+            try:
+                response: Response | None = None
+                if server.process_request is not None:
+                    response = await self._hook(server.process_request(self, request))
+                if response is None:
+                    response = self.protocol.accept(request)
+                    if server.process_response is not None and response.status_code == 101:
+                        replaced = await self._hook(server.process_response(self, request, response))
+                        if replaced is not None:
+                            response = replaced
+            except Exception:
+                logger.exception("process_request or process_response failed")
+                response = self.protocol.reject(500, "Failed to open a WebSocket connection.\n")
+            if self.transport is None or self.transport.is_closing():
+                return
+            self.response = response
+            self.protocol.send_response(response)
+            self._process()
+            if self._open_timer is not None:
+                self._open_timer.cancel()
+            if response.status_code != 101:
+                return
+            self._start_keepalive()
+            try:
+                await server.handler(self)
+            except Exception:
+                logger.exception("connection handler failed")
+                if self.protocol.state is State.OPEN:
+                    await self.close(1011, "internal error")
+            else:
+                await self.close()
+            await self.wait_closed()
+        finally:
+            server._connections.discard(self)
+
+
+class Server:
+    """A running WebSocket server, as :func:`serve` returns it."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        process_request: ProcessRequest | None,
+        process_response: ProcessResponse | None,
+        open_timeout: float | None,
+    ) -> None:
+        self.handler = handler
+        self.process_request = process_request
+        self.process_response = process_response
+        self.open_timeout = open_timeout
+        self.server: asyncio.Server | None = None
+        self._connections: set[ServerConnection] = set()
+
+    @property
+    def connections(self) -> set[ServerConnection]:
+        """The connections currently open or opening."""
+        return set(self._connections)
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        """The listening sockets."""
+        return () if self.server is None else tuple(self.server.sockets)
+
+    @property
+    def port(self) -> int:
+        """The port of the first listening socket (handy with ``port=0``)."""
+        return int(self.sockets[0].getsockname()[1])
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled or until :meth:`close` is called."""
+        assert self.server is not None
+        try:
+            await self.server.serve_forever()
+        except asyncio.CancelledError:
+            if self.server.is_serving():
+                raise
+
+    def close(self, close_connections: bool = True) -> None:
+        """Stop listening; close open connections with 1001 (going away) if asked."""
+        if self.server is not None:
+            self.server.close()
+        if close_connections:
+            for conn in list(self._connections):
+                if conn.protocol.state is State.OPEN:
+                    conn.loop.create_task(conn.close(1001, "server shutting down"))
+                elif conn.protocol.state is State.CONNECTING and conn.transport is not None:
+                    conn.transport.close()
+
+    async def wait_closed(self) -> None:
+        """Wait until the server stopped listening and every connection is closed."""
+        tasks = [conn._task for conn in list(self._connections) if conn._task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for conn in list(self._connections):
+            await conn.wait_closed()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+class serve:
+    """Start a WebSocket server: ``server = await serve(...)`` or ``async with serve(...)``.
+
+    Args:
+        handler: Coroutine run for each connection, given its :class:`ServerConnection`;
+            when it returns the connection is closed with 1000 (1011 if it raised).
+        host: Address to listen on (all interfaces if ``None``).
+        port: Port to listen on (``0``: any free port, see :attr:`Server.port`).
+        path: Listen on this Unix socket path instead of a TCP port.
+        sock: An already bound socket to listen on.
+        ssl: An :class:`ssl.SSLContext` to serve ``wss://``.
+        subprotocols: Subprotocols the server supports.
+        select_subprotocol: Policy picking one from the client's offer.
+        extensions: Extension factories the server accepts.
+        process_request: ``f(connection, request)`` called before the handshake
+            response; return a :class:`Response` (e.g. ``connection.reject(403, ...)``)
+            to refuse the connection, or ``None`` to go on. May be a coroutine.
+        process_response: ``f(connection, request, response)`` may change the
+            response's headers or return a replacement. May be a coroutine.
+        open_timeout: Seconds a client has to complete the handshake.
+        ping_interval, ping_timeout, close_timeout, max_message_size, max_queue,
+            write_limit: As for :func:`blazews.connect`.
+        max_line: Longest request or header line (414/431 beyond).
+        max_headers: Most request headers (431 beyond).
+        backlog: The listen backlog.
+        reuse_port: Set ``SO_REUSEPORT``.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        path: str | None = None,
+        sock: Any = None,
+        ssl: ssl_module.SSLContext | None = None,
+        subprotocols: Sequence[str] | None = None,
+        select_subprotocol: SubprotocolSelector | None = None,
+        extensions: Sequence[ServerExtensionFactory] = (),
+        process_request: ProcessRequest | None = None,
+        process_response: ProcessResponse | None = None,
+        open_timeout: float | None = 10.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float | None = 10.0,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_queue: int = 16,
+        write_limit: int | tuple[int, int | None] = 65536,
+        max_line: int = 8192,
+        max_headers: int = 128,
+        backlog: int = 100,
+        reuse_port: bool | None = None,
+    ) -> None:
+        self.host, self.port, self.path, self.sock, self.ssl = host, port, path, sock, ssl
+        self.backlog = backlog
+        self.reuse_port = reuse_port
+        self.server = Server(
+            handler,
+            process_request=process_request,
+            process_response=process_response,
+            open_timeout=open_timeout,
+        )
+        self.protocol_options: dict[str, Any] = dict(
+            subprotocols=subprotocols,
+            select_subprotocol=select_subprotocol,
+            extensions=extensions,
+            max_message_size=max_message_size,
+            max_line=max_line,
+            max_headers=max_headers,
+        )
+        self.connection_options: dict[str, Any] = dict(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+            write_limit=write_limit,
+        )
+
+    def _factory(self) -> ServerConnection:
+        return ServerConnection(
+            ServerProtocol(**self.protocol_options), self.server, **self.connection_options
+        )
+
+    async def _start(self) -> Server:
+        loop = asyncio.get_running_loop()
+        if self.path is not None:
+            self.server.server = await loop.create_unix_server(
+                self._factory, self.path, sock=self.sock, ssl=self.ssl, backlog=self.backlog
+            )
+        else:
+            self.server.server = await loop.create_server(
+                self._factory,
+                self.host,
+                self.port,
+                sock=self.sock,
+                ssl=self.ssl,
+                backlog=self.backlog,
+                reuse_port=self.reuse_port,
+            )
+        return self.server
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self._start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.server.close()
+        await self.server.wait_closed()

@@ -1,0 +1,119 @@
+"""The command line: ``python -m blazews echo`` and ``python -m blazews connect``.
+
+``echo`` runs an echo server (every message is sent back with its type): the peer
+the conformance and interoperability tests use. ``connect`` is an interactive client:
+each line typed is sent as a text message, each message received is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main"]
+
+ECHO_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+
+async def _echo_handler(conn: Any) -> None:
+    from .exceptions import ConnectionClosed
+
+    try:
+        while True:
+            await conn.send(await conn.recv())
+    except ConnectionClosed:
+        pass
+
+
+async def _run_echo(host: str, port: int, max_size: int | None) -> None:
+    from .asyncio import serve
+
+    async with serve(
+        _echo_handler, host, port, max_message_size=max_size, ping_interval=None, max_queue=64
+    ) as server:
+        print(f"blazews echo server on ws://{host}:{server.port}/ (asyncio); Ctrl-C stops it", flush=True)
+        await server.serve_forever()
+
+
+def _run_echo_sync(host: str, port: int, max_size: int | None) -> None:
+    from . import sync
+    from .exceptions import ConnectionClosed
+
+    def handler(conn: Any) -> None:
+        try:
+            while True:
+                conn.send(conn.recv())
+        except ConnectionClosed:
+            pass
+
+    with sync.serve(handler, host, port, max_message_size=max_size, ping_interval=None) as server:
+        print(f"blazews echo server on ws://{host}:{server.port}/ (blocking); Ctrl-C stops it", flush=True)
+        server.serve_forever()
+
+
+async def _run_connect(url: str) -> None:
+    from .asyncio import connect
+    from .exceptions import ConnectionClosed
+
+    async with connect(url) as conn:
+        print(f"connected to {url}; type a line to send it, Ctrl-D to close", flush=True)
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def read_stdin() -> None:
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\n"))
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+
+        threading.Thread(target=read_stdin, daemon=True).start()
+
+        async def printer() -> None:
+            try:
+                async for message in conn:
+                    print(f"< {message!r}" if isinstance(message, bytes) else f"< {message}", flush=True)
+            except ConnectionClosed as exc:
+                print(f"connection closed: {exc}", flush=True)
+
+        printing = asyncio.ensure_future(printer())
+        while (line := await lines.get()) is not None:
+            try:
+                await conn.send(line)
+            except ConnectionClosed:
+                break
+        await conn.close()
+        await printing
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m blazews", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    echo = sub.add_parser("echo", help="run an echo server")
+    echo.add_argument("--host", default="127.0.0.1")
+    echo.add_argument("--port", type=int, default=8765)
+    echo.add_argument("--sync", action="store_true", help="use the blocking front end")
+    echo.add_argument(
+        "--max-message-size",
+        type=int,
+        default=ECHO_MAX_MESSAGE_SIZE,
+        help="largest message accepted, in bytes; 0 for no limit (default 16 MiB)",
+    )
+    connect = sub.add_parser("connect", help="interactive client")
+    connect.add_argument("url")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "echo":
+            size = args.max_message_size or None
+            if args.sync:
+                _run_echo_sync(args.host, args.port, size)
+            else:
+                asyncio.run(_run_echo(args.host, args.port, size))
+        else:
+            asyncio.run(_run_connect(args.url))
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,1 @@
+"""The sans-I/O protocol core: bytes in, events and bytes out; no sockets, no event loop."""

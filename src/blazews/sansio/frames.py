@@ -1,0 +1,221 @@
+"""Frames of RFC 6455 §5: opcodes, close frames and frame-header encoding.
+
+Reading frames is the job of :mod:`blazews.sansio.reader` (a parser that works on a
+buffer and an offset); this module holds what both directions share.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import struct
+from dataclasses import dataclass
+
+from ..exceptions import ProtocolError
+from .._impl import validate_utf8
+
+__all__ = [
+    "Close",
+    "CloseCode",
+    "Frame",
+    "MaskKeys",
+    "MessageType",
+    "Opcode",
+    "encode_header",
+]
+
+
+class Opcode(enum.IntEnum):
+    """Frame opcodes (RFC 6455 §5.2)."""
+
+    CONT = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+class MessageType(enum.IntEnum):
+    """The type of a data message: what ``read_message`` returns beside the payload."""
+
+    TEXT = 0x1
+    BINARY = 0x2
+
+
+class CloseCode(enum.IntEnum):
+    """Close codes of RFC 6455 §7.4.1 and the IANA registry."""
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS_RCVD = 1005
+    ABNORMAL_CLOSURE = 1006
+    INVALID_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TLS_HANDSHAKE = 1015
+
+
+_CLOSE_NAMES = {
+    1000: "OK",
+    1001: "going away",
+    1002: "protocol error",
+    1003: "unsupported data",
+    1005: "no status received",
+    1006: "connection closed abnormally",
+    1007: "invalid frame payload data",
+    1008: "policy violation",
+    1009: "message too big",
+    1010: "mandatory extension",
+    1011: "internal error",
+    1012: "service restart",
+    1013: "try again later",
+    1014: "bad gateway",
+    1015: "TLS handshake failure",
+}
+
+
+def is_valid_close_code(code: int) -> bool:
+    """Return whether ``code`` may appear in a close frame on the wire.
+
+    1000-1003 and 1007-1014 are defined; 3000-3999 are registered and 4000-4999
+    private. 1004 is reserved, 1005/1006/1015 must never be sent.
+    """
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """A close frame's content.
+
+    Attributes:
+        code: The close code; 1005 when the frame carried none.
+        reason: The close reason, possibly empty.
+    """
+
+    code: int
+    reason: str = ""
+
+    def __str__(self) -> str:
+        name = _CLOSE_NAMES.get(
+            self.code,
+            "registered" if 3000 <= self.code < 4000 else "private use" if 4000 <= self.code < 5000 else "unknown",
+        )
+        text = f"{self.code} ({name})"
+        return f"{text} {self.reason}" if self.reason else text
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Close:
+        """Parse a received close frame's payload.
+
+        Raises:
+            ProtocolError: A 1-byte payload or a code that may not be sent (1002), or a
+                reason that is not UTF-8 (1007).
+        """
+        n = len(payload)
+        if n == 0:
+            return cls(1005, "")
+        if n == 1:
+            raise ProtocolError("close frame with a 1-byte payload", 1002)
+        code = (payload[0] << 8) | payload[1]
+        if not is_valid_close_code(code):
+            raise ProtocolError(f"invalid close code {code}", 1002)
+        raw = payload[2:]
+        if not validate_utf8(raw):
+            raise ProtocolError("close reason is not valid UTF-8", 1007)
+        return cls(code, bytes(raw).decode())
+
+    def serialize(self) -> bytes:
+        """Return the close frame payload: the code (network order) and the reason."""
+        if self.code == 1005:
+            return b""
+        return _U16.pack(self.code) + self.reason.encode()
+
+
+class Frame:
+    """One WebSocket frame, as :class:`blazews.sync.FrameReader` returns it.
+
+    Attributes:
+        opcode: The frame's :class:`Opcode`.
+        fin: Whether this is the last frame of its message.
+        rsv1, rsv2, rsv3: The reserved bits (RSV1 marks a compressed message when
+            permessage-deflate is in use).
+        length: The payload length, in bytes.
+    """
+
+    __slots__ = ("fin", "length", "opcode", "rsv1", "rsv2", "rsv3")
+
+    def __init__(
+        self,
+        opcode: int,
+        fin: bool = True,
+        length: int = 0,
+        rsv1: bool = False,
+        rsv2: bool = False,
+        rsv3: bool = False,
+    ) -> None:
+        self.opcode = Opcode(opcode)
+        self.fin = fin
+        self.length = length
+        self.rsv1 = rsv1
+        self.rsv2 = rsv2
+        self.rsv3 = rsv3
+
+    def __repr__(self) -> str:
+        return (
+            f"Frame({self.opcode.name}, fin={self.fin}, length={self.length}"
+            f"{', rsv1' if self.rsv1 else ''})"
+        )
+
+
+_U16 = struct.Struct("!H")
+_H16 = struct.Struct("!BBH")
+_H64 = struct.Struct("!BBQ")
+
+
+def encode_header(first: int, length: int, masked: bool) -> bytes:
+    """Return a frame header with minimal length encoding.
+
+    Args:
+        first: The first header byte: FIN, RSV bits and opcode.
+        length: The payload length.
+        masked: Whether the MASK bit is set (the 4-byte key is not included).
+    """
+    mask_bit = 0x80 if masked else 0
+    if length < 126:
+        return bytes((first, mask_bit | length))
+    if length < 65536:
+        return _H16.pack(first, mask_bit | 126, length)
+    return _H64.pack(first, mask_bit | 127, length)
+
+
+class MaskKeys:
+    """Unpredictable masking keys from ``os.urandom``, fetched in batches.
+
+    RFC 6455 §5.3 requires keys a peer cannot predict; one ``os.urandom`` call per
+    frame costs a system call, so keys are drawn 256 at a time.
+    """
+
+    __slots__ = ("_batch", "_pos")
+
+    _BATCH = 256 * 4
+
+    def __init__(self) -> None:
+        self._batch = b""
+        self._pos = 0
+
+    def next(self) -> bytes:
+        """Return the next 4-byte key."""
+        pos = self._pos
+        if pos >= len(self._batch):
+            self._batch = os.urandom(self._BATCH)
+            pos = 0
+        self._pos = pos + 4
+        return self._batch[pos : pos + 4]

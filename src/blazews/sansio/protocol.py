@@ -1,0 +1,542 @@
+"""The WebSocket protocol state machine shared by both roles (RFC 6455 §5-§7).
+
+Four verbs drive it: :meth:`Protocol.receive_data` and :meth:`Protocol.receive_eof`
+feed it what arrived, :meth:`Protocol.events_received` returns what the application
+should see, :meth:`Protocol.data_to_send` returns what to write. ``send_*``, ``fail``
+and ``send_close`` queue frames. Nothing here does I/O or keeps time: front ends own
+the sockets and the timers.
+
+A peer's protocol error never raises out of ``receive_data``: the connection fails
+with the error's close code, the error is kept in :attr:`Protocol.protocol_error`,
+and from then on nothing is parsed or buffered.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Sequence
+from typing import Any, Union
+
+from .._impl import Utf8Validator, apply_mask, validate_utf8
+from ..exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    MessageTooBig,
+    ProtocolError,
+)
+from .extensions import Extension
+from .frames import Close, MaskKeys, encode_header, is_valid_close_code
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "FRAGMENT_OVERHEAD",
+    "Message",
+    "Ping",
+    "Pong",
+    "Protocol",
+    "Side",
+    "State",
+]
+
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+"""Default limit on a received message, in bytes (1 MiB)."""
+
+FRAGMENT_OVERHEAD = 64
+"""Bytes charged per fragment, on top of its payload, against the fragment budget.
+
+An unfinished message may hold at most ``max_message_size`` payload bytes (1009
+beyond), and its payload bytes plus ``FRAGMENT_OVERHEAD`` per fragment may not exceed
+``2 * max_message_size`` (1009 beyond). A message of exactly the limit is accepted in
+up to ``max_message_size / 64`` fragments; a flood of empty fragments stops after
+``2 * max_message_size / 64`` of them.
+"""
+
+
+class Side(enum.IntEnum):
+    """Which end of the connection this protocol object plays."""
+
+    SERVER = 0
+    CLIENT = 1
+
+
+class State(enum.IntEnum):
+    """Connection states of RFC 6455 §4 and §7."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+class Message:
+    """A complete data message.
+
+    Attributes:
+        type: ``1`` (text) or ``2`` (binary), a :class:`MessageType` value.
+        data: The payload; for text, valid UTF-8 bytes.
+    """
+
+    __slots__ = ("data", "type")
+
+    def __init__(self, type: int, data: bytes) -> None:
+        self.type = type
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Message(type={self.type}, data={self.data[:32]!r}{'...' if len(self.data) > 32 else ''})"
+
+
+class Ping:
+    """A ping arrived (the pong is already queued)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class Pong:
+    """A pong arrived."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+Event = Union[Message, Ping, Pong, Any]
+
+_U16 = struct.Struct("!H").unpack_from
+_U64 = struct.Struct("!Q").unpack_from
+
+
+class Protocol:
+    """The frame-level protocol of one connection, without the handshake.
+
+    Args:
+        side: :attr:`Side.CLIENT` masks what it sends and expects unmasked frames;
+            :attr:`Side.SERVER` the reverse.
+        state: The initial state (``OPEN`` when the handshake happened elsewhere).
+        max_message_size: Largest received message, in bytes, or ``None`` for no
+            limit. A larger one fails the connection with 1009.
+        extensions: The negotiated extensions, in the order of the handshake.
+    """
+
+    def __init__(
+        self,
+        side: Side,
+        *,
+        state: State = State.OPEN,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        extensions: Sequence[Extension] = (),
+    ) -> None:
+        if max_message_size is not None and max_message_size < 0:
+            raise ValueError("max_message_size must be >= 0 or None")
+        self.side = side
+        self.state = state
+        self.max_message_size = max_message_size
+        self.extensions: list[Extension] = list(extensions)
+        self.close_rcvd: Close | None = None
+        self.close_sent: Close | None = None
+        self.close_rcvd_then_sent: bool | None = None
+        self.protocol_error: ProtocolError | None = None
+        self.eof_rcvd = False
+        self._events: list[Any] = []
+        self._out: list[bytes] = []
+        self._buf = bytearray()
+        self._discard = False
+        self._want_eof = False
+        self._is_client = side is Side.CLIENT
+        self._keys = MaskKeys() if self._is_client else None
+        self._rsv_allowed = 0
+        for ext in self.extensions:
+            self._rsv_allowed |= ext.rsv_bits
+        # The message being assembled: its opcode (0 when none), chunks and charge.
+        self._msg_opcode = 0
+        self._msg_chunks: list[bytes] = []
+        self._msg_size = 0
+        self._msg_frags = 0
+        self._utf8 = Utf8Validator()
+
+    def _set_extensions(self, extensions: Sequence[Extension]) -> None:
+        self.extensions = list(extensions)
+        self._rsv_allowed = 0
+        for ext in self.extensions:
+            self._rsv_allowed |= ext.rsv_bits
+
+    # -- the four verbs ------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes received from the network.
+
+        Never raises for anything the peer sent: a protocol error fails the
+        connection (see :attr:`protocol_error`).
+        """
+        if self._discard or not data:
+            return
+        if self.state is State.CONNECTING:
+            data = self._receive_handshake(data)
+            if self.state is not State.OPEN or not data:
+                return
+        buf = self._buf
+        if buf:
+            buf += data
+            pos = self._parse(buf)
+            if self._discard:
+                buf.clear()
+            elif pos:
+                del buf[:pos]
+        else:
+            pos = self._parse(data)
+            if not self._discard and pos < len(data):
+                buf += memoryview(data)[pos:]
+
+    def receive_eof(self) -> None:
+        """Tell the protocol the peer closed its end of the TCP connection."""
+        if self.eof_rcvd:
+            return
+        self.eof_rcvd = True
+        if self.state is State.CONNECTING:
+            self._handshake_eof()
+        self.state = State.CLOSED
+        self._discard = True
+        self._buf.clear()
+        self._msg_chunks = []
+
+    def events_received(self) -> list[Any]:
+        """Return the events (messages, pings, pongs, handshake) since the last call."""
+        events = self._events
+        if events:
+            self._events = []
+        return events
+
+    def data_to_send(self) -> list[bytes]:
+        """Return the byte strings to write since the last call, in order."""
+        out = self._out
+        if out:
+            self._out = []
+        return out
+
+    @property
+    def receiving(self) -> bool:
+        """Whether more messages may still arrive (``False`` once a close frame came,
+        the connection failed or the peer closed the TCP connection)."""
+        return not self._discard
+
+    def close_transport(self) -> bool:
+        """Return whether the front end should now close the TCP connection.
+
+        The server closes it once close frames went both ways or the connection
+        failed (RFC 6455 §7.1.1); so does a client that failed the connection. A
+        client that closed cleanly waits for the server to close first (the front
+        end bounds that wait with its close timeout).
+        """
+        return self._want_eof or self.state is State.CLOSED
+
+    # -- sending -------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.state is not State.OPEN:
+            raise self.close_exc()
+
+    def send_data(self, data: Any, fin: bool = True) -> None:
+        """Queue a data message: ``str`` as text, any bytes-like object as binary."""
+        if isinstance(data, str):
+            self.send_frame(0x1, data.encode(), fin)
+        else:
+            self.send_frame(0x2, data, fin)
+
+    def send_text(self, data: Any, fin: bool = True) -> None:
+        """Queue a text frame; ``data`` is UTF-8 bytes (not checked) or ``str``."""
+        if isinstance(data, str):
+            data = data.encode()
+        self.send_frame(0x1, data, fin)
+
+    def send_binary(self, data: Any, fin: bool = True) -> None:
+        """Queue a binary frame."""
+        self.send_frame(0x2, data, fin)
+
+    def send_continuation(self, data: Any, fin: bool) -> None:
+        """Queue a continuation frame of a fragmented message."""
+        self.send_frame(0x0, data, fin)
+
+    def send_frame(self, opcode: int, data: Any, fin: bool = True) -> None:
+        """Queue one data frame (``opcode`` 0, 1 or 2).
+
+        Raises:
+            ConnectionClosed: The connection is not open.
+        """
+        if self.state is not State.OPEN:
+            raise self.close_exc()
+        rsv = 0
+        if self.extensions:
+            for ext in self.extensions:
+                bits, data = ext.encode(opcode, fin, data)
+                rsv |= bits
+        self._write_frame((0x80 if fin else 0) | rsv | opcode, data)
+
+    def send_ping(self, data: Any = b"") -> None:
+        """Queue a ping (payload at most 125 bytes)."""
+        self._check_open()
+        self._send_control(0x9, data)
+
+    def send_pong(self, data: Any = b"") -> None:
+        """Queue an unsolicited pong (payload at most 125 bytes)."""
+        self._check_open()
+        self._send_control(0xA, data)
+
+    def _send_control(self, opcode: int, data: Any) -> None:
+        if isinstance(data, str):
+            data = data.encode()
+        if len(data) > 125:
+            raise ValueError("control frame payload must be at most 125 bytes")
+        self._write_frame(0x80 | opcode, data)
+
+    def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake.
+
+        Args:
+            code: A close code that may be sent: 1000-1003, 1007-1014 or 3000-4999.
+            reason: At most 123 bytes once encoded as UTF-8.
+
+        Raises:
+            ValueError: The code may not be sent, or the reason is too long.
+            ConnectionClosed: The connection is not open.
+        """
+        if not is_valid_close_code(code):
+            raise ValueError(f"close code {code} may not be sent")
+        close = Close(code, reason)
+        if len(close.serialize()) > 125:
+            raise ValueError("close reason must be at most 123 bytes in UTF-8")
+        self._check_open()
+        self._send_close_frame(close)
+        self.close_rcvd_then_sent = False
+        self.state = State.CLOSING
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection (RFC 6455 §7.1.7): send a close frame if none was sent,
+        stop parsing and buffering, and ask the front end to close the TCP connection."""
+        if self.state is State.OPEN and self.close_sent is None:
+            self._send_close_frame(Close(code, reason))
+            if self.close_rcvd is None:
+                self.close_rcvd_then_sent = False
+        if self.state is not State.CLOSED:
+            self.state = State.CLOSING
+        self._discard = True
+        self._want_eof = True
+        self._buf.clear()
+        self._msg_chunks = []
+
+    def _fail_with(self, error: ProtocolError) -> None:
+        if self.protocol_error is None:
+            self.protocol_error = error
+        self.fail(error.close_code, str(error)[:120])
+
+    def _send_close_frame(self, close: Close) -> None:
+        self.close_sent = close
+        self._write_frame(0x88, close.serialize())
+
+    def _write_frame(self, first: int, data: Any) -> None:
+        n = len(data)
+        if self._is_client:
+            key = self._keys.next()  # type: ignore[union-attr]
+            header = encode_header(first, n, True) + key
+            if n:
+                data = apply_mask(data, key)
+                if n <= 1024:
+                    self._out.append(header + data)
+                    return
+            else:
+                self._out.append(header)
+                return
+            self._out.append(header)
+            self._out.append(data)
+        else:
+            header = encode_header(first, n, False)
+            if n <= 1024:
+                self._out.append(header + data if n else header)
+            else:
+                self._out.append(header)
+                self._out.append(data)
+
+    # -- closing -------------------------------------------------------------------
+
+    def close_exc(self) -> ConnectionClosed:
+        """Return the exception to raise once the connection is closed or closing."""
+        rcvd, sent = self.close_rcvd, self.close_sent
+        exc: ConnectionClosed
+        if (
+            rcvd is not None
+            and sent is not None
+            and rcvd.code in (1000, 1001)
+            and sent.code in (1000, 1001)
+        ):
+            exc = ConnectionClosedOK(rcvd, sent, self.close_rcvd_then_sent)
+        else:
+            exc = ConnectionClosedError(rcvd, sent, self.close_rcvd_then_sent)
+        if self.protocol_error is not None:
+            exc.__cause__ = self.protocol_error
+        return exc
+
+    # -- parsing -------------------------------------------------------------------
+
+    def _receive_handshake(self, data: bytes | bytearray | memoryview) -> bytes:
+        raise NotImplementedError  # the client and server subclasses handle it
+
+    def _handshake_eof(self) -> None:
+        raise NotImplementedError
+
+    def _parse(self, data: Any) -> int:
+        """Parse every complete frame in ``data``; return the offset parsed up to."""
+        n = len(data)
+        pos = 0
+        mask_expected = not self._is_client
+        limit = self.max_message_size
+        while not self._discard:
+            if n - pos < 2:
+                break
+            b0 = data[pos]
+            b1 = data[pos + 1]
+            opcode = b0 & 0x0F
+            rsv = b0 & 0x70
+            fin = b0 & 0x80
+            if rsv & ~self._rsv_allowed:
+                self._fail_with(ProtocolError("reserved bits set without a negotiated extension"))
+                break
+            masked = b1 & 0x80
+            if (masked != 0) is not mask_expected:
+                self._fail_with(
+                    ProtocolError(
+                        "unmasked frame from client" if mask_expected else "masked frame from server"
+                    )
+                )
+                break
+            length = b1 & 0x7F
+            hlen = 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length = _U16(data, pos + 2)[0]
+                hlen = 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length = _U64(data, pos + 2)[0]
+                hlen = 10
+                if length >> 63:
+                    self._fail_with(ProtocolError("64-bit payload length with the top bit set"))
+                    break
+            if opcode & 0x8:
+                if opcode > 0xA:
+                    self._fail_with(ProtocolError(f"reserved opcode {opcode:#x}"))
+                    break
+                if not fin:
+                    self._fail_with(ProtocolError("fragmented control frame"))
+                    break
+                if length > 125:
+                    self._fail_with(ProtocolError("control frame payload longer than 125 bytes"))
+                    break
+            else:
+                if opcode > 0x2:
+                    self._fail_with(ProtocolError(f"reserved opcode {opcode:#x}"))
+                    break
+                if opcode:
+                    if self._msg_opcode:
+                        self._fail_with(ProtocolError("new data frame while a message is unfinished"))
+                        break
+                elif not self._msg_opcode:
+                    self._fail_with(ProtocolError("continuation frame without a message to continue"))
+                    break
+                if limit is not None and self._msg_size + length > limit:
+                    self._fail_with(
+                        MessageTooBig(f"message larger than max_message_size ({limit} bytes)")
+                    )
+                    break
+            start = pos + hlen + (4 if masked else 0)
+            end = start + length
+            if end > n:
+                break
+            if masked:
+                payload = apply_mask(data[start:end], data[start - 4 : start])
+            else:
+                payload = bytes(data[start:end])
+            pos = end
+            if opcode & 0x8:
+                self._control_frame(opcode, payload)
+            else:
+                self._data_frame(opcode, fin, rsv, payload)
+        return pos
+
+    def _data_frame(self, opcode: int, fin: int, rsv: int, payload: bytes) -> None:
+        if self.extensions:
+            limit = self.max_message_size
+            room = None if limit is None else limit - self._msg_size
+            try:
+                for ext in reversed(self.extensions):
+                    payload = ext.decode(opcode, bool(fin), rsv, payload, room)
+            except ProtocolError as error:
+                self._fail_with(error)
+                return
+            if room is not None and len(payload) > room:
+                self._fail_with(MessageTooBig(f"message larger than max_message_size ({limit} bytes)"))
+                return
+        if fin and opcode:
+            if opcode == 0x1 and not validate_utf8(payload):
+                self._fail_with(ProtocolError("invalid UTF-8 in text message", 1007))
+                return
+            self._events.append(Message(opcode, payload))
+            return
+        if opcode:
+            self._msg_opcode = opcode
+            self._msg_size = 0
+            self._msg_frags = 0
+            self._msg_chunks = []
+        self._msg_size += len(payload)
+        self._msg_frags += 1
+        limit = self.max_message_size
+        if limit is not None and self._msg_size + FRAGMENT_OVERHEAD * self._msg_frags > 2 * limit:
+            self._fail_with(MessageTooBig("too many fragments for the message size limit"))
+            return
+        if self._msg_opcode == 0x1 and not self._utf8.feed(payload):
+            self._utf8.reset()
+            self._fail_with(ProtocolError("invalid UTF-8 in text message", 1007))
+            return
+        if payload:
+            self._msg_chunks.append(payload)
+        if fin:
+            if self._msg_opcode == 0x1 and not self._utf8.finish():
+                self._fail_with(ProtocolError("invalid UTF-8 in text message", 1007))
+                return
+            chunks = self._msg_chunks
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self._events.append(Message(self._msg_opcode, data))
+            self._msg_opcode = 0
+            self._msg_chunks = []
+            self._msg_size = 0
+            self._msg_frags = 0
+
+    def _control_frame(self, opcode: int, payload: bytes) -> None:
+        if opcode == 0x9:
+            if self.close_sent is None:
+                self._write_frame(0x8A, payload)
+            self._events.append(Ping(payload))
+        elif opcode == 0xA:
+            self._events.append(Pong(payload))
+        else:
+            try:
+                close = Close.parse(payload)
+            except ProtocolError as error:
+                self._fail_with(error)
+                return
+            self.close_rcvd = close
+            if self.close_sent is None:
+                self.close_rcvd_then_sent = True
+                self._send_close_frame(Close(close.code))
+            self.state = State.CLOSING
+            self._discard = True
+            self._buf.clear()
+            self._msg_chunks = []
+            if not self._is_client:
+                self._want_eof = True

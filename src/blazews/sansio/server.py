@@ -1,0 +1,173 @@
+"""The server side of the protocol: the opening handshake, then frames.
+
+The front end feeds bytes; once the request is parsed it appears as a
+:class:`~blazews.sansio.http11.Request` event. The front end then calls
+:meth:`ServerProtocol.accept` (or :meth:`ServerProtocol.reject`), may let the
+application change the response, and sends it with
+:meth:`ServerProtocol.send_response`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..exceptions import InvalidHandshake, NegotiationError
+from .extensions import Extension, ExtensionParams, ServerExtensionFactory
+from .handshake import (
+    build_response,
+    check_request,
+    parse_extension_header,
+    parse_subprotocol_header,
+    reject_response,
+    serialize_extension_header,
+)
+from .http11 import Headers, Request, RequestParser, Response
+from .protocol import DEFAULT_MAX_MESSAGE_SIZE, Protocol, Side, State
+
+__all__ = ["ServerProtocol", "SubprotocolSelector"]
+
+SubprotocolSelector = Callable[[Sequence[str]], "str | None"]
+"""A policy that picks a subprotocol from the client's offer, or ``None``."""
+
+
+class ServerProtocol(Protocol):
+    """The sans-I/O server: handshake and frames.
+
+    Args:
+        subprotocols: Subprotocols the server supports, in no particular order.
+        select_subprotocol: The policy choosing one from the client's offer (in the
+            client's order of preference). The default picks the first offered one
+            the server supports; no match means no subprotocol.
+        extensions: Factories for the extensions the server accepts.
+        max_message_size: Largest received message (see :class:`Protocol`).
+        max_line: Longest request line (414 beyond) or header line (431 beyond).
+        max_headers: Most request headers (431 beyond).
+    """
+
+    def __init__(
+        self,
+        *,
+        subprotocols: Sequence[str] | None = None,
+        select_subprotocol: SubprotocolSelector | None = None,
+        extensions: Sequence[ServerExtensionFactory] = (),
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_line: int = 8192,
+        max_headers: int = 128,
+    ) -> None:
+        super().__init__(Side.SERVER, state=State.CONNECTING, max_message_size=max_message_size)
+        self.available_subprotocols = list(subprotocols or ())
+        self.select_subprotocol = select_subprotocol or self._default_select
+        self.extension_factories = list(extensions)
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self.subprotocol: str | None = None
+        self.handshake_exc: InvalidHandshake | None = None
+        self._parser = RequestParser(max_line=max_line, max_headers=max_headers)
+        self._leftover = b""
+        self._pending_extensions: list[Extension] = []
+        self._pending_subprotocol: str | None = None
+
+    def _default_select(self, offered: Sequence[str]) -> str | None:
+        for name in offered:
+            if name in self.available_subprotocols:
+                return name
+        return None
+
+    def _receive_handshake(self, data: bytes | bytearray | memoryview) -> bytes:
+        if self.request is not None:
+            # Bytes sent before our response; they are frames, parsed once we accept.
+            self._leftover += bytes(data)
+            return b""
+        try:
+            request = self._parser.feed(data)
+        except InvalidHandshake as exc:
+            self.handshake_exc = exc
+            self.send_response(self.reject(exc.status, f"{exc}\n", exc.headers))
+            return b""
+        if request is None:
+            return b""
+        self.request = request
+        self._leftover = self._parser.leftover
+        self._events.append(request)
+        return b""
+
+    def _handshake_eof(self) -> None:
+        if self.handshake_exc is None and self.response is None:
+            self.handshake_exc = InvalidHandshake("connection closed during the opening handshake")
+
+    def accept(self, request: Request) -> Response:
+        """Check the request and build the 101 response, or a rejection.
+
+        Negotiates the subprotocol and the extensions. A request that breaks RFC 6455
+        gets the matching error status (400, 405, 426...) and sets
+        :attr:`handshake_exc`.
+        """
+        try:
+            key = check_request(request)
+            headers = request.headers
+            subprotocol = None
+            offered = parse_subprotocol_header(headers.get_all("Sec-WebSocket-Protocol"))
+            if offered:
+                subprotocol = self.select_subprotocol(offered)
+                if subprotocol is not None and subprotocol not in offered:
+                    raise NegotiationError(f"selected subprotocol {subprotocol!r} was not offered")
+            ext_header, extensions = self._negotiate_extensions(headers)
+        except InvalidHandshake as exc:
+            self.handshake_exc = exc
+            return self.reject(
+                exc.status, f"Failed to open a WebSocket connection: {exc}.\n", exc.headers
+            )
+        self._pending_subprotocol = subprotocol
+        self._pending_extensions = extensions
+        return build_response(key, subprotocol=subprotocol, extensions_header=ext_header)
+
+    def _negotiate_extensions(self, headers: Headers) -> tuple[str | None, list[Extension]]:
+        values = headers.get_all("Sec-WebSocket-Extensions")
+        if not values or not self.extension_factories:
+            return None, []
+        offers = parse_extension_header(values)
+        accepted: list[Extension] = []
+        answers: list[tuple[str, ExtensionParams]] = []
+        for name, params in offers:
+            for factory in self.extension_factories:
+                if factory.name != name or any(ext.name == name for ext in accepted):
+                    continue
+                try:
+                    response_params, extension = factory.process_request_params(params, accepted)
+                except NegotiationError:
+                    continue
+                accepted.append(extension)
+                answers.append((name, response_params))
+                break
+        if not answers:
+            return None, []
+        return serialize_extension_header(answers), accepted
+
+    def reject(
+        self,
+        status: int,
+        body: bytes | str = b"",
+        headers: Sequence[tuple[str, str]] | None = None,
+    ) -> Response:
+        """Build an HTTP error response to send instead of upgrading."""
+        return reject_response(status, body, list(headers or ()))
+
+    def send_response(self, response: Response) -> None:
+        """Send the handshake response; a 101 opens the connection, anything else ends it."""
+        self.response = response
+        self._out.append(response.serialize())
+        if response.status_code == 101:
+            self.subprotocol = self._pending_subprotocol
+            self._set_extensions(self._pending_extensions)
+            self.state = State.OPEN
+            leftover, self._leftover = self._leftover, b""
+            if leftover:
+                self.receive_data(leftover)
+        else:
+            if self.handshake_exc is None:
+                self.handshake_exc = InvalidHandshake(
+                    f"connection rejected with HTTP {response.status_code}", response.status_code
+                )
+            self.state = State.CLOSED
+            self._discard = True
+            self._want_eof = True
