@@ -2,17 +2,126 @@
 
 ``BLAZEWS_NO_EXTENSIONS=1`` builds pure Python only. A failed compile also falls back
 to pure Python (with a warning), so the package installs without a compiler.
+
+The native kernels (``src/blazews/_native``) are one C file per instruction-set level,
+each compiled with its own flags and linked into ``blazews._native._kernels``, which
+picks a level at import by CPU detection. ``BLAZEWS_NOASM=1`` compiles no SIMD level
+at all (scalar C only). A SIMD level the compiler cannot build is left out, with a
+warning, and the others still build.
 """
 
 from __future__ import annotations
 
 import os
+import platform
+import sys
 
-from setuptools import setup
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+NATIVE = os.path.join("src", "blazews", "_native")
+
+# Compiler flags per SIMD level, for GCC/Clang ("unix") and MSVC.
+SIMD_FLAGS = {
+    "unix": {
+        "sse2": ["-msse2"],
+        "avx2": ["-mavx2"],
+        "neon": [],
+    },
+    "msvc": {
+        "sse2": [],
+        "avx2": ["/arch:AVX2"],
+        "neon": [],
+    },
+}
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
 
 
 def _no_extensions() -> bool:
-    return os.environ.get("BLAZEWS_NO_EXTENSIONS", "") not in ("", "0")
+    return _flag("BLAZEWS_NO_EXTENSIONS")
 
 
-setup(ext_modules=[] if _no_extensions() else [])
+def _warn(message: str) -> None:
+    print(f"WARNING: blazews: {message}", file=sys.stderr)
+
+
+def _simd_levels() -> list[str]:
+    """The SIMD levels to compile for the machine we build on."""
+    if _flag("BLAZEWS_NOASM"):
+        return []
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64", "x64", "i386", "i486", "i586", "i686", "x86"):
+        return ["sse2", "avx2"]
+    if machine in ("aarch64", "arm64"):
+        return ["neon"]
+    return []
+
+
+class BuildExt(build_ext):
+    """build_ext that compiles each kernel level with its own flags, and never fails.
+
+    Any compiler or linker error leaves the package pure Python, with a warning.
+    """
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # no compiler at all, for one
+            _warn(f"building the extensions failed ({exc}); using pure Python")
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            if ext.name == "blazews._native._kernels":
+                self._add_simd_objects(ext)
+            super().build_extension(ext)
+        except Exception as exc:
+            _warn(f"building {ext.name} failed ({exc}); using pure Python")
+
+    def _add_simd_objects(self, ext: Extension) -> None:
+        if any(name.startswith("BWS_HAVE_") for name, _ in ext.define_macros):
+            return  # already done by an earlier pass over this Extension
+        flags = SIMD_FLAGS["msvc" if self.compiler.compiler_type == "msvc" else "unix"]
+        for level in _simd_levels():
+            source = os.path.join(NATIVE, f"kernel_{level}.c")
+            try:
+                objects = self.compiler.compile(
+                    [source],
+                    output_dir=self.build_temp,
+                    include_dirs=[NATIVE],
+                    debug=self.debug,
+                    extra_postargs=list(ext.extra_compile_args) + flags[level],
+                    depends=[os.path.join(NATIVE, "kernel.h")],
+                )
+            except Exception as exc:
+                _warn(f"the {level} kernels did not compile ({exc}); leaving them out")
+                continue
+            ext.extra_objects.extend(objects)
+            ext.define_macros.append((f"BWS_HAVE_{level.upper()}", "1"))
+
+
+def _extensions() -> list[Extension]:
+    if _no_extensions():
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        _warn("Cython is not installed; using pure Python")
+        return []
+    kernels = Extension(
+        "blazews._native._kernels",
+        sources=[os.path.join(NATIVE, "_kernels.pyx"), os.path.join(NATIVE, "kernel.c")],
+        include_dirs=[NATIVE],
+        depends=[os.path.join(NATIVE, "kernel.h")],
+    )
+    return cythonize(
+        [kernels],
+        build_dir=os.path.join("build", "cython"),
+        compiler_directives={"language_level": "3"},
+        quiet=True,
+    )
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})

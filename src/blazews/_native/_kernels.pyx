@@ -1,0 +1,310 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: embedsignature=True
+"""Compiled kernels: masking and UTF-8 validation over the C kernels in ``kernel*.c``.
+
+The twin of ``blazews._kernels_py`` (same functions, same errors), plus what the C
+side knows: the SIMD level in use, the CPU features, the levels available.
+
+The level is chosen once, at import, as the best one that was compiled and that the
+CPU (and the OS) supports. ``BLAZEWS_SIMD=scalar|sse2|avx2|avx512|neon`` forces one;
+a level that is unknown, not compiled or not supported makes the import fail with a
+``RuntimeError`` saying so.
+"""
+
+import os
+
+from libc.stdint cimport uint8_t, uint32_t
+
+from blazews import _kernels_py
+
+__all__ = [
+    "Utf8Validator",
+    "apply_mask",
+    "available_levels",
+    "cpu_features",
+    "mask_bytes",
+    "simd_level",
+    "validate_utf8",
+]
+
+
+cdef extern from "Python.h":
+    ctypedef struct Py_buffer:
+        void *buf
+        Py_ssize_t len
+    # Declared without an exception value: a failure is handled here, by handing the
+    # call to the pure-Python twin, which raises the same error it always raises (or
+    # copes, as with a strided memoryview).
+    int _get_buffer "PyObject_GetBuffer"(object obj, Py_buffer *view, int flags)
+    int PyObject_GetBuffer(object obj, Py_buffer *view, int flags) except -1
+    void PyBuffer_Release(Py_buffer *view)
+    void PyErr_Clear()
+    int PyBUF_SIMPLE
+    int PyBUF_WRITABLE
+    char *PyBytes_AS_STRING(object o)
+    Py_ssize_t PyBytes_GET_SIZE(object o)
+    object PyBytes_FromStringAndSize(const char *v, Py_ssize_t n)
+    char *PyByteArray_AS_STRING(object o)
+    Py_ssize_t PyByteArray_GET_SIZE(object o)
+
+
+cdef extern from "kernel.h" nogil:
+    ctypedef struct bws_kernels:
+        const char *name
+    ctypedef struct bws_cpu:
+        int sse2, ssse3, sse41, sse42, avx, avx2, bmi2, avx512f, avx512bw, avx512vl, neon
+    int BWS_LEVEL_COUNT
+    const bws_kernels *bws_active
+    void bws_init()
+    const bws_cpu *bws_cpu_features()
+    const char *bws_level_name(int level)
+    int bws_level_from_name(const char *name)
+    int bws_level_compiled(int level)
+    int bws_level_supported(int level)
+    int bws_set_level(int level)
+    int bws_best_level()
+    void bws_mask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t *key, size_t offset)
+    int bws_utf8_valid(const uint8_t *s, size_t n)
+    uint32_t bws_utf8_feed(uint32_t state, const uint8_t *s, size_t n)
+    uint32_t BWS_UTF8_ACCEPT
+    uint32_t BWS_UTF8_REJECT
+
+
+# Buffers this large are worked on without the GIL. Below it, taking the GIL back
+# costs more than the work.
+cdef Py_ssize_t NOGIL_MIN = 65536
+
+
+cdef inline bytes _key(object key):
+    if type(key) is not bytes:
+        key = bytes(key)
+    if PyBytes_GET_SIZE(key) != 4:
+        raise ValueError(f"mask key must be 4 bytes, got {PyBytes_GET_SIZE(key)}")
+    return <bytes>key
+
+
+def mask_bytes(key, buf, Py_ssize_t offset=0):
+    """XOR ``buf`` in place with the 4-byte ``key``, starting at key position ``offset``.
+
+    Args:
+        key: The 4-byte masking key (any bytes-like object).
+        buf: A writable, C-contiguous buffer (bytearray, memoryview, numpy array...).
+        offset: How many payload bytes precede ``buf``; lets a payload be masked in
+            chunks. Only ``offset % 4`` matters.
+
+    Raises:
+        ValueError: If ``key`` is not 4 bytes long.
+        TypeError: If ``buf`` is read-only.
+    """
+    cdef bytes k = _key(key)
+    cdef const uint8_t *kp = <const uint8_t *>PyBytes_AS_STRING(k)
+    cdef uint8_t *p
+    cdef size_t n
+    cdef size_t off = <size_t>offset
+    cdef Py_buffer view
+    if type(buf) is bytearray and PyByteArray_GET_SIZE(buf) < NOGIL_MIN:
+        # The GIL is held throughout, so the bytearray cannot be resized under us.
+        p = <uint8_t *>PyByteArray_AS_STRING(buf)
+        bws_mask(p, p, <size_t>PyByteArray_GET_SIZE(buf), kp, off)
+        return
+    if _get_buffer(buf, &view, PyBUF_WRITABLE) < 0:
+        PyErr_Clear()
+        _kernels_py.mask_bytes(k, buf, offset)
+        return
+    p = <uint8_t *>view.buf
+    n = <size_t>view.len
+    if view.len >= NOGIL_MIN:
+        with nogil:
+            bws_mask(p, p, n, kp, off)
+    else:
+        bws_mask(p, p, n, kp, off)
+    PyBuffer_Release(&view)
+
+
+def apply_mask(data, key):
+    """Return ``data`` XORed with the 4-byte ``key`` as new bytes.
+
+    Args:
+        data: Any bytes-like object.
+        key: The 4-byte masking key.
+
+    Raises:
+        ValueError: If ``key`` is not 4 bytes long.
+    """
+    cdef bytes k = _key(key)
+    cdef const uint8_t *kp = <const uint8_t *>PyBytes_AS_STRING(k)
+    cdef Py_buffer view
+    cdef bytes out
+    cdef uint8_t *dst
+    cdef const uint8_t *src
+    cdef size_t n
+    if _get_buffer(data, &view, PyBUF_SIMPLE) < 0:
+        PyErr_Clear()
+        return _kernels_py.apply_mask(data, k)
+    try:
+        out = PyBytes_FromStringAndSize(NULL, view.len)
+        dst = <uint8_t *>PyBytes_AS_STRING(out)
+        src = <const uint8_t *>view.buf
+        n = <size_t>view.len
+        if view.len >= NOGIL_MIN:
+            with nogil:
+                bws_mask(dst, src, n, kp, 0)
+        else:
+            bws_mask(dst, src, n, kp, 0)
+    finally:
+        PyBuffer_Release(&view)
+    return out
+
+
+def validate_utf8(data):
+    """Return whether ``data`` is complete, valid UTF-8 (RFC 3629: no surrogates)."""
+    cdef Py_buffer view
+    cdef const uint8_t *s
+    cdef size_t n
+    cdef int ok
+    if type(data) is bytes and PyBytes_GET_SIZE(data) < NOGIL_MIN:
+        return bws_utf8_valid(<const uint8_t *>PyBytes_AS_STRING(data),
+                              <size_t>PyBytes_GET_SIZE(data)) != 0
+    # The same errors as codecs.utf_8_decode: TypeError for str and other
+    # non-buffers, BufferError for a non-contiguous buffer.
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    s = <const uint8_t *>view.buf
+    n = <size_t>view.len
+    if view.len >= NOGIL_MIN:
+        with nogil:
+            ok = bws_utf8_valid(s, n)
+    else:
+        ok = bws_utf8_valid(s, n)
+    PyBuffer_Release(&view)
+    return ok != 0
+
+
+cdef class Utf8Validator:
+    """Incremental UTF-8 validation across fragments.
+
+    ``feed`` returns ``False`` as soon as the bytes seen so far cannot start a valid
+    text (an invalid byte, an overlong form, a surrogate or a code point above
+    U+10FFFF), even in the middle of a sequence cut between two chunks, and keeps
+    returning ``False`` until ``finish`` or ``reset``. ``finish`` also fails when the
+    text ends inside a sequence.
+    """
+
+    cdef uint32_t _state
+
+    def __cinit__(self):
+        self._state = BWS_UTF8_ACCEPT
+
+    def feed(self, data):
+        """Validate the next chunk; ``False`` once the text is known to be invalid."""
+        cdef Py_buffer view
+        cdef const uint8_t *s
+        cdef size_t n
+        cdef uint32_t state = self._state
+        if type(data) is bytes and PyBytes_GET_SIZE(data) < NOGIL_MIN:
+            state = bws_utf8_feed(state, <const uint8_t *>PyBytes_AS_STRING(data),
+                                  <size_t>PyBytes_GET_SIZE(data))
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            s = <const uint8_t *>view.buf
+            n = <size_t>view.len
+            if view.len >= NOGIL_MIN:
+                with nogil:
+                    state = bws_utf8_feed(state, s, n)
+            else:
+                state = bws_utf8_feed(state, s, n)
+            PyBuffer_Release(&view)
+        self._state = state
+        return state != BWS_UTF8_REJECT
+
+    def finish(self):
+        """Return whether the text ended on a sequence boundary; resets the validator."""
+        cdef bint ok = self._state == BWS_UTF8_ACCEPT
+        self._state = BWS_UTF8_ACCEPT
+        return ok
+
+    def reset(self):
+        """Forget any partial sequence, ready for a new message."""
+        self._state = BWS_UTF8_ACCEPT
+
+
+def simd_level():
+    """Return the name of the SIMD level in use: ``"scalar"``, ``"sse2"``, ``"avx2"``..."""
+    return bws_active.name.decode("ascii")
+
+
+def cpu_features():
+    """Return the CPU features detected at import, as the kernels may use them.
+
+    An x86 vector extension counts only when the OS also saves its registers.
+    """
+    cdef const bws_cpu *c = bws_cpu_features()
+    return {
+        "sse2": c.sse2 != 0,
+        "ssse3": c.ssse3 != 0,
+        "sse4_1": c.sse41 != 0,
+        "sse4_2": c.sse42 != 0,
+        "avx": c.avx != 0,
+        "avx2": c.avx2 != 0,
+        "bmi2": c.bmi2 != 0,
+        "avx512f": c.avx512f != 0,
+        "avx512bw": c.avx512bw != 0,
+        "avx512vl": c.avx512vl != 0,
+        "neon": c.neon != 0,
+    }
+
+
+def _all_levels():
+    return [bws_level_name(i).decode("ascii") for i in range(BWS_LEVEL_COUNT)]
+
+
+def compiled_levels():
+    """Return the levels this build includes, lowest first (the CPU may lack some)."""
+    return [bws_level_name(i).decode("ascii") for i in range(BWS_LEVEL_COUNT)
+            if bws_level_compiled(i)]
+
+
+def available_levels():
+    """Return the levels this build includes and this CPU runs, lowest first."""
+    return [bws_level_name(i).decode("ascii") for i in range(BWS_LEVEL_COUNT)
+            if bws_level_supported(i)]
+
+
+def _set_level(name):
+    """Switch every kernel to the level ``name`` (for tests and benchmarks).
+
+    ``"auto"`` or ``""`` picks the best available level.
+
+    Raises:
+        RuntimeError: If the level is unknown, not compiled or not supported here.
+    """
+    cdef int level
+    name = str(name).strip().lower()
+    if name in ("", "auto"):
+        bws_set_level(bws_best_level())
+        return
+    level = bws_level_from_name(name.encode("ascii", "replace"))
+    if level < 0:
+        raise RuntimeError(
+            f"SIMD level {name!r} is unknown; the levels are: {', '.join(_all_levels())}"
+        )
+    if not bws_level_compiled(level):
+        raise RuntimeError(
+            f"SIMD level {name!r} was not compiled into this build "
+            f"(compiled: {', '.join(compiled_levels())})"
+        )
+    if bws_set_level(level) != 0:
+        raise RuntimeError(
+            f"SIMD level {name!r} needs CPU features this machine lacks "
+            f"(available here: {', '.join(available_levels())})"
+        )
+
+
+bws_init()
+
+_forced = os.environ.get("BLAZEWS_SIMD", "")
+if _forced:
+    try:
+        _set_level(_forced)
+    except RuntimeError as exc:
+        raise RuntimeError(f"BLAZEWS_SIMD={_forced} requested but {exc}") from None
+del _forced

@@ -1,0 +1,268 @@
+"""Masking kernels, every implementation and SIMD level, against a naive reference.
+
+Also: the compiled path is live in the default build, the SIMD level can be forced,
+and forcing one that cannot run fails clearly.
+"""
+
+from __future__ import annotations
+
+import array
+import functools
+import os
+import random
+import subprocess
+import sys
+import types
+from collections.abc import Iterator
+
+import pytest
+
+from blazews import _impl, _kernels_py
+
+try:
+    from conftest_kernels import IMPLS, native, no_extensions, use
+except ImportError:  # tests/ imported as a package
+    from tests.conftest_kernels import IMPLS, native, no_extensions, use
+
+KEY = bytes([0x37, 0xFA, 0x21, 0x3D])
+DATA = random.Random(6455).randbytes(400)
+GUARD = 40
+
+
+def naive_mask(data: bytes, key: bytes, offset: int = 0) -> bytes:
+    """The test oracle: one byte at a time, as RFC 6455 section 5.3 states it."""
+    return bytes(b ^ key[(i + offset) % 4] for i, b in enumerate(data))
+
+
+@functools.cache
+def expected(n: int, offset: int) -> bytes:
+    return naive_mask(DATA[:n], KEY, offset)
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request: pytest.FixtureRequest) -> Iterator[types.SimpleNamespace]:
+    with use(request.param) as k:
+        yield k
+
+
+requires_native = pytest.mark.skipif(native is None, reason="compiled kernels not in use")
+
+
+# ---- mask_bytes -------------------------------------------------------------------
+
+
+def test_every_length_and_offset_on_misaligned_views(impl: types.SimpleNamespace) -> None:
+    for n in range(301):
+        for offset in range(8):
+            start = 1 + (3 * n + offset) % 31  # every alignment modulo 32, mostly odd
+            buf = bytearray(b"\xaa" * (start + n + GUARD))
+            buf[start : start + n] = DATA[:n]
+            impl.mask_bytes(KEY, memoryview(buf)[start : start + n], offset)
+            assert buf[start : start + n] == expected(n, offset), (n, offset)
+            assert buf[:start] == b"\xaa" * start, "wrote before the buffer"
+            assert buf[start + n :] == b"\xaa" * GUARD, "wrote past the buffer"
+
+
+def test_every_length_on_bytearray(impl: types.SimpleNamespace) -> None:
+    for n in range(301):
+        buf = bytearray(DATA[:n])
+        impl.mask_bytes(KEY, buf, n)
+        assert buf == expected(n, n % 4)
+
+
+def test_chunked_masking_matches_whole(impl: types.SimpleNamespace) -> None:
+    rng = random.Random(1)
+    payload = rng.randbytes(5000)
+    whole = naive_mask(payload, KEY)
+    for _ in range(30):
+        buf = bytearray(payload)
+        view = memoryview(buf)
+        pos = 0
+        while pos < len(buf):
+            step = rng.choice([1, 2, 3, 5, 7, 16, 31, 33, 100, 257, 1000])
+            impl.mask_bytes(KEY, view[pos : pos + step], pos)
+            pos += step
+        assert buf == whole
+
+
+@pytest.mark.parametrize(
+    "n",
+    [65535, 65536, 65537, (1 << 20) + 3, 4 << 20] + random.Random(2).sample(range(1, 4 << 20), 4),
+)
+def test_large_random_lengths(impl: types.SimpleNamespace, n: int) -> None:
+    rng = random.Random(n)
+    data = rng.randbytes(n + 1)
+    key = rng.randbytes(4)
+    offset = rng.randrange(8)
+    reference = bytearray(data)
+    _kernels_py.mask_bytes(key, memoryview(reference)[1:], offset)
+    buf = bytearray(data)
+    impl.mask_bytes(key, memoryview(buf)[1:], offset)  # odd start
+    assert buf == reference
+    assert impl.apply_mask(memoryview(data)[1:], key) == _kernels_py.apply_mask(data[1:], key)
+
+
+def test_masking_twice_restores(impl: types.SimpleNamespace) -> None:
+    buf = bytearray(DATA)
+    impl.mask_bytes(KEY, buf, 3)
+    assert buf != DATA
+    impl.mask_bytes(KEY, buf, 3)
+    assert buf == DATA
+
+
+@pytest.mark.parametrize("offset", [-5, -1, 4, 2**40 + 1, 2**62 + 3])
+def test_offset_only_counts_modulo_4(impl: types.SimpleNamespace, offset: int) -> None:
+    buf = bytearray(DATA[:37])
+    impl.mask_bytes(KEY, buf, offset)
+    assert buf == expected(37, offset % 4)
+
+
+@pytest.mark.parametrize("key_type", [bytes, bytearray, memoryview, list])
+def test_key_may_be_any_bytes_like(impl: types.SimpleNamespace, key_type: type) -> None:
+    buf = bytearray(DATA[:50])
+    impl.mask_bytes(key_type(KEY), buf)
+    assert buf == expected(50, 0)
+    assert impl.apply_mask(DATA[:50], key_type(KEY)) == expected(50, 0)
+
+
+def test_typed_and_multidimensional_buffers(impl: types.SimpleNamespace) -> None:
+    words = array.array("I", range(64))
+    raw = words.tobytes()
+    impl.mask_bytes(KEY, words, 1)
+    assert words.tobytes() == naive_mask(raw, KEY, 1)
+
+    buf = bytearray(DATA[:64])
+    impl.mask_bytes(KEY, memoryview(buf).cast("B", (8, 8)))
+    assert buf == expected(64, 0)
+
+
+def test_strided_view_like_pure(impl: types.SimpleNamespace) -> None:
+    buf = bytearray(DATA[:40])
+    impl.mask_bytes(KEY, memoryview(buf)[::2], 1)
+    assert buf[::2] == naive_mask(DATA[:40:2], KEY, 1)
+    assert buf[1::2] == DATA[1:40:2]
+
+
+def test_numpy_array_when_installed(impl: types.SimpleNamespace) -> None:
+    np = pytest.importorskip("numpy")
+    arr = np.frombuffer(bytearray(DATA[:100]), dtype=np.uint8)
+    impl.mask_bytes(KEY, arr[3:], 0)
+    assert arr[3:].tobytes() == naive_mask(DATA[3:100], KEY)
+
+
+@pytest.mark.parametrize("key", [b"", b"abc", b"abcde", bytearray(8)])
+def test_key_not_4_bytes(impl: types.SimpleNamespace, key: bytes) -> None:
+    with pytest.raises(ValueError, match="4 bytes"):
+        impl.mask_bytes(key, bytearray(10))
+    with pytest.raises(ValueError, match="4 bytes"):
+        impl.apply_mask(b"0123456789", key)
+
+
+@pytest.mark.parametrize(
+    "buf", [b"read only", memoryview(b"read only"), memoryview(bytearray(b"ro")).toreadonly()]
+)
+def test_read_only_buffer(impl: types.SimpleNamespace, buf: object) -> None:
+    with pytest.raises(TypeError):
+        impl.mask_bytes(KEY, buf)
+
+
+@pytest.mark.parametrize("buf", ["text", 1234, None])
+def test_not_a_buffer(impl: types.SimpleNamespace, buf: object) -> None:
+    with pytest.raises(TypeError):
+        impl.mask_bytes(KEY, buf)
+    with pytest.raises(TypeError):
+        impl.apply_mask(buf, KEY)
+
+
+def test_apply_mask_returns_new_bytes(impl: types.SimpleNamespace) -> None:
+    for n in range(0, 301, 7):
+        for data in (DATA[:n], bytearray(DATA[:n]), memoryview(b"x" + DATA[:n])[1:]):
+            out = impl.apply_mask(data, KEY)
+            assert type(out) is bytes
+            assert out == expected(n, 0)
+        assert bytes(data) == DATA[:n], "input changed"
+    words = array.array("H", range(100))
+    assert impl.apply_mask(words, KEY) == naive_mask(words.tobytes(), KEY)
+    assert impl.apply_mask(memoryview(DATA)[::3], KEY) == naive_mask(DATA[::3], KEY)
+
+
+# ---- the compiled build and its levels --------------------------------------------
+
+
+def test_compiled_path_is_live_in_default_build() -> None:
+    if no_extensions():
+        assert _impl.IMPLEMENTATION == "python"
+        assert _impl.simd_level() == "python"
+        assert _impl.cpu_features() == {}
+        return
+    assert _impl.IMPLEMENTATION == "compiled", "the compiled kernels were not built"
+    assert _impl.mask_bytes is native.mask_bytes
+    assert _impl.Utf8Validator is native.Utf8Validator
+    assert _impl.simd_level() in native.available_levels()
+
+
+@requires_native
+def test_default_level_is_the_best_available() -> None:
+    if os.environ.get("BLAZEWS_SIMD"):
+        pytest.skip("BLAZEWS_SIMD forces a level")
+    assert native.simd_level() == native.available_levels()[-1]
+
+
+@requires_native
+def test_levels_and_features() -> None:
+    levels = native.available_levels()
+    compiled = native.compiled_levels()
+    assert levels[0] == "scalar"
+    assert set(levels) <= set(compiled)
+    features = native.cpu_features()
+    assert all(type(k) is str and type(v) is bool for k, v in features.items())
+    for level, feature in [("sse2", "sse2"), ("avx2", "avx2"), ("neon", "neon")]:
+        if level in compiled:
+            assert (level in levels) == features[feature]
+    if features["avx2"]:
+        assert features["avx"] and features["sse2"]
+
+
+def _import_with(simd: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("BLAZEWS_NO_EXTENSIONS",)}
+    env["BLAZEWS_SIMD"] = simd
+    code = "import blazews._impl as i; print(i.IMPLEMENTATION, i.simd_level())"
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@requires_native
+def test_forcing_each_available_level() -> None:
+    for level in native.available_levels():
+        result = _import_with(level)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["compiled", level]
+
+
+@requires_native
+@pytest.mark.parametrize("simd", ["bogus", "missing"])
+def test_forcing_an_unavailable_level_fails_clearly(simd: str) -> None:
+    if simd == "missing":
+        absent = [lvl for lvl in native._all_levels() if lvl not in native.available_levels()]
+        if not absent:
+            pytest.skip("every level runs here")
+        simd = absent[0]
+    result = _import_with(simd)
+    assert result.returncode != 0
+    assert f"RuntimeError: BLAZEWS_SIMD={simd} requested but SIMD level '{simd}'" in result.stderr
+    if simd != "bogus":
+        reason = "not compiled" if simd not in native.compiled_levels() else "lacks"
+        assert reason in result.stderr
+
+
+@requires_native
+def test_set_level_errors() -> None:
+    before = native.simd_level()
+    with pytest.raises(RuntimeError, match="unknown"):
+        native._set_level("avx9000")
+    for level in native._all_levels():
+        if level not in native.available_levels():
+            with pytest.raises(RuntimeError, match=level):
+                native._set_level(level)
+    assert native.simd_level() == before
