@@ -29,10 +29,8 @@ class ClientConnection(Connection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        request = self.protocol.connect()
-        self.request = request
-        self.protocol.send_request(request)
-        self._process()
+        self.request = self.protocol.request
+        self._process()  # writes the request, queued before connecting
 
     def _other_event(self, event: Any) -> None:
         if isinstance(event, Response):
@@ -120,13 +118,15 @@ class connect:
         )
         self.connection: ClientConnection | None = None
 
-    def _factory(self) -> ClientConnection:
-        return ClientConnection(
-            ClientProtocol(self.uri, **self.protocol_options), **self.connection_options
-        )
-
     async def _open(self) -> ClientConnection:
         loop = asyncio.get_running_loop()
+        protocol = ClientProtocol(self.uri, **self.protocol_options)
+        # Serializing first refuses bad headers (CR, LF, NUL) before connecting.
+        protocol.send_request(protocol.connect())
+
+        def factory() -> ClientConnection:
+            return ClientConnection(protocol, **self.connection_options)
+
         kwargs: dict[str, Any] = {}
         if self.ssl is not None:
             kwargs["ssl"] = self.ssl
@@ -136,12 +136,12 @@ class connect:
             if kwargs["server_hostname"] is None:
                 kwargs["server_hostname"] = self.uri.host
         if self.unix_path is not None:
-            _, conn = await loop.create_unix_connection(self._factory, self.unix_path, **kwargs)
+            _, conn = await loop.create_unix_connection(factory, self.unix_path, **kwargs)
         elif self.sock is not None:
-            _, conn = await loop.create_connection(self._factory, sock=self.sock, **kwargs)
+            _, conn = await loop.create_connection(factory, sock=self.sock, **kwargs)
         else:
             _, conn = await loop.create_connection(
-                self._factory, self.uri.host, self.uri.port, **kwargs
+                factory, self.uri.host, self.uri.port, **kwargs
             )
         try:
             await conn._handshake_done

@@ -363,17 +363,24 @@ class Connection(asyncio.Protocol):
 
     @property
     def close_code(self) -> int | None:
-        """The close code received, 1006 if the connection dropped; ``None`` while open."""
-        if self.protocol.state is not State.CLOSED and not self._closed.done():
-            return None
-        return self.protocol.close_exc().code
+        """The close code received (1005 if the frame had none); 1006 once the
+        connection closed without a close frame; ``None`` while neither happened."""
+        rcvd = self.protocol.close_rcvd
+        if rcvd is not None:
+            return rcvd.code
+        if self.protocol.state is State.CLOSED or self._closed.done():
+            return 1006
+        return None
 
     @property
     def close_reason(self) -> str | None:
-        """The close reason received; ``None`` while open."""
-        if self.protocol.state is not State.CLOSED and not self._closed.done():
-            return None
-        return self.protocol.close_exc().reason
+        """The close reason received; ``""`` once closed without one; ``None`` before."""
+        rcvd = self.protocol.close_rcvd
+        if rcvd is not None:
+            return rcvd.reason
+        if self.protocol.state is State.CLOSED or self._closed.done():
+            return ""
+        return None
 
     @property
     def subprotocol(self) -> str | None:

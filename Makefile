@@ -1,0 +1,51 @@
+# blazews: `make run` starts the demo echo server, `make test` runs every test.
+# Both set up .venv on first use (python3 >= 3.10, a C compiler for the fast path).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+NATIVE := $(wildcard src/blazews/_native/*.c src/blazews/_native/*.h src/blazews/_native/*.pyx)
+
+.PHONY: install run test test-compiled test-pure autobahn lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml setup.py $(NATIVE)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@echo "Starting the blazews echo server on ws://127.0.0.1:8765/"
+	@echo "Talk to it with: $(PY) -m blazews connect ws://127.0.0.1:8765/"
+	$(PY) -m blazews echo --host 127.0.0.1 --port 8765
+
+# Every test, compiled and pure Python, Autobahn included; then the static checks.
+test: install
+	$(PY) -c 'import blazews; print("blazews", blazews.__version__, blazews.IMPLEMENTATION, blazews.simd_level())'
+	$(PY) -m pytest -q
+	BLAZEWS_NO_EXTENSIONS=1 $(PY) -m pytest -q
+	$(MAKE) lint
+
+test-compiled: install
+	$(PY) -m pytest -q
+
+test-pure: install
+	BLAZEWS_NO_EXTENSIONS=1 $(PY) -m pytest -q
+
+# The Autobahn TestSuite alone: servers and clients, both front ends, compiled and pure.
+autobahn: install
+	$(PY) -m pytest -q tests/compliance
+	BLAZEWS_NO_EXTENSIONS=1 $(PY) -m pytest -q tests/compliance
+
+lint: install
+	$(PY) -m ruff check src tests
+	$(PY) -m mypy
+
+clean:
+	rm -rf build dist src/*.egg-info .pytest_cache .mypy_cache
+	find src -name '*.so' -delete

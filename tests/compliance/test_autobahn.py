@@ -1,0 +1,119 @@
+"""Autobahn TestSuite conformance (the ``kosoku`` runner), servers and clients.
+
+Every case outside sections 12 and 13 (permessage-deflate, its own issue) must end
+OK, NON-STRICT or INFORMATIONAL, both in behaviour and in closing behaviour. The
+implementation under test is the one this pytest process runs (compiled, or pure
+Python under ``BLAZEWS_NO_EXTENSIONS=1``): the subprocesses inherit the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import blazews
+
+pytestmark = pytest.mark.autobahn
+
+GOOD = {"OK", "NON-STRICT", "INFORMATIONAL"}
+EXCLUDED = ["12.*", "13.*"]
+ROOT = Path(__file__).resolve().parents[2]
+KOSOKU = shutil.which("kosoku") or str(Path(sys.executable).parent / "kosoku")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+def check_report(outdir: Path, minimum: int) -> dict[str, dict[str, str]]:
+    index = json.loads((outdir / "index.json").read_text())
+    assert len(index) == 1, index.keys()
+    (cases,) = index.values()
+    assert len(cases) >= minimum, f"only {len(cases)} cases ran"
+    bad = {
+        case: f"{result['behavior']}/{result['behaviorClose']}"
+        for case, result in cases.items()
+        if result["behavior"] not in GOOD or result["behaviorClose"] not in GOOD
+    }
+    assert not bad, f"cases not passed: {bad}"
+    assert not any(case.startswith(("12.", "13.")) for case in cases)
+    return cases
+
+
+@pytest.mark.parametrize("front_end", ["asyncio", "sync"])
+def test_server(front_end: str, tmp_path: Path) -> None:
+    port = free_port()
+    cmd = [sys.executable, "-m", "blazews", "echo", "--port", str(port)]
+    if front_end == "sync":
+        cmd.append("--sync")
+    server = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, server)
+        args = [KOSOKU, "-m", "fuzzingclient", "-p", "2", "-o", str(tmp_path)]
+        for pattern in EXCLUDED:
+            args += ["-x", pattern]
+        run = subprocess.run(args + [f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=1200)
+        assert server.poll() is None, "the echo server died during the run"
+    finally:
+        server.terminate()
+        server.wait(10)
+    cases = check_report(tmp_path, 300)
+    assert any(case.startswith("9.") for case in cases), "section 9 must run"
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("front_end", ["asyncio", "sync"])
+def test_client(front_end: str, tmp_path: Path) -> None:
+    port = free_port()
+    args = [KOSOKU, "-m", "fuzzingserver", "-o", str(tmp_path)]
+    for pattern in EXCLUDED:
+        args += ["-x", pattern]
+    fuzzer = subprocess.Popen(args + [f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, fuzzer)
+        driver = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.compliance.autobahn_client",
+                front_end,
+                f"ws://127.0.0.1:{port}",
+                f"blazews-{front_end}-{blazews.IMPLEMENTATION}",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        assert driver.returncode == 0, driver.stderr
+        output, _ = fuzzer.communicate(timeout=120)
+    finally:
+        if fuzzer.poll() is None:
+            fuzzer.kill()
+            fuzzer.wait()
+    cases = check_report(tmp_path, 290)
+    assert any(case.startswith("9.") for case in cases), "section 9 must run"
+    assert fuzzer.returncode == 0, output
+
