@@ -42,7 +42,9 @@ def url(server: blazews.Server, path: str = "/") -> str:
     return f"ws://127.0.0.1:{server.port}{path}"
 
 
-async def raw_handshake(port: int, extra: bytes = b"") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def raw_handshake(
+    port: int, extra: bytes = b""
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Open a TCP connection and do the opening handshake by hand."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     key = base64.b64encode(os.urandom(16))
@@ -186,7 +188,9 @@ async def test_keepalive_timeout_fails_with_1011() -> None:
         codes.append(conn.protocol.close_sent.code if conn.protocol.close_sent else None)
         closed.set()
 
-    async with blazews.serve(handler, "127.0.0.1", 0, ping_interval=0.05, ping_timeout=0.1) as server:
+    async with blazews.serve(
+        handler, "127.0.0.1", 0, ping_interval=0.05, ping_timeout=0.1
+    ) as server:
         reader, writer = await raw_handshake(server.port)  # never answers pings
         await asyncio.wait_for(closed.wait(), 5)
         data = await asyncio.wait_for(reader.read(), 5)
@@ -253,7 +257,9 @@ async def test_process_request_rejects_with_status_and_body() -> None:
         assert info.value.status == 403
         assert info.value.response.body == b"go away\n"
         assert info.value.response.headers["X-Why"] == "no token"
-        async with blazews.connect(url(server), additional_headers=[("Authorization", "Bearer ok")]) as conn:
+        async with blazews.connect(
+            url(server), additional_headers=[("Authorization", "Bearer ok")]
+        ) as conn:
             await conn.send("in")
             assert await conn.recv() == "in"
 
@@ -357,7 +363,9 @@ async def test_protocol_error_from_peer_closes_with_code_and_cause() -> None:
     async def bad_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         key = next(
-            line.split(b": ")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"sec-websocket-key")
+            line.split(b": ")[1]
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key")
         )
         accept = blazews.sansio.handshake.accept_key(key.decode())
         writer.write(
@@ -410,7 +418,9 @@ async def test_close_timeout_when_peer_never_answers() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         key = next(
-            line.split(b": ")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"sec-websocket-key")
+            line.split(b": ")[1]
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key")
         )
         accept = blazews.sansio.handshake.accept_key(key.decode())
         writer.write(
@@ -453,7 +463,9 @@ async def test_invalid_uri_and_header_injection() -> None:
         blazews.connect("http://example.com/")
     async with blazews.serve(echo, "127.0.0.1", 0) as server:
         with pytest.raises(ValueError):
-            await blazews.connect(url(server), additional_headers=[("X-Evil", "a\r\nInjected: yes")])
+            await blazews.connect(
+                url(server), additional_headers=[("X-Evil", "a\r\nInjected: yes")]
+            )
 
 
 async def test_server_close_sends_going_away() -> None:

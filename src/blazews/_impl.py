@@ -8,7 +8,8 @@ were built, and pure Python when they were not. ``IMPLEMENTATION`` says which ru
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = [
     "IMPLEMENTATION",

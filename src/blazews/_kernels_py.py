@@ -16,10 +16,10 @@ _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 
 def _check_key(key: Any) -> bytes:
-    key = bytes(key)
-    if len(key) != 4:
-        raise ValueError(f"mask key must be 4 bytes, got {len(key)}")
-    return key
+    raw = bytes(key)
+    if len(raw) != 4:
+        raise ValueError(f"mask key must be 4 bytes, got {len(raw)}")
+    return raw
 
 
 def _xor(data: Any, key: bytes, offset: int) -> bytes:

@@ -35,7 +35,10 @@ async def _run_echo(host: str, port: int, max_size: int | None) -> None:
     async with serve(
         _echo_handler, host, port, max_message_size=max_size, ping_interval=None, max_queue=64
     ) as server:
-        print(f"blazews echo server on ws://{host}:{server.port}/ (asyncio); Ctrl-C stops it", flush=True)
+        print(
+            f"blazews echo server on ws://{host}:{server.port}/ (asyncio); Ctrl-C stops it",
+            flush=True,
+        )
         await server.serve_forever()
 
 
@@ -51,7 +54,10 @@ def _run_echo_sync(host: str, port: int, max_size: int | None) -> None:
             pass
 
     with sync.serve(handler, host, port, max_message_size=max_size, ping_interval=None) as server:
-        print(f"blazews echo server on ws://{host}:{server.port}/ (blocking); Ctrl-C stops it", flush=True)
+        print(
+            f"blazews echo server on ws://{host}:{server.port}/ (blocking); Ctrl-C stops it",
+            flush=True,
+        )
         server.serve_forever()
 
 
@@ -74,7 +80,10 @@ async def _run_connect(url: str) -> None:
         async def printer() -> None:
             try:
                 async for message in conn:
-                    print(f"< {message!r}" if isinstance(message, bytes) else f"< {message}", flush=True)
+                    print(
+                        f"< {message!r}" if isinstance(message, bytes) else f"< {message}",
+                        flush=True,
+                    )
             except ConnectionClosed as exc:
                 print(f"connection closed: {exc}", flush=True)
 

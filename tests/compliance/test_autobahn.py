@@ -74,7 +74,9 @@ def test_server(front_end: str, tmp_path: Path) -> None:
         args = [KOSOKU, "-m", "fuzzingclient", "-p", "2", "-o", str(tmp_path)]
         for pattern in EXCLUDED:
             args += ["-x", pattern]
-        run = subprocess.run(args + [f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=1200)
+        run = subprocess.run(
+            args + [f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=1200
+        )
         assert server.poll() is None, "the echo server died during the run"
     finally:
         server.terminate()
@@ -90,7 +92,9 @@ def test_client(front_end: str, tmp_path: Path) -> None:
     args = [KOSOKU, "-m", "fuzzingserver", "-o", str(tmp_path)]
     for pattern in EXCLUDED:
         args += ["-x", pattern]
-    fuzzer = subprocess.Popen(args + [f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    fuzzer = subprocess.Popen(
+        args + [f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         wait_for_port(port, fuzzer)
         driver = subprocess.run(
@@ -116,4 +120,3 @@ def test_client(front_end: str, tmp_path: Path) -> None:
     cases = check_report(tmp_path, 290)
     assert any(case.startswith("9.") for case in cases), "section 9 must run"
     assert fuzzer.returncode == 0, output
-

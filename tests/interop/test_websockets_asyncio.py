@@ -16,7 +16,15 @@ import websockets.asyncio.server
 
 import blazews
 
-MESSAGES: list[str | bytes] = ["hello", "", "ünïcødé ✓", b"", b"\x00\x01\x02", os.urandom(70000), "x" * 200000]
+MESSAGES: list[str | bytes] = [
+    "hello",
+    "",
+    "ünïcødé ✓",
+    b"",
+    b"\x00\x01\x02",
+    os.urandom(70000),
+    "x" * 200000,
+]
 
 
 async def blazews_echo(conn: Any) -> None:
@@ -76,7 +84,9 @@ async def test_websockets_client_sees_blazews_close_codes() -> None:
 
 async def test_blazews_server_refuses_websockets_oversized_message() -> None:
     async with blazews.serve(blazews_echo, "127.0.0.1", 0, max_message_size=1024) as server:
-        async with websockets.asyncio.client.connect(f"ws://127.0.0.1:{server.port}/", compression=None) as client:
+        async with websockets.asyncio.client.connect(
+            f"ws://127.0.0.1:{server.port}/", compression=None
+        ) as client:
             await client.send(b"y" * 2048)
             with pytest.raises(websockets.ConnectionClosedError):
                 await client.recv()

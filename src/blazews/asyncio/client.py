@@ -140,9 +140,7 @@ class connect:
         elif self.sock is not None:
             _, conn = await loop.create_connection(factory, sock=self.sock, **kwargs)
         else:
-            _, conn = await loop.create_connection(
-                factory, self.uri.host, self.uri.port, **kwargs
-            )
+            _, conn = await loop.create_connection(factory, self.uri.host, self.uri.port, **kwargs)
         try:
             await conn._handshake_done
         except BaseException:

@@ -104,14 +104,14 @@ class Connection(asyncio.Protocol):
         if not self._closed.done():
             self._closed.set_result(None)
         self._wake_reader()
-        for waiter in self._drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        for drain in self._drain_waiters:
+            if not drain.done():
+                drain.set_result(None)
         self._drain_waiters.clear()
-        for waiter, _ in self._pings.values():
-            if not waiter.done():
-                waiter.set_exception(self.protocol.close_exc())
-                waiter.exception()  # nobody may be waiting: mark it retrieved
+        for pong, _ in self._pings.values():
+            if not pong.done():
+                pong.set_exception(self.protocol.close_exc())
+                pong.exception()  # nobody may be waiting: mark it retrieved
         self._pings.clear()
 
     def pause_writing(self) -> None:

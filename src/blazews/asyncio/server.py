@@ -8,7 +8,7 @@ import logging
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import TracebackType
-from typing import Any, Union
+from typing import Any
 
 from ..sansio.extensions import ServerExtensionFactory
 from ..sansio.http11 import Request, Response
@@ -21,7 +21,7 @@ __all__ = ["Server", "ServerConnection", "serve"]
 logger = logging.getLogger("blazews")
 
 Handler = Callable[["ServerConnection"], Awaitable[None]]
-MaybeAwaitable = Union[Response, None, Awaitable[Union[Response, None]]]
+MaybeAwaitable = Response | None | Awaitable[Response | None]
 ProcessRequest = Callable[["ServerConnection", Request], MaybeAwaitable]
 ProcessResponse = Callable[["ServerConnection", Request, Response], MaybeAwaitable]
 
@@ -60,14 +60,16 @@ class ServerConnection(Connection):
         if self._task is None:
             self.server._connections.discard(self)
 
-    def reject(self, status: int, body: bytes | str = b"", headers: Sequence[tuple[str, str]] | None = None) -> Response:
+    def reject(
+        self, status: int, body: bytes | str = b"", headers: Sequence[tuple[str, str]] | None = None
+    ) -> Response:
         """Build a response that refuses the connection, for ``process_request``."""
         return self.protocol.reject(status, body, headers)
 
     async def _hook(self, result: MaybeAwaitable) -> Response | None:
         if inspect.isawaitable(result):
             result = await result
-        return result  # type: ignore[return-value]
+        return result
 
     async def _run(self, request: Request) -> None:
         server = self.server
@@ -79,7 +81,9 @@ class ServerConnection(Connection):
                 if response is None:
                     response = self.protocol.accept(request)
                     if server.process_response is not None and response.status_code == 101:
-                        replaced = await self._hook(server.process_response(self, request, response))
+                        replaced = await self._hook(
+                            server.process_response(self, request, response)
+                        )
                         if replaced is not None:
                             response = replaced
             except Exception:

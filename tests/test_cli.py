@@ -1,0 +1,55 @@
+"""The command line: ``python -m blazews echo`` and ``python -m blazews connect``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from blazews import sync
+from tests.compliance.test_autobahn import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("extra", [[], ["--sync"]])
+def test_echo_server_and_interactive_client(extra: list[str]) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "blazews", "echo", "--port", str(port), *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port(port, server)
+        with sync.connect(f"ws://127.0.0.1:{port}/") as conn:
+            conn.send("text")
+            assert conn.recv() == "text"
+            conn.send(b"\x00bin")
+            assert conn.recv() == b"\x00bin"
+        client = subprocess.run(
+            [sys.executable, "-m", "blazews", "connect", f"ws://127.0.0.1:{port}/"],
+            cwd=ROOT,
+            input="first line\nsecond line\n",
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert client.returncode == 0, client.stderr
+        assert "< first line" in client.stdout
+        assert "< second line" in client.stdout
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert f"ws://127.0.0.1:{port}/" in (server.stdout.read() if server.stdout else "")
+
+
+def test_help_lists_commands() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "blazews", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert "echo" in result.stdout and "connect" in result.stdout
