@@ -112,6 +112,14 @@ _U16 = struct.Struct("!H").unpack_from
 _U64 = struct.Struct("!Q").unpack_from
 
 
+def _fit_close_reason(reason: str) -> str:
+    """Return ``reason`` cut to at most 123 bytes of UTF-8, on a character boundary."""
+    encoded = reason.encode()
+    if len(encoded) <= 123:
+        return reason
+    return encoded[:123].decode("utf-8", "ignore")
+
+
 class Protocol:
     """The frame-level protocol of one connection, without the handshake.
 
@@ -317,9 +325,12 @@ class Protocol:
 
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection (RFC 6455 §7.1.7): send a close frame if none was sent,
-        stop parsing and buffering, and ask the front end to close the TCP connection."""
+        stop parsing and buffering, and ask the front end to close the TCP connection.
+
+        A ``reason`` longer than the 123 bytes a close frame holds is cut (on a
+        character boundary) rather than producing an invalid control frame."""
         if self.state is State.OPEN and self.close_sent is None:
-            self._send_close_frame(Close(code, reason))
+            self._send_close_frame(Close(code, _fit_close_reason(reason)))
             if self.close_rcvd is None:
                 self.close_rcvd_then_sent = False
         if self.state is not State.CLOSED:
