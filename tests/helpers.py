@@ -1,0 +1,194 @@
+"""Shared builders for the sans-I/O tests.
+
+Everything here is written independently of the code under test: frames are built and
+parsed by hand from RFC 6455 §5.2, so a bug in ``blazews.sansio.frames`` cannot hide
+itself by being used on both sides of an assertion.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from blazews.exceptions import ConnectionClosedError, ProtocolError
+from blazews.sansio.protocol import Message, Ping, Pong, Protocol, Side, State
+
+CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+DEFAULT_KEY = b"\x37\xfa\x21\x3d"
+
+
+def xor(data: bytes, key: bytes) -> bytes:
+    """Mask or unmask ``data`` with a 4-byte key: byte ``i`` is XORed with ``key[i % 4]``."""
+    n = len(data)
+    if n == 0:
+        return b""
+    stream = (bytes(key) * (n // 4 + 1))[:n]
+    value = int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")
+    return value.to_bytes(n, "big")
+
+
+def frame(
+    opcode: int,
+    payload: bytes = b"",
+    *,
+    fin: bool = True,
+    rsv: int = 0,
+    mask: bool | bytes = False,
+    length_bits: int | None = None,
+    length: int | None = None,
+    with_payload: bool = True,
+) -> bytes:
+    """Return the raw bytes of one frame, with any header field chosen freely.
+
+    Args:
+        opcode: The 4-bit opcode, reserved ones included.
+        payload: The unmasked payload.
+        fin: The FIN bit.
+        rsv: The RSV bits as they sit in the first byte (``0x40``, ``0x20``, ``0x10``).
+        mask: ``True`` to mask with :data:`DEFAULT_KEY`, a 4-byte key to mask with it,
+            ``False`` for an unmasked frame.
+        length_bits: Force the length encoding: 7, 16 or 64 bits (non-minimal
+            encodings included); ``None`` picks the minimal one.
+        length: Announce this payload length instead of ``len(payload)``.
+        with_payload: ``False`` returns only the header (and the masking key).
+    """
+    n = len(payload) if length is None else length
+    if length_bits is None:
+        length_bits = 7 if n < 126 else 16 if n < 65536 else 64
+    first = (0x80 if fin else 0) | rsv | opcode
+    mask_bit = 0x80 if mask is not False else 0
+    if length_bits == 7:
+        assert n < 126
+        header = bytes((first, mask_bit | n))
+    elif length_bits == 16:
+        assert n < 65536
+        header = struct.pack("!BBH", first, mask_bit | 126, n)
+    elif length_bits == 64:
+        header = struct.pack("!BBQ", first, mask_bit | 127, n)
+    else:  # pragma: no cover
+        raise ValueError(length_bits)
+    if mask is not False:
+        key = DEFAULT_KEY if mask is True else mask
+        header += key
+        payload = xor(payload, key)
+    return header + payload if with_payload else header
+
+
+def close_payload(code: int, reason: bytes = b"") -> bytes:
+    return struct.pack("!H", code) + reason
+
+
+@dataclass
+class RawFrame:
+    fin: bool
+    rsv: int
+    opcode: int
+    masked: bool
+    key: bytes | None
+    payload: bytes  # unmasked
+    header_len: int
+
+
+def parse_frames(data: bytes | Iterable[bytes]) -> list[RawFrame]:
+    """Parse complete frames (unmasking them) with a reference parser.
+
+    Raises AssertionError if bytes are left over.
+    """
+    if not isinstance(data, (bytes, bytearray)):
+        data = b"".join(data)
+    frames = []
+    pos = 0
+    while pos < len(data):
+        b0, b1 = data[pos], data[pos + 1]
+        n = b1 & 0x7F
+        hlen = 2
+        if n == 126:
+            (n,) = struct.unpack_from("!H", data, pos + 2)
+            hlen = 4
+        elif n == 127:
+            (n,) = struct.unpack_from("!Q", data, pos + 2)
+            hlen = 10
+        masked = bool(b1 & 0x80)
+        key = None
+        if masked:
+            key = bytes(data[pos + hlen : pos + hlen + 4])
+            hlen += 4
+        payload = bytes(data[pos + hlen : pos + hlen + n])
+        assert len(payload) == n, "truncated frame"
+        if key is not None:
+            payload = xor(payload, key)
+        frames.append(RawFrame(bool(b0 & 0x80), b0 & 0x70, b0 & 0x0F, masked, key, payload, hlen))
+        pos += hlen + n
+    return frames
+
+
+def server(**kwargs: object) -> Protocol:
+    """An open server-side Protocol (expects masked frames)."""
+    return Protocol(Side.SERVER, state=State.OPEN, **kwargs)  # type: ignore[arg-type]
+
+
+def client(**kwargs: object) -> Protocol:
+    """An open client-side Protocol (expects unmasked frames)."""
+    return Protocol(Side.CLIENT, state=State.OPEN, **kwargs)  # type: ignore[arg-type]
+
+
+def incoming(proto: Protocol, opcode: int, payload: bytes = b"", **kwargs: object) -> bytes:
+    """A frame as ``proto``'s peer must send it: masked towards a server only."""
+    kwargs.setdefault("mask", proto.side is Side.SERVER)
+    return frame(opcode, payload, **kwargs)  # type: ignore[arg-type]
+
+
+def sent_frames(proto: Protocol) -> list[RawFrame]:
+    """Drain and parse what ``proto`` wants to write."""
+    return parse_frames(proto.data_to_send())
+
+
+def describe(events: Iterable[object]) -> list[tuple[str, int | None, bytes]]:
+    """Events as comparable tuples."""
+    out: list[tuple[str, int | None, bytes]] = []
+    for event in events:
+        if isinstance(event, Message):
+            out.append(("message", int(event.type), bytes(event.data)))
+        elif isinstance(event, Ping):
+            out.append(("ping", None, bytes(event.data)))
+        elif isinstance(event, Pong):
+            out.append(("pong", None, bytes(event.data)))
+        else:
+            out.append((type(event).__name__, None, b""))
+    return out
+
+
+def transfer(src: Protocol, dst: Protocol) -> bytes:
+    """Move everything ``src`` wants to write into ``dst``; return the bytes moved."""
+    data = b"".join(src.data_to_send())
+    if data:
+        dst.receive_data(data)
+    return data
+
+
+def assert_failed(proto: Protocol, code: int) -> None:
+    """Check that ``proto`` failed the connection because of a peer's protocol error.
+
+    The error is kept with its close code, the last frame written is a close frame with
+    that code, the connection accepts no more bytes and wants the transport closed, and
+    :meth:`Protocol.close_exc` explains it all.
+    """
+    error = proto.protocol_error
+    assert isinstance(error, ProtocolError), error
+    assert error.close_code == code, (error, error.close_code)
+    written = sent_frames(proto)
+    assert written, "no close frame was written"
+    last = written[-1]
+    assert last.opcode == CLOSE and last.fin
+    assert len(last.payload) <= 125
+    assert int.from_bytes(last.payload[:2], "big") == code
+    assert proto.close_sent is not None and proto.close_sent.code == code
+    assert not proto.receiving
+    assert proto.close_transport()
+    exc = proto.close_exc()
+    assert isinstance(exc, ConnectionClosedError)
+    assert exc.__cause__ is error
+    assert exc.sent is proto.close_sent
+    assert exc.rcvd is proto.close_rcvd

@@ -1,0 +1,941 @@
+"""The sans-I/O state machine: messages, limits, closing handshake, ping/pong, errors.
+
+Frame-level rules (opcodes, lengths, masking, RSV bits) are in test_frames.py; the
+opening handshake is in test_sansio_handshake.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from blazews._impl import IMPLEMENTATION
+from blazews.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    MessageTooBig,
+    ProtocolError,
+)
+from blazews.sansio.extensions import Extension
+from blazews.sansio.frames import Close
+from blazews.sansio.protocol import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    FRAGMENT_OVERHEAD,
+    Protocol,
+    Side,
+    State,
+)
+from helpers import (
+    BINARY,
+    CLOSE,
+    CONT,
+    PING,
+    PONG,
+    TEXT,
+    assert_failed,
+    client,
+    close_payload,
+    describe,
+    frame,
+    incoming,
+    sent_frames,
+    server,
+)
+
+SIDES = pytest.mark.parametrize("make", [server, client], ids=["server", "client"])
+MiB = 1 << 20
+
+
+# -- fragmentation and reassembly ----------------------------------------------------
+
+
+@SIDES
+@pytest.mark.parametrize("opcode", [TEXT, BINARY])
+def test_fragmented_message_with_interleaved_control_frames(make, opcode):
+    proto = make()
+    data = (
+        incoming(proto, opcode, b"ab", fin=False)
+        + incoming(proto, PING, b"1")
+        + incoming(proto, CONT, b"", fin=False)
+        + incoming(proto, PONG, b"2")
+        + incoming(proto, CONT, b"cd", fin=False)
+        + incoming(proto, PING, b"3")
+        + incoming(proto, CONT, b"ef", fin=True)
+        + incoming(proto, opcode, b"gh")
+    )
+    proto.receive_data(data)
+    assert describe(proto.events_received()) == [
+        ("ping", None, b"1"),
+        ("pong", None, b"2"),
+        ("ping", None, b"3"),
+        ("message", opcode, b"abcdef"),
+        ("message", opcode, b"gh"),
+    ]
+    assert [(f.opcode, f.payload) for f in sent_frames(proto)] == [(PONG, b"1"), (PONG, b"3")]
+    assert proto.protocol_error is None
+
+
+@SIDES
+def test_fragmented_message_fed_in_pieces(make):
+    proto = make()
+    data = b"".join(
+        incoming(proto, BINARY if i == 0 else CONT, bytes([i]) * 300, fin=(i == 9))
+        for i in range(10)
+    )
+    for i in range(0, len(data), 7):
+        proto.receive_data(data[i : i + 7])
+    assert describe(proto.events_received()) == [
+        ("message", 2, b"".join(bytes([i]) * 300 for i in range(10)))
+    ]
+
+
+@SIDES
+@pytest.mark.parametrize("fin", [True, False])
+def test_continuation_without_message_fails_1002(make, fin):
+    proto = make()
+    proto.receive_data(incoming(proto, BINARY, b"done") + incoming(proto, CONT, b"x", fin=fin))
+    assert describe(proto.events_received()) == [("message", 2, b"done")]
+    assert_failed(proto, 1002)
+
+
+@SIDES
+@pytest.mark.parametrize("first", [TEXT, BINARY])
+@pytest.mark.parametrize("second", [TEXT, BINARY])
+@pytest.mark.parametrize("fin", [True, False])
+def test_new_data_frame_inside_fragmented_message_fails_1002(make, first, second, fin):
+    proto = make()
+    proto.receive_data(incoming(proto, first, b"a", fin=False))
+    proto.receive_data(incoming(proto, second, b"b", fin=fin))
+    assert proto.events_received() == []
+    assert_failed(proto, 1002)
+
+
+# -- UTF-8 ---------------------------------------------------------------------------
+
+
+@SIDES
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\xff",
+        b"\xc0\xaf",
+        b"\xed\xa0\x80",
+        b"\xf4\x90\x80\x80",
+        b"abc\x80",
+        b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited",
+    ],
+    ids=["ff", "overlong", "surrogate", "above-10ffff", "lone-continuation", "autobahn-6.3.1"],
+)
+def test_invalid_utf8_text_fails_1007(make, payload):
+    proto = make()
+    proto.receive_data(incoming(proto, TEXT, payload))
+    assert proto.events_received() == []
+    assert_failed(proto, 1007)
+
+
+@SIDES
+def test_invalid_utf8_is_fine_in_binary(make):
+    proto = make()
+    proto.receive_data(incoming(proto, BINARY, b"\xff\xfe"))
+    assert describe(proto.events_received()) == [("message", 2, b"\xff\xfe")]
+
+
+@SIDES
+def test_code_points_split_across_fragments_are_valid(make):
+    proto = make()
+    text = "κόσμε €𝄞".encode()
+    data = incoming(proto, TEXT, text[:1], fin=False)
+    for i in range(1, len(text)):
+        data += incoming(proto, CONT, text[i : i + 1], fin=(i == len(text) - 1))
+    proto.receive_data(data)
+    assert describe(proto.events_received()) == [("message", 1, text)]
+
+
+@SIDES
+def test_invalid_fragment_fails_before_the_final_fragment(make):
+    """Incremental validation: the second fragment alone is enough to fail."""
+    proto = make()
+    proto.receive_data(incoming(proto, TEXT, "héllo".encode(), fin=False))
+    assert proto.protocol_error is None
+    proto.receive_data(incoming(proto, CONT, b"ok\xff", fin=False))
+    assert proto.events_received() == []
+    assert_failed(proto, 1007)
+
+
+@SIDES
+@pytest.mark.parametrize(
+    ("first", "second", "third"),
+    [(b"a\xed", b"\xa0", b"\x80"), (b"a\xf4", b"\x90", b"\x80\x80"), (b"\xe0", b"\x80", b"\x80")],
+    ids=["surrogate", "above-10ffff", "overlong"],
+)
+def test_invalid_sequence_cut_between_fragments_fails_before_the_end(make, first, second, third):
+    proto = make()
+    proto.receive_data(incoming(proto, TEXT, first, fin=False))
+    assert proto.protocol_error is None
+    proto.receive_data(incoming(proto, CONT, second, fin=False))
+    proto.receive_data(incoming(proto, CONT, third, fin=False))
+    assert_failed(proto, 1007)
+
+
+_PURE_SURROGATE_GAP = pytest.mark.xfail(
+    IMPLEMENTATION == "python",
+    reason="the pure Utf8Validator (CPython's incremental decoder) accepts the "
+    "surrogate prefix \\xed\\xa0 until the sequence's third byte arrives",
+    strict=True,
+)
+
+
+@SIDES
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param(b"a\xed", b"\xa0", id="surrogate", marks=_PURE_SURROGATE_GAP),
+        pytest.param(b"a\xf4", b"\x90", id="above-10ffff"),
+        pytest.param(b"\xe0", b"\x80", id="overlong"),
+    ],
+)
+def test_invalid_sequence_cut_between_fragments_fails_on_its_second_byte(make, first, second):
+    """The prefix is already invalid: fail on the fragment that completes it."""
+    proto = make()
+    proto.receive_data(incoming(proto, TEXT, first, fin=False))
+    assert proto.protocol_error is None
+    proto.receive_data(incoming(proto, CONT, second, fin=False))
+    assert_failed(proto, 1007)
+
+
+@SIDES
+def test_invalid_first_fragment_fails_immediately(make):
+    proto = make()
+    proto.receive_data(incoming(proto, TEXT, b"\xff", fin=False))
+    assert_failed(proto, 1007)
+
+
+@SIDES
+def test_text_ending_mid_sequence_fails_at_the_final_fragment(make):
+    proto = make()
+    proto.receive_data(incoming(proto, TEXT, b"abc\xe2\x82", fin=False))
+    proto.receive_data(incoming(proto, PING, b""))
+    assert proto.protocol_error is None
+    proto.receive_data(incoming(proto, CONT, b"", fin=True))
+    assert describe(proto.events_received()) == [("ping", None, b"")]
+    assert_failed(proto, 1007)
+
+
+@SIDES
+def test_validator_state_does_not_leak_between_messages(make):
+    proto = make()
+    proto.receive_data(incoming(proto, TEXT, b"\xe2\x82", fin=False))
+    proto.receive_data(incoming(proto, CONT, b"\xac", fin=True))
+    proto.receive_data(incoming(proto, BINARY, b"\xe2", fin=False))
+    proto.receive_data(incoming(proto, CONT, b"\x82", fin=True))
+    proto.receive_data(incoming(proto, TEXT, b"ok", fin=False))
+    proto.receive_data(incoming(proto, CONT, b"!", fin=True))
+    assert describe(proto.events_received()) == [
+        ("message", 1, "€".encode()),
+        ("message", 2, b"\xe2\x82"),
+        ("message", 1, b"ok!"),
+    ]
+
+
+# -- message size and fragment budget ------------------------------------------------
+
+
+def test_default_max_message_size_is_1_mib():
+    assert DEFAULT_MAX_MESSAGE_SIZE == MiB
+    assert Protocol(Side.SERVER).max_message_size == MiB
+
+
+@SIDES
+def test_default_limit_accepts_1_mib_and_refuses_one_byte_more(make):
+    proto = make()
+    proto.receive_data(incoming(proto, BINARY, b"\x00" * MiB))
+    assert [len(e.data) for e in proto.events_received()] == [MiB]
+    proto.receive_data(incoming(proto, BINARY, length=MiB + 1, with_payload=False))
+    assert_failed(proto, 1009)
+
+
+@SIDES
+def test_message_of_exactly_the_limit_is_accepted_single_frame(make):
+    proto = make(max_message_size=1000)
+    proto.receive_data(incoming(proto, BINARY, b"x" * 1000))
+    proto.receive_data(incoming(proto, TEXT, b"y" * 1000))
+    assert [(e.type, len(e.data)) for e in proto.events_received()] == [(2, 1000), (1, 1000)]
+    assert proto.protocol_error is None
+
+
+@SIDES
+def test_one_byte_over_the_limit_is_refused_single_frame(make):
+    proto = make(max_message_size=1000)
+    proto.receive_data(incoming(proto, BINARY, b"x" * 1001))
+    assert proto.events_received() == []
+    assert_failed(proto, 1009)
+    assert isinstance(proto.protocol_error, MessageTooBig)
+
+
+@SIDES
+@pytest.mark.parametrize("pieces", [2, 10, 1000 // FRAGMENT_OVERHEAD])
+def test_message_of_exactly_the_limit_is_accepted_fragmented(make, pieces):
+    limit = 1000
+    proto = make(max_message_size=limit)
+    sizes = [limit // pieces] * pieces
+    sizes[-1] += limit - sum(sizes)
+    data = b"".join(
+        incoming(proto, TEXT if i == 0 else CONT, b"z" * n, fin=(i == pieces - 1))
+        for i, n in enumerate(sizes)
+    )
+    proto.receive_data(data)
+    assert [len(e.data) for e in proto.events_received()] == [limit]
+    assert proto.protocol_error is None
+
+
+@SIDES
+def test_one_byte_over_the_limit_is_refused_fragmented(make):
+    proto = make(max_message_size=1000)
+    proto.receive_data(incoming(proto, BINARY, b"z" * 500, fin=False))
+    proto.receive_data(incoming(proto, CONT, b"z" * 499, fin=False))
+    proto.receive_data(incoming(proto, CONT, b"zz", fin=True))
+    assert proto.events_received() == []
+    assert_failed(proto, 1009)
+
+
+@SIDES
+def test_limit_applies_per_message(make):
+    proto = make(max_message_size=1000)
+    for _ in range(5):
+        proto.receive_data(incoming(proto, BINARY, b"a" * 600, fin=False))
+        proto.receive_data(incoming(proto, CONT, b"b" * 400, fin=True))
+    assert [len(e.data) for e in proto.events_received()] == [1000] * 5
+    assert proto.protocol_error is None
+
+
+def test_legal_4_mib_message_in_65536_fragments_of_64_bytes_passes():
+    proto = client(max_message_size=16 * MiB)
+    chunk = bytes(range(64))
+    first = frame(BINARY, chunk, fin=False)
+    middle = frame(CONT, chunk, fin=False)
+    data = first + middle * 65534 + frame(CONT, chunk, fin=True)
+    proto.receive_data(data)
+    (message,) = proto.events_received()
+    assert message.data == chunk * 65536
+    assert len(message.data) == 4 * MiB
+    assert proto.protocol_error is None
+
+
+@SIDES
+@pytest.mark.parametrize("limit", [1024, MiB])
+@pytest.mark.parametrize("opcode", [TEXT, BINARY])
+def test_flood_of_empty_fragments_fails_1009(make, limit, opcode):
+    """A message of empty fragments is bounded by the fragment budget: it fails after
+    at most 2 * max / FRAGMENT_OVERHEAD fragments, and not before a legal message of
+    max bytes in 64-byte fragments could have ended."""
+    proto = make(max_message_size=limit)
+    bound = 2 * limit // FRAGMENT_OVERHEAD
+    proto.receive_data(incoming(proto, opcode, fin=False))
+    empty = incoming(proto, CONT, fin=False)
+    count = 1
+    while proto.protocol_error is None and count <= bound + 10:
+        proto.receive_data(empty)
+        count += 1
+    assert limit // 64 < count <= bound + 1  # `count` counts the failing fragment
+    assert proto.events_received() == []
+    assert_failed(proto, 1009)
+    assert isinstance(proto.protocol_error, MessageTooBig)
+
+
+@SIDES
+def test_fragment_flood_stops_at_the_documented_budget(make):
+    """2 * max / FRAGMENT_OVERHEAD empty fragments are accepted; one more is not."""
+    limit = 1024
+    proto = make(max_message_size=limit)
+    bound = 2 * limit // FRAGMENT_OVERHEAD
+    proto.receive_data(incoming(proto, BINARY, fin=False))
+    for _ in range(bound - 1):
+        proto.receive_data(incoming(proto, CONT, fin=False))
+    assert proto.protocol_error is None
+    proto.receive_data(incoming(proto, CONT, fin=False))
+    assert_failed(proto, 1009)
+
+
+@SIDES
+def test_no_limit_when_max_message_size_is_none(make):
+    proto = make(max_message_size=None)
+    proto.receive_data(incoming(proto, BINARY, b"\x01" * (2 * MiB)))
+    proto.receive_data(
+        incoming(proto, BINARY, fin=False)
+        + incoming(proto, CONT, fin=False) * 40000
+        + incoming(proto, CONT, b"!")
+    )
+    assert [len(e.data) for e in proto.events_received()] == [2 * MiB, 1]
+    assert proto.protocol_error is None
+
+
+def test_negative_max_message_size_is_refused():
+    with pytest.raises(ValueError):
+        Protocol(Side.SERVER, max_message_size=-1)
+
+
+# -- closing handshake ---------------------------------------------------------------
+
+ACCEPTED_CODES = [
+    1000,
+    1001,
+    1002,
+    1003,
+    1007,
+    1008,
+    1009,
+    1010,
+    1011,
+    1012,
+    1013,
+    1014,
+    3000,
+    3999,
+    4000,
+    4999,
+]
+REFUSED_CODES = [0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535]
+
+
+@SIDES
+@pytest.mark.parametrize("code", ACCEPTED_CODES)
+def test_valid_close_code_is_echoed(make, code):
+    proto = make()
+    proto.receive_data(incoming(proto, CLOSE, close_payload(code, b"why")))
+    assert proto.protocol_error is None
+    assert proto.close_rcvd == Close(code, "why")
+    (reply,) = sent_frames(proto)
+    assert (reply.opcode, reply.payload[:2]) == (CLOSE, close_payload(code))
+    assert proto.close_sent is not None and proto.close_sent.code == code
+    assert proto.close_rcvd_then_sent is True
+    assert proto.state is State.CLOSING
+    assert not proto.receiving
+
+
+@SIDES
+@pytest.mark.parametrize("code", REFUSED_CODES)
+def test_invalid_close_code_is_answered_with_1002(make, code):
+    proto = make()
+    proto.receive_data(incoming(proto, CLOSE, close_payload(code)))
+    assert proto.close_rcvd is None
+    assert_failed(proto, 1002)
+
+
+@SIDES
+def test_one_byte_close_payload_fails_1002(make):
+    proto = make()
+    proto.receive_data(incoming(proto, CLOSE, b"\x03"))
+    assert_failed(proto, 1002)
+
+
+@SIDES
+def test_empty_close_payload_is_1005_and_answered_empty(make):
+    proto = make()
+    proto.receive_data(incoming(proto, CLOSE, b""))
+    assert proto.protocol_error is None
+    assert proto.close_rcvd == Close(1005, "")
+    (reply,) = sent_frames(proto)
+    assert (reply.opcode, reply.payload) == (CLOSE, b"")
+    assert proto.close_exc().code == 1005
+
+
+@SIDES
+@pytest.mark.parametrize("reason", [b"\xff", b"ok\xed\xa0\x80", b"\xe2\x82"])
+def test_close_reason_not_utf8_fails_1007(make, reason):
+    proto = make()
+    proto.receive_data(incoming(proto, CLOSE, close_payload(1000, reason)))
+    assert proto.close_rcvd is None
+    assert_failed(proto, 1007)
+
+
+@SIDES
+def test_close_reason_utf8_is_kept(make):
+    proto = make()
+    proto.receive_data(incoming(proto, CLOSE, close_payload(4001, "fermé €".encode())))
+    assert proto.close_rcvd == Close(4001, "fermé €")
+    exc = proto.close_exc()
+    assert (exc.code, exc.reason) == (4001, "fermé €")
+
+
+@SIDES
+def test_peer_closes_first(make):
+    proto = make()
+    proto.receive_data(incoming(proto, CLOSE, close_payload(1000, b"done")))
+    assert proto.close_rcvd == Close(1000, "done")
+    assert proto.close_sent == Close(1000, "")
+    assert proto.close_rcvd_then_sent is True
+    exc = proto.close_exc()
+    assert isinstance(exc, ConnectionClosedOK)
+    assert (exc.rcvd, exc.sent, exc.rcvd_then_sent) == (proto.close_rcvd, proto.close_sent, True)
+
+
+@SIDES
+def test_we_close_first(make):
+    proto = make()
+    proto.send_close(1001, "leaving")
+    assert proto.state is State.CLOSING
+    assert proto.close_sent == Close(1001, "leaving")
+    assert proto.close_rcvd is None
+    (sent,) = sent_frames(proto)
+    assert sent.payload == close_payload(1001, b"leaving")
+    proto.receive_data(incoming(proto, CLOSE, close_payload(1000)))
+    assert sent_frames(proto) == []  # no second close frame
+    assert proto.close_rcvd == Close(1000, "")
+    assert proto.close_rcvd_then_sent is False
+    exc = proto.close_exc()
+    assert isinstance(exc, ConnectionClosedOK)
+    assert (exc.rcvd.code, exc.sent.code, exc.rcvd_then_sent) == (1000, 1001, False)
+
+
+@SIDES
+def test_close_with_error_code_gives_connection_closed_error(make):
+    proto = make()
+    proto.receive_data(incoming(proto, CLOSE, close_payload(1011)))
+    exc = proto.close_exc()
+    assert isinstance(exc, ConnectionClosedError)
+    assert exc.__cause__ is None
+    assert exc.code == 1011
+
+
+@SIDES
+def test_data_still_delivered_after_we_sent_close(make):
+    proto = make()
+    proto.send_close()
+    proto.receive_data(
+        incoming(proto, BINARY, b"late") + incoming(proto, CLOSE, close_payload(1000))
+    )
+    assert describe(proto.events_received()) == [("message", 2, b"late")]
+
+
+@SIDES
+def test_nothing_parsed_after_close_received(make):
+    proto = make()
+    proto.receive_data(
+        incoming(proto, BINARY, b"before")
+        + incoming(proto, CLOSE, close_payload(1000))
+        + incoming(proto, BINARY, b"after")
+        + incoming(proto, PING, b"p")
+        + b"\xff\xff garbage"
+    )
+    assert describe(proto.events_received()) == [("message", 2, b"before")]
+    assert [f.opcode for f in sent_frames(proto)] == [CLOSE]
+    assert len(proto._buf) == 0
+    proto.receive_data(incoming(proto, BINARY, b"x" * 100_000) + b"\x00")
+    assert proto.events_received() == []
+    assert proto.data_to_send() == []
+    assert len(proto._buf) == 0
+    assert proto.protocol_error is None
+
+
+@SIDES
+def test_close_received_while_message_unfinished(make):
+    proto = make()
+    proto.receive_data(
+        incoming(proto, TEXT, b"partial", fin=False) + incoming(proto, CLOSE, close_payload(1000))
+    )
+    assert proto.events_received() == []
+    assert proto.close_rcvd == Close(1000, "")
+    assert proto.protocol_error is None
+
+
+@pytest.mark.parametrize("code", [999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 0])
+def test_send_close_with_invalid_code_raises_value_error(code):
+    proto = client()
+    with pytest.raises(ValueError):
+        proto.send_close(code)
+    assert proto.state is State.OPEN
+    assert proto.data_to_send() == []
+
+
+@pytest.mark.parametrize("reason", ["x" * 124, "é" * 62, "€" * 42])
+def test_send_close_with_too_long_reason_raises_value_error(reason):
+    proto = server()
+    with pytest.raises(ValueError):
+        proto.send_close(1000, reason)
+    assert proto.state is State.OPEN
+
+
+@pytest.mark.parametrize("reason", ["x" * 123, "é" * 61 + "x", "€" * 41])
+def test_send_close_with_longest_reason(reason):
+    proto = server()
+    proto.send_close(1000, reason)
+    (sent,) = sent_frames(proto)
+    assert len(sent.payload) == 125
+    assert sent.payload[2:].decode() == reason
+
+
+def _closed_by_send(proto):
+    proto.send_close()
+
+
+def _closed_by_peer(proto):
+    proto.receive_data(incoming(proto, CLOSE, close_payload(1000)))
+
+
+def _closed_by_error(proto):
+    proto.receive_data(incoming(proto, 0x3))
+
+
+def _closed_by_eof(proto):
+    proto.receive_eof()
+
+
+@SIDES
+@pytest.mark.parametrize(
+    "how", [_closed_by_send, _closed_by_peer, _closed_by_error, _closed_by_eof]
+)
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda p: p.send_text("x"),
+        lambda p: p.send_binary(b"x"),
+        lambda p: p.send_data("x"),
+        lambda p: p.send_continuation(b"x", fin=True),
+        lambda p: p.send_frame(BINARY, b"x"),
+        lambda p: p.send_ping(b""),
+        lambda p: p.send_pong(b""),
+        lambda p: p.send_close(),
+    ],
+    ids=["text", "binary", "data", "continuation", "frame", "ping", "pong", "close"],
+)
+def test_sending_after_close_raises_connection_closed(make, how, action):
+    proto = make()
+    how(proto)
+    proto.data_to_send()
+    with pytest.raises(ConnectionClosed):
+        action(proto)
+    assert proto.data_to_send() == []
+
+
+def test_server_close_transport_after_close_frames_went_both_ways():
+    proto = server()
+    assert not proto.close_transport()
+    proto.send_close()
+    assert not proto.close_transport()
+    proto.receive_data(incoming(proto, CLOSE, close_payload(1000)))
+    assert proto.close_transport()
+
+
+def test_server_close_transport_after_replying_to_close():
+    proto = server()
+    proto.receive_data(incoming(proto, CLOSE, close_payload(1000)))
+    assert proto.close_transport()
+
+
+@pytest.mark.parametrize("peer_first", [True, False])
+def test_client_waits_for_the_server_to_close_the_transport(peer_first):
+    proto = client()
+    if peer_first:
+        proto.receive_data(incoming(proto, CLOSE, close_payload(1000)))
+    else:
+        proto.send_close()
+        assert not proto.close_transport()
+        proto.receive_data(incoming(proto, CLOSE, close_payload(1000)))
+    assert proto.close_sent is not None and proto.close_rcvd is not None
+    assert not proto.close_transport()
+    proto.receive_eof()
+    assert proto.close_transport()
+    assert proto.state is State.CLOSED
+    assert isinstance(proto.close_exc(), ConnectionClosedOK)
+
+
+@SIDES
+def test_close_transport_after_failure(make):
+    proto = make()
+    proto.receive_data(incoming(proto, BINARY, b"x", rsv=0x20))
+    assert proto.close_transport()
+
+
+@SIDES
+def test_fail_called_by_the_front_end(make):
+    proto = make()
+    proto.fail(1011, "internal")
+    (sent,) = sent_frames(proto)
+    assert sent.payload == close_payload(1011, b"internal")
+    assert proto.close_transport()
+    assert not proto.receiving
+    proto.receive_data(incoming(proto, BINARY, b"ignored"))
+    assert proto.events_received() == []
+    exc = proto.close_exc()
+    assert isinstance(exc, ConnectionClosedError)
+    assert exc.sent == Close(1011, "internal")
+
+
+@SIDES
+@pytest.mark.parametrize(
+    "reason", ["é" * 100, "x" * 300, "€" * 60 + "x"], ids=["e-acute", "ascii", "euro"]
+)
+def test_fail_never_writes_a_close_frame_over_125_bytes(make, reason):
+    proto = make()
+    proto.fail(1011, reason)
+    (sent,) = sent_frames(proto)
+    assert sent.opcode == CLOSE
+    assert len(sent.payload) <= 125
+    assert reason.startswith(sent.payload[2:].decode())  # cut on a character boundary
+
+
+class _RaisingExtension(Extension):
+    """An extension whose decode fails with a long, non-ASCII message."""
+
+    name = "x-raise"
+    rsv_bits = 0x40
+
+    def decode(self, opcode, fin, rsv, payload, max_size):
+        raise ProtocolError("données corrompues " * 20, 1007)
+
+
+@SIDES
+def test_protocol_error_with_long_message_still_sends_a_valid_close_frame(make):
+    proto = make(extensions=[_RaisingExtension()])
+    proto.receive_data(incoming(proto, BINARY, b"abc", rsv=0x40))
+    assert_failed(proto, 1007)  # checks the close payload is at most 125 bytes
+
+
+# -- ping / pong ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("payload", [b"", b"abc", bytes(range(125))])
+def test_server_answers_ping_with_same_payload(payload):
+    proto = server()
+    proto.receive_data(frame(PING, payload, mask=b"\x9a\x01\xfe\x33"))
+    assert describe(proto.events_received()) == [("ping", None, payload)]
+    raw = b"".join(proto.data_to_send())
+    assert raw == bytes((0x8A, len(payload))) + payload  # unmasked, exact bytes
+
+
+@pytest.mark.parametrize("payload", [b"", b"abc", bytes(range(125))])
+def test_client_answers_ping_with_same_payload_masked(payload):
+    proto = client()
+    proto.receive_data(frame(PING, payload))
+    assert describe(proto.events_received()) == [("ping", None, payload)]
+    raw = b"".join(proto.data_to_send())
+    assert raw[0] == 0x8A
+    assert raw[1] == 0x80 | len(payload)
+    key = raw[2:6]
+    unmasked = bytes(b ^ key[i % 4] for i, b in enumerate(raw[6:]))
+    assert unmasked == payload
+
+
+@SIDES
+def test_pong_is_not_answered(make):
+    proto = make()
+    proto.receive_data(incoming(proto, PONG, b"x"))
+    assert describe(proto.events_received()) == [("pong", None, b"x")]
+    assert proto.data_to_send() == []
+
+
+@SIDES
+def test_many_pings_many_pongs_in_order(make):
+    proto = make()
+    proto.receive_data(b"".join(incoming(proto, PING, str(i).encode()) for i in range(50)))
+    assert [f.payload for f in sent_frames(proto)] == [str(i).encode() for i in range(50)]
+
+
+@SIDES
+def test_no_pong_after_our_close_was_sent(make):
+    proto = make()
+    proto.send_close()
+    proto.data_to_send()
+    proto.receive_data(incoming(proto, PING, b"late"))
+    assert describe(proto.events_received()) == [("ping", None, b"late")]
+    assert proto.data_to_send() == []
+
+
+@SIDES
+def test_no_pong_after_failure(make):
+    proto = make()
+    proto.receive_data(incoming(proto, 0x4) + incoming(proto, PING, b"x"))
+    assert [f.opcode for f in sent_frames(proto)] == [CLOSE]
+
+
+# -- protocol errors -----------------------------------------------------------------
+
+
+def _errors(proto):
+    """(name, bytes, code): ways for the peer to break the protocol."""
+    f = lambda *a, **k: incoming(proto, *a, **k)  # noqa: E731
+    wrong_mask = proto.side is not Side.SERVER
+    return [
+        ("reserved-opcode", f(0x5), 1002),
+        ("rsv", f(BINARY, b"x", rsv=0x10), 1002),
+        ("wrong-mask", frame(BINARY, b"x", mask=wrong_mask), 1002),
+        ("long-ping", f(PING, b"x" * 126), 1002),
+        ("fragmented-ping", f(PING, fin=False), 1002),
+        ("orphan-continuation", f(CONT, b"x"), 1002),
+        ("nested-message", f(TEXT, fin=False) + f(BINARY), 1002),
+        ("top-bit", f(BINARY, length=1 << 63, length_bits=64, with_payload=False), 1002),
+        ("bad-close-code", f(CLOSE, close_payload(1005)), 1002),
+        ("one-byte-close", f(CLOSE, b"\x03"), 1002),
+        ("bad-utf8", f(TEXT, b"\xc3\x28"), 1007),
+        ("bad-close-reason", f(CLOSE, close_payload(1000, b"\xc3")), 1007),
+        ("too-big", f(BINARY, length=2000, with_payload=False), 1009),
+        ("too-big-fragmented", f(TEXT, b"a" * 999, fin=False) + f(CONT, b"bc"), 1009),
+    ]
+
+
+ERROR_NAMES = [name for name, _, _ in _errors(server())]
+
+
+@SIDES
+@pytest.mark.parametrize("index", range(len(ERROR_NAMES)), ids=ERROR_NAMES)
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "byte-by-byte"])
+def test_protocol_error_fails_connection_and_stops_everything(make, index, chunked):
+    proto = make(max_message_size=1000)
+    name, data, code = _errors(proto)[index]
+    if chunked:
+        for i in range(len(data)):
+            proto.receive_data(data[i : i + 1])  # never raises
+    else:
+        proto.receive_data(data)
+    assert proto.events_received() == []
+    assert_failed(proto, code)
+    error = proto.protocol_error
+    assert proto.state is State.CLOSING
+    # Megabytes more: not parsed, not buffered, no events, nothing to send.
+    junk = incoming(proto, BINARY, b"\x00" * 100) * 10 + b"\xff" * (2 * MiB)
+    for _ in range(3):
+        proto.receive_data(junk)
+        assert len(proto._buf) == 0
+    proto.receive_data(incoming(proto, PING, b"p"))
+    assert proto.events_received() == []
+    assert proto.data_to_send() == []
+    assert proto.protocol_error is error
+    proto.receive_eof()
+    assert proto.state is State.CLOSED
+    assert proto.close_exc().__cause__ is error
+
+
+@SIDES
+def test_protocol_error_after_we_sent_close_sends_no_second_close(make):
+    proto = make()
+    proto.send_close(1000)
+    proto.data_to_send()
+    proto.receive_data(incoming(proto, 0x6))
+    assert proto.protocol_error.close_code == 1002
+    assert proto.data_to_send() == []
+    assert proto.close_transport()
+    exc = proto.close_exc()
+    assert isinstance(exc, ConnectionClosedError)
+    assert exc.__cause__ is proto.protocol_error
+
+
+@SIDES
+def test_events_before_the_error_are_kept(make):
+    proto = make()
+    proto.receive_data(
+        incoming(proto, TEXT, b"one") + incoming(proto, PING, b"p") + incoming(proto, TEXT, b"\xff")
+    )
+    assert describe(proto.events_received()) == [("message", 1, b"one"), ("ping", None, b"p")]
+    frames = sent_frames(proto)
+    assert [(f.opcode, f.payload[:2]) for f in frames] == [
+        (PONG, b"p"),
+        (CLOSE, close_payload(1007)),
+    ]
+
+
+@SIDES
+def test_eof_without_close_is_1006(make):
+    proto = make()
+    proto.receive_data(incoming(proto, BINARY, b"partial", fin=False) + b"\x82")
+    proto.receive_eof()
+    assert proto.state is State.CLOSED
+    assert proto.close_transport()
+    assert not proto.receiving
+    exc = proto.close_exc()
+    assert isinstance(exc, ConnectionClosedError)
+    assert exc.code == 1006
+    assert exc.rcvd is None and exc.sent is None
+    assert proto.events_received() == []
+    assert len(proto._buf) == 0
+    proto.receive_data(incoming(proto, BINARY, b"x"))
+    assert proto.events_received() == []
+    proto.receive_eof()  # idempotent
+
+
+@SIDES
+def test_eof_after_we_sent_close_is_1006(make):
+    proto = make()
+    proto.send_close()
+    proto.receive_eof()
+    exc = proto.close_exc()
+    assert isinstance(exc, ConnectionClosedError)
+    assert exc.code == 1006
+    assert exc.sent == Close(1000, "")
+
+
+# -- any valid stream parses the same, however it is cut -----------------------------
+
+_message = st.tuples(
+    st.sampled_from(["text", "binary"]),
+    st.one_of(st.binary(max_size=300), st.text(max_size=100).map(str.encode)),
+    st.lists(st.integers(min_value=0, max_value=300), max_size=5),  # fragment cuts
+    st.lists(st.binary(max_size=125), max_size=3),  # pings between fragments
+)
+_item = st.one_of(
+    _message.map(lambda m: ("message", *m)),
+    st.binary(max_size=125).map(lambda p: ("ping", p)),
+    st.binary(max_size=125).map(lambda p: ("pong", p)),
+)
+
+
+def _serialize(items):
+    """Have a client Protocol write the stream; return its bytes and the expected events."""
+    sender = client()
+    expected = []
+    for item in items:
+        if item[0] == "ping":
+            sender.send_ping(item[1])
+            expected.append(("ping", None, item[1]))
+        elif item[0] == "pong":
+            sender.send_pong(item[1])
+            expected.append(("pong", None, item[1]))
+        else:
+            _, kind, payload, cuts, pings = item
+            if kind == "text":
+                payload = payload.decode("utf-8", "replace").encode()
+            opcode = TEXT if kind == "text" else BINARY
+            bounds = sorted({min(c, len(payload)) for c in cuts})
+            pieces, start = [], 0
+            for b in bounds:
+                pieces.append(payload[start:b])
+                start = b
+            pieces.append(payload[start:])
+            for i, piece in enumerate(pieces):
+                last = i == len(pieces) - 1
+                if i == 0:
+                    sender.send_frame(opcode, piece, fin=last)
+                else:
+                    sender.send_continuation(piece, fin=last)
+                if not last and i < len(pings):
+                    sender.send_ping(pings[i])
+                    expected.append(("ping", None, pings[i]))
+            expected.append(("message", opcode, payload))
+    return b"".join(sender.data_to_send()), expected
+
+
+def _receive(data, cuts):
+    receiver = server(max_message_size=None)
+    events = []
+    start = 0
+    for cut in sorted(cuts) + [len(data)]:
+        receiver.receive_data(data[start:cut])
+        events += describe(receiver.events_received())
+        start = max(start, cut)
+    return events, b"".join(receiver.data_to_send()), receiver
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=st.lists(_item, max_size=12), data=st.data())
+def test_any_valid_stream_cut_anywhere_gives_the_same_events(items, data):
+    stream, expected = _serialize(items)
+    cuts = data.draw(st.lists(st.integers(min_value=0, max_value=len(stream)), max_size=20))
+    whole_events, whole_out, _ = _receive(stream, [])
+    cut_events, cut_out, receiver = _receive(stream, cuts)
+    assert whole_events == expected
+    assert cut_events == whole_events
+    assert cut_out == whole_out  # the same pongs
+    assert receiver.protocol_error is None
+    assert len(receiver._buf) == 0
+    assert receiver.state is State.OPEN
