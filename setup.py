@@ -26,11 +26,13 @@ SIMD_FLAGS = {
     "unix": {
         "sse2": ["-msse2"],
         "avx2": ["-mavx2"],
+        "avx512": ["-mavx512f", "-mavx512bw"],
         "neon": [],
     },
     "msvc": {
         "sse2": [],
         "avx2": ["/arch:AVX2"],
+        "avx512": ["/arch:AVX512"],
         "neon": [],
     },
 }
@@ -54,7 +56,7 @@ def _simd_levels() -> list[str]:
         return []
     machine = platform.machine().lower()
     if machine in ("x86_64", "amd64", "x64", "i386", "i486", "i586", "i686", "x86"):
-        return ["sse2", "avx2"]
+        return ["sse2", "avx2", "avx512"]
     if machine in ("aarch64", "arm64"):
         return ["neon"]
     return []
@@ -84,7 +86,10 @@ class BuildExt(build_ext):
         if any(name.startswith("BWS_HAVE_") for name, _ in ext.define_macros):
             return  # already done by an earlier pass over this Extension
         flags = SIMD_FLAGS["msvc" if self.compiler.compiler_type == "msvc" else "unix"]
+        built: list[str] = []
         for level in _simd_levels():
+            if level == "avx512" and "avx2" not in built:
+                continue  # its table reuses the AVX2 mask
             source = os.path.join(NATIVE, f"kernel_{level}.c")
             try:
                 objects = self.compiler.compile(
@@ -98,6 +103,7 @@ class BuildExt(build_ext):
             except Exception as exc:
                 _warn(f"the {level} kernels did not compile ({exc}); leaving them out")
                 continue
+            built.append(level)
             ext.extra_objects.extend(objects)
             ext.define_macros.append((f"BWS_HAVE_{level.upper()}", "1"))
 

@@ -6,7 +6,7 @@ The twin of ``blazews._kernels_py`` (same functions, same errors), plus what the
 side knows: the SIMD level in use, the CPU features, the levels available.
 
 The level is chosen once, at import, as the best one that was compiled and that the
-CPU (and the OS) supports. ``BLAZEWS_SIMD=scalar|sse2|avx2|avx512|neon`` forces one;
+CPU (and the OS) supports (AVX-512 only where it does not lower the clock: with VBMI2). ``BLAZEWS_SIMD=scalar|sse2|avx2|avx512|neon`` forces one;
 a level that is unknown, not compiled or not supported makes the import fail with a
 ``RuntimeError`` saying so.
 """
@@ -52,7 +52,7 @@ cdef extern from "kernel.h" nogil:
     ctypedef struct bws_kernels:
         const char *name
     ctypedef struct bws_cpu:
-        int sse2, ssse3, sse41, sse42, avx, avx2, bmi2, avx512f, avx512bw, avx512vl, neon
+        int sse2, ssse3, sse41, sse42, avx, avx2, bmi2, avx512f, avx512bw, avx512vl, avx512vbmi2, neon
     int BWS_LEVEL_COUNT
     const bws_kernels *bws_active
     void bws_init()
@@ -249,6 +249,7 @@ def cpu_features():
         "avx512f": c.avx512f != 0,
         "avx512bw": c.avx512bw != 0,
         "avx512vl": c.avx512vl != 0,
+        "avx512vbmi2": c.avx512vbmi2 != 0,
         "neon": c.neon != 0,
     }
 

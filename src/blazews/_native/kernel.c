@@ -136,9 +136,60 @@ uint32_t bws_utf8_dfa(uint32_t state, const uint8_t *s, size_t n)
     return state;
 }
 
+/* Whole texts go a sequence at a time rather than a byte at a time: the DFA's
+ * byte-to-byte dependency chain is the slower of the two on non-ASCII text. */
 int bws_utf8_valid_scalar(const uint8_t *s, size_t n)
 {
-    return bws_utf8_dfa(BWS_UTF8_ACCEPT, s, n) == BWS_UTF8_ACCEPT;
+    size_t i = 0;
+
+    while (i < n) {
+        uint8_t b = s[i], lo = 0x80, hi = 0xbf;
+        if (b < 0x80) {
+            i++;
+            while (i + 8 <= n) {
+                uint64_t w;
+                memcpy(&w, s + i, 8);
+                if (w & UINT64_C(0x8080808080808080)) {
+                    break;
+                }
+                i += 8;
+            }
+            continue;
+        }
+        if (b < 0xc2) {
+            return 0; /* a continuation byte, or the overlong leads C0 and C1 */
+        }
+        if (b < 0xe0) {
+            if (n - i < 2 || (s[i + 1] & 0xc0) != 0x80) {
+                return 0;
+            }
+            i += 2;
+        } else if (b < 0xf0) {
+            if (b == 0xe0) {
+                lo = 0xa0; /* overlong below U+0800 */
+            } else if (b == 0xed) {
+                hi = 0x9f; /* surrogates */
+            }
+            if (n - i < 3 || s[i + 1] < lo || s[i + 1] > hi || (s[i + 2] & 0xc0) != 0x80) {
+                return 0;
+            }
+            i += 3;
+        } else if (b < 0xf5) {
+            if (b == 0xf0) {
+                lo = 0x90; /* overlong below U+10000 */
+            } else if (b == 0xf4) {
+                hi = 0x8f; /* above U+10FFFF */
+            }
+            if (n - i < 4 || s[i + 1] < lo || s[i + 1] > hi || (s[i + 2] & 0xc0) != 0x80 ||
+                (s[i + 3] & 0xc0) != 0x80) {
+                return 0;
+            }
+            i += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 const bws_kernels bws_kernels_scalar = {"scalar", bws_mask_scalar, bws_utf8_valid_scalar};
@@ -204,6 +255,7 @@ static void detect_x86(void)
         cpu.avx512f = os_zmm && ((r[1] >> 16) & 1);
         cpu.avx512bw = cpu.avx512f && ((r[1] >> 30) & 1);
         cpu.avx512vl = cpu.avx512f && ((r[1] >> 31) & 1);
+        cpu.avx512vbmi2 = cpu.avx512f && ((r[2] >> 6) & 1);
     }
 }
 #endif
@@ -285,10 +337,17 @@ int bws_level_supported(int level)
     return level_table(level) != NULL && level_supported_by_cpu(level);
 }
 
+/* The highest supported level, except that AVX-512 is picked by itself only on
+ * CPUs that also have VBMI2 (Ice Lake, Zen 4 and later): the earlier ones (Skylake-SP,
+ * Cascade Lake) lower the core clock while 512-bit code runs, which would tax the
+ * interpreter around each short call. BLAZEWS_SIMD=avx512 still forces it there. */
 int bws_best_level(void)
 {
     int level, best = BWS_LEVEL_SCALAR;
     for (level = 0; level < BWS_LEVEL_COUNT; level++) {
+        if (level == BWS_LEVEL_AVX512 && !cpu.avx512vbmi2) {
+            continue;
+        }
         if (bws_level_supported(level)) {
             best = level;
         }

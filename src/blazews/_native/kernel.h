@@ -62,7 +62,7 @@ extern const bws_kernels bws_kernels_neon;
 /* CPU features, as usable: an x86 vector extension counts only when the OS also
  * saves its registers (XGETBV). */
 typedef struct bws_cpu {
-    int sse2, ssse3, sse41, sse42, avx, avx2, bmi2, avx512f, avx512bw, avx512vl, neon;
+    int sse2, ssse3, sse41, sse42, avx, avx2, bmi2, avx512f, avx512bw, avx512vl, avx512vbmi2, neon;
 } bws_cpu;
 
 /* Detect the CPU and select the best level. Idempotent; call once at import. */
@@ -76,7 +76,7 @@ int bws_level_from_name(const char *name); /* -1 when unknown */
 int bws_level_compiled(int level);
 int bws_level_supported(int level);        /* compiled and the CPU has it */
 int bws_set_level(int level);              /* 0 on success, -1 when not supported */
-int bws_best_level(void);
+int bws_best_level(void);                  /* what bws_init picks */
 
 /* Payload masking at payload position `offset` (only offset % 4 matters). */
 void bws_mask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], size_t offset);
@@ -93,6 +93,9 @@ uint32_t bws_utf8_feed(uint32_t state, const uint8_t *s, size_t n);
 /* Scalar building blocks, shared by the SIMD levels (compiled in kernel.c without
  * any -m flag). */
 void bws_mask_scalar(uint8_t *dst, const uint8_t *src, size_t n, uint32_t key);
+/* kernel_avx2.c; also the AVX-512 level's mask (setup.py builds AVX-512 only with
+ * AVX2). Call it only where the CPU has AVX2. */
+void bws_mask_avx2(uint8_t *dst, const uint8_t *src, size_t n, uint32_t key);
 uint32_t bws_utf8_dfa(uint32_t state, const uint8_t *s, size_t n);
 int bws_utf8_valid_scalar(const uint8_t *s, size_t n);
 

@@ -14,10 +14,10 @@
 
 #include <immintrin.h>
 
-static void mask_avx2(uint8_t *dst, const uint8_t *src, size_t n, uint32_t key)
+void bws_mask_avx2(uint8_t *dst, const uint8_t *src, size_t n, uint32_t key)
 {
     size_t i = 0;
-    __m256i k, tail;
+    __m256i k, head = _mm256_setzero_si256(), tail;
 
     if (n < 32) {
         if (n >= 16) {
@@ -37,6 +37,13 @@ static void mask_avx2(uint8_t *dst, const uint8_t *src, size_t n, uint32_t key)
     /* The last 32 bytes are loaded before anything is stored and written last,
      * overlapping the loop's final block: no scalar tail, and correct in place. */
     tail = _mm256_loadu_si256((const __m256i *)(src + n - 32));
+    if (n >= 256) {
+        /* Long buffers: the loop starts where dst is 32-byte aligned, so no store
+         * splits a cache line; the first 32 bytes, loaded now, are written after. */
+        head = _mm256_loadu_si256((const __m256i *)src);
+        i = (32 - ((uintptr_t)dst & 31)) & 31;
+        k = _mm256_set1_epi32((int)bws_key_rotate(key, i));
+    }
     for (; i + 128 <= n; i += 128) {
         __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
         __m256i b = _mm256_loadu_si256((const __m256i *)(src + i + 32));
@@ -54,6 +61,9 @@ static void mask_avx2(uint8_t *dst, const uint8_t *src, size_t n, uint32_t key)
     if (i < n) {
         k = _mm256_set1_epi32((int)bws_key_rotate(key, n - 32));
         _mm256_storeu_si256((__m256i *)(dst + n - 32), _mm256_xor_si256(tail, k));
+    }
+    if (n >= 256) {
+        _mm256_storeu_si256((__m256i *)dst, _mm256_xor_si256(head, _mm256_set1_epi32((int)key)));
     }
 }
 
@@ -178,8 +188,18 @@ static int utf8_valid_avx2(const uint8_t *s, size_t n)
     }
     for (; i + 32 <= n; i += 32) {
         __m256i a = _mm256_loadu_si256((const __m256i *)(s + i));
-        error = _mm256_or_si256(error, check_block(a, prev_input));
+        if (!_mm256_movemask_epi8(a)) {
+            error = _mm256_or_si256(error, prev_incomplete);
+            prev_incomplete = _mm256_setzero_si256();
+        } else {
+            error = _mm256_or_si256(error, check_block(a, prev_input));
+            prev_incomplete = incomplete_end(a);
+        }
         prev_input = a;
+    }
+    if (i == n) {
+        error = _mm256_or_si256(error, prev_incomplete);
+        return _mm256_testz_si256(error, error);
     }
     /* The rest, padded with zeros (ASCII): a sequence cut by the end of the text is
      * followed by a zero byte and fails as too short. */
@@ -190,4 +210,4 @@ static int utf8_valid_avx2(const uint8_t *s, size_t n)
     return _mm256_testz_si256(error, error);
 }
 
-const bws_kernels bws_kernels_avx2 = {"avx2", mask_avx2, utf8_valid_avx2};
+const bws_kernels bws_kernels_avx2 = {"avx2", bws_mask_avx2, utf8_valid_avx2};

@@ -2,7 +2,7 @@
  *
  * Masking: 16-byte XOR, four vectors a step. UTF-8: SSE2 has no byte shuffle, so
  * this level scans ASCII 64 bytes at a time and hands every non-ASCII stretch to
- * the scalar DFA (kernel.c), coming back to the vector scan on the next boundary.
+ * the scalar validator (kernel.c), coming back to the vector scan on the next boundary.
  */
 #include "kernel.h"
 
@@ -11,7 +11,7 @@
 static void mask_sse2(uint8_t *dst, const uint8_t *src, size_t n, uint32_t key)
 {
     size_t i = 0;
-    __m128i k, head, tail;
+    __m128i k, head = _mm_setzero_si128(), tail;
 
     if (n < 16) {
         bws_mask_scalar(dst, src, n, key);
@@ -21,6 +21,13 @@ static void mask_sse2(uint8_t *dst, const uint8_t *src, size_t n, uint32_t key)
     /* The last 16 bytes are loaded before anything is stored and written last,
      * overlapping the loop's final block: no scalar tail, and correct in place. */
     tail = _mm_loadu_si128((const __m128i *)(src + n - 16));
+    if (n >= 256) {
+        /* Long buffers: the loop starts where dst is 16-byte aligned, so no store
+         * splits a cache line; the first 16 bytes, loaded now, are written after. */
+        head = _mm_loadu_si128((const __m128i *)src);
+        i = (16 - ((uintptr_t)dst & 15)) & 15;
+        k = _mm_set1_epi32((int)bws_key_rotate(key, i));
+    }
     for (; i + 64 <= n; i += 64) {
         __m128i a = _mm_loadu_si128((const __m128i *)(src + i));
         __m128i b = _mm_loadu_si128((const __m128i *)(src + i + 16));
@@ -32,16 +39,19 @@ static void mask_sse2(uint8_t *dst, const uint8_t *src, size_t n, uint32_t key)
         _mm_storeu_si128((__m128i *)(dst + i + 48), _mm_xor_si128(d, k));
     }
     for (; i + 16 <= n; i += 16) {
-        head = _mm_loadu_si128((const __m128i *)(src + i));
-        _mm_storeu_si128((__m128i *)(dst + i), _mm_xor_si128(head, k));
+        __m128i a = _mm_loadu_si128((const __m128i *)(src + i));
+        _mm_storeu_si128((__m128i *)(dst + i), _mm_xor_si128(a, k));
     }
     if (i < n) {
         k = _mm_set1_epi32((int)bws_key_rotate(key, n - 16));
         _mm_storeu_si128((__m128i *)(dst + n - 16), _mm_xor_si128(tail, k));
     }
+    if (n >= 256) {
+        _mm_storeu_si128((__m128i *)dst, _mm_xor_si128(head, _mm_set1_epi32((int)key)));
+    }
 }
 
-/* Bytes of non-ASCII text the DFA takes before the vector scan looks again. */
+/* Bytes of non-ASCII text the scalar code takes before the vector scan looks again. */
 #define SSE2_SCALAR_STRETCH 64
 
 static int utf8_valid_sse2(const uint8_t *s, size_t n)
@@ -69,7 +79,7 @@ static int utf8_valid_sse2(const uint8_t *s, size_t n)
             }
         }
         if (i + 16 > n) {
-            return bws_utf8_dfa(BWS_UTF8_ACCEPT, s + i, n - i) == BWS_UTF8_ACCEPT;
+            return bws_utf8_valid_scalar(s + i, n - i);
         }
         /* Skip the ASCII before the first high byte; a stretch of text follows that
          * ends just before a byte that is not a continuation byte, which valid text
@@ -82,7 +92,7 @@ static int utf8_valid_sse2(const uint8_t *s, size_t n)
         while (end < n && (s[end] & 0xc0) == 0x80) {
             end++;
         }
-        if (bws_utf8_dfa(BWS_UTF8_ACCEPT, s + i, end - i) != BWS_UTF8_ACCEPT) {
+        if (!bws_utf8_valid_scalar(s + i, end - i)) {
             return 0;
         }
         i = end;
