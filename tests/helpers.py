@@ -185,6 +185,7 @@ def assert_failed(proto: Protocol, code: int) -> None:
     assert len(last.payload) <= 125
     assert int.from_bytes(last.payload[:2], "big") == code
     assert proto.close_sent is not None and proto.close_sent.code == code
+    assert proto.close_rcvd_then_sent is False  # we closed (failed) first
     assert not proto.receiving
     assert proto.close_transport()
     exc = proto.close_exc()

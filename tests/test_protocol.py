@@ -371,6 +371,21 @@ def test_no_limit_when_max_message_size_is_none(make):
     assert proto.protocol_error is None
 
 
+@SIDES
+def test_fragment_budget_is_per_message(make):
+    """Each message gets the whole budget: the fragment count starts again at zero."""
+    limit = 1024
+    proto = make(max_message_size=limit)
+    count = 2 * limit // FRAGMENT_OVERHEAD - 2  # most of the budget
+    for _ in range(3):
+        data = incoming(proto, BINARY, b"a", fin=False)
+        data += incoming(proto, CONT, fin=False) * (count - 2)
+        data += incoming(proto, CONT, b"b", fin=True)
+        proto.receive_data(data)
+    assert describe(proto.events_received()) == [("message", 2, b"ab")] * 3
+    assert proto.protocol_error is None
+
+
 def test_negative_max_message_size_is_refused():
     with pytest.raises(ValueError):
         Protocol(Side.SERVER, max_message_size=-1)
@@ -490,13 +505,25 @@ def test_we_close_first(make):
 
 
 @SIDES
-def test_close_with_error_code_gives_connection_closed_error(make):
+@pytest.mark.parametrize("code", [1002, 1003, 1011, 4000])
+def test_close_with_error_code_gives_connection_closed_error(make, code):
     proto = make()
-    proto.receive_data(incoming(proto, CLOSE, close_payload(1011)))
+    proto.receive_data(incoming(proto, CLOSE, close_payload(code)))
     exc = proto.close_exc()
     assert isinstance(exc, ConnectionClosedError)
     assert exc.__cause__ is None
-    assert exc.code == 1011
+    assert exc.code == code
+
+
+@SIDES
+@pytest.mark.parametrize(("sent", "rcvd"), [(1011, 1000), (1000, 1002), (1001, 4000)])
+def test_close_exchange_with_an_error_code_gives_connection_closed_error(make, sent, rcvd):
+    proto = make()
+    proto.send_close(sent)
+    proto.receive_data(incoming(proto, CLOSE, close_payload(rcvd)))
+    exc = proto.close_exc()
+    assert isinstance(exc, ConnectionClosedError)
+    assert (exc.sent.code, exc.rcvd.code) == (sent, rcvd)
 
 
 @SIDES
@@ -646,6 +673,15 @@ def test_close_transport_after_failure(make):
     proto = make()
     proto.receive_data(incoming(proto, BINARY, b"x", rsv=0x20))
     assert proto.close_transport()
+
+
+@SIDES
+def test_fail_drops_a_partly_received_frame(make):
+    proto = make()
+    proto.receive_data(incoming(proto, BINARY, b"x" * 1000)[:500])
+    assert len(proto._buf) == 500
+    proto.fail(1001)
+    assert len(proto._buf) == 0
 
 
 @SIDES
@@ -869,8 +905,15 @@ def test_eof_after_we_sent_close_is_1006(make):
 
 _message = st.tuples(
     st.sampled_from(["text", "binary"]),
-    st.one_of(st.binary(max_size=300), st.text(max_size=100).map(str.encode)),
-    st.lists(st.integers(min_value=0, max_value=300), max_size=5),  # fragment cuts
+    st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=100).map(str.encode),
+        # 7-, 16- and 64-bit lengths: up to 70,000 bytes, cheap to generate.
+        st.integers(min_value=120, max_value=70_000).map(
+            lambda n: bytes(range(97, 123)) * (n // 26)
+        ),
+    ),
+    st.lists(st.integers(min_value=0, max_value=70_000), max_size=5),  # fragment cuts
     st.lists(st.binary(max_size=125), max_size=3),  # pings between fragments
 )
 _item = st.one_of(
@@ -915,27 +958,49 @@ def _serialize(items):
     return b"".join(sender.data_to_send()), expected
 
 
-def _receive(data, cuts):
+def _receive(data, sizes):
+    """Feed ``data`` in chunks whose sizes cycle through ``sizes`` (whole if empty)."""
     receiver = server(max_message_size=None)
     events = []
-    start = 0
-    for cut in sorted(cuts) + [len(data)]:
-        receiver.receive_data(data[start:cut])
+    pos, turn = 0, 0
+    while pos < len(data):
+        step = sizes[turn % len(sizes)] if sizes else len(data)
+        receiver.receive_data(data[pos : pos + step])
         events += describe(receiver.events_received())
-        start = max(start, cut)
+        pos += step
+        turn += 1
     return events, b"".join(receiver.data_to_send()), receiver
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(items=st.lists(_item, max_size=12), data=st.data())
-def test_any_valid_stream_cut_anywhere_gives_the_same_events(items, data):
+def _check_same_events(items, sizes):
     stream, expected = _serialize(items)
-    cuts = data.draw(st.lists(st.integers(min_value=0, max_value=len(stream)), max_size=20))
     whole_events, whole_out, _ = _receive(stream, [])
-    cut_events, cut_out, receiver = _receive(stream, cuts)
+    cut_events, cut_out, receiver = _receive(stream, sizes)
     assert whole_events == expected
     assert cut_events == whole_events
     assert cut_out == whole_out  # the same pongs
     assert receiver.protocol_error is None
     assert len(receiver._buf) == 0
     assert receiver.state is State.OPEN
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    items=st.lists(_item, max_size=12),
+    sizes=st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=8),
+)
+def test_any_valid_stream_cut_anywhere_gives_the_same_events(items, sizes):
+    _check_same_events(items, sizes)
+
+
+_small_item = st.one_of(
+    _message.filter(lambda m: len(m[1]) <= 300).map(lambda m: ("message", *m)),
+    st.binary(max_size=125).map(lambda p: ("ping", p)),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=st.lists(_small_item, max_size=6))
+def test_any_valid_stream_fed_byte_by_byte_gives_the_same_events(items):
+    """Every possible cut at once: each header field split at every position."""
+    _check_same_events(items, [1])
