@@ -1,0 +1,397 @@
+"""The blocking server: :func:`serve`, :class:`Server` and :class:`ServerConnection`.
+
+One thread per connection runs the opening handshake (TLS included), then the
+handler; each open connection also has its reader thread (see
+:mod:`blazews.sync.connection`).
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import ssl as ssl_module
+import threading
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+from ..sansio.extensions import ServerExtensionFactory
+from ..sansio.http11 import Request, Response
+from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, State
+from ..sansio.server import ServerProtocol, SubprotocolSelector
+from .connection import Connection, _deadline, _remaining
+
+__all__ = ["Server", "ServerConnection", "serve"]
+
+logger = logging.getLogger("blazews")
+
+Handler = Callable[["ServerConnection"], None]
+ProcessRequest = Callable[["ServerConnection", Request], "Response | None"]
+ProcessResponse = Callable[["ServerConnection", Request, Response], "Response | None"]
+
+
+class ServerConnection(Connection):
+    """The server end of a connection; see :class:`Connection` for its API.
+
+    Attributes:
+        server: The :class:`Server` it belongs to.
+    """
+
+    protocol: ServerProtocol
+
+    def __init__(
+        self, sock: socket.socket, protocol: ServerProtocol, server: Server, **kwargs: Any
+    ) -> None:
+        super().__init__(sock, protocol, **kwargs)
+        self.server = server
+
+    def reject(
+        self, status: int, body: bytes | str = b"", headers: Sequence[tuple[str, str]] | None = None
+    ) -> Response:
+        """Build a response that refuses the connection, for ``process_request``."""
+        return self.protocol.reject(status, body, headers)
+
+    def _handshake(self, deadline: float | None) -> bool:
+        """Read the request, run the hooks, send the response.
+
+        Returns:
+            Whether the connection is open (a 101 was sent).
+
+        Raises:
+            TimeoutError: The deadline passed.
+        """
+        server = self.server
+        request = self._read_handshake(deadline)
+        if not isinstance(request, Request):
+            return False  # EOF, or a malformed request (the core already answered it)
+        self.request = request
+        try:
+            response: Response | None = None
+            if server.process_request is not None:
+                response = server.process_request(self, request)
+            if response is None:
+                response = self.protocol.accept(request)
+                if server.process_response is not None and response.status_code == 101:
+                    replaced = server.process_response(self, request, response)
+                    if replaced is not None:
+                        response = replaced
+        except Exception:
+            logger.exception("process_request or process_response failed")
+            response = self.protocol.reject(500, "Failed to open a WebSocket connection.\n")
+        self.response = response
+        self.socket.settimeout(_remaining(deadline))
+        with self._cond:
+            self.protocol.send_response(response)
+            self._absorb()
+            self._flush_locked()
+        return response.status_code == 101 and self._write_error is None
+
+
+class Server:
+    """A running WebSocket server, as :func:`serve` returns it.
+
+    Use it as a context manager, or call :meth:`shutdown` when done.
+
+    Attributes:
+        socket: The listening socket.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        handler: Handler,
+        *,
+        ssl: ssl_module.SSLContext | None,
+        process_request: ProcessRequest | None,
+        process_response: ProcessResponse | None,
+        open_timeout: float | None,
+        close_timeout: float | None,
+        protocol_options: dict[str, Any],
+        connection_options: dict[str, Any],
+    ) -> None:
+        self.socket = sock
+        self.handler = handler
+        self.ssl = ssl
+        self.process_request = process_request
+        self.process_response = process_response
+        self.open_timeout = open_timeout
+        self.close_timeout = close_timeout
+        self.protocol_options = protocol_options
+        self.connection_options = connection_options
+        self._lock = threading.Lock()
+        self._connections: set[ServerConnection] = set()
+        self._opening: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._stopping = False
+        self._serving = False
+        self._stopped = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+
+    @property
+    def port(self) -> int:
+        """The port of the listening socket (handy with ``port=0``)."""
+        return int(self.socket.getsockname()[1])
+
+    @property
+    def connections(self) -> set[ServerConnection]:
+        """The connections currently open."""
+        with self._lock:
+            return set(self._connections)
+
+    def serve_forever(self) -> None:
+        """Accept connections until :meth:`shutdown` is called (from another thread)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            with self._lock:
+                if self._stopping:
+                    return
+                self._serving = True
+            try:
+                while not self._stopping:
+                    ready = selector.select()
+                    if self._stopping:
+                        break
+                    if not any(key.fileobj is self.socket for key, _ in ready):
+                        continue
+                    try:
+                        sock, _ = self.socket.accept()
+                    except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                        continue
+                    except OSError:
+                        if self._stopping:
+                            break
+                        raise
+                    self._spawn(sock)
+            finally:
+                with self._lock:
+                    self._serving = False
+                self._stopped.set()
+
+    def _spawn(self, sock: socket.socket) -> None:
+        thread = threading.Thread(
+            target=self._handle, args=(sock,), name="blazews-conn", daemon=True
+        )
+        with self._lock:
+            if self._stopping:
+                sock.close()
+                return
+            self._threads.add(thread)
+            self._opening.add(sock)
+        thread.start()
+
+    def _handle(self, sock: socket.socket) -> None:
+        conn: ServerConnection | None = None
+        raw = sock
+        try:
+            deadline = _deadline(self.open_timeout)
+            sock.settimeout(_remaining(deadline))
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.ssl is not None:
+                sock = self.ssl.wrap_socket(sock, server_side=True)
+            conn = ServerConnection(
+                sock, ServerProtocol(**self.protocol_options), self, **self.connection_options
+            )
+            if not conn._handshake(deadline):
+                return
+            with self._lock:
+                self._opening.discard(raw)
+                if self._stopping:
+                    # Raced with shutdown(): it no longer sees this connection.
+                    self._connections.add(conn)
+                    conn._start()
+                    conn.close(1001, "server shutting down")
+                    return
+                self._connections.add(conn)
+                conn._start()
+            try:
+                self.handler(conn)
+            except Exception:
+                logger.exception("connection handler failed")
+                if conn.protocol.state is State.OPEN:
+                    conn.close(1011, "internal error")
+                else:
+                    conn.close()
+            else:
+                conn.close()
+        except TimeoutError:
+            logger.info("opening handshake timed out")
+        except (OSError, ValueError) as exc:
+            logger.info("opening handshake failed: %s", exc)
+        except Exception:  # pragma: no cover - a bug
+            logger.exception("connection thread failed")
+        finally:
+            with self._lock:
+                self._opening.discard(raw)
+                if conn is not None:
+                    self._connections.discard(conn)
+                self._threads.discard(threading.current_thread())
+            if conn is None or conn._reader is None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop accepting, close open connections with 1001 (going away), and wait
+        for the connection threads.
+
+        Args:
+            timeout: Seconds to wait for connection threads (handlers) to finish;
+                ``close_timeout`` if ``None``. Handlers still running then are left
+                to finish on their own (their threads are daemon threads).
+        """
+        with self._lock:
+            already = self._stopping
+            self._stopping = True
+            serving = self._serving
+            connections = list(self._connections)
+            opening = list(self._opening)
+            threads = list(self._threads)
+        if not already:
+            try:
+                self._wake_w.send(b"x")
+            except OSError:  # pragma: no cover
+                pass
+        if serving:
+            self._stopped.wait()
+        self.socket.close()
+        for sock in opening:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        closers = [
+            threading.Thread(target=conn.close, args=(1001, "server shutting down"), daemon=True)
+            for conn in connections
+        ]
+        for closer in closers:
+            closer.start()
+        if timeout is None:
+            timeout = self.close_timeout
+        deadline = _deadline(timeout)
+        for thread in closers + threads:
+            if thread is not threading.current_thread():
+                thread.join(_remaining(deadline))
+        if not already:
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+
+def _listen(
+    host: str | None, port: int | None, path: str | None, sock: socket.socket | None, backlog: int
+) -> socket.socket:
+    if sock is not None:
+        sock.listen(backlog)
+        return sock
+    if path is not None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            sock.listen(backlog)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    port = port or 0
+    if host is None or host == "":
+        if socket.has_dualstack_ipv6():
+            return socket.create_server(
+                ("", port), family=socket.AF_INET6, backlog=backlog, dualstack_ipv6=True
+            )
+        return socket.create_server(("", port), backlog=backlog)
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    return socket.create_server((host, port), family=family, backlog=backlog)
+
+
+def serve(
+    handler: Handler,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    path: str | None = None,
+    sock: socket.socket | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    subprotocols: Sequence[str] | None = None,
+    select_subprotocol: SubprotocolSelector | None = None,
+    extensions: Sequence[ServerExtensionFactory] = (),
+    process_request: ProcessRequest | None = None,
+    process_response: ProcessResponse | None = None,
+    open_timeout: float | None = 10.0,
+    ping_interval: float | None = 20.0,
+    ping_timeout: float | None = 20.0,
+    close_timeout: float | None = 10.0,
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    max_queue: int = 16,
+    max_line: int = 8192,
+    max_headers: int = 128,
+    backlog: int = 100,
+) -> Server:
+    """Start a blocking WebSocket server, listening at once; a thread per connection.
+
+    Use ``with serve(handler, host, port) as server: server.serve_forever()``.
+
+    Args:
+        handler: Called in the connection's thread with its :class:`ServerConnection`;
+            when it returns the connection is closed with 1000 (1011 if it raised).
+        host: Address to listen on (all interfaces if ``None``).
+        port: Port to listen on (``0`` or ``None``: any free port, see :attr:`Server.port`).
+        path: Listen on this Unix socket path instead of a TCP port.
+        sock: An already bound socket to listen on.
+        ssl: An :class:`ssl.SSLContext` to serve ``wss://``.
+        subprotocols: Subprotocols the server supports.
+        select_subprotocol: Policy picking one from the client's offer.
+        extensions: Extension factories the server accepts.
+        process_request: ``f(connection, request)`` called before the handshake
+            response; return a :class:`Response` (e.g. ``connection.reject(403, ...)``)
+            to refuse the connection, or ``None`` to go on.
+        process_response: ``f(connection, request, response)`` may change the
+            response's headers or return a replacement.
+        open_timeout: Seconds a client has to complete TLS and the handshake.
+        ping_interval, ping_timeout, close_timeout, max_message_size, max_queue: As
+            for :func:`blazews.sync.connect`.
+        max_line: Longest request or header line (414/431 beyond).
+        max_headers: Most request headers (431 beyond).
+        backlog: The listen backlog.
+
+    Returns:
+        The listening :class:`Server`.
+    """
+    listener = _listen(host, port, path, sock, backlog)
+    return Server(
+        listener,
+        handler,
+        ssl=ssl,
+        process_request=process_request,
+        process_response=process_response,
+        open_timeout=open_timeout,
+        close_timeout=close_timeout,
+        protocol_options=dict(
+            subprotocols=subprotocols,
+            select_subprotocol=select_subprotocol,
+            extensions=extensions,
+            max_message_size=max_message_size,
+            max_line=max_line,
+            max_headers=max_headers,
+        ),
+        connection_options=dict(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+        ),
+    )
