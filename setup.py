@@ -12,6 +12,7 @@ warning, and the others still build.
 
 from __future__ import annotations
 
+import glob
 import os
 import platform
 import sys
@@ -36,6 +37,9 @@ SIMD_FLAGS = {
         "neon": [],
     },
 }
+
+
+_KERNEL_SOURCES = ["kernel_sse2.c", "kernel_avx2.c", "kernel_avx512.c", "kernel_neon.c"]
 
 
 def _flag(name: str) -> bool:
@@ -69,10 +73,12 @@ class BuildExt(build_ext):
     """
 
     def run(self) -> None:
+        self._failed: list[str] = []
         try:
             super().run()
         except Exception as exc:  # no compiler at all, for one
-            _warn(f"building the extensions failed ({exc}); using pure Python")
+            if not self._failed:  # else already said, and this is its aftermath
+                _warn(f"building the extensions failed ({exc}); using pure Python")
 
     def build_extension(self, ext: Extension) -> None:
         try:
@@ -80,7 +86,11 @@ class BuildExt(build_ext):
                 self._add_simd_objects(ext)
             super().build_extension(ext)
         except Exception as exc:
+            self._failed.append(ext.name)
             _warn(f"building {ext.name} failed ({exc}); using pure Python")
+            stale = self.get_ext_fullpath(ext.name)  # from an earlier build, if any
+            if os.path.exists(stale):
+                os.remove(stale)
 
     def _add_simd_objects(self, ext: Extension) -> None:
         if any(name.startswith("BWS_HAVE_") for name, _ in ext.define_macros):
@@ -108,8 +118,21 @@ class BuildExt(build_ext):
             ext.define_macros.append((f"BWS_HAVE_{level.upper()}", "1"))
 
 
+def _remove_inplace_builds() -> None:
+    """Remove a compiled kernel module left beside the sources by an earlier build.
+
+    An editable install builds it in place; without this, a later pure build would
+    leave it there and it would still be imported.
+    """
+    for path in glob.glob(os.path.join(NATIVE, "_kernels.*")):
+        if path.endswith((".so", ".pyd")):
+            os.remove(path)
+            _warn(f"removed {path} (BLAZEWS_NO_EXTENSIONS)")
+
+
 def _extensions() -> list[Extension]:
     if _no_extensions():
+        _remove_inplace_builds()
         return []
     try:
         from Cython.Build import cythonize
@@ -120,7 +143,11 @@ def _extensions() -> list[Extension]:
         "blazews._native._kernels",
         sources=[os.path.join(NATIVE, "_kernels.pyx"), os.path.join(NATIVE, "kernel.c")],
         include_dirs=[NATIVE],
-        depends=[os.path.join(NATIVE, "kernel.h")],
+        # Every source, the .pyx too (cythonize swaps it for the generated C), so
+        # that an sdist carries them all.
+        depends=[
+            os.path.join(NATIVE, name) for name in ["kernel.h", "_kernels.pyx"] + _KERNEL_SOURCES
+        ],
     )
     return cythonize(
         [kernels],
@@ -130,4 +157,9 @@ def _extensions() -> list[Extension]:
     )
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})
+setup(
+    ext_modules=_extensions(),
+    cmdclass={"build_ext": BuildExt},
+    # The C and Cython sources go in the sdist, not beside the built module.
+    exclude_package_data={"blazews._native": ["*.c", "*.h", "*.pyx"]},
+)
