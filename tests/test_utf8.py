@@ -234,11 +234,12 @@ def test_chunks_as_buffers(impl: types.SimpleNamespace) -> None:
 
 
 def test_invalid_stays_invalid(impl: types.SimpleNamespace) -> None:
-    if not impl.compiled:
-        pytest.xfail("the pure validator forgets an error on the next feed (CPython's decoder)")
     v = impl.Utf8Validator()
     assert v.feed(b"ok \xff") is False
-    assert v.feed(b"more text") is False
+    again = v.feed(b"more text")
+    if again and not impl.compiled:
+        pytest.xfail("this pure validator forgets an error on the next feed")
+    assert again is False
     assert v.finish() is False
     assert v.feed(b"a new text") is True
 
