@@ -38,7 +38,7 @@ from blazews.exceptions import (
 from blazews.sansio.frames import MessageType
 from blazews.sansio.protocol import State
 
-FAST = dict(ping_interval=None, close_timeout=2.0, open_timeout=5.0)
+FAST: dict[str, Any] = dict(ping_interval=None, close_timeout=2.0, open_timeout=5.0)
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -169,7 +169,7 @@ class RawServer:
     """A listening socket whose single connection gets a hand-made 101, then whatever
     ``behaviour(sock)`` does."""
 
-    def __init__(self, behaviour: Callable[[socket.socket], None]) -> None:
+    def __init__(self, behaviour: Callable[[socket.socket], object]) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.behaviour = behaviour
@@ -226,7 +226,7 @@ def test_echo_text_binary_empty_large(run_server: Callable[..., Running]) -> Non
         assert conn.request_headers is not None and "Sec-WebSocket-Key" in conn.request_headers
         assert conn.remote_address[1] == running.server.port
         assert conn.local_address[0] == "127.0.0.1"
-    assert conn.state is State.CLOSED
+    assert conn.state is State.CLOSED  # type: ignore[comparison-overlap]
     assert conn.close_code == 1000
     with pytest.raises(ConnectionClosedOK):
         conn.send("late")
@@ -792,7 +792,7 @@ def test_asyncio_client_against_sync_server(
     big = os.urandom(1 << 20)
 
     async def client() -> list[Any]:
-        results = []
+        results: list[Any] = []
         async with bz_asyncio.connect(running.url, ping_interval=None) as conn:
             for message in ["text", b"bin", b"", big]:
                 await conn.send(message)
@@ -836,3 +836,24 @@ def test_sync_client_against_websockets_server() -> None:
         finally:
             server.shutdown()
             thread.join(5)
+
+
+def test_closing_handshake_does_not_wait_for_timeouts(run_server: Callable[..., Running]) -> None:
+    def handler(conn: sync.ServerConnection) -> None:
+        if conn.recv() == "close":
+            conn.close(1000, "server closes")
+
+    running = run_server(handler, close_timeout=5)
+    for who in ("client", "server"):
+        conn = sync.connect(running.url, ping_interval=None, close_timeout=5)
+        start = time.monotonic()
+        if who == "client":
+            conn.send("stay")
+            conn.close()
+        else:
+            conn.send("close")
+            with pytest.raises(ConnectionClosedOK):
+                conn.recv()
+            conn.close()
+        assert time.monotonic() - start < 1, who  # the server closed TCP promptly
+        assert conn.close_code == 1000

@@ -141,14 +141,15 @@ class Server:
 
     def serve_forever(self) -> None:
         """Accept connections until :meth:`shutdown` is called (from another thread)."""
+        with self._lock:
+            if self._stopping:
+                return
+            self._serving = True
         with selectors.DefaultSelector() as selector:
-            selector.register(self.socket, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            with self._lock:
-                if self._stopping:
-                    return
-                self._serving = True
             try:
+                self.socket.setblocking(False)  # a client may vanish between select and accept
+                selector.register(self.socket, selectors.EVENT_READ)
+                selector.register(self._wake_r, selectors.EVENT_READ)
                 while not self._stopping:
                     ready = selector.select()
                     if self._stopping:
