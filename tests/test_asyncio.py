@@ -213,18 +213,20 @@ async def test_receive_queue_is_bounded_and_pauses_reading() -> None:
 
     async with blazews.serve(handler, "127.0.0.1", 0, max_queue=4) as server:
         async with blazews.connect(url(server), write_limit=16384) as conn:
-            payload = b"x" * 65536
+            payload = os.urandom(65536)  # incompressible, whatever the extensions
             sent = 0
-            with pytest.raises(asyncio.TimeoutError):
-                for _ in range(200):
-                    await asyncio.wait_for(conn.send(payload), 1.0)
-                    sent += 1
-            assert sent < 200  # the sender was held back
-            server_conn = connections[0]
-            assert server_conn._reading_paused
-            # One read may bring several messages, but the queue stays near max_queue.
-            assert len(server_conn._queue) <= 4 + 8
-            release.set()
+            try:
+                with pytest.raises(asyncio.TimeoutError):
+                    for _ in range(200):
+                        await asyncio.wait_for(conn.send(payload), 1.0)
+                        sent += 1
+                assert sent < 200  # the sender was held back
+                server_conn = connections[0]
+                assert server_conn._reading_paused
+                # One read may bring several messages, but the queue stays near max_queue.
+                assert len(server_conn._queue) <= 4 + 8
+            finally:
+                release.set()
 
 
 async def test_open_timeout_drops_silent_client() -> None:

@@ -30,17 +30,26 @@ def test_echo_server_and_interactive_client(extra: list[str]) -> None:
             assert conn.recv() == "text"
             conn.send(b"\x00bin")
             assert conn.recv() == b"\x00bin"
-        client = subprocess.run(
+        client = subprocess.Popen(
             [sys.executable, "-m", "blazews", "connect", f"ws://127.0.0.1:{port}/"],
             cwd=ROOT,
-            input="first line\nsecond line\n",
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             text=True,
-            timeout=30,
         )
-        assert client.returncode == 0, client.stderr
-        assert "< first line" in client.stdout
-        assert "< second line" in client.stdout
+        assert client.stdin is not None and client.stdout is not None
+        try:
+            assert "connected to" in client.stdout.readline()
+            for line in ["first line", "second line"]:
+                client.stdin.write(line + "\n")
+                client.stdin.flush()
+                assert client.stdout.readline() == f"< {line}\n"
+            client.stdin.close()  # end of input closes the connection cleanly
+            assert client.wait(30) == 0
+            assert "connection closed" not in client.stdout.read()
+        finally:
+            if client.poll() is None:
+                client.kill()
     finally:
         server.terminate()
         server.wait(10)

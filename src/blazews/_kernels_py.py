@@ -81,30 +81,52 @@ def validate_utf8(data: Any) -> bool:
     return True
 
 
+# Allowed ranges for the second byte of a sequence, by lead byte (RFC 3629 table):
+# they rule out overlongs (E0, F0), surrogates (ED) and code points above U+10FFFF (F4).
+_SECOND_BYTE = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}
+
+
 class Utf8Validator:
     """Incremental UTF-8 validation across fragments.
 
     ``feed`` returns ``False`` as soon as the bytes seen so far cannot start a valid
     text (an invalid byte, an overlong form, a surrogate or a code point above
-    U+10FFFF), even in the middle of a sequence cut between two chunks. ``finish``
-    also fails when the text ends inside a sequence.
+    U+10FFFF), even in the middle of a sequence cut between two chunks. Once invalid,
+    it stays invalid until ``finish`` or ``reset``. ``finish`` also fails when the text
+    ends inside a sequence.
     """
 
-    __slots__ = ("_decoder",)
+    __slots__ = ("_decoder", "_invalid")
 
     def __init__(self) -> None:
         self._decoder = _utf8_decoder()
+        self._invalid = False
 
     def feed(self, data: Any) -> bool:
         """Validate the next chunk; ``False`` once the text is known to be invalid."""
-        try:
-            self._decoder.decode(data, False)
-        except UnicodeDecodeError:
+        if self._invalid:
             return False
+        decoder = self._decoder
+        try:
+            decoder.decode(data, False)
+        except UnicodeDecodeError:
+            self._invalid = True
+            return False
+        # CPython's decoder holds back an incomplete sequence without judging it;
+        # judge its second byte now, so a cut surrogate fails on this chunk.
+        pending = decoder.getstate()[0]
+        if len(pending) >= 2:
+            bounds = _SECOND_BYTE.get(pending[0])
+            if bounds is not None and not bounds[0] <= pending[1] <= bounds[1]:
+                self._invalid = True
+                return False
         return True
 
     def finish(self) -> bool:
         """Return whether the text ended on a sequence boundary; resets the validator."""
+        if self._invalid:
+            self.reset()
+            return False
         try:
             self._decoder.decode(b"", True)
         except UnicodeDecodeError:
@@ -114,5 +136,6 @@ class Utf8Validator:
         return True
 
     def reset(self) -> None:
-        """Forget any partial sequence, ready for a new message."""
+        """Forget any partial sequence and any error, ready for a new message."""
         self._decoder.reset()
+        self._invalid = False

@@ -4,7 +4,7 @@
 
     BlazeWSError
     ├── ConnectionClosed            the connection is closed; carries both close frames
-    │   ├── ConnectionClosedOK      ... with 1000 or 1001 on both sides
+    │   ├── ConnectionClosedOK      ... with 1000, 1001 or 1005 (no code) both ways
     │   └── ConnectionClosedError   ... with anything else (its __cause__ says why)
     ├── ProtocolError               a frame or message broke RFC 6455; carries close_code
     │   └── MessageTooBig           ... the message exceeded max_message_size (1009)
@@ -94,7 +94,7 @@ class ConnectionClosed(BlazeWSError):
 
 
 class ConnectionClosedOK(ConnectionClosed):
-    """The connection closed normally (1000 or 1001 received and sent)."""
+    """The connection closed normally (1000, 1001 or an empty close frame, both ways)."""
 
 
 class ConnectionClosedError(ConnectionClosed):

@@ -108,6 +108,9 @@ class Pong:
 
 Event = Union[Message, Ping, Pong, Any]
 
+# Close codes of a normal closure: an empty close frame (1005) is one too.
+_OK_CODES = (1000, 1001, 1005)
+
 _U16 = struct.Struct("!H").unpack_from
 _U64 = struct.Struct("!Q").unpack_from
 
@@ -186,7 +189,7 @@ class Protocol:
             return
         if self.state is State.CONNECTING:
             data = self._receive_handshake(data)
-            if self.state is not State.OPEN or not data:
+            if not data or self.state is not State.OPEN:  # type: ignore[comparison-overlap]
                 return
         buf = self._buf
         if buf:
@@ -381,8 +384,8 @@ class Protocol:
         if (
             rcvd is not None
             and sent is not None
-            and rcvd.code in (1000, 1001)
-            and sent.code in (1000, 1001)
+            and rcvd.code in _OK_CODES
+            and sent.code in _OK_CODES
         ):
             exc = ConnectionClosedOK(rcvd, sent, self.close_rcvd_then_sent)
         else:
@@ -405,6 +408,11 @@ class Protocol:
         pos = 0
         mask_expected = not self._is_client
         limit = self.max_message_size
+        if limit is not None and self.extensions:
+            # A compressed frame may be larger than what it inflates to: incompressible
+            # data grows by up to ~5% with a small zlib memLevel. The exact limit is
+            # enforced on the decoded payload in _data_frame; this bounds the buffer.
+            limit += (limit >> 3) + 1024
         while not self._discard:
             if n - pos < 2:
                 break
@@ -440,6 +448,9 @@ class Protocol:
                     self._fail_with(ProtocolError("64-bit payload length with the top bit set"))
                     break
             if opcode & 0x8:
+                if rsv:
+                    self._fail_with(ProtocolError("reserved bits set on a control frame"))
+                    break
                 if opcode > 0xA:
                     self._fail_with(ProtocolError(f"reserved opcode {opcode:#x}"))
                     break

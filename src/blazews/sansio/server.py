@@ -26,6 +26,9 @@ from .protocol import DEFAULT_MAX_MESSAGE_SIZE, Protocol, Side, State
 
 __all__ = ["ServerProtocol", "SubprotocolSelector"]
 
+MAX_EARLY_DATA = 65536
+"""Bytes a client may send after its request, before the response, kept for later."""
+
 SubprotocolSelector = Callable[[Sequence[str]], "str | None"]
 """A policy that picks a subprotocol from the client's offer, or ``None``."""
 
@@ -76,7 +79,14 @@ class ServerProtocol(Protocol):
     def _receive_handshake(self, data: bytes | bytearray | memoryview) -> bytes:
         if self.request is not None:
             # Bytes sent before our response; they are frames, parsed once we accept.
+            # A client should wait for the response, so a little is plenty.
             self._leftover += bytes(data)
+            if len(self._leftover) > MAX_EARLY_DATA:
+                self.handshake_exc = InvalidHandshake("client sent too much before the response")
+                self.state = State.CLOSED
+                self._discard = True
+                self._want_eof = True
+                self._leftover = b""
             return b""
         try:
             request = self._parser.feed(data)
