@@ -137,7 +137,9 @@ class ClientProtocol(Protocol):
         if len(values) > 1:
             raise NegotiationError(f"server selected several subprotocols: {', '.join(values)}")
         if values[0] not in self.offered_subprotocols:
-            raise NegotiationError(f"server selected subprotocol {values[0]!r}, which was not offered")
+            raise NegotiationError(
+                f"server selected subprotocol {values[0]!r}, which was not offered"
+            )
         return values[0]
 
     def _check_extensions(self, headers: Headers) -> list[Extension]:
@@ -156,5 +158,9 @@ class ClientProtocol(Protocol):
                 accepted.append(extension)
                 break
             else:
-                raise NegotiationError(f"server accepted extension {name!r} with parameters that were not offered" if any(f.name == name for f in self.extension_factories) else f"server accepted extension {name!r}, which was not offered")
+                if any(f.name == name for f in self.extension_factories):
+                    raise NegotiationError(
+                        f"server answered extension {name!r} with parameters not offered"
+                    )
+                raise NegotiationError(f"server accepted extension {name!r}, which was not offered")
         return accepted

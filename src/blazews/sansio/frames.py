@@ -11,8 +11,8 @@ import os
 import struct
 from dataclasses import dataclass
 
-from ..exceptions import ProtocolError
 from .._impl import validate_utf8
+from ..exceptions import ProtocolError
 
 __all__ = [
     "Close",
@@ -106,7 +106,11 @@ class Close:
     def __str__(self) -> str:
         name = _CLOSE_NAMES.get(
             self.code,
-            "registered" if 3000 <= self.code < 4000 else "private use" if 4000 <= self.code < 5000 else "unknown",
+            "registered"
+            if 3000 <= self.code < 4000
+            else "private use"
+            if 4000 <= self.code < 5000
+            else "unknown",
         )
         text = f"{self.code} ({name})"
         return f"{text} {self.reason}" if self.reason else text

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 from .._impl import Utf8Validator, apply_mask, validate_utf8
 from ..exceptions import (
@@ -85,7 +85,8 @@ class Message:
         self.data = data
 
     def __repr__(self) -> str:
-        return f"Message(type={self.type}, data={self.data[:32]!r}{'...' if len(self.data) > 32 else ''})"
+        more = "..." if len(self.data) > 32 else ""
+        return f"Message(type={self.type}, data={self.data[:32]!r}{more})"
 
 
 class Ping:
@@ -105,8 +106,6 @@ class Pong:
     def __init__(self, data: bytes) -> None:
         self.data = data
 
-
-Event = Union[Message, Ping, Pong, Any]
 
 # Close codes of a normal closure: an empty close frame (1005) is one too.
 _OK_CODES = (1000, 1001, 1005)
@@ -428,7 +427,9 @@ class Protocol:
             if (masked != 0) is not mask_expected:
                 self._fail_with(
                     ProtocolError(
-                        "unmasked frame from client" if mask_expected else "masked frame from server"
+                        "unmasked frame from client"
+                        if mask_expected
+                        else "masked frame from server"
                     )
                 )
                 break
@@ -466,10 +467,14 @@ class Protocol:
                     break
                 if opcode:
                     if self._msg_opcode:
-                        self._fail_with(ProtocolError("new data frame while a message is unfinished"))
+                        self._fail_with(
+                            ProtocolError("new data frame while a message is unfinished")
+                        )
                         break
                 elif not self._msg_opcode:
-                    self._fail_with(ProtocolError("continuation frame without a message to continue"))
+                    self._fail_with(
+                        ProtocolError("continuation frame without a message to continue")
+                    )
                     break
                 if limit is not None and self._msg_size + length > limit:
                     self._fail_with(
@@ -502,7 +507,9 @@ class Protocol:
                 self._fail_with(error)
                 return
             if room is not None and len(payload) > room:
-                self._fail_with(MessageTooBig(f"message larger than max_message_size ({limit} bytes)"))
+                self._fail_with(
+                    MessageTooBig(f"message larger than max_message_size ({limit} bytes)")
+                )
                 return
         if fin and opcode:
             if opcode == 0x1 and not validate_utf8(payload):

@@ -31,7 +31,9 @@ class Extension:
     name: str = ""
     rsv_bits: int = 0
 
-    def decode(self, opcode: int, fin: bool, rsv: int, payload: bytes, max_size: int | None) -> bytes:
+    def decode(
+        self, opcode: int, fin: bool, rsv: int, payload: bytes, max_size: int | None
+    ) -> bytes:
         """Transform a received data frame's payload.
 
         Args:
