@@ -21,6 +21,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 NATIVE = os.path.join("src", "blazews", "_native")
+SANSIO = os.path.join("src", "blazews", "sansio")
 
 # Compiler flags per SIMD level, for GCC/Clang ("unix") and MSVC.
 SIMD_FLAGS = {
@@ -124,7 +125,9 @@ def _remove_inplace_builds() -> None:
     An editable install builds it in place; without this, a later pure build would
     leave it there and it would still be imported.
     """
-    for path in glob.glob(os.path.join(NATIVE, "_kernels.*")):
+    stale = glob.glob(os.path.join(NATIVE, "_kernels.*"))
+    stale += glob.glob(os.path.join(SANSIO, "_protocol_c.*"))
+    for path in stale:
         if path.endswith((".so", ".pyd")):
             os.remove(path)
             _warn(f"removed {path} (BLAZEWS_NO_EXTENSIONS)")
@@ -149,12 +152,31 @@ def _extensions() -> list[Extension]:
             os.path.join(NATIVE, name) for name in ["kernel.h", "_kernels.pyx"] + _KERNEL_SOURCES
         ],
     )
-    return cythonize(
+    # The protocol core: _protocol_c.py is a link to the pure module _protocol_py.py,
+    # compiled with the C types of _protocol_c.pxd (one source, two builds).
+    codec = Extension(
+        "blazews.sansio._protocol_c",
+        sources=[os.path.join(SANSIO, "_protocol_c.py")],
+        depends=[os.path.join(SANSIO, "_protocol_c.pxd")],
+    )
+    kernels_ext = cythonize(
         [kernels],
         build_dir=os.path.join("build", "cython"),
         compiler_directives={"language_level": "3"},
         quiet=True,
     )
+    codec_ext = cythonize(
+        [codec],
+        build_dir=os.path.join("build", "cython"),
+        compiler_directives={
+            "language_level": "3",
+            "annotation_typing": False,  # the .pxd gives the types, not the hints
+            "boundscheck": False,
+            "wraparound": False,
+        },
+        quiet=True,
+    )
+    return list(kernels_ext) + list(codec_ext)
 
 
 setup(

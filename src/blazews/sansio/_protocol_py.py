@@ -1,5 +1,9 @@
 """The WebSocket protocol state machine shared by both roles (RFC 6455 §5-§7).
 
+This file is the one source of the hot path: it runs as plain Python, and Cython
+compiles it (through the ``_protocol_c.py`` link and the augmenting
+``_protocol_c.pxd``) into ``blazews.sansio._protocol_c``. ``protocol.py`` picks one.
+
 Four verbs drive it: :meth:`Protocol.receive_data` and :meth:`Protocol.receive_eof`
 feed it what arrived, :meth:`Protocol.events_received` returns what the application
 should see, :meth:`Protocol.data_to_send` returns what to write. ``send_*``, ``fail``
@@ -13,7 +17,6 @@ and from then on nothing is parsed or buffered.
 
 from __future__ import annotations
 
-import enum
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +31,7 @@ from ..exceptions import (
 )
 from .extensions import Extension
 from .frames import Close, MaskKeys, encode_header, is_valid_close_code
+from .states import Side, State
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -36,8 +40,6 @@ __all__ = [
     "Ping",
     "Pong",
     "Protocol",
-    "Side",
-    "State",
 ]
 
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
@@ -52,22 +54,6 @@ beyond), and its payload bytes plus ``FRAGMENT_OVERHEAD`` per fragment may not e
 up to ``max_message_size / 64`` fragments; a flood of empty fragments stops after
 ``2 * max_message_size / 64`` of them.
 """
-
-
-class Side(enum.IntEnum):
-    """Which end of the connection this protocol object plays."""
-
-    SERVER = 0
-    CLIENT = 1
-
-
-class State(enum.IntEnum):
-    """Connection states of RFC 6455 §4 and §7."""
-
-    CONNECTING = 0
-    OPEN = 1
-    CLOSING = 2
-    CLOSED = 3
 
 
 class Message:
@@ -195,7 +181,7 @@ class Protocol:
             buf += data
             pos = self._parse(buf)
             if self._discard:
-                buf.clear()
+                buf.clear()  # (a failure inside _parse only rebinds self._buf)
             elif pos:
                 del buf[:pos]
         else:
@@ -212,7 +198,7 @@ class Protocol:
             self._handshake_eof()
         self.state = State.CLOSED
         self._discard = True
-        self._buf.clear()
+        self._buf = bytearray()  # not clear(): _parse may hold a view on it
         self._msg_chunks = []
 
     def events_received(self) -> list[Any]:
@@ -339,7 +325,7 @@ class Protocol:
             self.state = State.CLOSING
         self._discard = True
         self._want_eof = True
-        self._buf.clear()
+        self._buf = bytearray()  # not clear(): _parse may hold a view on it
         self._msg_chunks = []
 
     def _fail_with(self, error: ProtocolError) -> None:
@@ -403,11 +389,12 @@ class Protocol:
 
     def _parse(self, data: Any) -> int:
         """Parse every complete frame in ``data``; return the offset parsed up to."""
+        view = data  # compiled: a typed buffer view, indexed in C
         n = len(data)
         pos = 0
         mask_expected = not self._is_client
-        limit = self.max_message_size
-        if limit is not None and self.extensions:
+        limit = -1 if self.max_message_size is None else self.max_message_size
+        if limit >= 0 and self.extensions:
             # A compressed frame may be larger than what it inflates to: incompressible
             # data grows by up to ~5% with a small zlib memLevel. The exact limit is
             # enforced on the decoded payload in _data_frame; this bounds the buffer.
@@ -415,8 +402,8 @@ class Protocol:
         while not self._discard:
             if n - pos < 2:
                 break
-            b0 = data[pos]
-            b1 = data[pos + 1]
+            b0 = view[pos]
+            b1 = view[pos + 1]
             opcode = b0 & 0x0F
             rsv = b0 & 0x70
             fin = b0 & 0x80
@@ -424,7 +411,7 @@ class Protocol:
                 self._fail_with(ProtocolError("reserved bits set without a negotiated extension"))
                 break
             masked = b1 & 0x80
-            if (masked != 0) is not mask_expected:
+            if (masked != 0) != mask_expected:
                 self._fail_with(
                     ProtocolError(
                         "unmasked frame from client"
@@ -438,7 +425,7 @@ class Protocol:
             if length == 126:
                 if n - pos < 4:
                     break
-                length = _U16(data, pos + 2)[0]
+                length = (view[pos + 2] << 8) | view[pos + 3]
                 hlen = 4
             elif length == 127:
                 if n - pos < 10:
@@ -476,15 +463,17 @@ class Protocol:
                         ProtocolError("continuation frame without a message to continue")
                     )
                     break
-                if limit is not None and self._msg_size + length > limit:
+                if limit >= 0 and length > limit - self._msg_size:
                     self._fail_with(
-                        MessageTooBig(f"message larger than max_message_size ({limit} bytes)")
+                        MessageTooBig(
+                            f"message larger than max_message_size ({self.max_message_size} bytes)"
+                        )
                     )
                     break
             start = pos + hlen + (4 if masked else 0)
-            end = start + length
-            if end > n:
+            if start > n or length > n - start:
                 break
+            end = start + length
             if masked:
                 payload = apply_mask(data[start:end], data[start - 4 : start])
             else:
@@ -565,7 +554,7 @@ class Protocol:
                 self._send_close_frame(Close(close.code))
             self.state = State.CLOSING
             self._discard = True
-            self._buf.clear()
+            self._buf = bytearray()  # not clear(): _parse may hold a view on it
             self._msg_chunks = []
             if not self._is_client:
                 self._want_eof = True

@@ -1,0 +1,57 @@
+# C types for the compiled build of _protocol_py.py (Cython pure-Python mode): the
+# .py stays the one source; this file only adds types. See setup.py.
+
+cimport cython
+
+
+cdef class Message:
+    cdef public object type
+    cdef public object data
+
+
+cdef class Ping:
+    cdef public object data
+
+
+cdef class Pong:
+    cdef public object data
+
+
+cdef class Protocol:
+    cdef public object side
+    cdef public object state
+    cdef public object max_message_size
+    cdef public list extensions
+    cdef public object close_rcvd
+    cdef public object close_sent
+    cdef public object close_rcvd_then_sent
+    cdef public object protocol_error
+    cdef public bint eof_rcvd
+    cdef public list _events
+    cdef public list _out
+    cdef public bytearray _buf
+    cdef public bint _discard
+    cdef public bint _want_eof
+    cdef public bint _is_client
+    cdef public object _keys
+    cdef public int _rsv_allowed
+    cdef public int _msg_opcode
+    cdef public list _msg_chunks
+    cdef public Py_ssize_t _msg_size
+    cdef public Py_ssize_t _msg_frags
+    cdef public object _utf8
+
+    cpdef void _fail_with(self, object error)
+
+    cpdef void _write_frame(self, int first, object data)
+
+    @cython.locals(
+        n=Py_ssize_t, pos=Py_ssize_t, limit=cython.longlong, b0=int, b1=int, opcode=int,
+        rsv=int, fin=int, masked=int, mask_expected=bint, length=cython.ulonglong,
+        hlen=Py_ssize_t, start=Py_ssize_t, end=Py_ssize_t, view="const unsigned char[:]",
+    )
+    cpdef Py_ssize_t _parse(self, object data) except -1
+
+    cpdef void _data_frame(self, int opcode, int fin, int rsv, object payload) except *
+
+    cpdef void _control_frame(self, int opcode, object payload) except *
