@@ -10,6 +10,7 @@ from typing import Any
 
 from ..sansio.client import ClientProtocol
 from ..sansio.extensions import ClientExtensionFactory
+from ..sansio.extensions.permessage_deflate import enable_client_permessage_deflate
 from ..sansio.http11 import Headers, Response
 from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from ..sansio.uri import parse_uri
@@ -52,6 +53,10 @@ class connect:
         origin: An ``Origin`` header to send.
         subprotocols: Subprotocols to offer, in order of preference.
         extensions: Extension factories to offer.
+        compression: ``"deflate"`` (the default) also offers permessage-deflate with the
+            default policy of :mod:`blazews.sansio.extensions.permessage_deflate`,
+            unless ``extensions`` has a permessage-deflate factory; ``None``: no
+            compression.
         additional_headers: Extra request headers (values may not contain CR, LF or NUL).
         ssl: An :class:`ssl.SSLContext` for ``wss://`` (a default context when omitted).
         server_hostname: Host name for TLS verification, if not the URL's.
@@ -81,6 +86,7 @@ class connect:
         origin: str | None = None,
         subprotocols: Sequence[str] | None = None,
         extensions: Sequence[ClientExtensionFactory] = (),
+        compression: str | None = "deflate",
         additional_headers: Iterable[tuple[str, str]] | Headers | None = None,
         ssl: ssl_module.SSLContext | None = None,
         server_hostname: str | None = None,
@@ -95,6 +101,10 @@ class connect:
         write_limit: int | tuple[int, int | None] = 65536,
     ) -> None:
         self.uri = parse_uri(uri)
+        if compression == "deflate":
+            extensions = enable_client_permessage_deflate(extensions)
+        elif compression is not None:
+            raise ValueError(f"unsupported compression: {compression!r}")
         if ssl is not None and not self.uri.secure:
             raise ValueError("ssl given for a ws:// URL; use wss://")
         self.ssl = ssl_module.create_default_context() if self.uri.secure and ssl is None else ssl

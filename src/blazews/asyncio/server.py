@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from ..sansio.extensions import ServerExtensionFactory
+from ..sansio.extensions.permessage_deflate import enable_server_permessage_deflate
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, State
 from ..sansio.server import ServerProtocol, SubprotocolSelector
@@ -202,6 +203,10 @@ class serve:
         subprotocols: Subprotocols the server supports.
         select_subprotocol: Policy picking one from the client's offer.
         extensions: Extension factories the server accepts.
+        compression: ``"deflate"`` (the default) also accepts permessage-deflate with the
+            default policy of :mod:`blazews.sansio.extensions.permessage_deflate`,
+            unless ``extensions`` has a permessage-deflate factory; ``None``: no
+            compression.
         process_request: ``f(connection, request)`` called before the handshake
             response; return a :class:`Response` (e.g. ``connection.reject(403, ...)``)
             to refuse the connection, or ``None`` to go on. May be a coroutine.
@@ -228,6 +233,7 @@ class serve:
         subprotocols: Sequence[str] | None = None,
         select_subprotocol: SubprotocolSelector | None = None,
         extensions: Sequence[ServerExtensionFactory] = (),
+        compression: str | None = "deflate",
         process_request: ProcessRequest | None = None,
         process_response: ProcessResponse | None = None,
         open_timeout: float | None = 10.0,
@@ -243,6 +249,10 @@ class serve:
         reuse_port: bool | None = None,
     ) -> None:
         self.host, self.port, self.path, self.sock, self.ssl = host, port, path, sock, ssl
+        if compression == "deflate":
+            extensions = enable_server_permessage_deflate(extensions)
+        elif compression is not None:
+            raise ValueError(f"unsupported compression: {compression!r}")
         self.backlog = backlog
         self.reuse_port = reuse_port
         self.server = Server(
