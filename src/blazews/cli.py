@@ -29,11 +29,23 @@ async def _echo_handler(conn: Any) -> None:
         pass
 
 
-async def _run_echo(host: str, port: int, max_size: int | None) -> None:
+async def _run_echo(host: str, port: int, max_size: int | None, compress: bool = True) -> None:
     from .asyncio import serve
+    from .sansio.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
+    # Every echo goes back compressed, small and incompressible ones included: kosoku
+    # 0.1.0 (the Autobahn runner) takes an uncompressed message on a permessage-deflate
+    # connection for an error, although RFC 7692 section 6 allows it.
+    deflate = ServerPerMessageDeflateFactory(compress_threshold=0, skip_incompressible=False)
     async with serve(
-        _echo_handler, host, port, max_message_size=max_size, ping_interval=None, max_queue=64
+        _echo_handler,
+        host,
+        port,
+        max_message_size=max_size,
+        ping_interval=None,
+        max_queue=64,
+        extensions=[deflate] if compress else (),
+        compression=None,
     ) as server:
         print(
             f"blazews echo server on ws://{host}:{server.port}/ (asyncio); Ctrl-C stops it",
@@ -111,6 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=ECHO_MAX_MESSAGE_SIZE,
         help="largest message accepted, in bytes; 0 for no limit (default 16 MiB)",
     )
+    echo.add_argument(
+        "--no-compression",
+        action="store_true",
+        help="refuse permessage-deflate (asyncio front end; by default it is accepted)",
+    )
     connect = sub.add_parser("connect", help="interactive client")
     connect.add_argument("url")
     args = parser.parse_args(argv)
@@ -120,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.sync:
                 _run_echo_sync(args.host, args.port, size)
             else:
-                asyncio.run(_run_echo(args.host, args.port, size))
+                asyncio.run(_run_echo(args.host, args.port, size, not args.no_compression))
         else:
             asyncio.run(_run_connect(args.url))
     except KeyboardInterrupt:
