@@ -50,3 +50,10 @@ lint: install
 clean:
 	rm -rf build dist src/*.egg-info .pytest_cache .mypy_cache
 	find src -name '*.so' -delete
+
+# Micro-benchmarks: masking and UTF-8 per SIMD level beside websockets and aiohttp, the
+# seed's read_message table, the buffer pool. Writes benchmarks/results/micro.md + .json.
+.PHONY: bench-micro
+bench-micro: install
+	$(PY) -c 'import aiohttp, websockets' 2>/dev/null || $(PY) -m pip install -q aiohttp websockets
+	$(PY) -m benchmarks.micro

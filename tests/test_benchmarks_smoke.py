@@ -1,0 +1,84 @@
+"""Smoke test of the micro-benchmark harness: ``python -m benchmarks.micro --quick``
+runs and its report has every row. It checks the harness, never a timing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MASK_SIZES = [16, 125, 1024, 16384, 1 << 20]
+UTF8_KINDS = ["ascii", "latin-1", "cjk", "emoji"]
+UTF8_SIZES = [1024, 1 << 20]
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+def test_quick_run_reports_every_row(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.micro", "--quick", "--output", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for line in ("CPU:", "SIMD level:", "Python:"):
+        assert line in proc.stdout
+
+    report = (tmp_path / "micro.md").read_text(encoding="utf-8")
+    data = json.loads((tmp_path / "micro.json").read_text(encoding="utf-8"))
+    levels = data["machine"]["available_levels"]
+
+    mask = {(r["impl"], r["level"], r["size"]) for r in data["mask"]}
+    impls = ["blazews.mask_bytes", "blazews.apply_mask"]
+    for level in levels:
+        for impl in impls:
+            assert {(impl, level, size) for size in MASK_SIZES} <= mask
+    for impl in ("blazews._kernels_py.mask_bytes", "blazews._kernels_py.apply_mask", "copy"):
+        assert {(impl, None, size) for size in MASK_SIZES} <= mask
+    labels = {r["label"] for r in data["mask"]}
+    if _installed("websockets"):
+        assert any(label.startswith("websockets") for label in labels)
+    if _installed("aiohttp"):
+        assert any(label.startswith("aiohttp") for label in labels)
+    for label in labels:
+        assert f"| {label} |" in report
+
+    utf8 = {(r["impl"], r["level"], r["kind"], r["size"]) for r in data["utf8"]}
+    columns = [(kind, size) for kind in UTF8_KINDS for size in UTF8_SIZES]
+    for level in levels:
+        assert {("blazews.validate_utf8", level, *col) for col in columns} <= utf8
+    for impl in ("blazews._kernels_py.validate_utf8", "bytes.decode"):
+        assert {(impl, None, *col) for col in columns} <= utf8
+    for label in {r["label"] for r in data["utf8"]}:
+        assert f"| {label} |" in report
+
+    seed = {r["impl"] for r in data["seed"]}
+    assert {"core.read_message", "core.read_message_into", "FrameReader.read_frame_into"} <= seed
+    for r in data["seed"]:
+        assert r["median_ns"] > 0 and r["retained_blocks"] >= 0
+        assert f"| {r['label']} |" in report
+    for go in ("Go seed: ReadMessage", "Go seed: ReadMessageInto"):
+        assert f"| {go} |" in report
+
+    pool_rows = {r["label"]: r for r in data["pool"]}
+    assert "bytearray(1024)" in pool_rows
+    assert "DEFAULT_BUFFER_POOL.get(1024) + put" in pool_rows
+    if _installed("blazews.buffers"):
+        assert pool_rows["DEFAULT_BUFFER_POOL.get(1024) + put"]["available"]
+    else:
+        assert "not available yet" in report
+    for label in pool_rows:
+        assert f"| {label} |" in report
