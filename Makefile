@@ -57,3 +57,22 @@ clean:
 bench-micro: install
 	$(PY) -c 'import aiohttp, websockets' 2>/dev/null || $(PY) -m pip install -q aiohttp websockets
 	$(PY) -m benchmarks.micro
+
+# Fuzzing with atheris (libFuzzer): each target for FUZZ_TIME seconds, from the seeds in
+# fuzzing/corpus/<target> (known crash-* inputs left out, so they do not stop the run);
+# inputs it finds go to build/fuzz/<target>, crashes to fuzzing/corpus/<target>/crash-*
+# (keep them: tests/test_fuzz_smoke.py replays them).
+FUZZ_TIME ?= 120
+FUZZ_TARGETS := frames utf8 http
+.PHONY: fuzz
+fuzz: install
+	$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install -q atheris
+	@status=0; for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/$$t; \
+		cp fuzzing/corpus/$$t/seed-* build/fuzz/$$t/; \
+		cp fuzzing/corpus/$$t/regression-* build/fuzz/$$t/ 2>/dev/null || true; \
+		echo "== fuzz_$$t ($(FUZZ_TIME) s)"; \
+		$(PY) fuzzing/fuzz_$$t.py build/fuzz/$$t \
+			-max_total_time=$(FUZZ_TIME) -artifact_prefix=fuzzing/corpus/$$t/crash- \
+			|| status=1; \
+	done; exit $$status
