@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 NATIVE := $(wildcard src/blazews/_native/*.c src/blazews/_native/*.h src/blazews/_native/*.pyx) \
 	src/blazews/sansio/_protocol_py.py src/blazews/sansio/_protocol_c.pxd
 
-.PHONY: install run test test-compiled test-pure autobahn lint clean
+.PHONY: install run test test-compiled test-pure test-levels autobahn lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,16 @@ test: install
 	$(PY) -c 'import blazews; print("blazews", blazews.__version__, blazews.IMPLEMENTATION, blazews.simd_level())'
 	$(PY) -m pytest -q
 	BLAZEWS_NO_EXTENSIONS=1 $(PY) -m pytest -q
+	$(MAKE) test-levels
 	$(MAKE) lint
+
+# The unit tests once more at every other SIMD level this CPU runs (the default
+# level ran above); the kernel tests themselves already cover every level.
+test-levels: install
+	for level in $$($(PY) -c 'from blazews._native import _kernels as k; print(" ".join(l for l in k.available_levels() if l != k.simd_level()))'); do \
+		echo "== BLAZEWS_SIMD=$$level"; \
+		BLAZEWS_SIMD=$$level $(PY) -m pytest -q -x --ignore=tests/compliance || exit 1; \
+	done
 
 test-compiled: install
 	$(PY) -m pytest -q
