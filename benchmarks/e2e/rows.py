@@ -1,0 +1,94 @@
+"""The rows each scenario reports, and whether each can run here."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+__all__ = [
+    "ECHO_ROWS",
+    "INGEST_ROWS",
+    "INGEST_SIZES",
+    "INFLIGHTS",
+    "MEMORY_ROWS",
+    "PEERS",
+    "SCENARIOS",
+    "Row",
+    "availability",
+    "size_label",
+]
+
+SCENARIOS = ("ingest", "echo", "memory")
+INGEST_SIZES = (64, 1024, 16384, 1 << 20)
+INFLIGHTS = (1, 64)
+PEERS = ("websockets", "aiohttp", "picows")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a scenario's table.
+
+    Attributes:
+        key: Stable identifier, used in the JSON and by ``--libs``.
+        lib: The library (``server.py --lib``), or ``"raw"``/``"floor"``.
+        label: What the report prints.
+        per_loop: Whether it runs once per event loop (the raw socket server does not).
+    """
+
+    key: str
+    lib: str
+    label: str
+    per_loop: bool = True
+
+
+INGEST_ROWS = (
+    Row("blazews", "blazews", "blazews: read_message_into (asyncio API)"),
+    Row("blazews-listener", "blazews-listener", "blazews: Listener callbacks"),
+    Row("websockets", "websockets", "websockets: recv()"),
+    Row("aiohttp", "aiohttp", "aiohttp: receive()"),
+    Row("picows", "picows", "picows: on_ws_frame"),
+    Row("raw", "raw", "raw socket: recv_into (ceiling)", per_loop=False),
+)
+
+ECHO_ROWS = (
+    Row("blazews", "blazews", "blazews: read_message + send"),
+    Row("websockets", "websockets", "websockets: recv + send"),
+    Row("aiohttp", "aiohttp", "aiohttp: receive + send_bytes"),
+    Row("picows", "picows", "picows: on_ws_frame + send"),
+)
+
+MEMORY_ROWS = (
+    Row("blazews", "blazews", "blazews: serve (coroutine handler)"),
+    Row("blazews-listener", "blazews-listener", "blazews: Listener callbacks"),
+    Row("websockets", "websockets", "websockets: serve"),
+    Row("aiohttp", "aiohttp", "aiohttp: web.WebSocketResponse"),
+    Row("picows", "picows", "picows: ws_create_server"),
+    Row("floor", "floor", "bare asyncio.Protocol (floor)"),
+)
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def availability(lib: str, loop: str | None) -> str | None:
+    """Return why a row cannot run here, or ``None`` if it can."""
+    if loop == "uvloop" and not _installed("uvloop"):
+        return "uvloop not installed"
+    if lib == "blazews-listener":
+        import blazews
+
+        if not hasattr(blazews, "serve_listener"):
+            return "not available yet"
+        return "not wired into this harness yet"
+    if lib in PEERS and not _installed(lib):
+        return f"{lib} not installed"
+    return None
+
+
+def size_label(size: int) -> str:
+    """``64 B``, ``1 KiB``, ``16 KiB``, ``1 MiB``."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} B"

@@ -1,0 +1,297 @@
+"""The server under test, one library per process: ``python -m benchmarks.e2e.server``.
+
+Modes:
+
+- ``ingest``: count the messages each connection delivers to application code, with
+  the library's idiomatic fastest receive API, and report the rate over a window
+  (``RESULT {"count", "elapsed"}``) once per connection;
+- ``echo``: send every binary message back (also the server of the memory scenario,
+  whose idle connections wait in the receive call).
+
+Servers: ``blazews`` (coroutine handler: ``read_message_into`` for ingest),
+``websockets`` (``recv()``), ``aiohttp`` (``receive()``), ``picows`` (``on_ws_frame``),
+``floor`` (a bare ``asyncio.Protocol`` that answers the handshake with a constant:
+the memory floor), ``raw`` (a blocking socket that ``recv_into``s and counts bytes:
+the ingest ceiling). Every server disables compression and keepalive pings and
+accepts 1 MiB messages.
+
+Prints ``READY {"port", "pid"}`` when it listens, then runs until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from benchmarks.e2e.child import HOST, Meter, emit, pin, raise_nofile, run
+
+MAX_MESSAGE = 4 * 1024 * 1024
+INGEST_QUEUE = 64  # messages queued before reading pauses, where a library has the knob
+
+Starter = Callable[[str, "Options"], Awaitable[int]]
+
+
+class Options:
+    """Command-line options shared by the adapters."""
+
+    def __init__(self, ns: argparse.Namespace) -> None:
+        self.warmup: float = ns.warmup
+        self.duration: float = ns.duration
+        self.seq = 0
+
+    def meter(self) -> Meter:
+        """A meter for a new ingest connection, reporting as ``RESULT``."""
+        self.seq += 1
+        seq = self.seq
+
+        def report(count: int, elapsed: float) -> None:
+            emit("RESULT", conn=seq, count=count, elapsed=elapsed)
+
+        return Meter().start(self.warmup, self.duration, report)
+
+
+# ---- blazews ------------------------------------------------------------------------
+
+
+async def start_blazews(mode: str, opts: Options) -> int:
+    import blazews
+    from blazews.exceptions import BufferTooSmall, ConnectionClosed
+
+    async def ingest(conn: Any) -> None:
+        meter = opts.meter()
+        buf = bytearray(65536)
+        read = conn.read_message_into
+        try:
+            while True:
+                try:
+                    await read(buf)
+                except BufferTooSmall as exc:
+                    buf = bytearray(exc.needed)
+                    continue
+                meter.count += 1
+        except ConnectionClosed:
+            pass
+
+    async def echo(conn: Any) -> None:
+        read, send = conn.read_message, conn.send
+        try:
+            while True:
+                _, data = await read()
+                await send(data)
+        except ConnectionClosed:
+            pass
+
+    kwargs: dict[str, Any] = dict(ping_interval=None, max_message_size=MAX_MESSAGE)
+    if mode == "ingest":
+        kwargs["max_queue"] = INGEST_QUEUE
+    if "compression" in inspect.signature(blazews.serve).parameters:
+        kwargs["compression"] = None
+    server = await blazews.serve(ingest if mode == "ingest" else echo, HOST, 0, **kwargs)
+    return server.port
+
+
+# ---- websockets ---------------------------------------------------------------------
+
+
+async def start_websockets(mode: str, opts: Options) -> int:
+    from websockets.asyncio.server import serve
+    from websockets.exceptions import ConnectionClosed
+
+    async def ingest(ws: Any) -> None:
+        meter = opts.meter()
+        recv = ws.recv
+        try:
+            while True:
+                await recv()
+                meter.count += 1
+        except ConnectionClosed:
+            pass
+
+    async def echo(ws: Any) -> None:
+        try:
+            async for message in ws:
+                await ws.send(message)
+        except ConnectionClosed:
+            pass
+
+    kwargs: dict[str, Any] = dict(compression=None, ping_interval=None, max_size=MAX_MESSAGE)
+    if mode == "ingest":
+        kwargs["max_queue"] = INGEST_QUEUE
+    server = await serve(ingest if mode == "ingest" else echo, HOST, 0, **kwargs)
+    return int(server.sockets[0].getsockname()[1])
+
+
+# ---- aiohttp ------------------------------------------------------------------------
+
+
+async def start_aiohttp(mode: str, opts: Options) -> int:
+    from aiohttp import WSMsgType, web
+
+    data_types = (WSMsgType.BINARY, WSMsgType.TEXT)
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_MESSAGE)
+        await ws.prepare(request)
+        if mode == "ingest":
+            meter = opts.meter()
+            receive = ws.receive
+            while True:
+                msg = await receive()
+                if msg.type not in data_types:
+                    break
+                meter.count += 1
+        else:
+            async for msg in ws:
+                if msg.type is WSMsgType.BINARY:
+                    await ws.send_bytes(msg.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, HOST, 0)
+    await site.start()
+    return int(runner.addresses[0][1])
+
+
+# ---- picows -------------------------------------------------------------------------
+
+
+async def start_picows(mode: str, opts: Options) -> int:
+    from picows import WSListener, WSMsgType, ws_create_server
+
+    binary, close = WSMsgType.BINARY, WSMsgType.CLOSE
+
+    class Ingest(WSListener):
+        meter: Meter
+
+        def on_ws_connected(self, transport: Any) -> None:
+            self.meter = opts.meter()
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type == binary:
+                self.meter.count += 1
+            elif frame.msg_type == close:
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
+                transport.disconnect()
+
+    class Echo(WSListener):
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type == binary:
+                transport.send(binary, frame.get_payload_as_memoryview())
+            elif frame.msg_type == close:
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
+                transport.disconnect()
+
+    listener = Ingest if mode == "ingest" else Echo
+    server = await ws_create_server(lambda request: listener(), HOST, 0, max_frame_size=MAX_MESSAGE)
+    return int(server.sockets[0].getsockname()[1])
+
+
+# ---- floor: a bare asyncio.Protocol -------------------------------------------------
+
+FLOOR_RESPONSE = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n"
+)
+
+
+class Floor(asyncio.Protocol):
+    """Holds a connection and answers its request with a constant: the least memory an
+    asyncio server can spend per connection, whatever the protocol on top."""
+
+    __slots__ = ("transport",)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+
+    def data_received(self, data: bytes) -> None:
+        if data.endswith(b"\r\n\r\n"):
+            self.transport.write(FLOOR_RESPONSE)
+
+
+async def start_floor(mode: str, opts: Options) -> int:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Floor, HOST, 0, backlog=100)
+    return int(server.sockets[0].getsockname()[1])
+
+
+STARTERS: dict[str, Starter] = {
+    "blazews": start_blazews,
+    "websockets": start_websockets,
+    "aiohttp": start_aiohttp,
+    "picows": start_picows,
+    "floor": start_floor,
+}
+
+
+# ---- raw: the loopback ceiling ------------------------------------------------------
+
+
+def serve_raw(opts: Options) -> None:
+    """Accept connections one after the other; count the bytes each delivers."""
+    listener = socket.create_server((HOST, 0))
+    emit("READY", port=listener.getsockname()[1], pid=os.getpid())
+    buf = bytearray(256 * 1024)
+    while True:
+        sock, _ = listener.accept()
+        opts.seq += 1
+        total = 0
+        start = time.perf_counter()
+        begin = start + opts.warmup
+        end = begin + opts.duration
+        counted_from = -1
+        with sock:
+            while True:
+                n = sock.recv_into(buf)
+                if not n:
+                    break
+                total += n
+                now = time.perf_counter()
+                if counted_from < 0 and now >= begin:
+                    counted_from, begin = total, now
+                elif counted_from >= 0 and now >= end:
+                    emit("RESULT", conn=opts.seq, count=total - counted_from, elapsed=now - begin)
+                    break
+
+
+# ---- main ---------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lib", required=True, choices=[*STARTERS, "raw"])
+    parser.add_argument("--mode", required=True, choices=["ingest", "echo"])
+    parser.add_argument("--loop", default="asyncio", choices=["uvloop", "asyncio"])
+    parser.add_argument("--cpu", type=int, default=None)
+    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--duration", type=float, default=2.0)
+    parser.add_argument("--nofile", type=int, default=1024)
+    ns = parser.parse_args(argv)
+    pin(ns.cpu)
+    raise_nofile(ns.nofile)
+    # Warnings and errors go to stderr, which the orchestrator quotes when a run fails.
+    logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
+    opts = Options(ns)
+    if ns.lib == "raw":
+        serve_raw(opts)
+        return
+
+    async def serve() -> None:
+        port = await STARTERS[ns.lib](ns.mode, opts)
+        emit("READY", port=port, pid=os.getpid())
+        await asyncio.Event().wait()
+
+    run(serve, ns.loop)
+
+
+if __name__ == "__main__":
+    main()
