@@ -8,9 +8,9 @@ so that a bug in the encoder cannot hide one in the decoder.
 from __future__ import annotations
 
 import os
-import threading
 import tracemalloc
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -35,6 +35,8 @@ from blazews.sansio.http11 import Request
 from blazews.sansio.server import ServerProtocol
 from blazews.sansio.uri import parse_uri
 from helpers import BINARY, CONT, PING, TEXT, assert_failed, describe, frame, parse_frames
+from helpers import client as client_proto
+from helpers import server as server_proto
 
 TAIL = b"\x00\x00\xff\xff"
 SNCT, CNCT = "server_no_context_takeover", "client_no_context_takeover"
@@ -59,6 +61,16 @@ def ext(**kwargs: Any) -> PerMessageDeflate:
     return PerMessageDeflate(**kwargs)
 
 
+def fragments(opcode: int, payload: bytes, size: int) -> bytes:
+    """A compressed message cut into masked frames of ``size`` payload bytes."""
+    chunks = [payload[i : i + size] for i in range(0, len(payload), size)] or [b""]
+    last = len(chunks) - 1
+    return b"".join(
+        frame(opcode if i == 0 else CONT, c, fin=i == last, rsv=0 if i else 0x40, mask=True)
+        for i, c in enumerate(chunks)
+    )
+
+
 # -- server negotiation -------------------------------------------------------------
 
 
@@ -76,23 +88,11 @@ def test_server_default_policy_answers_the_browsers_offer() -> None:
     assert not extension.local_no_context_takeover and not extension.remote_no_context_takeover
 
 
-def test_server_cannot_limit_a_client_that_does_not_support_it() -> None:
-    response, extension = answer([])
-    assert response == [(SMWB, "12")]
-    assert extension.remote_max_window_bits == 15
-
-
-def test_server_without_limits_answers_a_bare_offer_with_nothing() -> None:
-    response, extension = answer(
-        [(CMWB, None)], server_max_window_bits=None, client_max_window_bits=None
-    )
-    assert response == []
-    assert extension.local_max_window_bits == 15 and extension.remote_max_window_bits == 15
-
-
 @pytest.mark.parametrize(
     ("offer", "policy", "expected"),
     [
+        ([], {}, [(SMWB, "12")]),  # a client without client_max_window_bits: no limit
+        ([(CMWB, None)], {"server_max_window_bits": None, "client_max_window_bits": None}, []),
         ([(SMWB, "10")], {}, [(SMWB, "10")]),  # the client's limit is below ours
         ([(SMWB, "15")], {}, [(SMWB, "12")]),  # "the same or smaller value"
         ([(SMWB, "9")], {"server_max_window_bits": None}, [(SMWB, "9")]),
@@ -142,6 +142,8 @@ def test_server_declines_when_already_negotiated_and_when_policy_requires() -> N
     _, first = factory.process_request_params([], [])
     with pytest.raises(NegotiationError, match="already"):
         factory.process_request_params([], [first])
+    with pytest.raises(NegotiationError, match="twice"):  # and on the client side
+        ClientPerMessageDeflateFactory().process_response_params([], [first])
     with pytest.raises(NegotiationError, match="client_max_window_bits"):
         answer([], require_client_max_window_bits=True, client_max_window_bits=10)
     response, _ = answer([(CMWB, None)], require_client_max_window_bits=True)
@@ -174,17 +176,13 @@ URI = parse_uri("ws://example.com/")
 def server_negotiate(header: str | None, **policy: Any) -> tuple[ServerProtocol, bytes]:
     policy.setdefault("backend", "zlib")
     server = ServerProtocol(extensions=[ServerPerMessageDeflateFactory(**policy)])
-    lines = [
-        "GET / HTTP/1.1",
-        "Host: example.com",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version: 13",
-    ]
+    request = (
+        "GET / HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    )
     if header is not None:
-        lines.append(f"Sec-WebSocket-Extensions: {header}")
-    server.receive_data(("\r\n".join(lines) + "\r\n\r\n").encode())
+        request += f"Sec-WebSocket-Extensions: {header}\r\n"
+    server.receive_data((request + "\r\n").encode())
     (request,) = server.events_received()
     assert isinstance(request, Request)
     server.send_response(server.accept(request))
@@ -280,12 +278,6 @@ def test_client_refuses(kwargs: dict[str, Any], response: list[Any], message: st
         offer(**kwargs).process_response_params(response, [])
 
 
-def test_client_refuses_a_second_acceptance() -> None:
-    first = offer().process_response_params([], [])
-    with pytest.raises(NegotiationError, match="twice"):
-        offer().process_response_params([], [first])
-
-
 def client_negotiate(factories: list[Any], header: str) -> ClientProtocol:
     from blazews.sansio.handshake import accept_key
 
@@ -294,14 +286,13 @@ def client_negotiate(factories: list[Any], header: str) -> ClientProtocol:
     client.send_request(request)
     sent = b"".join(client.data_to_send())
     assert b"\r\nSec-WebSocket-Extensions: " in sent
-    lines = [
-        "HTTP/1.1 101 Switching Protocols",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Accept: {accept_key(client.key)}",
-        f"Sec-WebSocket-Extensions: {header}",
-    ]
-    client.receive_data(("\r\n".join(lines) + "\r\n\r\n").encode())
+    client.receive_data(
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept_key(client.key)}\r\n"
+            f"Sec-WebSocket-Extensions: {header}\r\n\r\n"
+        ).encode()
+    )
     client.events_received()
     return client
 
@@ -348,14 +339,16 @@ def test_enable_helpers_add_one_default_factory() -> None:
 
 def pair(**kwargs: Any) -> tuple[PerMessageDeflate, PerMessageDeflate]:
     """A sender and a receiver agreeing on the same parameters."""
+    nct, wbits = kwargs.get("no_context_takeover", False), kwargs.get("wbits", 15)
+    backends = kwargs.get("backends", ("zlib", "zlib"))
     sender = ext(
-        local_no_context_takeover=kwargs.get("no_context_takeover", False),
-        local_max_window_bits=kwargs.get("wbits", 15),
+        local_no_context_takeover=nct,
+        local_max_window_bits=wbits,
         compress_threshold=kwargs.get("threshold", 0),
+        backend=backends[0],
     )
     receiver = ext(
-        remote_no_context_takeover=kwargs.get("no_context_takeover", False),
-        remote_max_window_bits=kwargs.get("wbits", 15),
+        remote_no_context_takeover=nct, remote_max_window_bits=wbits, backend=backends[1]
     )
     return sender, receiver
 
@@ -366,16 +359,13 @@ def test_round_trip_and_rsv1_on_the_first_frame_only() -> None:
     assert rsv == 0x40 and len(data) < len(JSON) // 2
     assert inflate(data) == JSON  # what stdlib zlib inflates
     assert receiver.decode(TEXT, True, rsv, data, None) == JSON
-    frames = [sender.encode(BINARY, False, JSON[:100])]
-    frames.append(sender.encode(CONT, False, JSON[100:200]))
-    frames.append(sender.encode(CONT, True, JSON[200:]))
-    assert [rsv for rsv, _ in frames] == [0x40, 0, 0]
-    opcodes = [BINARY, CONT, CONT]
-    out = [
-        receiver.decode(op, i == 2, rsv, data, None)
-        for i, (op, (rsv, data)) in enumerate(zip(opcodes, frames, strict=True))
-    ]
-    assert b"".join(out) == JSON
+    out = b""
+    parts = [(BINARY, False, JSON[:99]), (CONT, False, JSON[99:]), (CONT, True, b"")]
+    for opcode, fin, part in parts:
+        rsv, data = sender.encode(opcode, fin, part)
+        assert rsv == (0x40 if opcode else 0)
+        out += receiver.decode(opcode, fin, rsv, data, None)
+    assert out == JSON
 
 
 def test_context_takeover_across_messages() -> None:
@@ -523,69 +513,43 @@ MIB = 1 << 20
 BOMB = deflate(b"\x00" * (16 * MIB), level=9)  # 16 MiB of zeros in about 16 KiB
 
 
+def traced(function: Any, *args: Any) -> tuple[int, int]:
+    """Run ``function(*args)``; return the memory (current, peak) it allocated."""
+    tracemalloc.start()
+    try:
+        function(*args)
+        return tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+
 def test_single_frame_bomb_is_refused_with_bounded_memory() -> None:
     assert len(BOMB) < 20000
     _, receiver = pair()
-    tracemalloc.start()
-    try:
-        with pytest.raises(MessageTooBig) as info:
-            receiver.decode(BINARY, True, 0x40, BOMB, MIB)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    refused = traced(pytest.raises, MessageTooBig, receiver.decode, BINARY, True, 0x40, BOMB, MIB)
+    assert refused[1] < 3 * MIB  # the peak
+    with pytest.raises(MessageTooBig) as info:
+        pair()[1].decode(BINARY, True, 0x40, BOMB, MIB)
     assert info.value.close_code == 1009
-    assert peak < 3 * MIB
 
 
 def test_fragmented_bomb_over_the_protocol() -> None:
-    from helpers import server
-
-    proto = server(max_message_size=MIB, extensions=[ext()])
-    chunks = [BOMB[i : i + 1024] for i in range(0, len(BOMB), 1024)]
-    data = b"".join(
-        frame(
-            BINARY if i == 0 else CONT,
-            chunk,
-            fin=i == len(chunks) - 1,
-            rsv=0x40 if i == 0 else 0,
-            mask=True,
-        )
-        for i, chunk in enumerate(chunks)
-    )
-    tracemalloc.start()
-    try:
-        proto.receive_data(data)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    proto = server_proto(max_message_size=MIB, extensions=[ext()])
+    data = fragments(BINARY, BOMB, 1024)
+    _, peak = traced(proto.receive_data, data)
     assert_failed(proto, 1009)
     assert proto.events_received() == []
     assert peak < 3 * MIB + len(data)
 
 
-@pytest.mark.parametrize("fragments", [1, 7])
-def test_exact_limit_accepted_one_more_byte_refused(fragments: int) -> None:
-    from helpers import server
-
+@pytest.mark.parametrize("fragments_count", [1, 7])
+def test_exact_limit_accepted_one_more_byte_refused(fragments_count: int) -> None:
     limit = 100_000
     for size, ok in ((limit, True), (limit + 1, False)):
         message = (JSON * (size // len(JSON) + 1))[:size]
         payload = deflate(message)
-        step = len(payload) // fragments + 1
-        chunks = [payload[i : i + step] for i in range(0, len(payload), step)]
-        proto = server(max_message_size=limit, extensions=[ext()])
-        proto.receive_data(
-            b"".join(
-                frame(
-                    TEXT if i == 0 else CONT,
-                    c,
-                    fin=i == len(chunks) - 1,
-                    rsv=0x40 if i == 0 else 0,
-                    mask=True,
-                )
-                for i, c in enumerate(chunks)
-            )
-        )
+        proto = server_proto(max_message_size=limit, extensions=[ext()])
+        proto.receive_data(fragments(TEXT, payload, len(payload) // fragments_count + 1))
         if ok:
             assert describe(proto.events_received()) == [("message", TEXT, message)]
         else:
@@ -635,19 +599,10 @@ def test_compress_in_threads() -> None:
     # Without context takeover, messages compress independently, in any thread.
     shared = ext(local_no_context_takeover=True)
     messages = [JSON + str(i).encode() * 50 for i in range(64)]
-    results: dict[int, bytes] = {}
-
-    def work(i: int) -> None:
-        results[i] = shared.compress(messages[i])
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(messages))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for i, message in enumerate(messages):
-        assert isinstance(results[i], Compressed)
-        assert inflate(results[i]) == message
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(shared.compress, messages))
+    for result, message in zip(results, messages, strict=True):
+        assert isinstance(result, Compressed) and inflate(result) == message
     # With context takeover, in order, and sent through encode as they are.
     sender, receiver = pair()
     for message in messages[:3]:
@@ -675,16 +630,9 @@ def test_backend_choice() -> None:
 @pytest.mark.parametrize("no_context_takeover", [False, True])
 def test_backends_interoperate(compressing: str, inflating: str, no_context_takeover: bool) -> None:
     for wbits in (9, 12, 15):
-        sender = PerMessageDeflate(
-            local_max_window_bits=wbits,
-            local_no_context_takeover=no_context_takeover,
-            compress_threshold=0,
-            backend=compressing,
-        )
-        receiver = PerMessageDeflate(
-            remote_max_window_bits=wbits,
-            remote_no_context_takeover=no_context_takeover,
-            backend=inflating,
+        backends = (compressing, inflating)
+        sender, receiver = pair(
+            wbits=wbits, no_context_takeover=no_context_takeover, backends=backends
         )
         for message in (JSON, JSON * 50, os.urandom(3000) * 3, b"x"):
             rsv, data = sender.encode(BINARY, True, message)
@@ -698,13 +646,9 @@ def test_backends_interoperate(compressing: str, inflating: str, no_context_take
 def test_memory_of_the_default_streams() -> None:
     # Server defaults (window 12, memLevel 5) with stdlib zlib: about 38 + 11 KiB.
     sender, receiver = ext(local_max_window_bits=12), ext(remote_max_window_bits=12)
-    tracemalloc.start()
-    try:
-        rsv, data = sender.encode(TEXT, True, JSON * 20)
-        receiver.decode(TEXT, True, rsv, data, None)
-        held = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
+    held, _ = traced(
+        lambda: receiver.decode(TEXT, True, *sender.encode(TEXT, True, JSON * 20), None)
+    )
     assert held < 64 * 1024
 
 
@@ -712,10 +656,8 @@ def test_memory_of_the_default_streams() -> None:
 
 
 def test_protocol_round_trip_and_control_frames_uncompressed() -> None:
-    from helpers import client, server
-
-    a = client(extensions=[ext(compress_threshold=0)])
-    b = server(extensions=[ext()])
+    a = client_proto(extensions=[ext(compress_threshold=0)])
+    b = server_proto(extensions=[ext()])
     a.send_text(JSON)
     a.send_ping(b"ping")
     a.send_binary(b"\x01" * 1000, fin=False)
@@ -723,13 +665,8 @@ def test_protocol_round_trip_and_control_frames_uncompressed() -> None:
     a.send_text(JSON)
     wire = b"".join(a.data_to_send())
     frames = parse_frames(wire)
-    assert [(f.opcode, f.rsv) for f in frames] == [
-        (TEXT, 0x40),
-        (PING, 0),
-        (BINARY, 0x40),
-        (CONT, 0),
-        (TEXT, 0x40),
-    ]
+    expected = [(TEXT, 0x40), (PING, 0), (BINARY, 0x40), (CONT, 0), (TEXT, 0x40)]
+    assert [(f.opcode, f.rsv) for f in frames] == expected
     assert len(frames[4].payload) < len(frames[0].payload) // 3  # context takeover
     b.receive_data(wire)
     assert describe(b.events_received()) == [
@@ -741,46 +678,38 @@ def test_protocol_round_trip_and_control_frames_uncompressed() -> None:
 
 
 def test_protocol_fails_with_the_right_codes() -> None:
-    from helpers import server
-
-    proto = server(extensions=[ext()])
+    proto = server_proto(extensions=[ext()])
     proto.receive_data(frame(TEXT, b"\xff\xff\xff", rsv=0x40, mask=True))
     assert_failed(proto, 1007)
-    proto = server(extensions=[ext()])
+    proto = server_proto(extensions=[ext()])
     proto.receive_data(frame(TEXT, deflate(b"ab"), fin=False, rsv=0x40, mask=True))
     proto.receive_data(frame(CONT, b"", rsv=0x40, mask=True))
     assert_failed(proto, 1002)
-    proto = server(extensions=[ext()])
+    proto = server_proto(extensions=[ext()])
     proto.receive_data(frame(TEXT, deflate(b"\xff\xfe"), rsv=0x40, mask=True))
     assert_failed(proto, 1007)  # invalid UTF-8 once inflated
-    proto = server(extensions=[ext()])
+    proto = server_proto(extensions=[ext()])
     proto.receive_data(frame(TEXT, deflate(b"ok"), rsv=0x20, mask=True))
     assert_failed(proto, 1002)  # RSV2 is not ours
 
 
 def test_rsv1_on_a_control_frame_is_1002() -> None:
-    from helpers import server
-
-    proto = server(extensions=[ext()])
+    proto = server_proto(extensions=[ext()])
     proto.receive_data(frame(PING, b"x", rsv=0x40, mask=True))
     assert_failed(proto, 1002)
 
 
 @pytest.mark.xfail(strict=True, reason="core: send_data(..., compress=False) not wired yet")
 def test_protocol_send_with_compress_false() -> None:
-    from helpers import client
-
-    proto = client(extensions=[ext(compress_threshold=0)])
+    proto = client_proto(extensions=[ext(compress_threshold=0)])
     proto.send_data(JSON, compress=False)  # type: ignore[call-arg]
     (sent,) = parse_frames(proto.data_to_send())
     assert sent.rsv == 0 and sent.payload == JSON
 
 
 def test_incompressible_message_of_exactly_the_limit_is_accepted() -> None:
-    from helpers import server
-
     message = os.urandom(100_000)
-    proto = server(max_message_size=len(message), extensions=[ext()])
+    proto = server_proto(max_message_size=len(message), extensions=[ext()])
     proto.receive_data(frame(BINARY, deflate(message, level=1), rsv=0x40, mask=True))
     assert describe(proto.events_received()) == [("message", BINARY, message)]
 
@@ -823,25 +752,22 @@ async def test_asyncio_compression_option() -> None:
         blazews.connect("ws://127.0.0.1:1/", compression="gzip")
 
 
-WS_CLIENT_OFFERS = [
-    None,  # websockets' default
-    [
-        wspmd.ClientPerMessageDeflateFactory(
-            server_no_context_takeover=True, client_no_context_takeover=True
-        )
-    ],
-    [wspmd.ClientPerMessageDeflateFactory(server_max_window_bits=9, client_max_window_bits=10)],
-    [
-        wspmd.ClientPerMessageDeflateFactory(
-            client_max_window_bits=None, compress_settings={"memLevel": 9}
-        )
-    ],
+WS_CLIENT_OFFERS = [  # None: websockets' default offer
+    None,
+    {"server_no_context_takeover": True, "client_no_context_takeover": True},
+    {"server_max_window_bits": 9, "client_max_window_bits": 10},
+    {"client_max_window_bits": None, "compress_settings": {"memLevel": 9}},
 ]
 
 
 @pytest.mark.parametrize("offers", WS_CLIENT_OFFERS)
 async def test_websockets_client_against_blazews_server(offers: Any) -> None:
-    kwargs: dict[str, Any] = {} if offers is None else {"extensions": offers, "compression": None}
+    kwargs: dict[str, Any] = {}
+    if offers is not None:
+        kwargs = {
+            "extensions": [wspmd.ClientPerMessageDeflateFactory(**offers)],
+            "compression": None,
+        }
     async with blazews.serve(echo, "127.0.0.1", 0) as server:
         url = f"ws://127.0.0.1:{server.port}/"
         async with websockets.asyncio.client.connect(url, max_size=None, **kwargs) as client:
@@ -855,25 +781,22 @@ async def test_websockets_client_against_blazews_server(offers: Any) -> None:
             assert negotiated(conn) is not None
 
 
-WS_SERVER_POLICIES = [
-    None,  # websockets' default
-    [
-        wspmd.ServerPerMessageDeflateFactory(
-            server_no_context_takeover=True, client_no_context_takeover=True
-        )
-    ],
-    [wspmd.ServerPerMessageDeflateFactory(server_max_window_bits=9, client_max_window_bits=9)],
-    [
-        wspmd.ServerPerMessageDeflateFactory(
-            client_max_window_bits=11, require_client_max_window_bits=True
-        )
-    ],
+WS_SERVER_POLICIES = [  # None: websockets' default policy
+    None,
+    {"server_no_context_takeover": True, "client_no_context_takeover": True},
+    {"server_max_window_bits": 9, "client_max_window_bits": 9},
+    {"client_max_window_bits": 11, "require_client_max_window_bits": True},
 ]
 
 
 @pytest.mark.parametrize("policy", WS_SERVER_POLICIES)
 async def test_blazews_client_against_websockets_server(policy: Any) -> None:
-    kwargs: dict[str, Any] = {} if policy is None else {"extensions": policy, "compression": None}
+    kwargs: dict[str, Any] = {}
+    if policy is not None:
+        kwargs = {
+            "extensions": [wspmd.ServerPerMessageDeflateFactory(**policy)],
+            "compression": None,
+        }
     async with websockets.asyncio.server.serve(
         echo, "127.0.0.1", 0, max_size=None, **kwargs
     ) as ws_server:
