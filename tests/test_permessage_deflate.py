@@ -699,10 +699,9 @@ def test_rsv1_on_a_control_frame_is_1002() -> None:
     assert_failed(proto, 1002)
 
 
-@pytest.mark.xfail(strict=True, reason="core: send_data(..., compress=False) not wired yet")
 def test_protocol_send_with_compress_false() -> None:
     proto = client_proto(extensions=[ext(compress_threshold=0)])
-    proto.send_data(JSON, compress=False)  # type: ignore[call-arg]
+    proto.send_data(JSON, compress=False)
     (sent,) = parse_frames(proto.data_to_send())
     assert sent.rsv == 0 and sent.payload == JSON
 

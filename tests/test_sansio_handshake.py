@@ -268,7 +268,7 @@ class FlipExtension(Extension):
     def __init__(self, side: str) -> None:
         self.side = side
 
-    def encode(self, opcode, fin, payload):
+    def encode(self, opcode, fin, payload, compress=True):
         return 0x40, _flip(bytes(payload))
 
     def decode(self, opcode, fin, rsv, payload, max_size):

@@ -237,29 +237,37 @@ class Protocol:
         if self.state is not State.OPEN:
             raise self.close_exc()
 
-    def send_data(self, data: Any, fin: bool = True) -> None:
-        """Queue a data message: ``str`` as text, any bytes-like object as binary."""
-        if isinstance(data, str):
-            self.send_frame(0x1, data.encode(), fin)
-        else:
-            self.send_frame(0x2, data, fin)
+    def send_data(self, data: Any, fin: bool = True, *, compress: bool = True) -> None:
+        """Queue a data message: ``str`` as text, any bytes-like object as binary.
 
-    def send_text(self, data: Any, fin: bool = True) -> None:
+        ``compress=False`` sends this message uncompressed even when
+        permessage-deflate is in use.
+        """
+        if isinstance(data, str):
+            self.send_frame(0x1, data.encode(), fin, compress=compress)
+        else:
+            self.send_frame(0x2, data, fin, compress=compress)
+
+    def send_text(self, data: Any, fin: bool = True, *, compress: bool = True) -> None:
         """Queue a text frame; ``data`` is UTF-8 bytes (not checked) or ``str``."""
         if isinstance(data, str):
             data = data.encode()
-        self.send_frame(0x1, data, fin)
+        self.send_frame(0x1, data, fin, compress=compress)
 
-    def send_binary(self, data: Any, fin: bool = True) -> None:
+    def send_binary(self, data: Any, fin: bool = True, *, compress: bool = True) -> None:
         """Queue a binary frame."""
-        self.send_frame(0x2, data, fin)
+        self.send_frame(0x2, data, fin, compress=compress)
 
     def send_continuation(self, data: Any, fin: bool) -> None:
         """Queue a continuation frame of a fragmented message."""
         self.send_frame(0x0, data, fin)
 
-    def send_frame(self, opcode: int, data: Any, fin: bool = True) -> None:
+    def send_frame(self, opcode: int, data: Any, fin: bool = True, *, compress: bool = True) -> None:
         """Queue one data frame (``opcode`` 0, 1 or 2).
+
+        Args:
+            compress: Whether extensions may compress the message; only the first
+                frame of a message decides.
 
         Raises:
             ConnectionClosed: The connection is not open.
@@ -269,7 +277,7 @@ class Protocol:
         rsv = 0
         if self.extensions:
             for ext in self.extensions:
-                bits, data = ext.encode(opcode, fin, data)
+                bits, data = ext.encode(opcode, fin, data, compress)
                 rsv |= bits
         self._write_frame((0x80 if fin else 0) | rsv | opcode, data)
 

@@ -148,19 +148,21 @@ class ClientProtocol(Protocol):
             return []
         accepted: list[Extension] = []
         for name, params in parse_extension_header(values):
+            refusal: NegotiationError | None = None
             for factory in self.extension_factories:
                 if factory.name != name:
                     continue
                 try:
                     extension = factory.process_response_params(params, accepted)
-                except NegotiationError:
+                except NegotiationError as exc:
+                    refusal = exc
                     continue
                 accepted.append(extension)
                 break
             else:
-                if any(f.name == name for f in self.extension_factories):
+                if refusal is not None:
                     raise NegotiationError(
-                        f"server answered extension {name!r} with parameters not offered"
-                    )
+                        f"server answered extension {name!r} with parameters not offered: {refusal}"
+                    ) from refusal
                 raise NegotiationError(f"server accepted extension {name!r}, which was not offered")
         return accepted

@@ -48,8 +48,14 @@ class Extension:
         """
         return payload
 
-    def encode(self, opcode: int, fin: bool, payload: bytes) -> tuple[int, bytes]:
-        """Transform a data frame about to be sent; return ``(rsv_bits, payload)``."""
+    def encode(
+        self, opcode: int, fin: bool, payload: bytes, compress: bool = True
+    ) -> tuple[int, bytes]:
+        """Transform a data frame about to be sent; return ``(rsv_bits, payload)``.
+
+        ``compress`` is ``False`` when the application asked for this message to go
+        uncompressed (``send(data, compress=False)``).
+        """
         return 0, payload
 
 
