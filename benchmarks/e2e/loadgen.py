@@ -166,6 +166,40 @@ async def echo_blazews(url: str, w: Window) -> None:
             await read()
 
 
+async def echo_blazews_listener(url: str, w: Window) -> None:
+    import inspect
+
+    import blazews
+
+    msg = bytes(ECHO_SIZE)
+
+    class Client(blazews.Listener):
+        meter: Meter
+        outstanding: int
+
+        def on_connect(self, conn: Any) -> None:
+            for _ in range(w.inflight):
+                conn.send(msg)
+            self.outstanding = w.inflight
+            self.meter = w.meter()
+
+        def on_message(self, conn: Any, kind: Any, payload: memoryview) -> None:
+            meter = self.meter
+            meter.count += 1
+            if not meter.done:
+                conn.send(msg)
+                return
+            self.outstanding -= 1
+            if self.outstanding == 0:
+                conn.close()
+
+    kwargs: dict[str, Any] = dict(ping_interval=None, max_message_size=MAX_MESSAGE)
+    if "compression" in inspect.signature(blazews.connect_listener).parameters:
+        kwargs["compression"] = None
+    conn, _ = await blazews.connect_listener(Client, url, **kwargs)
+    await conn.wait_closed()
+
+
 async def echo_websockets(url: str, w: Window) -> None:
     from websockets.asyncio.client import connect
 
@@ -242,6 +276,7 @@ async def echo_picows(url: str, w: Window) -> None:
 
 ECHO_CLIENTS: dict[str, Callable[[str, Window], Coroutine[Any, Any, None]]] = {
     "blazews": echo_blazews,
+    "blazews-listener": echo_blazews_listener,
     "websockets": echo_websockets,
     "aiohttp": echo_aiohttp,
     "picows": echo_picows,

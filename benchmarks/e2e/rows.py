@@ -52,6 +52,7 @@ INGEST_ROWS = (
 
 ECHO_ROWS = (
     Row("blazews", "blazews", "blazews: read_message + send"),
+    Row("blazews-listener", "blazews-listener", "blazews: Listener on_message + send"),
     Row("websockets", "websockets", "websockets: recv + send"),
     Row("aiohttp", "aiohttp", "aiohttp: receive + send_bytes"),
     Row("picows", "picows", "picows: on_ws_frame + send"),
@@ -80,7 +81,6 @@ def availability(lib: str, loop: str | None) -> str | None:
 
         if not hasattr(blazews, "serve_listener"):
             return "not available yet"
-        return "not wired into this harness yet"
     if lib in PEERS and not _installed(lib):
         return f"{lib} not installed"
     return None

@@ -9,11 +9,12 @@ Modes:
   whose idle connections wait in the receive call).
 
 Servers: ``blazews`` (coroutine handler: ``read_message_into`` for ingest),
-``websockets`` (``recv()``), ``aiohttp`` (``receive()``), ``picows`` (``on_ws_frame``),
-``floor`` (a bare ``asyncio.Protocol`` that answers the handshake with a constant:
-the memory floor), ``raw`` (a blocking socket that ``recv_into``s and counts bytes:
-the ingest ceiling). Every server disables compression and keepalive pings and
-accepts 1 MiB messages.
+``blazews-listener`` (the callback API: ``Listener.on_message``), ``websockets``
+(``recv()``), ``aiohttp`` (``receive()``), ``picows`` (``on_ws_frame``), ``floor`` (a
+bare ``asyncio.Protocol`` that answers the handshake with a constant: the memory
+floor), ``raw`` (a blocking socket that ``recv_into``s and counts bytes: the ingest
+ceiling). Every server disables compression and keepalive pings and accepts 1 MiB
+messages.
 
 Prints ``READY {"port", "pid"}`` when it listens, then runs until killed.
 """
@@ -95,6 +96,30 @@ async def start_blazews(mode: str, opts: Options) -> int:
         kwargs["compression"] = None
     server = await blazews.serve(ingest if mode == "ingest" else echo, HOST, 0, **kwargs)
     return server.port
+
+
+async def start_blazews_listener(mode: str, opts: Options) -> int:
+    import blazews
+
+    class Ingest(blazews.Listener):
+        meter: Meter
+
+        def on_connect(self, conn: Any) -> None:
+            self.meter = opts.meter()
+
+        def on_message(self, conn: Any, kind: Any, payload: memoryview) -> None:
+            self.meter.count += 1
+
+    class Echo(blazews.Listener):
+        def on_message(self, conn: Any, kind: Any, payload: memoryview) -> None:
+            conn.send(payload, kind)
+
+    kwargs: dict[str, Any] = dict(ping_interval=None, max_message_size=MAX_MESSAGE)
+    if "compression" in inspect.signature(blazews.serve_listener).parameters:
+        kwargs["compression"] = None
+    listener = Ingest if mode == "ingest" else Echo
+    server = await blazews.serve_listener(listener, HOST, 0, **kwargs)
+    return int(server.port)
 
 
 # ---- websockets ---------------------------------------------------------------------
@@ -226,6 +251,7 @@ async def start_floor(mode: str, opts: Options) -> int:
 
 STARTERS: dict[str, Starter] = {
     "blazews": start_blazews,
+    "blazews-listener": start_blazews_listener,
     "websockets": start_websockets,
     "aiohttp": start_aiohttp,
     "picows": start_picows,
