@@ -34,11 +34,14 @@ test: install
 	$(MAKE) lint
 
 # The unit tests once more at every other SIMD level this CPU runs (the default
-# level ran above); the kernel tests themselves already cover every level.
+# level ran above); the kernel tests themselves already cover every level. The
+# harness smoke tests (benchmarks, fuzzers) ran once above; they are left out here.
+SMOKE := --ignore=tests/test_e2e_smoke.py --ignore=tests/test_benchmarks_smoke.py \
+	--ignore=tests/test_fuzz_smoke.py
 test-levels: install
 	for level in $$($(PY) -c 'from blazews._native import _kernels as k; print(" ".join(l for l in k.available_levels() if l != k.simd_level()))'); do \
 		echo "== BLAZEWS_SIMD=$$level"; \
-		BLAZEWS_SIMD=$$level $(PY) -m pytest -q -x --ignore=tests/compliance || exit 1; \
+		BLAZEWS_SIMD=$$level $(PY) -m pytest -q -x --ignore=tests/compliance $(SMOKE) || exit 1; \
 	done
 
 test-compiled: install

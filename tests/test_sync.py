@@ -571,7 +571,7 @@ def test_backpressure_bounds_the_queue(run_server: Callable[..., Running]) -> No
 
     def sender() -> None:
         nonlocal sent
-        payload = b"x" * size
+        payload = os.urandom(size)  # incompressible, whatever the extensions
         for _ in range(total):
             conn.send(payload)
             sent += 1
@@ -857,3 +857,40 @@ def test_closing_handshake_does_not_wait_for_timeouts(run_server: Callable[..., 
             conn.close()
         assert time.monotonic() - start < 1, who  # the server closed TCP promptly
         assert conn.close_code == 1000
+
+
+def test_permessage_deflate_by_default_and_per_message_opt_out(
+    run_server: Callable[..., Running],
+) -> None:
+    seen: list[tuple[bool, bytes]] = []
+
+    def handler(conn: sync.ServerConnection) -> None:
+        for message in conn:
+            conn.send(message)
+
+    running = run_server(handler)
+    with sync.connect(running.url, **FAST) as conn:
+        header = conn.response_headers["Sec-WebSocket-Extensions"] if conn.response_headers else ""
+        assert header.startswith("permessage-deflate")
+        text = '{"key": "value", "list": [1, 2, 3]}' * 200
+        # Watch what the core hands to the socket: compressed frames carry RSV1.
+        original = conn.protocol.data_to_send
+
+        def spy() -> list[bytes]:
+            chunks = original()
+            if chunks:
+                seen.append((bool(chunks[0][0] & 0x40), b"".join(chunks)))
+            return chunks
+
+        conn.protocol.data_to_send = spy  # type: ignore[method-assign]
+        conn.send(text)
+        assert conn.recv() == text
+        conn.send(text, compress=False)
+        assert conn.recv() == text
+    rsv1 = [flag for flag, data in seen if len(data) > 100]
+    assert rsv1[:2] == [True, False]
+    assert len(seen[0][1]) < len(text) // 4  # it really was compressed
+
+    with sync.connect(running.url, compression=None, **FAST) as conn:
+        assert conn.response_headers is not None
+        assert "Sec-WebSocket-Extensions" not in conn.response_headers

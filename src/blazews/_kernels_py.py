@@ -106,6 +106,8 @@ class Utf8Validator:
         """Validate the next chunk; ``False`` once the text is known to be invalid."""
         if self._invalid:
             return False
+        if isinstance(data, memoryview) and not data.c_contiguous:
+            raise BufferError("Utf8Validator.feed needs a C-contiguous buffer")
         decoder = self._decoder
         try:
             decoder.decode(data, False)

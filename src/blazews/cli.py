@@ -29,14 +29,23 @@ async def _echo_handler(conn: Any) -> None:
         pass
 
 
-async def _run_echo(host: str, port: int, max_size: int | None, compress: bool = True) -> None:
-    from .asyncio import serve
+def _echo_extensions(compress: bool) -> list[Any]:
+    """The echo server's permessage-deflate policy: every echo goes back compressed.
+
+    Small and incompressible messages included: kosoku 0.1.0 (the Autobahn runner)
+    takes an uncompressed message on a permessage-deflate connection for an error,
+    although RFC 7692 section 6 allows it.
+    """
+    if not compress:
+        return []
     from .sansio.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
-    # Every echo goes back compressed, small and incompressible ones included: kosoku
-    # 0.1.0 (the Autobahn runner) takes an uncompressed message on a permessage-deflate
-    # connection for an error, although RFC 7692 section 6 allows it.
-    deflate = ServerPerMessageDeflateFactory(compress_threshold=0, skip_incompressible=False)
+    return [ServerPerMessageDeflateFactory(compress_threshold=0, skip_incompressible=False)]
+
+
+async def _run_echo(host: str, port: int, max_size: int | None, compress: bool = True) -> None:
+    from .asyncio import serve
+
     async with serve(
         _echo_handler,
         host,
@@ -44,7 +53,7 @@ async def _run_echo(host: str, port: int, max_size: int | None, compress: bool =
         max_message_size=max_size,
         ping_interval=None,
         max_queue=64,
-        extensions=[deflate] if compress else (),
+        extensions=_echo_extensions(compress),
         compression=None,
     ) as server:
         print(
@@ -54,7 +63,7 @@ async def _run_echo(host: str, port: int, max_size: int | None, compress: bool =
         await server.serve_forever()
 
 
-def _run_echo_sync(host: str, port: int, max_size: int | None) -> None:
+def _run_echo_sync(host: str, port: int, max_size: int | None, compress: bool = True) -> None:
     from . import sync
     from .exceptions import ConnectionClosed
 
@@ -65,7 +74,15 @@ def _run_echo_sync(host: str, port: int, max_size: int | None) -> None:
         except ConnectionClosed:
             pass
 
-    with sync.serve(handler, host, port, max_message_size=max_size, ping_interval=None) as server:
+    with sync.serve(
+        handler,
+        host,
+        port,
+        max_message_size=max_size,
+        ping_interval=None,
+        extensions=_echo_extensions(compress),
+        compression=None,
+    ) as server:
         print(
             f"blazews echo server on ws://{host}:{server.port}/ (blocking); Ctrl-C stops it",
             flush=True,
@@ -126,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     echo.add_argument(
         "--no-compression",
         action="store_true",
-        help="refuse permessage-deflate (asyncio front end; by default it is accepted)",
+        help="refuse permessage-deflate (by default it is accepted)",
     )
     connect = sub.add_parser("connect", help="interactive client")
     connect.add_argument("url")
@@ -135,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "echo":
             size = args.max_message_size or None
             if args.sync:
-                _run_echo_sync(args.host, args.port, size)
+                _run_echo_sync(args.host, args.port, size, not args.no_compression)
             else:
                 asyncio.run(_run_echo(args.host, args.port, size, not args.no_compression))
         else:

@@ -9,8 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from ..sansio.client import ClientProtocol
-from ..sansio.extensions import ClientExtensionFactory
-from ..sansio.extensions.permessage_deflate import enable_client_permessage_deflate
+from ..sansio.extensions import ClientExtensionFactory, with_compression
 from ..sansio.http11 import Headers, Response
 from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from ..sansio.uri import parse_uri
@@ -101,10 +100,7 @@ class connect:
         write_limit: int | tuple[int, int | None] = 65536,
     ) -> None:
         self.uri = parse_uri(uri)
-        if compression == "deflate":
-            extensions = enable_client_permessage_deflate(extensions)
-        elif compression is not None:
-            raise ValueError(f"unsupported compression: {compression!r}")
+        extensions = with_compression(compression, extensions, client=True)
         if ssl is not None and not self.uri.secure:
             raise ValueError("ssl given for a ws:// URL; use wss://")
         self.ssl = ssl_module.create_default_context() if self.uri.secure and ssl is None else ssl
@@ -128,6 +124,9 @@ class connect:
         )
         self.connection: ClientConnection | None = None
 
+    def _connection(self, protocol: ClientProtocol) -> ClientConnection:
+        return ClientConnection(protocol, **self.connection_options)
+
     async def _open(self) -> ClientConnection:
         loop = asyncio.get_running_loop()
         protocol = ClientProtocol(self.uri, **self.protocol_options)
@@ -135,7 +134,7 @@ class connect:
         protocol.send_request(protocol.connect())
 
         def factory() -> ClientConnection:
-            return ClientConnection(protocol, **self.connection_options)
+            return self._connection(protocol)
 
         kwargs: dict[str, Any] = {}
         if self.ssl is not None:

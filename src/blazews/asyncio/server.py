@@ -10,8 +10,7 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any
 
-from ..sansio.extensions import ServerExtensionFactory
-from ..sansio.extensions.permessage_deflate import enable_server_permessage_deflate
+from ..sansio.extensions import ServerExtensionFactory, with_compression
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, State
 from ..sansio.server import ServerProtocol, SubprotocolSelector
@@ -249,10 +248,7 @@ class serve:
         reuse_port: bool | None = None,
     ) -> None:
         self.host, self.port, self.path, self.sock, self.ssl = host, port, path, sock, ssl
-        if compression == "deflate":
-            extensions = enable_server_permessage_deflate(extensions)
-        elif compression is not None:
-            raise ValueError(f"unsupported compression: {compression!r}")
+        extensions = with_compression(compression, extensions, client=False)
         self.backlog = backlog
         self.reuse_port = reuse_port
         self.server = Server(

@@ -7,7 +7,7 @@ import ssl as ssl_module
 from collections.abc import Iterable, Sequence
 
 from ..sansio.client import ClientProtocol
-from ..sansio.extensions import ClientExtensionFactory
+from ..sansio.extensions import ClientExtensionFactory, with_compression
 from ..sansio.http11 import Headers, Response
 from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from ..sansio.uri import parse_uri
@@ -55,6 +55,7 @@ def connect(
     origin: str | None = None,
     subprotocols: Sequence[str] | None = None,
     extensions: Sequence[ClientExtensionFactory] = (),
+    compression: str | None = "deflate",
     additional_headers: Iterable[tuple[str, str]] | Headers | None = None,
     ssl: ssl_module.SSLContext | None = None,
     server_hostname: str | None = None,
@@ -74,6 +75,9 @@ def connect(
         origin: An ``Origin`` header to send.
         subprotocols: Subprotocols to offer, in order of preference.
         extensions: Extension factories to offer.
+        compression: ``"deflate"`` (the default) also offers permessage-deflate with
+            its default policy, unless ``extensions`` has such a factory; ``None``:
+            no compression.
         additional_headers: Extra request headers (values may not contain CR, LF or NUL).
         ssl: An :class:`ssl.SSLContext` for ``wss://`` (a default context when omitted).
         server_hostname: Host name for TLS verification, if not the URL's.
@@ -100,6 +104,7 @@ def connect(
         OSError: The TCP connection failed.
     """
     parsed = parse_uri(uri)
+    extensions = with_compression(compression, extensions, client=True)
     if ssl is not None and not parsed.secure:
         raise ValueError("ssl given for a ws:// URL; use wss://")
     if parsed.secure and ssl is None:

@@ -564,8 +564,10 @@ class Connection:
             exc = self.protocol.close_exc()
         raise exc from self._write_error
 
-    def send(self, data: Any) -> None:
+    def send(self, data: Any, *, compress: bool = True) -> None:
         """Send a message: ``str`` as text, any bytes-like object as binary.
+
+        ``compress=False`` sends it uncompressed even when permessage-deflate is in use.
 
         Blocks until the message is written to the socket. Thread-safe: messages
         sent from several threads are never interleaved.
@@ -581,7 +583,7 @@ class Connection:
                 raise TypeError("data must be str or a bytes-like object") from None
             data = view if view.format == "B" and view.ndim == 1 else view.cast("B")
         with self._cond:
-            self.protocol.send_data(data)
+            self.protocol.send_data(data, compress=compress)
             self._absorb()
             written = self._flush_locked()
         if not written:

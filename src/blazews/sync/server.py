@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-from ..sansio.extensions import ServerExtensionFactory
+from ..sansio.extensions import ServerExtensionFactory, with_compression
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, State
 from ..sansio.server import ServerProtocol, SubprotocolSelector
@@ -330,6 +330,7 @@ def serve(
     subprotocols: Sequence[str] | None = None,
     select_subprotocol: SubprotocolSelector | None = None,
     extensions: Sequence[ServerExtensionFactory] = (),
+    compression: str | None = "deflate",
     process_request: ProcessRequest | None = None,
     process_response: ProcessResponse | None = None,
     open_timeout: float | None = 10.0,
@@ -357,6 +358,9 @@ def serve(
         subprotocols: Subprotocols the server supports.
         select_subprotocol: Policy picking one from the client's offer.
         extensions: Extension factories the server accepts.
+        compression: ``"deflate"`` (the default) also accepts permessage-deflate with
+            its default policy, unless ``extensions`` has such a factory; ``None``:
+            no compression.
         process_request: ``f(connection, request)`` called before the handshake
             response; return a :class:`Response` (e.g. ``connection.reject(403, ...)``)
             to refuse the connection, or ``None`` to go on.
@@ -372,6 +376,7 @@ def serve(
     Returns:
         The listening :class:`Server`.
     """
+    extensions = with_compression(compression, extensions, client=False)
     listener = _listen(host, port, path, sock, backlog)
     return Server(
         listener,

@@ -8,12 +8,14 @@ this framework in its own module.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "ClientExtensionFactory",
     "Extension",
     "ExtensionParams",
     "ServerExtensionFactory",
+    "with_compression",
 ]
 
 ExtensionParams = list[tuple[str, "str | None"]]
@@ -94,3 +96,29 @@ class ServerExtensionFactory:
                 offer, or goes on without the extension).
         """
         raise NotImplementedError
+
+
+def with_compression(
+    compression: str | None, extensions: Sequence[Any], *, client: bool
+) -> list[Any]:
+    """Resolve the front ends' ``compression`` option into extension factories.
+
+    Args:
+        compression: ``"deflate"`` adds permessage-deflate with its default policy,
+            unless ``extensions`` already has a permessage-deflate factory; ``None``
+            adds nothing.
+        extensions: The factories the application passed.
+        client: Whether the factories are for a client (else for a server).
+
+    Raises:
+        ValueError: ``compression`` is neither ``"deflate"`` nor ``None``.
+    """
+    if compression is None:
+        return list(extensions)
+    if compression != "deflate":
+        raise ValueError(f"unsupported compression: {compression!r}")
+    from . import permessage_deflate
+
+    if client:
+        return list(permessage_deflate.enable_client_permessage_deflate(extensions))
+    return list(permessage_deflate.enable_server_permessage_deflate(extensions))
