@@ -8,14 +8,14 @@ STAMP := $(VENV)/.installed-stamp
 NATIVE := $(wildcard src/blazews/_native/*.c src/blazews/_native/*.h src/blazews/_native/*.pyx) \
 	src/blazews/sansio/_protocol_py.py src/blazews/sansio/_protocol_c.pxd
 
-.PHONY: install run test test-compiled test-pure test-levels autobahn lint clean
+.PHONY: install run test test-compiled test-pure test-levels autobahn bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml setup.py $(NATIVE)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -52,8 +52,15 @@ test-pure: install
 
 # The Autobahn TestSuite alone: servers and clients, both front ends, compiled and pure.
 autobahn: install
-	$(PY) -m pytest -q tests/compliance
-	BLAZEWS_NO_EXTENSIONS=1 $(PY) -m pytest -q tests/compliance
+	BLAZEWS_AUTOBAHN_FULL=1 $(PY) -m pytest -q tests/compliance
+	BLAZEWS_AUTOBAHN_FULL=1 BLAZEWS_NO_EXTENSIONS=1 $(PY) -m pytest -q tests/compliance
+
+# Every benchmark, side by side with websockets, aiohttp and picows in one run:
+# the micro-benchmarks, then the end-to-end ones (both loops). Reports and plots
+# go to benchmarks/results/. Run it on a quiet machine.
+bench: install
+	$(PY) -m benchmarks.micro
+	$(PY) -m benchmarks.e2e
 
 lint: install
 	$(PY) -m ruff check src tests

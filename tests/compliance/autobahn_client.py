@@ -10,8 +10,23 @@ import sys
 
 import blazews
 from blazews import ConnectionClosed
+from blazews.sansio.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 MAX_SIZE = 16 * 1024 * 1024
+
+
+def offers() -> list[ClientPerMessageDeflateFactory]:
+    """Two permessage-deflate offers in one header: the default one, and one with
+    client_no_context_takeover, which the 13.* cases that ask for it need.
+
+    Every message goes out compressed: kosoku 0.1.0 takes an uncompressed message on
+    a permessage-deflate connection for an error (RFC 7692 §6 allows it).
+    """
+    options = dict(compress_threshold=0, skip_incompressible=False)
+    return [
+        ClientPerMessageDeflateFactory(**options),
+        ClientPerMessageDeflateFactory(client_no_context_takeover=True, **options),
+    ]
 
 
 async def run_asyncio(base: str, agent: str) -> None:
@@ -24,6 +39,8 @@ async def run_asyncio(base: str, agent: str) -> None:
                 max_message_size=MAX_SIZE,
                 ping_interval=None,
                 max_queue=64,
+                extensions=offers(),
+                compression=None,
             ) as conn:
                 async for message in conn:
                     await conn.send(message)
@@ -50,6 +67,8 @@ def run_sync(base: str, agent: str) -> None:
                 max_message_size=MAX_SIZE,
                 ping_interval=None,
                 max_queue=64,
+                extensions=offers(),
+                compression=None,
             ) as conn:
                 for message in conn:
                     conn.send(message)
