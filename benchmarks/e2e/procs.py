@@ -23,8 +23,9 @@ class ChildError(RuntimeError):
     """A subprocess died, refused, or said nothing in time."""
 
 
-def _env() -> dict[str, str]:
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    env.update(extra or {})
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + path if path else "")
     return env
@@ -34,15 +35,18 @@ class Child:
     """One subprocess running ``python -m module args...`` and printing ``TAG {json}`` lines.
 
     Use as a context manager: leaving the block stops the process (terminate, then kill).
+    ``env`` adds variables to the inherited environment.
     """
 
-    def __init__(self, name: str, module: str, args: list[str]) -> None:
+    def __init__(
+        self, name: str, module: str, args: list[str], env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, *args],
             cwd=ROOT,
-            env=_env(),
+            env=_env(env),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
