@@ -1,9 +1,10 @@
 """Smoke test of the end-to-end benchmark harness (``python -m benchmarks.e2e``).
 
-Runs a cut-down quick run (every scenario, library and event loop, one ingest size,
-few connections) in a subprocess and checks that the report has every row, with a
-number where a number is due. Never a timing assertion: the figures of a run this
-short on a shared machine mean nothing.
+Runs a cut-down quick run (every scenario but deflate, every library and event loop,
+one ingest size, few connections) in a subprocess, then ``--quick --scenario deflate``
+in another, and checks that the reports have every row, with a number where a number
+is due. Never a timing assertion: the figures of a run this short on a shared machine
+mean nothing.
 
 The bench extra (websockets, aiohttp, picows, uvloop, matplotlib) must be installed:
 a missing peer fails the test rather than skipping it.
@@ -25,14 +26,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.e2e.rows import (  # noqa: E402
+    DEFLATE_INFLIGHTS,
+    DEFLATE_ROWS,
     ECHO_ROWS,
     INFLIGHTS,
     INGEST_ROWS,
     MEMORY_ROWS,
     PEERS,
+    SCENARIOS,
     Row,
     size_label,
 )
+from benchmarks.e2e.runner import parse_args  # noqa: E402
 
 SIZE = 1024
 CONNECTIONS = 50
@@ -45,11 +50,9 @@ def test_bench_extra_is_installed() -> None:
     assert not missing, f"install the bench extra (pip install -e '.[bench]'): missing {missing}"
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("e2e")
-    cmd = [sys.executable, "-m", "benchmarks.e2e", "--quick", "--output", str(out)]
-    cmd += ["--sizes", str(SIZE), "--connections", str(CONNECTIONS)]
+def quick_run(out: Path, *args: str) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "benchmarks.e2e", "--quick", "--output", str(out), *args]
+    cmd += ["--connections", str(CONNECTIONS)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert (out / "e2e.md").exists(), f"no report: {proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     return {
@@ -60,19 +63,43 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
-def sections(markdown: str) -> dict[tuple[str, str], dict[tuple[str, str], list[str]]]:
-    """Parse the report: (scenario heading word, loop) -> (row label, param) -> cells."""
-    tables: dict[tuple[str, str], dict[tuple[str, str], list[str]]] = {}
-    scenario = loop = ""
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    scenarios = [arg for name in SCENARIOS if name != "deflate" for arg in ("--scenario", name)]
+    return quick_run(tmp_path_factory.mktemp("e2e"), "--sizes", str(SIZE), *scenarios)
+
+
+@pytest.fixture(scope="module")
+def deflate_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return quick_run(tmp_path_factory.mktemp("e2e-deflate"), "--scenario", "deflate")
+
+
+TableCells = dict[tuple[str, str], list[str]]
+LOOP_HEADING = re.compile(r"^#{3,4} (?:(.*), )?[Ee]vent loop: (\S+)$")
+
+
+def sections(markdown: str) -> dict[tuple[str, str], TableCells]:
+    """Parse the report: (section, loop) -> (row label, param) -> cells.
+
+    The section is the scenario heading's first word (``### Event loop: X`` under
+    ``## Ingest: ...``), or the words before ``, event loop: X``; tables under any
+    other ``###`` heading are filed under that heading with loop ``-``.
+    """
+    tables: dict[tuple[str, str], TableCells] = {}
+    scenario = ""
+    current: TableCells | None = None
     for line in markdown.splitlines():
         if line.startswith("## "):
             scenario = line[3:].split(":")[0].lower()
-        elif line.startswith("### Event loop: "):
-            loop = line.removeprefix("### Event loop: ").strip()
-            tables[(scenario, loop)] = {}
-        elif line.startswith("| ") and not line.startswith("| ---") and loop:
+            current = None
+        elif (match := LOOP_HEADING.match(line)) is not None:
+            name = (match.group(1) or scenario).lower()
+            current = tables[(name, match.group(2))] = {}
+        elif line.startswith("###"):
+            current = tables[(line.lstrip("#").strip().lower(), "-")] = {}
+        elif line.startswith("| ") and not line.startswith("| ---") and current is not None:
             cells = [c.strip() for c in line.strip("|").split("|")]
-            tables[(scenario, loop)][(cells[0], cells[1])] = cells[2:]
+            current[(cells[0], cells[1])] = cells[2:]
     return tables
 
 
@@ -104,6 +131,12 @@ def check_rows(
                 # there is none); anything else is a harness bug.
                 problems.append(f"{row.label!r} {param}: neither number nor error: {cells[0]!r}")
     return problems
+
+
+def test_deflate_runs_by_default() -> None:
+    assert "deflate" in SCENARIOS
+    assert parse_args([]).scenarios == list(SCENARIOS)
+    assert parse_args(["--scenario", "deflate"]).scenarios == ["deflate"]
 
 
 def test_machine_header(run: dict[str, Any]) -> None:
@@ -155,6 +188,7 @@ def test_plots_and_json(run: dict[str, Any]) -> None:
     assert doc["machine"]["simd_level"] and doc["machine"]["implementation"]
     scenarios = {r["scenario"] for r in doc["records"]}
     assert scenarios == {"ingest", "echo", "memory"}
+    assert "## Compression" not in run["markdown"]
 
 
 def test_no_measurement_failed(run: dict[str, Any]) -> None:
@@ -165,3 +199,69 @@ def test_no_measurement_failed(run: dict[str, Any]) -> None:
     ]
     assert not errors, "\n".join(errors)
     assert run["proc"].returncode == 0, run["proc"].stderr[-2000:]
+
+
+# ---- deflate -------------------------------------------------------------------------
+
+
+def test_deflate_no_error(deflate_run: dict[str, Any]) -> None:
+    errors = [
+        f"{r['scenario']} {r['loop']} {r['row']} {r['param']}: {r['error']}"
+        for r in deflate_run["json"]["records"]
+        if "error" in r
+    ]
+    skipped = deflate_run["json"]["skipped"]
+    assert not errors, "\n".join(errors)
+    assert not skipped, skipped
+    assert deflate_run["proc"].returncode == 0, deflate_run["proc"].stderr[-2000:]
+
+
+def strict_rows(table: TableCells, params: list[str]) -> list[str]:
+    """Every deflate row, with a number: an error or a status is a failure too."""
+    problems = []
+    for row in DEFLATE_ROWS:
+        for param in params:
+            cells = table.get((row.label, param))
+            if cells is None:
+                problems.append(f"missing row {row.label!r} {param}")
+            elif not NUMBER.match(cells[0]):
+                problems.append(f"{row.label!r} {param}: not a number: {cells[0]!r}")
+    return problems
+
+
+def test_every_deflate_row(deflate_run: dict[str, Any]) -> None:
+    md = deflate_run["markdown"]
+    assert "## Compression" in md
+    tables = sections(md)
+    problems = []
+    for loop in LOOPS:
+        echo = tables[("compressed echo", loop)]
+        problems += strict_rows(echo, [str(n) for n in DEFLATE_INFLIGHTS])
+        memory = tables[("idle compressed connections", loop)]
+        problems += strict_rows(memory, [str(CONNECTIONS)])
+    assert not problems, "\n".join(problems)
+
+
+def test_deflate_negotiation_reported(deflate_run: dict[str, Any]) -> None:
+    table = sections(deflate_run["markdown"])[("negotiated settings", "-")]
+    by_label = {label: [param, *cells] for (label, param), cells in table.items()}
+    wire = re.compile(r"^[\d,]+ \([\d.]+×\)$")
+    for row in DEFLATE_ROWS:
+        own, offer, small, large = by_label[row.label]
+        assert "permessage-deflate" in own and "permessage-deflate" in offer, row.label
+        assert wire.match(small) and wire.match(large), (row.label, small, large)
+    records = [r for r in deflate_run["json"]["records"] if r["scenario"] == "deflate-memory"]
+    assert all(r["reply_bytes"] > 0 and r["probe_reply_bytes"] > 0 for r in records)
+
+
+def test_deflate_plot_and_json(deflate_run: dict[str, Any]) -> None:
+    out: Path = deflate_run["out"]
+    assert (out / "e2e_deflate.png").read_bytes().startswith(b"\x89PNG")
+    assert "](e2e_deflate.png)" in deflate_run["markdown"]
+    records = deflate_run["json"]["records"]
+    assert {r["scenario"] for r in records} == {"deflate-echo", "deflate-memory"}
+    for r in records:
+        assert isinstance(r["value"], float), r
+        assert "permessage-deflate" in r["extensions"], r
+        if r["scenario"] == "deflate-echo":
+            assert isinstance(r["bytes_per_s"], float), r

@@ -7,25 +7,33 @@
   the server hanging up, or the time limit; then ``STOPPED``.
 - ``echo``: the client of one library against the server of the same library: 256 B
   binary messages with a fixed number in flight (a sliding window: each reply sends
-  the next message); ``RESULT {"inflight", "count", "elapsed"}`` per window size.
+  the next message); ``RESULT {"inflight", "count", "elapsed", "extensions"}`` per
+  window size. With ``--deflate``: the JSON message of :mod:`benchmarks.e2e.deflate`
+  (``--size`` bytes, still sent as binary), the library's default permessage-deflate.
 - ``hold``: opens N connections with raw sockets (handshake included, in batches
   shorter than the listen backlog), prints ``OPEN {"n"}`` and holds them until its
-  stdin closes or it is killed.
+  stdin closes or it is killed. With ``--deflate`` each connection also offers
+  permessage-deflate and exchanges one compressed ``--size`` byte JSON message each
+  way first; ``OPEN`` then adds the server's ``Sec-WebSocket-Extensions`` answer and
+  the median wire size of its replies (``--probe SIZE``: and of one more, larger one).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import os
 import random
 import select
 import socket
 import sys
 import time
+import zlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from benchmarks.e2e import deflate
 from benchmarks.e2e.child import HOST, Meter, emit, pin, raise_nofile, run
 
 MASK_KEY = b"\x5a\xc3\x91\x0e"
@@ -56,26 +64,37 @@ def masked_frame(size: int, opcode: int = 0x2, key: bytes = MASK_KEY) -> bytes:
     return header + key + masked
 
 
-def handshake_request(port: int) -> bytes:
+def handshake_request(port: int, extensions: str = "") -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
+    offer = f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else ""
     return (
         f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        f"Sec-WebSocket-Version: 13\r\n\r\n"
+        f"Sec-WebSocket-Version: 13\r\n{offer}\r\n"
     ).encode()
 
 
-def read_response(sock: socket.socket) -> None:
-    """Read the handshake response; raise unless it is ``101``."""
+def read_response(sock: socket.socket) -> str:
+    """Read the handshake response; raise unless it is ``101``; return its
+    ``Sec-WebSocket-Extensions`` header (``""`` without one)."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(4096)
         if not chunk:
             raise ConnectionError(f"server closed during the handshake: {data[:200]!r}")
         data += chunk
-    status = data.split(b"\r\n", 1)[0]
-    if b" 101 " not in status + b" ":
-        raise ConnectionError(f"handshake refused: {status!r}")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    if rest:
+        raise ConnectionError(f"unexpected bytes after the handshake: {rest[:50]!r}")
+    lines = head.decode("latin-1").split("\r\n")
+    if " 101 " not in lines[0] + " ":
+        raise ConnectionError(f"handshake refused: {lines[0]!r}")
+    found = [
+        value.strip()
+        for name, _, value in (line.partition(":") for line in lines[1:])
+        if name.strip().lower() == "sec-websocket-extensions"
+    ]
+    return ", ".join(found)
 
 
 # ---- send ---------------------------------------------------------------------------
@@ -128,18 +147,33 @@ def send(limit: float) -> None:
 
 
 class Window:
-    """Drives one echo connection: ``inflight`` messages out, one more per reply."""
+    """Drives one echo connection: ``inflight`` messages out, one more per reply.
 
-    def __init__(self, inflight: int, warmup: float, duration: float) -> None:
+    ``deflate``: compression on, the client must have negotiated permessage-deflate
+    (:meth:`negotiated`) before it starts the meter.
+    """
+
+    def __init__(
+        self, inflight: int, warmup: float, duration: float, payloads: list[bytes], deflate: bool
+    ) -> None:
         self.inflight = inflight
         self.warmup = warmup
         self.duration = duration
+        self.payloads = payloads  # sent in turn
+        self.deflate = deflate
+        self.extensions = ""
+
+    def negotiated(self, header: str | None) -> None:
+        """Note the response's ``Sec-WebSocket-Extensions``; check it as ``deflate`` wants."""
+        self.extensions = header or ""
+        if self.deflate and "permessage-deflate" not in self.extensions:
+            raise ConnectionError(f"permessage-deflate not negotiated: {header!r}")
 
     def meter(self) -> Meter:
-        inflight = self.inflight
+        inflight, extensions = self.inflight, self.extensions
 
         def report(count: int, elapsed: float) -> None:
-            emit("RESULT", inflight=inflight, count=count, elapsed=elapsed)
+            emit("RESULT", inflight=inflight, count=count, elapsed=elapsed, extensions=extensions)
 
         return Meter().start(self.warmup, self.duration, report)
 
@@ -150,18 +184,23 @@ async def echo_blazews(url: str, w: Window) -> None:
     import blazews
 
     kwargs: dict[str, Any] = dict(ping_interval=None, max_message_size=MAX_MESSAGE)
-    if "compression" in inspect.signature(blazews.connect).parameters:
+    if w.deflate:
+        kwargs["compression"] = "deflate"
+    elif "compression" in inspect.signature(blazews.connect).parameters:
         kwargs["compression"] = None
-    msg = bytes(ECHO_SIZE)
+    msgs = itertools.cycle(w.payloads)
     async with blazews.connect(url, **kwargs) as conn:
+        headers = conn.response_headers
+        assert headers is not None
+        w.negotiated(headers.get("Sec-WebSocket-Extensions"))
         read, send = conn.read_message, conn.send
         for _ in range(w.inflight):
-            await send(msg)
+            await send(next(msgs))
         meter = w.meter()
         while not meter.done:
             await read()
             meter.count += 1
-            await send(msg)
+            await send(next(msgs))
         for _ in range(w.inflight):  # drain, so the closing handshake is not stuck
             await read()
 
@@ -171,7 +210,9 @@ async def echo_blazews_listener(url: str, w: Window) -> None:
 
     import blazews
 
-    msg = bytes(ECHO_SIZE)
+    if w.deflate:
+        raise ValueError("the Listener echo client does not run with --deflate")
+    msg = w.payloads[0]
 
     class Client(blazews.Listener):
         meter: Meter
@@ -203,18 +244,21 @@ async def echo_blazews_listener(url: str, w: Window) -> None:
 async def echo_websockets(url: str, w: Window) -> None:
     from websockets.asyncio.client import connect
 
-    msg = bytes(ECHO_SIZE)
+    msgs = itertools.cycle(w.payloads)
+    compression = "deflate" if w.deflate else None
     async with connect(
-        url, compression=None, ping_interval=None, max_size=MAX_MESSAGE, proxy=None
+        url, compression=compression, ping_interval=None, max_size=MAX_MESSAGE, proxy=None
     ) as ws:
+        assert ws.response is not None
+        w.negotiated(ws.response.headers.get("Sec-WebSocket-Extensions"))
         recv, send = ws.recv, ws.send
         for _ in range(w.inflight):
-            await send(msg)
+            await send(next(msgs))
         meter = w.meter()
         while not meter.done:
             await recv()
             meter.count += 1
-            await send(msg)
+            await send(next(msgs))
         for _ in range(w.inflight):
             await recv()
 
@@ -222,21 +266,23 @@ async def echo_websockets(url: str, w: Window) -> None:
 async def echo_aiohttp(url: str, w: Window) -> None:
     import aiohttp
 
-    msg = bytes(ECHO_SIZE)
+    msgs = itertools.cycle(w.payloads)
     async with (
         aiohttp.ClientSession() as session,
-        session.ws_connect(url, compress=0, max_msg_size=MAX_MESSAGE) as ws,
+        session.ws_connect(url, compress=15 if w.deflate else 0, max_msg_size=MAX_MESSAGE) as ws,
     ):
+        # No public accessor for the response: its headers are the handshake's.
+        w.negotiated(ws._response.headers.get("Sec-WebSocket-Extensions"))
         receive, send = ws.receive, ws.send_bytes
         for _ in range(w.inflight):
-            await send(msg)
+            await send(next(msgs))
         meter = w.meter()
         while not meter.done:
             reply = await receive()
             if reply.type is not aiohttp.WSMsgType.BINARY:
                 raise ConnectionError(f"unexpected {reply.type}")
             meter.count += 1
-            await send(msg)
+            await send(next(msgs))
         for _ in range(w.inflight):
             await receive()
 
@@ -244,8 +290,10 @@ async def echo_aiohttp(url: str, w: Window) -> None:
 async def echo_picows(url: str, w: Window) -> None:
     from picows import WSListener, WSMsgType, ws_connect
 
+    if w.deflate:
+        raise ValueError("picows has no permessage-deflate")
     binary = WSMsgType.BINARY
-    msg = bytes(ECHO_SIZE)
+    msg = w.payloads[0]
 
     class Client(WSListener):
         meter: Meter
@@ -286,18 +334,57 @@ ECHO_CLIENTS: dict[str, Callable[[str, Window], Coroutine[Any, Any, None]]] = {
 # ---- hold ---------------------------------------------------------------------------
 
 
-def hold(port: int, n: int, batch: int) -> None:
+def _streams(header: str) -> tuple[Any, Any, bytearray]:
+    """A connection's compressor (with the window the server allowed the client),
+    inflater (15 bits: accepts any window) and receive buffer."""
+    params = deflate.parse_extensions(header)
+    if not params and "permessage-deflate" not in header:
+        raise ConnectionError(f"permessage-deflate not negotiated: {header!r}")
+    bits = int(params.get("client_max_window_bits") or 15)
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -bits, 5)
+    return compressor, zlib.decompressobj(-15), bytearray()
+
+
+def _reply(sock: socket.socket, buf: bytearray, inflater: Any, sent: bytes) -> int:
+    """Read the server's echo of ``sent``; check it; return its size on the wire."""
+    size, payload = deflate.read_compressed(sock, buf, inflater)
+    if payload != sent:
+        raise ConnectionError(f"the echo differs from the message: {payload[:50]!r}")
+    return size
+
+
+def hold(port: int, n: int, batch: int, compress: bool, size: int, probe: int) -> None:
     raise_nofile(n + 256)
+    offer = deflate.OFFER if compress else ""
+    msg = deflate.json_message(size, deflate.MEMORY_SEED)
     socks: list[socket.socket] = []
+    streams: list[tuple[Any, Any, bytearray]] = []  # per connection, with compression
+    headers: set[str] = set()
+    wire: list[int] = []
     while len(socks) < n:
         group = [socket.create_connection((HOST, port)) for _ in range(min(batch, n - len(socks)))]
         for sock in group:
             sock.settimeout(30)
-            sock.sendall(handshake_request(port))
+            sock.sendall(handshake_request(port, offer))
         for sock in group:
-            read_response(sock)
+            header = read_response(sock)
+            headers.add(header)
+            if compress:
+                streams.append(_streams(header))
+                sock.sendall(deflate.compressed_frame(msg, streams[-1][0]))
+        if compress:
+            for sock, (_, inflater, buf) in zip(group, streams[len(socks) :], strict=True):
+                wire.append(_reply(sock, buf, inflater, msg))
         socks.extend(group)
-    emit("OPEN", n=len(socks))
+    data: dict[str, Any] = dict(n=len(socks), extensions=" / ".join(sorted(headers)))
+    if compress:
+        data["reply_bytes"] = sorted(wire)[len(wire) // 2]
+        if probe:  # one larger message on the first connection, for its compressed size
+            big = deflate.json_message(probe)  # the first message of the echo
+            compressor, inflater, buf = streams[0]
+            socks[0].sendall(deflate.compressed_frame(big, compressor))
+            data["probe_reply_bytes"] = _reply(socks[0], buf, inflater, big)
+    emit("OPEN", **data)
     sys.stdin.read()  # until the orchestrator closes our stdin or kills us
     for sock in socks:
         sock.close()
@@ -319,25 +406,32 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--inflight", type=int, nargs="+", default=[1, 64])
     p.add_argument("--warmup", type=float, default=0.5)
     p.add_argument("--duration", type=float, default=2.0)
+    p.add_argument("--deflate", action="store_true", help="JSON messages, compression on")
+    p.add_argument("--size", type=int, default=ECHO_SIZE, help="message size in bytes")
     p.add_argument("--cpu", type=int, default=None)
     p = sub.add_parser("hold")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--batch", type=int, default=50)
+    p.add_argument("--deflate", action="store_true", help="exchange one compressed message")
+    p.add_argument("--size", type=int, default=4096, help="its size in bytes")
+    p.add_argument("--probe", type=int, default=0, help="then one of this size (first conn.)")
     p.add_argument("--cpu", type=int, default=None)
     ns = parser.parse_args(argv)
     pin(ns.cpu)
     if ns.command == "send":
         send(ns.limit)
     elif ns.command == "hold":
-        hold(ns.port, ns.n, ns.batch)
+        hold(ns.port, ns.n, ns.batch, ns.deflate, ns.size, ns.probe)
     else:
         url = f"ws://{HOST}:{ns.port}/"
         client = ECHO_CLIENTS[ns.lib]
+        payloads = deflate.echo_messages(ns.size) if ns.deflate else [bytes(ns.size)]
 
         async def echo_all() -> None:
             for inflight in ns.inflight:
-                await client(url, Window(inflight, ns.warmup, ns.duration))
+                w = Window(inflight, ns.warmup, ns.duration, payloads, ns.deflate)
+                await client(url, w)
 
         run(echo_all, ns.loop)
 

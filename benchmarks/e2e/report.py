@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import dump_json, machine_info, md_table, package_version, write_atomic
-from benchmarks.e2e.rows import ECHO_ROWS, INGEST_ROWS, MEMORY_ROWS, Row, size_label
+from benchmarks.e2e.rows import (
+    DEFLATE_MEMORY_SIZE,
+    DEFLATE_ROWS,
+    DEFLATE_SIZE,
+    ECHO_ROWS,
+    INGEST_ROWS,
+    MEMORY_ROWS,
+    Row,
+    size_label,
+)
 
 __all__ = ["fmt", "header_text", "loadavg", "run_info", "write"]
 
@@ -63,7 +72,22 @@ def run_info(cfg: Any, server_cpu: int | None, load_cpu: int | None) -> dict[str
     )
     info["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     info["command"] = "python -m benchmarks.e2e " + " ".join(sys.argv[1:])
+    info["deflate"] = deflate_backends()
     return info
+
+
+def deflate_backends() -> dict[str, Any]:
+    """The deflate implementations the libraries use here."""
+    from blazews.sansio.extensions.permessage_deflate import available_backends
+
+    found: dict[str, Any] = {"blazews": available_backends()}
+    try:
+        from aiohttp.compression_utils import ZLibBackend
+
+        found["aiohttp"] = ZLibBackend.name
+    except ImportError:
+        found["aiohttp"] = None
+    return found
 
 
 def header_text(meta: dict[str, Any]) -> str:
@@ -266,22 +290,7 @@ def memory_md(t: Table, cfg: dict[str, Any]) -> str:
             if status is not None:
                 rows.append([row.label, str(key[3]), status, "", "", "", "", ""])
                 continue
-            extra = t.extra[key]
-            before = statistics.median(e["rss_before_kib"] for e in extra) / 1024
-            after = statistics.median(e["rss_after_kib"] for e in extra) / 1024
-            med = t.median(key)
-            assert med is not None
-            rows.append(
-                [
-                    row.label,
-                    str(key[3]),
-                    f"{before:.1f}",
-                    f"{after:.1f}",
-                    f"{med / 1024:.2f}" + _failures(t, key),
-                    t.spread(key),
-                ]
-                + _ratios(t, key)
-            )
+            rows.append([row.label, str(key[3]), *_memory_cells(t, row, key), *_ratios(t, key)])
         parts += ["", f"### Event loop: {loop}", ""]
         headers = [
             "server",
@@ -291,6 +300,177 @@ def memory_md(t: Table, cfg: dict[str, Any]) -> str:
             "KiB per connection",
             "spread",
             "× picows",
+            "× websockets",
+        ]
+        parts.append(md_table(headers, rows))
+    return "\n".join(parts)
+
+
+def _memory_cells(t: Table, row: Row, key: Key) -> list[str]:
+    """RSS before and after (MiB), per connection (KiB) and spread of a memory row."""
+    extra = t.extra[key]
+    before = statistics.median(e["rss_before_kib"] for e in extra) / 1024
+    after = statistics.median(e["rss_after_kib"] for e in extra) / 1024
+    med = t.median(key)
+    assert med is not None
+    return [
+        f"{before:.1f}",
+        f"{after:.1f}",
+        f"{med / 1024:.2f}" + _failures(t, key),
+        t.spread(key),
+    ]
+
+
+def _seen(t: Table, scenario: str, row: Row, field: str) -> list[Any]:
+    """The distinct values of an extra field over every sample of a row."""
+    found: list[Any] = []
+    for key, extra in t.extra.items():
+        if key[:2] == (scenario, row.key):
+            for e in extra:
+                if field in e and e[field] not in found:
+                    found.append(e[field])
+    return found
+
+
+def _wire(t: Table, row: Row, field: str, size: int) -> str:
+    values = [
+        e[field]
+        for key, extra in t.extra.items()
+        if key[:2] == ("deflate-memory", row.key)
+        for e in extra
+        if field in e
+    ]
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    return f"{med:,.0f} ({size / med:.1f}×)"
+
+
+def deflate_md(t: Table, cfg: dict[str, Any], meta: dict[str, Any]) -> str:
+    backends = meta.get("deflate", {})
+    blazews = backends.get("blazews") or ["?"]
+    parts = [
+        "## Compression: permessage-deflate",
+        "",
+        f"Compression on for client and server, each library's default settings: "
+        f"blazews level 1, memLevel 5, windows 12 bits both ways, deflate backend "
+        f"`auto` (here {blazews[0]}; installed: {', '.join(blazews)}) or stdlib zlib "
+        f"(`BLAZEWS_DEFLATE_BACKEND=zlib`, the backend the others use); websockets "
+        f'`compression="deflate"`: zlib\'s default level (6), memLevel 5, windows of '
+        f"12 bits; aiohttp `WebSocketResponse(compress=True)` and "
+        f"`ws_connect(compress=15)`: level 1, memLevel 8, 15-bit windows, zlib backend "
+        f"`{backends.get('aiohttp')}`. The messages are JSON text (a list of order "
+        f"records: repeated keys, numbers, short strings), sent as binary messages, the "
+        f"same bytes for every library.",
+        "",
+        "### Negotiated settings",
+        "",
+        "The `Sec-WebSocket-Extensions` response each server gave its own library's "
+        "client (echo), and the one it gave a raw-socket client offering what browsers "
+        f"offer, `permessage-deflate; client_max_window_bits` (idle connections). Then "
+        f"the size on the wire (frame header included) of the server's compressed echo "
+        f"of a {size_label(DEFLATE_MEMORY_SIZE)} message (each idle connection's only "
+        f"message) and of a {size_label(DEFLATE_SIZE)} one sent after it on one "
+        f"connection, with the compression ratio.",
+        "",
+    ]
+    rows = []
+    for row in DEFLATE_ROWS:
+        own = " / ".join(f"`{h}`" for h in _seen(t, "deflate-echo", row, "extensions")) or "-"
+        offer = " / ".join(f"`{h}`" for h in _seen(t, "deflate-memory", row, "extensions"))
+        rows.append(
+            [
+                row.label,
+                own,
+                offer or "-",
+                _wire(t, row, "reply_bytes", DEFLATE_MEMORY_SIZE),
+                _wire(t, row, "probe_reply_bytes", DEFLATE_SIZE),
+            ]
+        )
+    headers = [
+        "library",
+        "response to its own client",
+        "response to the browser offer",
+        f"echo of {size_label(DEFLATE_MEMORY_SIZE)}, bytes",
+        f"echo of {size_label(DEFLATE_SIZE)}, bytes",
+    ]
+    parts.append(md_table(headers, rows))
+    ours = {h for r in DEFLATE_ROWS[:2] for h in _seen(t, "deflate-memory", r, "extensions")}
+    theirs = set(_seen(t, "deflate-memory", DEFLATE_ROWS[2], "extensions"))
+    if ours and theirs:
+        same = ours == theirs
+        parts += [
+            "",
+            "blazews and websockets negotiate "
+            + ("the same window bits" if same else "different window bits: compare with care")
+            + " (their default policies"
+            + (", so no extra row with websockets' windows is needed)." if same else ")."),
+        ]
+    parts += [
+        "",
+        "### Compressed echo",
+        "",
+        f"{size_label(DEFLATE_SIZE)} JSON messages, the client of each library against "
+        f"its server; the client cycles through 8 different messages (a single message "
+        f"repeated would be found whole in a 32 KiB window). N in flight as in the echo "
+        f"scenario. MB/s counts the uncompressed payload one way. Higher is better.",
+    ]
+    for loop in cfg["loops"]:
+        rows = []
+        for inflight in cfg["deflate_inflights"]:
+            for row in DEFLATE_ROWS:
+                key = ("deflate-echo", row.key, loop, inflight)
+                status = t.status("deflate-echo", row, loop, key)
+                if status is not None:
+                    rows.append([row.label, str(inflight), status, "", "", ""])
+                    continue
+                med = t.median(key)
+                assert med is not None
+                rows.append(
+                    [
+                        row.label,
+                        str(inflight),
+                        fmt(med) + _failures(t, key),
+                        f"{med * DEFLATE_SIZE / 1e6:,.1f}",
+                        t.spread(key),
+                        t.ratio(key, "websockets"),
+                    ]
+                )
+        parts += ["", f"#### Compressed echo, event loop: {loop}", ""]
+        headers = ["library", "in flight", "messages/s", "MB/s", "spread", "× websockets"]
+        parts.append(md_table(headers, rows))
+    parts += [
+        "",
+        "### Idle compressed connections: server RSS per connection",
+        "",
+        f"As the memory scenario, but every connection negotiated permessage-deflate "
+        f"(the browser offer above) and exchanged one compressed "
+        f"{size_label(DEFLATE_MEMORY_SIZE)} JSON message each way before going idle, so "
+        f"the compression streams a library creates lazily exist. Lower is better (so "
+        f"are the ratios).",
+    ]
+    for loop in cfg["loops"]:
+        rows = []
+        for row in DEFLATE_ROWS:
+            keys = [
+                k for k in {**t.values, **t.errors} if k[:3] == ("deflate-memory", row.key, loop)
+            ]
+            key = keys[0] if keys else ("deflate-memory", row.key, loop, cfg["connections"])
+            status = t.status("deflate-memory", row, loop, key)
+            if status is not None:
+                rows.append([row.label, str(key[3]), status, "", "", "", ""])
+                continue
+            rows.append(
+                [row.label, str(key[3]), *_memory_cells(t, row, key), t.ratio(key, "websockets")]
+            )
+        parts += ["", f"#### Idle compressed connections, event loop: {loop}", ""]
+        headers = [
+            "server",
+            "connections",
+            "RSS before (MiB)",
+            "RSS after (MiB)",
+            "KiB per connection",
+            "spread",
             "× websockets",
         ]
         parts.append(md_table(headers, rows))
@@ -316,7 +496,8 @@ def markdown(
         "",
         "Every server runs in its own process, pinned to one CPU; the load generator "
         "runs in another process on another CPU; one measurement runs at a time. "
-        "Compression and keepalive pings are off everywhere. Ratios compare a row "
+        "Keepalive pings are off everywhere, and so is compression except in the "
+        "Compression section. Ratios compare a row "
         "with picows and with websockets in the same table (same loop, same size).",
     ]
     if meta.get("aiofastnet"):
@@ -326,7 +507,13 @@ def markdown(
         )
     if note:
         parts += ["", note]
-    for scenario, render in (("ingest", ingest_md), ("echo", echo_md), ("memory", memory_md)):
+    renders = (
+        ("ingest", ingest_md),
+        ("echo", echo_md),
+        ("memory", memory_md),
+        ("deflate", lambda t, cfg: deflate_md(t, cfg, meta)),
+    )
+    for scenario, render in renders:
         if scenario in cfg["scenarios"]:
             parts += ["", render(t, cfg)]
             if scenario in plots:
@@ -378,7 +565,8 @@ def _legend(fig: Any, axes: list[Any]) -> None:
 
 
 def plot(outdir: Path, cfg: dict[str, Any], t: Table) -> dict[str, Path]:
-    """Draw ``e2e_ingest.png``, ``e2e_echo.png`` and ``e2e_memory.png`` (Agg backend)."""
+    """Draw ``e2e_ingest.png``, ``e2e_echo.png``, ``e2e_memory.png`` and
+    ``e2e_deflate.png`` (Agg backend)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -435,7 +623,42 @@ def plot(outdir: Path, cfg: dict[str, Any], t: Table) -> dict[str, Path]:
         _legend(fig, [ax])
         fig.subplots_adjust(bottom=0.24)
         paths["memory"] = _save(fig, outdir / "e2e_memory.png", plt)
+    if "deflate" in cfg["scenarios"]:
+        paths["deflate"] = _plot_deflate(outdir, cfg, t, plt)
     return paths
+
+
+def _plot_deflate(outdir: Path, cfg: dict[str, Any], t: Table, plt: Any) -> Path:
+    """Compressed echo (left) and memory per idle compressed connection (right)."""
+    loops, inflights = cfg["loops"], cfg["deflate_inflights"]
+    echo = {
+        row.key: [
+            [t.median(("deflate-echo", row.key, loop, n)) for loop in loops for n in inflights]
+        ]
+        for row in DEFLATE_ROWS
+    }
+    memory: dict[str, list[list[float | None]]] = {}
+    for row in DEFLATE_ROWS:
+        per_loop: list[float | None] = []
+        for loop in loops:
+            keys = [k for k in t.values if k[:3] == ("deflate-memory", row.key, loop)]
+            med = t.median(keys[0]) if keys else None
+            per_loop.append(med / 1024 if med is not None else None)
+        memory[row.key] = [per_loop]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [3, 2]})
+    _bars(
+        axes[0],
+        [f"{loop}\n{n} in flight" for loop in loops for n in inflights],
+        _series(DEFLATE_ROWS, echo)[0],
+    )
+    axes[0].set_title(f"compressed echo, {size_label(DEFLATE_SIZE)} JSON: messages/s")
+    axes[0].set_ylabel("messages/s")
+    _bars(axes[1], list(loops), _series(DEFLATE_ROWS, memory)[0])
+    axes[1].set_title(f"server memory per idle compressed connection, {cfg['connections']} conns")
+    axes[1].set_ylabel("KiB per connection")
+    _legend(fig, list(axes))
+    fig.subplots_adjust(bottom=0.24)
+    return _save(fig, outdir / "e2e_deflate.png", plt)
 
 
 def _save(fig: Any, path: Path, plt: Any) -> Path:

@@ -6,6 +6,10 @@ import importlib.util
 from dataclasses import dataclass
 
 __all__ = [
+    "DEFLATE_INFLIGHTS",
+    "DEFLATE_MEMORY_SIZE",
+    "DEFLATE_ROWS",
+    "DEFLATE_SIZE",
     "ECHO_ROWS",
     "INGEST_ROWS",
     "INGEST_SIZES",
@@ -18,9 +22,12 @@ __all__ = [
     "size_label",
 ]
 
-SCENARIOS = ("ingest", "echo", "memory")
+SCENARIOS = ("ingest", "echo", "memory", "deflate")
 INGEST_SIZES = (64, 1024, 16384, 1 << 20)
 INFLIGHTS = (1, 64)
+DEFLATE_SIZE = 16384  # the JSON message of the compressed echo
+DEFLATE_MEMORY_SIZE = 4096  # the JSON message each idle compressed connection exchanged
+DEFLATE_INFLIGHTS = (1, 16)
 PEERS = ("websockets", "aiohttp", "picows")
 
 
@@ -33,12 +40,14 @@ class Row:
         lib: The library (``server.py --lib``), or ``"raw"``/``"floor"``.
         label: What the report prints.
         per_loop: Whether it runs once per event loop (the raw socket server does not).
+        env: Environment variables of its processes (server and client).
     """
 
     key: str
     lib: str
     label: str
     per_loop: bool = True
+    env: tuple[tuple[str, str], ...] = ()
 
 
 INGEST_ROWS = (
@@ -65,6 +74,24 @@ MEMORY_ROWS = (
     Row("aiohttp", "aiohttp", "aiohttp: web.WebSocketResponse"),
     Row("picows", "picows", "picows: ws_create_server"),
     Row("floor", "floor", "bare asyncio.Protocol (floor)"),
+)
+
+# Compression on, client and server: the throughput and the idle-connection rows.
+DEFLATE_ROWS = (
+    Row(
+        "blazews",
+        "blazews",
+        "blazews: auto backend",
+        env=(("BLAZEWS_DEFLATE_BACKEND", "auto"),),
+    ),
+    Row(
+        "blazews-zlib",
+        "blazews",
+        "blazews: BLAZEWS_DEFLATE_BACKEND=zlib",
+        env=(("BLAZEWS_DEFLATE_BACKEND", "zlib"),),
+    ),
+    Row("websockets", "websockets", 'websockets: compression="deflate"'),
+    Row("aiohttp", "aiohttp", "aiohttp: compress=True / compress=15"),
 )
 
 

@@ -23,6 +23,10 @@ from typing import Any
 from benchmarks.e2e import report
 from benchmarks.e2e.procs import Child, ChildError, cpu_plan, rss_kib
 from benchmarks.e2e.rows import (
+    DEFLATE_INFLIGHTS,
+    DEFLATE_MEMORY_SIZE,
+    DEFLATE_ROWS,
+    DEFLATE_SIZE,
     ECHO_ROWS,
     INFLIGHTS,
     INGEST_ROWS,
@@ -54,6 +58,7 @@ class Config:
     libs: list[str] | None
     sizes: list[int] = field(default_factory=lambda: list(INGEST_SIZES))
     inflights: list[int] = field(default_factory=lambda: list(INFLIGHTS))
+    deflate_inflights: list[int] = field(default_factory=lambda: list(DEFLATE_INFLIGHTS))
     pin: bool = True
 
     def wants(self, row: Row) -> bool:
@@ -71,7 +76,9 @@ class Results:
     def add(self, **record: Any) -> None:
         self.records.append(record)
         value = record.get("value")
-        where = f"{record['scenario']:6} {record['loop']:7} {record['row']:17} {record['param']:>8}"
+        where = (
+            f"{record['scenario']:14} {record['loop']:7} {record['row']:17} {record['param']:>8}"
+        )
         if "error" in record:
             print(f"  {where}  ERROR {record['error']}", flush=True)
         else:
@@ -92,22 +99,28 @@ class Runner:
 
     @contextmanager
     def server(
-        self, lib: str, mode: str, loop: str, nofile: int = 1024
+        self,
+        lib: str,
+        mode: str,
+        loop: str,
+        nofile: int = 1024,
+        deflate: bool = False,
+        env: dict[str, str] | None = None,
     ) -> Iterator[tuple[Child, str]]:
         """Start a server; yield it and its port once it listens; stop it after."""
         cfg = self.cfg
         args = ["--lib", lib, "--mode", mode, "--loop", loop, "--nofile", str(nofile)]
         args += ["--warmup", str(cfg.warmup), "--duration", str(cfg.duration)]
-        args += self._cpu(self.server_cpu)
-        with Child(f"{lib} server", "benchmarks.e2e.server", args) as srv:
+        args += self._cpu(self.server_cpu) + (["--deflate"] if deflate else [])
+        with Child(f"{lib} server", "benchmarks.e2e.server", args, env) as srv:
             port = str(srv.expect("READY", timeout=60)["port"])
             try:
                 yield srv, port
             except ChildError as exc:
                 raise ChildError(_blame(exc, srv)) from exc
 
-    def loadgen(self, name: str, args: list[str]) -> Child:
-        return Child(name, "benchmarks.e2e.loadgen", args + self._cpu(self.load_cpu))
+    def loadgen(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
+        return Child(name, "benchmarks.e2e.loadgen", args + self._cpu(self.load_cpu), env)
 
     def _rows(self, scenario: str, rows: tuple[Row, ...], loop: str | None) -> list[Row]:
         """The rows to run on ``loop`` (``None``: the rows that run once, on no loop),
@@ -185,73 +198,126 @@ class Runner:
     # -- echo ------------------------------------------------------------------------
 
     def echo(self, repeat: int) -> None:
-        cfg = self.cfg
-        for loop in cfg.loops:
+        for loop in self.cfg.loops:
             for row in self._rows("echo", ECHO_ROWS, loop):
-                base = dict(scenario="echo", row=row.key, loop=loop, repeat=repeat, unit="msg/s")
-                done: set[int] = set()
-                try:
-                    with self.server(row.lib, "echo", loop) as (srv, port):
-                        args = ["echo", "--lib", row.lib, "--loop", loop, "--port", port]
-                        args += ["--warmup", str(cfg.warmup), "--duration", str(cfg.duration)]
-                        args += ["--inflight", *map(str, cfg.inflights)]
-                        with self.loadgen(f"{row.lib} echo client", args) as client:
-                            for _ in cfg.inflights:
-                                res = client.expect(
-                                    "RESULT", timeout=cfg.warmup + cfg.duration + 30, watch=(srv,)
-                                )
-                                rate = res["count"] / res["elapsed"] if res["elapsed"] > 0 else 0.0
-                                self.results.add(
-                                    **base,
-                                    param=res["inflight"],
-                                    value=rate,
-                                    elapsed=res["elapsed"],
-                                )
-                                done.add(res["inflight"])
-                            if client.wait(15) != 0:
-                                raise ChildError(f"echo client did not finish: {client.tail()}")
-                except ChildError as exc:
-                    for inflight in cfg.inflights:
-                        if inflight not in done:
-                            self.results.add(**base, param=inflight, error=str(exc))
+                self._echo_row("echo", row, loop, repeat, self.cfg.inflights)
+
+    def _echo_row(
+        self, scenario: str, row: Row, loop: str, repeat: int, inflights: list[int]
+    ) -> None:
+        """One server and its library's echo client, one result per window size; with
+        compression (and the JSON message) in the ``deflate-echo`` scenario."""
+        cfg = self.cfg
+        deflate = scenario == "deflate-echo"
+        base = dict(scenario=scenario, row=row.key, loop=loop, repeat=repeat, unit="msg/s")
+        env = dict(row.env)
+        done: set[int] = set()
+        try:
+            with self.server(row.lib, "echo", loop, deflate=deflate, env=env) as (srv, port):
+                args = ["echo", "--lib", row.lib, "--loop", loop, "--port", port]
+                args += ["--warmup", str(cfg.warmup), "--duration", str(cfg.duration)]
+                args += ["--inflight", *map(str, inflights)]
+                if deflate:
+                    args += ["--deflate", "--size", str(DEFLATE_SIZE)]
+                with self.loadgen(f"{row.lib} echo client", args, env) as client:
+                    for _ in inflights:
+                        res = client.expect(
+                            "RESULT", timeout=cfg.warmup + cfg.duration + 30, watch=(srv,)
+                        )
+                        rate = res["count"] / res["elapsed"] if res["elapsed"] > 0 else 0.0
+                        extra: dict[str, Any] = {}
+                        if deflate:
+                            extra = dict(
+                                bytes_per_s=rate * DEFLATE_SIZE, extensions=res["extensions"]
+                            )
+                        self.results.add(
+                            **base,
+                            param=res["inflight"],
+                            value=rate,
+                            elapsed=res["elapsed"],
+                            **extra,
+                        )
+                        done.add(res["inflight"])
+                    if client.wait(15) != 0:
+                        raise ChildError(f"echo client did not finish: {client.tail()}")
+        except ChildError as exc:
+            for inflight in inflights:
+                if inflight not in done:
+                    self.results.add(**base, param=inflight, error=str(exc))
 
     # -- memory ----------------------------------------------------------------------
 
-    def memory(self, repeat: int) -> None:
-        cfg = self.cfg
-        n = cfg.connections
+    def _connections(self) -> tuple[int, int]:
+        """The idle connections to open, and the open-file limit the server needs."""
+        n = self.cfg.connections
         nofile = n + 256
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if hard != resource.RLIM_INFINITY and nofile > hard:
             n = hard - 256
             nofile = hard
-            print(f"  open-file limit {hard}: memory scenario uses {n} connections", flush=True)
-        for loop in cfg.loops:
+            print(f"  open-file limit {hard}: memory scenarios use {n} connections", flush=True)
+        return n, nofile
+
+    def memory(self, repeat: int) -> None:
+        n, nofile = self._connections()
+        for loop in self.cfg.loops:
             for row in self._rows("memory", MEMORY_ROWS, loop):
-                base = dict(
-                    scenario="memory", row=row.key, loop=loop, repeat=repeat, param=n, unit="B/conn"
+                self._memory_row("memory", row, loop, repeat, n, nofile)
+
+    def _memory_row(
+        self, scenario: str, row: Row, loop: str, repeat: int, n: int, nofile: int
+    ) -> None:
+        """Server RSS per idle connection; in the ``deflate-memory`` scenario, each
+        connection negotiated permessage-deflate and exchanged one compressed message
+        each way first."""
+        cfg = self.cfg
+        deflate = scenario == "deflate-memory"
+        base = dict(
+            scenario=scenario, row=row.key, loop=loop, repeat=repeat, param=n, unit="B/conn"
+        )
+        env = dict(row.env)
+        hold = ["--deflate", "--size", str(DEFLATE_MEMORY_SIZE)] if deflate else []
+        try:
+            with self.server(row.lib, "echo", loop, nofile, deflate, env) as (srv, port):
+                # One short-lived batch first: lazy imports and first-connection
+                # caches are start-up cost, not per-connection cost. With compression,
+                # it also measures the compressed size of the larger echo message.
+                probe = ["--probe", str(DEFLATE_SIZE)] if deflate else []
+                args = ["hold", "--port", port, "--n", "8", *hold, *probe]
+                with self.loadgen("warm-up client", args) as warm:
+                    warmed = warm.expect("OPEN", timeout=60, watch=(srv,))
+                time.sleep(cfg.settle / 2)
+                before = rss_kib(srv.pid)
+                args = ["hold", "--port", port, "--n", str(n), *hold]
+                with self.loadgen("connection holder", args) as holder:
+                    opened = holder.expect("OPEN", timeout=60 + n / 25, watch=(srv,))
+                    time.sleep(cfg.settle)
+                    after = rss_kib(srv.pid)
+            per_conn = (after - before) * 1024 / n
+            extra: dict[str, Any] = {}
+            if deflate:
+                extra = dict(
+                    extensions=opened["extensions"],
+                    reply_bytes=opened["reply_bytes"],
+                    probe_reply_bytes=warmed["probe_reply_bytes"],
                 )
-                try:
-                    with self.server(row.lib, "echo", loop, nofile=nofile) as (srv, port):
-                        # One short-lived batch first: lazy imports and first-connection
-                        # caches are start-up cost, not per-connection cost.
-                        with self.loadgen(
-                            "warm-up client", ["hold", "--port", port, "--n", "8"]
-                        ) as warm:
-                            warm.expect("OPEN", timeout=60, watch=(srv,))
-                        time.sleep(cfg.settle / 2)
-                        before = rss_kib(srv.pid)
-                        args = ["hold", "--port", port, "--n", str(n)]
-                        with self.loadgen("connection holder", args) as holder:
-                            holder.expect("OPEN", timeout=60 + n / 50, watch=(srv,))
-                            time.sleep(cfg.settle)
-                            after = rss_kib(srv.pid)
-                    per_conn = (after - before) * 1024 / n
-                    self.results.add(
-                        **base, value=per_conn, rss_before_kib=before, rss_after_kib=after
-                    )
-                except ChildError as exc:
-                    self.results.add(**base, error=str(exc))
+            self.results.add(
+                **base, value=per_conn, rss_before_kib=before, rss_after_kib=after, **extra
+            )
+        except ChildError as exc:
+            self.results.add(**base, error=str(exc))
+
+    # -- deflate ---------------------------------------------------------------------
+
+    def deflate(self, repeat: int) -> None:
+        """permessage-deflate on: the compressed echo, then idle compressed connections."""
+        for loop in self.cfg.loops:
+            for row in self._rows("deflate-echo", DEFLATE_ROWS, loop):
+                self._echo_row("deflate-echo", row, loop, repeat, self.cfg.deflate_inflights)
+        n, nofile = self._connections()
+        for loop in self.cfg.loops:
+            for row in self._rows("deflate-memory", DEFLATE_ROWS, loop):
+                self._memory_row("deflate-memory", row, loop, repeat, n, nofile)
 
     def run(self) -> Results:
         for scenario in self.cfg.scenarios:
@@ -296,7 +362,9 @@ def parse_args(argv: list[str] | None) -> Config:
     parser.add_argument("--duration", type=float, help="seconds measured per run (default 2)")
     parser.add_argument("--warmup", type=float, help="seconds before measuring (default 0.5)")
     parser.add_argument(
-        "--connections", type=int, help="idle connections in the memory scenario (default 5000)"
+        "--connections",
+        type=int,
+        help="idle connections in the memory and deflate scenarios (default 5000)",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="report directory")
     parser.add_argument(

@@ -13,8 +13,10 @@ Servers: ``blazews`` (coroutine handler: ``read_message_into`` for ingest),
 (``recv()``), ``aiohttp`` (``receive()``), ``picows`` (``on_ws_frame``), ``floor`` (a
 bare ``asyncio.Protocol`` that answers the handshake with a constant: the memory
 floor), ``raw`` (a blocking socket that ``recv_into``s and counts bytes: the ingest
-ceiling). Every server disables compression and keepalive pings and accepts 1 MiB
-messages.
+ceiling). Every server disables keepalive pings and accepts 1 MiB messages; it
+disables compression too, unless ``--deflate`` asks for each library's default
+permessage-deflate (blazews, websockets and aiohttp only; blazews' backend comes from
+``BLAZEWS_DEFLATE_BACKEND``).
 
 Prints ``READY {"port", "pid"}`` when it listens, then runs until killed.
 """
@@ -45,6 +47,7 @@ class Options:
     def __init__(self, ns: argparse.Namespace) -> None:
         self.warmup: float = ns.warmup
         self.duration: float = ns.duration
+        self.deflate: bool = ns.deflate
         self.seq = 0
 
     def meter(self) -> Meter:
@@ -92,7 +95,9 @@ async def start_blazews(mode: str, opts: Options) -> int:
     kwargs: dict[str, Any] = dict(ping_interval=None, max_message_size=MAX_MESSAGE)
     if mode == "ingest":
         kwargs["max_queue"] = INGEST_QUEUE
-    if "compression" in inspect.signature(blazews.serve).parameters:
+    if opts.deflate:
+        kwargs["compression"] = "deflate"
+    elif "compression" in inspect.signature(blazews.serve).parameters:
         kwargs["compression"] = None
     server = await blazews.serve(ingest if mode == "ingest" else echo, HOST, 0, **kwargs)
     return server.port
@@ -146,7 +151,9 @@ async def start_websockets(mode: str, opts: Options) -> int:
         except ConnectionClosed:
             pass
 
-    kwargs: dict[str, Any] = dict(compression=None, ping_interval=None, max_size=MAX_MESSAGE)
+    kwargs: dict[str, Any] = dict(
+        compression="deflate" if opts.deflate else None, ping_interval=None, max_size=MAX_MESSAGE
+    )
     if mode == "ingest":
         kwargs["max_queue"] = INGEST_QUEUE
     server = await serve(ingest if mode == "ingest" else echo, HOST, 0, **kwargs)
@@ -162,7 +169,7 @@ async def start_aiohttp(mode: str, opts: Options) -> int:
     data_types = (WSMsgType.BINARY, WSMsgType.TEXT)
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_MESSAGE)
+        ws = web.WebSocketResponse(compress=opts.deflate, max_msg_size=MAX_MESSAGE)
         await ws.prepare(request)
         if mode == "ingest":
             meter = opts.meter()
@@ -249,6 +256,8 @@ async def start_floor(mode: str, opts: Options) -> int:
     return int(server.sockets[0].getsockname()[1])
 
 
+DEFLATE_SERVERS = ("blazews", "websockets", "aiohttp")
+
 STARTERS: dict[str, Starter] = {
     "blazews": start_blazews,
     "blazews-listener": start_blazews_listener,
@@ -301,7 +310,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--duration", type=float, default=2.0)
     parser.add_argument("--nofile", type=int, default=1024)
+    parser.add_argument("--deflate", action="store_true", help="permessage-deflate on")
     ns = parser.parse_args(argv)
+    if ns.deflate and ns.lib not in DEFLATE_SERVERS:
+        parser.error(f"--deflate: {ns.lib} has no permessage-deflate here")
     pin(ns.cpu)
     raise_nofile(ns.nofile)
     # Warnings and errors go to stderr, which the orchestrator quotes when a run fails.
