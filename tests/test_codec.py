@@ -141,3 +141,162 @@ def test_large_and_64bit_lengths_agree() -> None:
             assert run(_protocol_c.Protocol, Side.SERVER, data, cuts, None) == run(
                 _protocol_py.Protocol, Side.SERVER, data, cuts, None
             )
+
+
+# -- receive_into_buffer: the buffer entry point against receive_data ---------------
+
+
+def run_into(
+    cls: Any,
+    side: Side,
+    stream: bytes,
+    cuts: list[int],
+    limit: int | None,
+    borrow: bool,
+    offset: int,
+    compact: bool,
+) -> tuple[Any, list[int]]:
+    """Feed ``stream`` as a BufferedProtocol would: the caller keeps what is not used.
+
+    The unparsed bytes start at ``offset`` in the buffer; they are either moved back
+    there before each read (``compact``) or left where they are, the buffer growing.
+    Returns what :func:`run` returns, and the ``incomplete_frame_size`` of each call.
+    """
+    proto = cls(side, max_message_size=limit)
+    guard = bytes(range(256))[:offset]
+    buf = bytearray(guard)
+    start = offset
+    events: list[Any] = []
+    out: list[bytes] = []
+    sizes: list[int] = []
+    pos = 0
+    for cut in sorted(cuts) + [len(stream)]:
+        if compact:
+            buf = bytearray(guard) + buf[start:]
+            start = offset
+        buf += stream[pos:cut]
+        pos = max(pos, cut)
+        end = len(buf)
+        used = proto.receive_into_buffer(buf, start, end, borrow)
+        assert 0 <= used <= end - start
+        start += used
+        sizes.append(proto.incomplete_frame_size)
+        if start < end and proto.incomplete_frame_size:
+            assert proto.incomplete_frame_size > end - start
+        for e in proto.events_received():
+            data = e.data
+            if type(data) is memoryview:
+                assert borrow
+                assert data.obj is buf  # a view of the caller's buffer, no copy
+                data = data.tobytes()
+                e.data.release()
+            events.append((type(e).__name__, getattr(e, "type", None), data))
+        out += proto.data_to_send()
+        assert buf[:offset] == guard  # nothing before start is touched
+    error = proto.protocol_error
+    return (
+        events,
+        [len(chunk) for chunk in out] if side is Side.CLIENT else out,
+        None if error is None else (type(error).__name__, error.close_code, str(error)),
+        proto.state,
+        proto.close_rcvd,
+        proto.close_sent,
+        len(buf) - start + len(proto._buf),  # the bytes kept, by the caller or the core
+    ), sizes
+
+
+def stream_of(spec: list[tuple[int, bytes, bool, int, bool, int]], to_server: bool) -> bytes:
+    """The frames of ``spec``, masked as they should be when ``good``, else the reverse."""
+    out = []
+    for op, data, fin, rsv, good, form in spec:
+        mask = os.urandom(4) if (to_server if good else not to_server) else None
+        out.append(frame(op, data, fin, rsv, mask, form))
+    return b"".join(out)
+
+
+implementations = [_protocol_py.Protocol] + ([] if _protocol_c is None else [_protocol_c.Protocol])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(frames, max_size=12),
+    st.lists(st.integers(0, 5000), max_size=6),
+    st.sampled_from([None, 64, 1000]),
+    st.booleans(),
+    st.binary(max_size=16),
+    st.booleans(),
+    st.integers(0, 7),
+    st.booleans(),
+)
+def test_receive_into_buffer_behaves_as_receive_data(
+    spec: list[tuple[int, bytes, bool, int, bool, int]],
+    cuts: list[int],
+    limit: int | None,
+    to_server: bool,
+    garbage: bytes,
+    borrow: bool,
+    offset: int,
+    compact: bool,
+) -> None:
+    side = Side.SERVER if to_server else Side.CLIENT
+    stream = stream_of(spec, to_server) + garbage
+    expected = run(_protocol_py.Protocol, side, stream, cuts, limit)
+    sizes = []
+    for cls in implementations:
+        result, incomplete = run_into(cls, side, stream, cuts, limit, borrow, offset, compact)
+        assert result == expected
+        sizes.append(incomplete)
+    assert all(s == sizes[0] for s in sizes)
+
+
+@pytest.mark.parametrize("cls", implementations, ids=lambda c: c.__module__.rsplit(".", 1)[1])
+@pytest.mark.parametrize(
+    "size", [0, 1, 2, 3, 4, 5, 7, 8, 125, 126, 255, 256, 257, 1000, 65535, 65536, 70001]
+)
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_in_place_unmasking_at_boundary_sizes(cls: Any, size: int, offset: int) -> None:
+    payload = os.urandom(size)
+    key = os.urandom(4)
+    head = frame(2, payload, True, 0, key, 0)
+    stream = head + frame(1, b"ok", True, 0, os.urandom(4), 0)
+    for borrow in (False, True):
+        proto = cls(Side.SERVER, max_message_size=None)
+        buf = bytearray(b"\xaa" * offset + stream + b"\xbb" * 5)
+        used = proto.receive_into_buffer(buf, offset, offset + len(stream), borrow)
+        assert used == len(stream)
+        first, second = proto.events_received()
+        assert bytes(first.data) == payload and first.type == 2
+        assert bytes(second.data) == b"ok"
+        assert (type(first.data) is memoryview) == borrow
+        assert buf[:offset] == b"\xaa" * offset and buf[-5:] == b"\xbb" * 5
+        if borrow:
+            start = offset + len(head) - size
+            assert buf[start : start + size] == payload  # unmasked where it lay
+
+
+@pytest.mark.parametrize("cls", implementations, ids=lambda c: c.__module__.rsplit(".", 1)[1])
+def test_incomplete_frame_size(cls: Any) -> None:
+    proto = cls(Side.SERVER, max_message_size=None)
+    data = frame(2, b"x" * 70000, True, 0, os.urandom(4), 0)  # 14-byte header
+    assert proto.receive_into_buffer(bytearray(data[:1]), 0, 1) == 0
+    assert proto.incomplete_frame_size == 0  # the header is not complete
+    assert proto.receive_into_buffer(bytearray(data[:9]), 0, 9) == 0
+    assert proto.incomplete_frame_size == 0  # nor its length
+    assert proto.receive_into_buffer(bytearray(data[:10]), 0, 10) == 0
+    assert proto.incomplete_frame_size == 70014  # the length is known
+    assert proto.receive_into_buffer(bytearray(data[:14]), 0, 14) == 0
+    assert proto.incomplete_frame_size == 70014
+    assert proto.receive_into_buffer(bytearray(data[:-1]), 0, len(data) - 1) == 0
+    assert proto.incomplete_frame_size == 70014
+    buf = bytearray(data)
+    assert proto.receive_into_buffer(buf, 0, len(buf)) == len(buf)
+    assert proto.incomplete_frame_size == 0
+    claim = bytes([0x82, 0xFF]) + struct.pack("!Q", (1 << 63) - 1) + b"kkkk"
+    assert proto.receive_into_buffer(bytearray(claim), 0, 14) == 0
+    assert proto.incomplete_frame_size == 1 << 62  # capped; the caller grows gradually
+
+
+@compiled_only
+def test_compiled_codec_unmasks_small_payloads_in_c() -> None:
+    assert _protocol_c._COMPILED is True
+    assert _protocol_py._COMPILED is False

@@ -3,6 +3,9 @@
 
 cimport cython
 
+cdef Py_ssize_t _SMALL
+cdef int _COPY, _IN_PLACE, _BORROW
+
 
 cdef class Message:
     cdef public object type
@@ -27,6 +30,7 @@ cdef class Protocol:
     cdef public object close_rcvd_then_sent
     cdef public object protocol_error
     cdef public bint eof_rcvd
+    cdef public Py_ssize_t incomplete_frame_size
     cdef public list _events
     cdef public list _out
     cdef public bytearray _buf
@@ -49,8 +53,16 @@ cdef class Protocol:
         n=Py_ssize_t, pos=Py_ssize_t, limit=cython.longlong, b0=int, b1=int, opcode=int,
         rsv=int, fin=int, masked=int, mask_expected=bint, length=cython.ulonglong,
         hlen=Py_ssize_t, start=Py_ssize_t, end=Py_ssize_t, view="const unsigned char[:]",
+        mv=object, payload=object, in_place=bint, borrow=bint, wview="unsigned char[::1]",
+        k0="unsigned char", k1="unsigned char", k2="unsigned char", k3="unsigned char",
+        i=Py_ssize_t,
     )
-    cpdef Py_ssize_t _parse(self, object data) except -1
+    cpdef Py_ssize_t _parse(self, object data, Py_ssize_t pos, Py_ssize_t n, int mode) except -1
+
+    @cython.locals(before=Py_ssize_t, pos=Py_ssize_t, first=Py_ssize_t)
+    cpdef Py_ssize_t receive_into_buffer(
+        self, object buf, Py_ssize_t start, Py_ssize_t end, bint borrow=*
+    ) except -1
 
     cpdef void _data_frame(self, int opcode, int fin, int rsv, object payload) except *
 

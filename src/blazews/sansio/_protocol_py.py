@@ -13,6 +13,10 @@ the sockets and the timers.
 A peer's protocol error never raises out of ``receive_data``: the connection fails
 with the error's close code, the error is kept in :attr:`Protocol.protocol_error`,
 and from then on nothing is parsed or buffered.
+
+:meth:`Protocol.receive_into_buffer` is the buffer-oriented twin of ``receive_data``
+for front ends that read into a buffer they own: frames are parsed where they lie,
+payloads are unmasked in place, and the caller keeps the bytes of an incomplete frame.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from .._impl import Utf8Validator, apply_mask, validate_utf8
+from .._impl import Utf8Validator, apply_mask, mask_bytes, validate_utf8
 from ..exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -61,7 +65,9 @@ class Message:
 
     Attributes:
         type: ``1`` (text) or ``2`` (binary), a :class:`MessageType` value.
-        data: The payload; for text, valid UTF-8 bytes.
+        data: The payload; for text, valid UTF-8 bytes. A ``memoryview`` of the
+            caller's buffer instead when :meth:`Protocol.receive_into_buffer` borrowed
+            it (``borrow=True``).
     """
 
     __slots__ = ("data", "type")
@@ -108,6 +114,21 @@ def _fit_close_reason(reason: str) -> str:
     return encoded[:123].decode("utf-8", "ignore")
 
 
+# Whether Cython compiled this module (its functions are then not Python functions).
+# Some loops are worth running only as C.
+_COMPILED = type(_fit_close_reason).__name__ != "function"
+
+# Payloads up to this size are unmasked by a loop in the compiled module rather than
+# by a call into the masking kernel, which costs more than the loop below it.
+_SMALL = 256
+
+# How _parse may treat its input: copy payloads out of a read-only buffer, unmask them
+# in place in a writable one, or also lend them as views of it.
+_COPY = 0
+_IN_PLACE = 1
+_BORROW = 2
+
+
 class Protocol:
     """The frame-level protocol of one connection, without the handshake.
 
@@ -139,6 +160,7 @@ class Protocol:
         self.close_rcvd_then_sent: bool | None = None
         self.protocol_error: ProtocolError | None = None
         self.eof_rcvd = False
+        self.incomplete_frame_size = 0
         self._events: list[Any] = []
         self._out: list[bytes] = []
         self._buf = bytearray()
@@ -179,15 +201,77 @@ class Protocol:
         buf = self._buf
         if buf:
             buf += data
-            pos = self._parse(buf)
+            pos = self._parse(buf, 0, len(buf), _COPY)
             if self._discard:
                 buf.clear()  # (a failure inside _parse only rebinds self._buf)
             elif pos:
                 del buf[:pos]
         else:
-            pos = self._parse(data)
+            pos = self._parse(data, 0, len(data), _COPY)
             if not self._discard and pos < len(data):
                 buf += memoryview(data)[pos:]
+
+    def receive_into_buffer(
+        self, buf: bytearray, start: int, end: int, borrow: bool = False
+    ) -> int:
+        """Parse the frames in ``buf[start:end]`` where they lie; return the bytes used.
+
+        The buffer-oriented twin of :meth:`receive_data`, for a front end that reads
+        into a buffer it owns (``asyncio.BufferedProtocol``, ``socket.recv_into``).
+        Masked payloads may be unmasked in place, in ``buf`` (borrowed ones always
+        are); nothing outside ``buf[start:end]`` is read or written. The bytes not
+        used, at the end, begin
+        an incomplete frame: the caller keeps them and passes them again, followed by
+        what arrives next (moved within ``buf`` or to another buffer, as it likes).
+        :attr:`incomplete_frame_size` then tells how large that frame is, so that the
+        caller can make room for it. Events and output are what ``receive_data``
+        would give for the same bytes, and the two entry points may be mixed.
+
+        Args:
+            buf: A writable buffer, a ``bytearray`` typically.
+            start: Where the unparsed bytes begin.
+            end: Where they end.
+            borrow: Make the payload of each message that arrived in a single frame a
+                ``memoryview`` of ``buf`` instead of ``bytes``: no copy at all. Only
+                without extensions; fragmented messages, pings and pongs are ``bytes``.
+
+        Returns:
+            How many bytes, from ``start``, were used (parsed, or kept by the
+            protocol); ``end - start`` when nothing is left for the caller to keep.
+
+        Warning:
+            A borrowed payload is the caller's buffer itself: it is valid only until
+            the caller changes those bytes (compacts, refills or pools the buffer),
+            normally right after handling the events of this call. ``bytes(payload)``
+            keeps a copy. While any borrowed view lives, a ``bytearray`` cannot be
+            resized and a :class:`~blazews.buffers.BufferPool` refuses it back.
+        """
+        if self._discard or start >= end:
+            return end - start
+        first = start
+        if self.state is State.CONNECTING:
+            # The handshake parser copies what it needs; frames after the response, in
+            # the same read, stay in buf and are parsed in place below.
+            rest = self._receive_handshake(memoryview(buf)[start:end])
+            if not rest or self.state is not State.OPEN:  # type: ignore[comparison-overlap]
+                return end - start
+            start = end - len(rest)
+        held = self._buf
+        if held:
+            # An incomplete frame received through receive_data (data sent early, before
+            # the handshake ended): complete it in the protocol's own buffer, then hand
+            # whatever incomplete frame follows it back to the caller.
+            before = len(held)
+            held += memoryview(buf)[start:end]
+            pos = self._parse(held, 0, len(held), _COPY)
+            if self._discard or pos == 0:
+                return end - first
+            self._buf = bytearray()
+            return start - first + pos - before
+        pos = self._parse(buf, start, end, _BORROW if borrow else _IN_PLACE)
+        if self._discard:  # failed, or a close frame came: the rest is dropped
+            return end - first
+        return pos - first
 
     def receive_eof(self) -> None:
         """Tell the protocol the peer closed its end of the TCP connection."""
@@ -262,7 +346,9 @@ class Protocol:
         """Queue a continuation frame of a fragmented message."""
         self.send_frame(0x0, data, fin)
 
-    def send_frame(self, opcode: int, data: Any, fin: bool = True, *, compress: bool = True) -> None:
+    def send_frame(
+        self, opcode: int, data: Any, fin: bool = True, *, compress: bool = True
+    ) -> None:
         """Queue one data frame (``opcode`` 0, 1 or 2).
 
         Args:
@@ -395,11 +481,23 @@ class Protocol:
     def _handshake_eof(self) -> None:
         raise NotImplementedError
 
-    def _parse(self, data: Any) -> int:
-        """Parse every complete frame in ``data``; return the offset parsed up to."""
+    def _parse(self, data: Any, pos: int, n: int, mode: int) -> int:
+        """Parse every complete frame in ``data[pos:n]``; return the offset parsed up to.
+
+        ``mode`` is ``_COPY`` (``data`` may be read-only), ``_IN_PLACE`` (``data`` is
+        writable: payloads may be unmasked in it) or ``_BORROW`` (also, a single-frame
+        message's payload is a view of it; see :meth:`receive_into_buffer`). Sets
+        :attr:`incomplete_frame_size`.
+        """
         view = data  # compiled: a typed buffer view, indexed in C
-        n = len(data)
-        pos = 0
+        mv = memoryview(data)  # payloads are sliced from it: one copy at most
+        payload: Any
+        self.incomplete_frame_size = 0
+        in_place = mode != _COPY
+        # An extension transforms the payload: it gets bytes.
+        borrow = mode == _BORROW and not self.extensions
+        if in_place and _COMPILED:
+            wview = data  # compiled: a writable typed view
         mask_expected = not self._is_client
         limit = -1 if self.max_message_size is None else self.max_message_size
         if limit >= 0 and self.extensions:
@@ -480,17 +578,49 @@ class Protocol:
                     break
             start = pos + hlen + (4 if masked else 0)
             if start > n or length > n - start:
+                # Bounded by the message size limit, checked above; or the peer may
+                # claim up to 2**63 - 1 bytes when there is none.
+                self.incomplete_frame_size = (
+                    start - pos + length if length < 0x4000000000000000 else 0x4000000000000000
+                )
                 break
             end = start + length
-            if masked:
-                payload = apply_mask(data[start:end], data[start - 4 : start])
+            if masked and in_place and _COMPILED and length <= _SMALL:
+                k0 = view[start - 4]
+                k1 = view[start - 3]
+                k2 = view[start - 2]
+                k3 = view[start - 1]
+                i = start
+                while i + 4 <= end:
+                    wview[i] ^= k0
+                    wview[i + 1] ^= k1
+                    wview[i + 2] ^= k2
+                    wview[i + 3] ^= k3
+                    i += 4
+                if i < end:
+                    wview[i] ^= k0
+                    if i + 1 < end:
+                        wview[i + 1] ^= k1
+                        if i + 2 < end:
+                            wview[i + 2] ^= k2
+                masked = 0
+            if borrow and fin and opcode and not opcode & 0x8:
+                payload = mv[start:end]
+                if masked:
+                    mask_bytes(mv[start - 4 : start], payload)
+            elif masked:
+                payload = apply_mask(mv[start:end], mv[start - 4 : start])
             else:
-                payload = bytes(data[start:end])
+                payload = bytes(mv[start:end])
             pos = end
             if opcode & 0x8:
                 self._control_frame(opcode, payload)
             else:
                 self._data_frame(opcode, fin, rsv, payload)
+        # Now, not when the frame goes: an error's traceback may keep the frame alive,
+        # and the view would keep the buffer from being resized. Views sliced from it
+        # (borrowed payloads) stay valid.
+        mv.release()
         return pos
 
     def _data_frame(self, opcode: int, fin: int, rsv: int, payload: bytes) -> None:
