@@ -1,10 +1,22 @@
 """The asyncio :class:`Connection`: a thin adapter between a transport and the core.
 
-``data_received`` feeds the sans-I/O protocol, writes what it produced and queues the
-messages it assembled; all messages of one socket read are queued before the reader
-is woken once. The queue is bounded: when it holds ``max_queue`` messages the
-transport stops reading until the application catches up (backpressure). ``send``
-waits while the transport's write buffer is above its high-water mark.
+Receiving: the connection is an :class:`asyncio.BufferedProtocol`. The event loop
+reads straight into a receive buffer taken from
+:data:`~blazews.buffers.DEFAULT_BUFFER_POOL` (16 KiB; larger while a large frame
+arrives: as large as that frame, which the message size limit bounds).
+``buffer_updated`` hands the new bytes to the core in place
+(:meth:`~blazews.Protocol.receive_into_buffer`): offsets advance, nothing is sliced,
+and an incomplete frame at the end is moved to the front only when the rest of it
+would not fit. Once a read leaves no incomplete frame the buffer goes back to the
+pool, so an idle connection holds none.
+
+The core then writes what it produced and queues the messages it assembled; all
+messages of one socket read are queued before the reader is woken once. The queue is
+bounded: when it holds ``max_queue`` messages the transport stops reading until the
+application catches up (backpressure). A :meth:`Connection.read_message_into` call
+waiting on an empty queue gets the next message copied from the receive buffer
+straight into its own buffer. ``send`` waits while the transport's write buffer is
+above its high-water mark.
 """
 
 from __future__ import annotations
@@ -15,21 +27,42 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
+from ..buffers import DEFAULT_BUFFER_POOL
 from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 from ..sansio.frames import MessageType
 from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import Message, Pong, Protocol, State
 
-__all__ = ["Connection"]
+__all__ = ["RECEIVE_BUFFER_SIZE", "Connection"]
 
 logger = logging.getLogger("blazews")
 
 _TYPES = (None, MessageType.TEXT, MessageType.BINARY)
 
+RECEIVE_BUFFER_SIZE = 16384
+"""The receive buffer of a connection, in bytes (a :class:`~blazews.buffers.BufferPool` tier)."""
 
-class Connection(asyncio.Protocol):
+# A frame whose payload is up to this size gets a receive buffer of its size at once,
+# when its header arrives. Beyond it the buffer doubles as the frame's bytes arrive,
+# so that a header alone never makes a connection allocate much more than this.
+_EAGER_GROWTH = 1 << 20
+
+_MAX_HEADER = 14  # the longest frame header, masking key included
+
+
+def _writable_view(buf: Any) -> memoryview:
+    """Return a writable view of ``buf`` in bytes."""
+    view = memoryview(buf)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    if view.readonly:
+        raise TypeError("read_message_into needs a writable buffer")
+    return view
+
+
+class Connection(asyncio.BufferedProtocol):
     """An open WebSocket connection on asyncio, client or server.
 
     Obtained from :func:`blazews.connect` or passed to the handler of
@@ -74,20 +107,128 @@ class Connection(asyncio.Protocol):
         self._closed = self.loop.create_future()
         self._keepalive_task: asyncio.Task[None] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        # The receive buffer (pooled, None while idle), a view of all of it, the view
+        # the loop is reading into, and where the unparsed bytes begin and end.
+        self._rbuf: bytearray | None = None
+        self._rview: memoryview | None = None
+        self._rtail: memoryview | None = None
+        self._rstart = 0
+        self._rend = 0
+        self._release_pending = False
+        # The buffer of a read_message_into call waiting on an empty queue, and the
+        # (type, length) of the message copied into it.
+        self._into: memoryview | None = None
+        self._into_result: tuple[int, int] | None = None
+
+    # Whether the core lends single-frame payloads as views of the receive buffer;
+    # only front ends that are done with them when dispatching returns may set it.
+    _borrow = False
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not subclass asyncio.Transport: no isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
         limit = self.write_limit
         high, low = (limit, None) if isinstance(limit, int) else limit
-        transport.set_write_buffer_limits(high, low)
+        self.transport.set_write_buffer_limits(high, low)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        view = self._rview
+        if view is None:
+            buf = DEFAULT_BUFFER_POOL.get(RECEIVE_BUFFER_SIZE)
+            self._rbuf = buf
+            view = self._rview = memoryview(buf)
+        tail = self._rtail = view[self._rend :]
+        return tail
+
+    def buffer_updated(self, nbytes: int) -> None:
+        tail = self._rtail
+        released = True
+        if tail is not None:
+            self._rtail = None
+            try:
+                tail.release()
+            except BufferError:  # uvloop lets go of it only once we return
+                released = False
+        buf = self._rbuf
+        assert buf is not None
+        start = self._rstart
+        end = self._rend + nbytes
+        self._rend = end
         protocol = self.protocol
-        protocol.receive_data(data)
-        self._process()
+        if self._into is not None and not self._queue:
+            start += protocol.receive_into_buffer(buf, start, end, True)
+            self._flush()
+            events = protocol.events_received()
+            if events:
+                self._dispatch_borrowed(events)
+            if protocol.state >= State.CLOSING:
+                self._closing()
+        else:
+            start += protocol.receive_into_buffer(buf, start, end, self._borrow)
+            self._process()
+        if start == end:
+            self._rstart = self._rend = 0
+            if released:
+                self._release_buffer()
+            elif not self._release_pending:
+                self._release_pending = True
+                self.loop.call_soon(self._release_if_idle)
+        else:
+            self._keep(start, end)
+
+    def _keep(self, start: int, end: int) -> None:
+        """Make room for the rest of the incomplete frame in ``buf[start:end]``."""
+        buf = self._rbuf
+        view = self._rview
+        assert buf is not None and view is not None
+        size = len(buf)
+        kept = end - start
+        need = self.protocol.incomplete_frame_size or _MAX_HEADER
+        if need > size:
+            if need > _EAGER_GROWTH + _MAX_HEADER:
+                need = min(need, max(2 * size, _EAGER_GROWTH))
+            bigger = DEFAULT_BUFFER_POOL.get(need)
+            bigger_view = memoryview(bigger)
+            bigger_view[:kept] = view[start:end]
+            self._release_buffer()
+            self._rbuf = bigger
+            self._rview = bigger_view
+            start, end = 0, kept
+        elif start + need > size:
+            view[:kept] = view[start:end]  # memoryview assignment is a memmove
+            start, end = 0, kept
+        self._rstart = start
+        self._rend = end
+
+    def _release_buffer(self) -> None:
+        """Give the receive buffer back to the pool."""
+        view = self._rview
+        if view is None:
+            return
+        buf = self._rbuf
+        assert buf is not None
+        self._rview = None
+        self._rbuf = None
+        view.release()
+        # The pool refuses a buffer something still exports: a view the loop has not
+        # let go of yet, or a borrowed payload an application kept.
+        DEFAULT_BUFFER_POOL.put(buf)
+
+    def _release_if_idle(self) -> None:
+        """Give the buffer back later, when the loop (uvloop) did not let go at once."""
+        self._release_pending = False
+        if self._rstart != self._rend:
+            return
+        tail = self._rtail
+        if tail is not None:  # handed out for a read that found nothing
+            try:
+                tail.release()
+            except BufferError:  # still in use
+                return
+            self._rtail = None
+        self._release_buffer()
 
     def eof_received(self) -> bool | None:
         self.protocol.receive_eof()
@@ -97,6 +238,9 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.protocol.receive_eof()
         self._process()
+        self._rtail = None
+        self._rstart = self._rend = 0
+        self._release_buffer()
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
         if self._close_timer is not None:
@@ -129,18 +273,22 @@ class Connection(asyncio.Protocol):
     def _process(self) -> None:
         """Write what the core produced, dispatch its events, close when it says so."""
         protocol = self.protocol
-        out = protocol.data_to_send()
+        self._flush()
+        events = protocol.events_received()
+        if events:
+            self._dispatch(events)
+        if protocol.state >= State.CLOSING:
+            self._closing()
+
+    def _flush(self) -> None:
+        """Write what the core produced."""
+        out = self.protocol.data_to_send()
         transport = self.transport
         if out and transport is not None and not transport.is_closing():
             if len(out) == 1:
                 transport.write(out[0])
             else:
                 transport.writelines(out)
-        events = protocol.events_received()
-        if events:
-            self._dispatch(events)
-        if protocol.state >= State.CLOSING:
-            self._closing()
 
     def _dispatch(self, events: list[Any]) -> None:
         queued = False
@@ -159,6 +307,36 @@ class Connection(asyncio.Protocol):
                 self._reading_paused = True
                 if self.transport is not None:
                     self.transport.pause_reading()
+
+    def _dispatch_borrowed(self, events: list[Any]) -> None:
+        """Dispatch events parsed with ``borrow``, for a waiting read_message_into.
+
+        The first message goes straight into the waiting call's buffer if it fits;
+        every other borrowed payload is copied out of the receive buffer.
+        """
+        into = self._into
+        delivered = -1
+        for i, event in enumerate(events):
+            if type(event) is not Message:
+                continue
+            data: Any = event.data  # a view of the receive buffer, or bytes
+            if into is not None:
+                n = len(data)
+                if n <= len(into):
+                    into[:n] = data
+                    self._into = None
+                    self._into_result = (event.type, n)
+                    delivered = i
+                into = None  # only the first message may skip the queue
+            if type(data) is memoryview:
+                if delivered != i:
+                    event.data = bytes(data)
+                data.release()
+        if delivered >= 0:
+            del events[delivered]
+            self._wake_reader()
+        if events:
+            self._dispatch(events)
 
     def _other_event(self, event: Any) -> None:
         """Handle a handshake event; the client and server subclasses override it."""
@@ -180,7 +358,8 @@ class Connection(asyncio.Protocol):
 
     # -- receiving -------------------------------------------------------------------
 
-    async def _next(self) -> Message:
+    async def _wait(self) -> None:
+        """Wait until a message is queued."""
         queue = self._queue
         while not queue:
             if not self.protocol.receiving or self._closed.done():
@@ -193,12 +372,10 @@ class Connection(asyncio.Protocol):
                 await waiter
             finally:
                 self._recv_waiter = None
-        return queue[0]
 
-    def _pop(self) -> None:
-        queue = self._queue
-        queue.popleft()
-        if self._reading_paused and len(queue) <= self.max_queue // 4:
+    def _resume_reading(self) -> None:
+        """Resume reading once the queue has drained to a quarter of ``max_queue``."""
+        if len(self._queue) <= self.max_queue // 4:
             self._reading_paused = False
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.resume_reading()
@@ -211,39 +388,96 @@ class Connection(asyncio.Protocol):
                 protocol error, if the peer broke the protocol).
             ConcurrencyError: Another coroutine is already waiting for a message.
         """
-        message = await self._next()
-        self._pop()
+        queue = self._queue
+        if not queue:
+            await self._wait()
+        message = queue.popleft()
+        if self._reading_paused:
+            self._resume_reading()
         if message.type == 1:
             return message.data.decode()
         return message.data
 
     async def read_message(self) -> tuple[MessageType, bytes]:
         """Return the next message as ``(MessageType, payload bytes)``."""
-        message = await self._next()
-        self._pop()
+        queue = self._queue
+        if not queue:
+            await self._wait()
+        message = queue.popleft()
+        if self._reading_paused:
+            self._resume_reading()
         return _TYPES[message.type], message.data  # type: ignore[return-value]
 
     async def read_message_into(self, buf: Any) -> tuple[MessageType, int]:
         """Copy the next message into ``buf`` and return ``(MessageType, length)``.
 
+        When the call waits for a message (none is queued), the next one is copied
+        from the receive buffer straight into ``buf``, unmasked: no ``bytes`` object
+        is made for it. ``buf`` may be written while the call waits, only then.
+
         Args:
-            buf: Any writable buffer: bytearray, memoryview, numpy array...
+            buf: Any writable, C-contiguous buffer: bytearray, memoryview, numpy
+                array...
 
         Raises:
             BufferTooSmall: ``buf`` is smaller than the message; the message stays
                 queued and the next call gets it.
+            ConnectionClosed: The connection is closed (see :meth:`recv`).
+            ConcurrencyError: Another coroutine is already waiting for a message.
         """
-        message = await self._next()
+        queue = self._queue
+        if not queue:
+            result = await self._wait_into(_writable_view(buf))
+            if result is not None:
+                return result
+        message = queue[0]
         data = message.data
         n = len(data)
-        view = memoryview(buf)
-        if view.format != "B" or view.ndim != 1:
-            view = view.cast("B")
-        if n > len(view):
-            raise BufferTooSmall(n, len(view))
-        view[:n] = data
-        self._pop()
+        if type(buf) is bytearray:  # the common case, without making a view
+            if n > len(buf):
+                raise BufferTooSmall(n, len(buf))
+            buf[:n] = data
+        else:
+            view = _writable_view(buf)
+            if n > len(view):
+                raise BufferTooSmall(n, len(view))
+            view[:n] = data
+        queue.popleft()
+        if self._reading_paused:
+            self._resume_reading()
         return _TYPES[message.type], n  # type: ignore[return-value]
+
+    async def _wait_into(self, view: memoryview) -> tuple[MessageType, int] | None:
+        """Wait for a message with ``view`` offered to the receive path.
+
+        Return ``(type, length)`` if a message was copied into it, ``None`` if one
+        was queued instead (it did not fit).
+        """
+        queue = self._queue
+        while not queue:
+            if not self.protocol.receiving or self._closed.done():
+                raise self.protocol.close_exc()
+            if self._recv_waiter is not None:
+                raise ConcurrencyError("another coroutine is already waiting for the next message")
+            waiter = self.loop.create_future()
+            self._recv_waiter = waiter
+            self._into = view
+            try:
+                await waiter
+            except BaseException:
+                result = self._into_result
+                if result is not None:  # copied in, then cancelled: keep the message
+                    self._into_result = None
+                    queue.appendleft(Message(result[0], bytes(view[: result[1]])))
+                raise
+            finally:
+                self._recv_waiter = None
+                self._into = None
+            result = self._into_result
+            if result is not None:
+                self._into_result = None
+                return _TYPES[result[0]], result[1]  # type: ignore[return-value]
+        return None
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self._iterate()
@@ -257,15 +491,17 @@ class Connection(asyncio.Protocol):
 
     # -- sending ---------------------------------------------------------------------
 
-    async def send(self, data: Any) -> None:
+    async def send(self, data: Any, *, compress: bool = True) -> None:
         """Send a message: ``str`` as text, any bytes-like object as binary.
+
+        ``compress=False`` sends it uncompressed even when permessage-deflate is in use.
 
         Waits while the write buffer is above its high-water mark.
 
         Raises:
             ConnectionClosed: The connection is closed or closing.
         """
-        self.protocol.send_data(data)
+        self.protocol.send_data(data, compress=compress)
         self._process()
         if self._writing_paused:
             await self._drain()
@@ -281,6 +517,9 @@ class Connection(asyncio.Protocol):
 
         A pong answers its ping and every earlier one (RFC 6455 §5.5.3).
         """
+        return self._send_ping(data)
+
+    def _send_ping(self, data: bytes | str | None) -> asyncio.Future[float]:
         if data is None:
             payload = os.urandom(4)
             while payload in self._pings:

@@ -1,0 +1,547 @@
+"""The asyncio receive path: pooled buffers, in-place parsing, batch and direct delivery.
+
+The connection is an ``asyncio.BufferedProtocol``: the loop reads into a pooled buffer,
+the core parses it in place (``Protocol.receive_into_buffer``), an incomplete frame is
+kept (moved to the front only when needed, in a larger buffer when it needs one), and
+the buffer goes back to the pool when a read leaves nothing pending. Tests here drive
+``get_buffer``/``buffer_updated`` by hand, or run over loopback sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import random
+import struct
+from typing import Any
+
+import pytest
+import uvloop
+
+import blazews
+from blazews import BufferTooSmall, ConnectionClosedError, MessageType
+from blazews.asyncio.connection import RECEIVE_BUFFER_SIZE, Connection
+from blazews.buffers import DEFAULT_BUFFER_POOL
+from blazews.sansio.client import ClientProtocol
+from blazews.sansio.handshake import accept_key
+from blazews.sansio.protocol import Message, Protocol, Side
+from blazews.sansio.uri import parse_uri
+from helpers import BINARY, CLOSE, CONT, PING, TEXT, close_payload, frame, parse_frames
+
+
+class Transport(asyncio.Transport):
+    """A transport that records what is written and whether reading is paused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+        self.closed = False
+        self.paused = False
+
+    def write(self, data: Any) -> None:
+        self.written.append(bytes(data))
+
+    def writelines(self, lines: Any) -> None:
+        self.written.append(b"".join(bytes(line) for line in lines))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+def open_connection(**kwargs: Any) -> Connection:
+    """A server-side Connection, open, on a :class:`Transport`."""
+    limit = kwargs.pop("max_message_size", 1 << 20)
+    conn = Connection(Protocol(Side.SERVER, max_message_size=limit), **kwargs)
+    conn.connection_made(Transport())
+    return conn
+
+
+def feed(conn: Connection, data: bytes, chunk: int | None = None) -> int:
+    """Deliver ``data`` as the loop would, at most ``chunk`` bytes per read.
+
+    Returns the number of reads.
+    """
+    reads = 0
+    pos = 0
+    while pos < len(data):
+        view = conn.get_buffer(-1)
+        assert len(view) > 0
+        n = min(len(view), len(data) - pos, chunk or len(data))
+        view[:n] = data[pos : pos + n]
+        pos += n
+        conn.buffer_updated(n)
+        reads += 1
+    return reads
+
+
+def masked(opcode: int, payload: bytes = b"", **kwargs: Any) -> bytes:
+    return frame(opcode, payload, mask=os.urandom(4), **kwargs)
+
+
+def messages(conn: Connection) -> list[tuple[int, bytes]]:
+    queue = conn._queue
+    out = [(m.type, bytes(m.data)) for m in queue]
+    queue.clear()
+    return out
+
+
+# -- buffers ---------------------------------------------------------------------------
+
+
+async def test_idle_connection_holds_no_receive_buffer() -> None:
+    conn = open_connection()
+    returned = DEFAULT_BUFFER_POOL.stats().returned
+    assert conn._rbuf is None  # nothing read yet
+    view = conn.get_buffer(-1)
+    assert len(view) == RECEIVE_BUFFER_SIZE
+    data = masked(TEXT, b"hello") + masked(BINARY, b"world")
+    view[: len(data)] = data
+    conn.buffer_updated(len(data))
+    assert messages(conn) == [(1, b"hello"), (2, b"world")]
+    assert conn._rbuf is None and conn._rview is None
+    assert DEFAULT_BUFFER_POOL.stats().returned == returned + 1  # back in the pool
+    # An incomplete frame keeps the buffer until it is complete.
+    data = masked(BINARY, b"x" * 300)
+    feed(conn, data[:100])
+    assert conn._rbuf is not None
+    feed(conn, data[100:])
+    assert messages(conn) == [(2, b"x" * 300)]
+    assert conn._rbuf is None
+
+
+async def test_connection_lost_gives_the_buffer_back() -> None:
+    conn = open_connection()
+    feed(conn, masked(BINARY, b"x" * 300)[:50])
+    assert conn._rbuf is not None
+    conn.connection_lost(None)
+    assert conn._rbuf is None
+
+
+async def test_offsets_advance_and_compaction_happens_only_when_needed() -> None:
+    conn = open_connection()
+    first = masked(BINARY, b"a" * 1000)
+    second = masked(BINARY, b"b" * 1000)
+    feed(conn, first + second[:10])
+    # The incomplete frame fits where it is: it stays there.
+    assert conn._rstart == len(first) and conn._rend == len(first) + 10
+    feed(conn, second[10:])
+    assert messages(conn) == [(2, b"a" * 1000), (2, b"b" * 1000)]
+    # Near the end of the buffer the rest of a frame would not fit: moved to the front.
+    filler = b"f" * (RECEIVE_BUFFER_SIZE - 8 - 500)
+    third = bytes(range(256)) * 4
+    data = masked(BINARY, third)
+    feed(conn, masked(BINARY, filler) + data[:400])
+    assert conn._rstart == 0 and conn._rend == 400
+    assert bytes(conn._rbuf[:400]) == data[:400]  # type: ignore[index]
+    feed(conn, data[400:])
+    assert messages(conn) == [(2, filler), (2, third)]
+
+
+async def test_buffer_grows_to_the_frame_size_within_the_limit() -> None:
+    conn = open_connection(max_message_size=200_000)
+    payload = os.urandom(150_000)
+    data = masked(BINARY, payload)
+    feed(conn, data[:RECEIVE_BUFFER_SIZE])
+    assert len(conn._rbuf) == len(data)  # type: ignore[arg-type]
+    feed(conn, data[RECEIVE_BUFFER_SIZE:])
+    assert messages(conn) == [(2, payload)]
+    assert conn._rbuf is None  # the large buffer is dropped once idle
+
+
+async def test_a_header_claiming_more_than_the_limit_allocates_nothing() -> None:
+    conn = open_connection(max_message_size=1000)
+    feed(conn, frame(BINARY, b"", mask=True, length=1001, with_payload=False))
+    assert conn._rbuf is None
+    transport = conn.transport
+    assert isinstance(transport, Transport) and transport.closed
+    (close,) = parse_frames(transport.written)
+    assert close.opcode == CLOSE and close.payload[:2] == struct.pack("!H", 1009)
+
+
+async def test_without_a_limit_the_buffer_doubles_as_the_frame_arrives() -> None:
+    conn = open_connection(max_message_size=None)
+    payload = os.urandom(5 << 20)
+    data = masked(BINARY, payload)
+    sizes = []
+    pos = 0
+    while pos < len(data):
+        view = conn.get_buffer(-1)
+        n = min(len(view), len(data) - pos)
+        view[:n] = data[pos : pos + n]
+        pos += n
+        conn.buffer_updated(n)
+        if conn._rbuf is not None:
+            sizes.append(len(conn._rbuf))
+            assert len(conn._rbuf) <= max(2 * pos, (1 << 20) + 14)  # never far ahead
+    assert messages(conn) == [(2, payload)]
+    assert sizes[0] == 1 << 20 and sizes[-1] == len(data)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 100, 4096, 16383, 16384, 70000, None])
+async def test_any_chunking_gives_the_same_messages(chunk: int | None) -> None:
+    rng = random.Random(chunk)
+    sizes = [0, 1, 5, 125, 126, 127, 255, 256, 257, 1000, 65535, 65536, 20000, 3]
+    payloads = [rng.randbytes(size) for size in sizes]
+    data = b"".join(masked(BINARY, p) for p in payloads)
+    data += masked(TEXT, "é".encode() * 40, fin=False) + masked(CONT, b"!" * 70000)
+    data += masked(PING, b"ping")
+    conn = open_connection()
+    feed(conn, data, chunk)
+    expected = [(2, p) for p in payloads] + [(1, "é".encode() * 40 + b"!" * 70000)]
+    assert messages(conn) == expected
+    assert conn._rbuf is None
+    transport = conn.transport
+    assert isinstance(transport, Transport)
+    assert [(f.opcode, f.payload) for f in parse_frames(transport.written)] == [(0xA, b"ping")]
+
+
+# -- protocol errors through the buffered path ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (frame(BINARY, b"unmasked"), 1002),
+        (masked(TEXT, b"\xff\xfe"), 1007),
+        (masked(TEXT, b"\xce", fin=False) + masked(CONT, b"\x41"), 1007),
+        (masked(BINARY, b"x" * 1001), 1009),
+        (masked(BINARY, b"x" * 600, fin=False) + masked(CONT, b"y" * 600), 1009),
+        (masked(CONT, b"orphan"), 1002),
+        (masked(PING, b"p", fin=False), 1002),
+        (masked(CLOSE, close_payload(999)), 1002),
+        (masked(0x3, b""), 1002),
+        (masked(BINARY, b"", rsv=0x40), 1002),
+    ],
+    ids=[
+        "unmasked",
+        "bad-utf8",
+        "bad-utf8-across-fragments",
+        "too-big",
+        "too-big-in-fragments",
+        "orphan-continuation",
+        "fragmented-ping",
+        "bad-close-code",
+        "reserved-opcode",
+        "rsv-without-extension",
+    ],
+)
+@pytest.mark.parametrize("chunk", [1, 5, None])
+async def test_protocol_errors_close_with_their_code(data: bytes, code: int, chunk: int) -> None:
+    conn = open_connection(max_message_size=1000)
+    good = masked(BINARY, b"before")
+    feed(conn, good + data + masked(BINARY, b"after"), chunk)
+    assert messages(conn) == [(2, b"before")]
+    error = conn.protocol.protocol_error
+    assert error is not None and error.close_code == code
+    transport = conn.transport
+    assert isinstance(transport, Transport) and transport.closed
+    close = parse_frames(transport.written)[-1]
+    assert close.opcode == CLOSE and close.payload[:2] == struct.pack("!H", code)
+    assert conn._rbuf is None
+
+
+# -- read_message_into: straight into the caller's buffer -----------------------------
+
+
+async def test_read_message_into_a_waiting_buffer_makes_no_bytes_object(monkeypatch: Any) -> None:
+    seen: list[type] = []
+    original = Connection._dispatch_borrowed
+
+    def spy(self: Connection, events: list[Any]) -> None:
+        seen.extend(type(e.data) for e in events if isinstance(e, Message))
+        original(self, events)
+
+    monkeypatch.setattr(Connection, "_dispatch_borrowed", spy)
+    conn = open_connection()
+    buf = bytearray(100)
+    task = asyncio.ensure_future(conn.read_message_into(buf))
+    await asyncio.sleep(0)
+    assert conn._into is not None  # waiting, its buffer offered to the receive path
+    feed(conn, masked(TEXT, b"direct") + masked(BINARY, b"queued"))
+    assert seen == [memoryview, memoryview]  # borrowed, not copied into bytes
+    assert list(conn._queue)[0].data == b"queued"  # the next one, copied out
+    assert await task == (MessageType.TEXT, 6)
+    assert buf[:6] == b"direct"
+    assert await conn.read_message_into(buf) == (MessageType.BINARY, 6)
+    assert buf[:6] == b"queued"
+    assert conn._into is None and conn._rbuf is None
+
+
+@pytest.mark.parametrize("kind", ["bytearray", "memoryview", "numpy"])
+async def test_read_message_into_any_writable_buffer(kind: str) -> None:
+    np = pytest.importorskip("numpy")
+    storage = bytearray(64)
+    buf: Any = {
+        "bytearray": storage,
+        "memoryview": memoryview(storage)[8:40],
+        "numpy": np.zeros(16, dtype=np.uint16),
+    }[kind]
+    conn = open_connection()
+    for waiting in (True, False):
+        task = asyncio.ensure_future(conn.read_message_into(buf))
+        if waiting:
+            await asyncio.sleep(0)
+        feed(conn, masked(BINARY, b"0123456789"))
+        assert await task == (MessageType.BINARY, 10)
+        assert bytes(memoryview(buf).cast("B")[:10]) == b"0123456789"
+    with pytest.raises(TypeError):
+        await conn.read_message_into(b"read-only")
+
+
+async def test_read_message_into_too_small_while_waiting_keeps_the_message() -> None:
+    conn = open_connection()
+    task = asyncio.ensure_future(conn.read_message_into(bytearray(4)))
+    await asyncio.sleep(0)
+    feed(conn, masked(BINARY, b"too long") + masked(BINARY, b"next"))
+    with pytest.raises(BufferTooSmall) as info:
+        await task
+    assert info.value.needed == 8
+    big = bytearray(16)
+    assert await conn.read_message_into(big) == (MessageType.BINARY, 8)
+    assert big[:8] == b"too long"
+    assert await conn.read_message_into(big) == (MessageType.BINARY, 4)
+
+
+async def test_read_message_into_cancelled_after_the_copy_keeps_the_message() -> None:
+    conn = open_connection()
+    buf = bytearray(16)
+    task = asyncio.ensure_future(conn.read_message_into(buf))
+    await asyncio.sleep(0)
+    feed(conn, masked(BINARY, b"kept"))  # copied into buf, the task not resumed yet
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await conn.read_message() == (MessageType.BINARY, b"kept")
+
+
+async def test_read_message_into_on_a_closed_connection_raises() -> None:
+    conn = open_connection()
+    task = asyncio.ensure_future(conn.read_message_into(bytearray(16)))
+    await asyncio.sleep(0)
+    conn.connection_lost(None)
+    with pytest.raises(ConnectionClosedError):
+        await task
+
+
+# -- the handshake's neighbours: bytes that come with it ------------------------------
+
+
+def test_frames_after_the_101_in_the_same_read_are_parsed_in_place() -> None:
+    client = ClientProtocol(parse_uri("ws://example.com/"))
+    request = client.connect()
+    client.send_request(request)
+    key = request.headers["Sec-WebSocket-Key"]
+    response = (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
+    ).encode()
+    later = frame(BINARY, b"later")
+    buf = bytearray(response + frame(TEXT, b"one") + later[:3])
+    used = client.receive_into_buffer(buf, 0, len(buf), True)
+    assert used == len(buf) - 3  # the incomplete frame is the caller's
+    events = client.events_received()
+    assert [type(e).__name__ for e in events] == ["Response", "Message"]
+    assert events[1].data == b"one" and type(events[1].data) is memoryview
+    rest = bytearray(later)
+    assert client.receive_into_buffer(rest, 0, len(rest)) == len(rest)
+    assert [m.data for m in client.events_received()] == [b"later"]
+
+
+async def test_frames_sent_with_the_request_are_parsed_once_accepted() -> None:
+    received: list[bytes] = []
+    done = asyncio.Event()
+
+    async def handler(conn: Any) -> None:
+        for _ in range(3):
+            received.append(await conn.recv())
+        done.set()
+
+    async with blazews.serve(handler, "127.0.0.1", 0, compression=None) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        key = base64.b64encode(os.urandom(16))
+        big = masked(BINARY, b"z" * 5000)
+        writer.write(request_bytes(key) + masked(BINARY, b"early") + big[:100])
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(big[100:] + masked(BINARY, b"late"))
+        await asyncio.wait_for(done.wait(), 5)
+        assert received == [b"early", b"z" * 5000, b"late"]
+        writer.close()
+
+
+def request_bytes(key: bytes) -> bytes:
+    return (
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+
+
+# -- over loopback --------------------------------------------------------------------
+
+
+async def raw_client(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request_bytes(base64.b64encode(os.urandom(16))))
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    return reader, writer
+
+
+async def test_a_batch_of_100_frames_in_one_write_wakes_the_reader_once(
+    monkeypatch: Any,
+) -> None:
+    reads: list[int] = []
+    wakeups: list[int] = []
+    original_updated = Connection.buffer_updated
+    original_wake = Connection._wake_reader
+
+    def counting_updated(self: Connection, nbytes: int) -> None:
+        reads.append(nbytes)
+        original_updated(self, nbytes)
+
+    def counting_wake(self: Connection) -> None:
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            wakeups.append(len(self._queue))
+        original_wake(self)
+
+    monkeypatch.setattr(Connection, "buffer_updated", counting_updated)
+    monkeypatch.setattr(Connection, "_wake_reader", counting_wake)
+    got: list[bytes] = []
+    done = asyncio.Event()
+
+    async def handler(conn: Any) -> None:
+        while len(got) < 100:
+            got.append((await conn.read_message())[1])
+        done.set()
+
+    async with blazews.serve(handler, "127.0.0.1", 0, max_queue=128) as server:
+        reader, writer = await raw_client(server.port)
+        await asyncio.sleep(0.05)  # the handler waits for the first message
+        reads.clear()
+        writer.write(b"".join(masked(BINARY, b"%03d" % i) for i in range(100)))
+        await asyncio.wait_for(done.wait(), 5)
+        writer.close()
+    assert got == [b"%03d" % i for i in range(100)]
+    if len(reads) == 1:  # loopback delivers one small write in one read
+        assert wakeups == [100]  # all queued, then one wake-up
+
+
+@pytest.mark.parametrize("size", [1 << 20, 16 << 20])
+@pytest.mark.parametrize("api", ["read_message", "read_message_into"])
+async def test_large_messages(size: int, api: str) -> None:
+    payload = os.urandom(size)
+
+    async def handler(conn: Any) -> None:
+        if api == "read_message":
+            kind, data = await conn.read_message()
+        else:
+            buf = bytearray(size)
+            kind, n = await conn.read_message_into(buf)
+            data = bytes(buf[:n])
+        await conn.send(data)
+        await conn.wait_closed()
+
+    limit = size + 100
+    async with blazews.serve(handler, "127.0.0.1", 0, max_message_size=limit) as server:
+        async with blazews.connect(
+            f"ws://127.0.0.1:{server.port}", max_message_size=limit, compression=None
+        ) as conn:
+            await conn.send(payload)
+            assert await asyncio.wait_for(conn.recv(), 30) == payload
+            assert conn._rbuf is None
+
+
+async def test_fragmented_message_over_the_wire() -> None:
+    got: list[Any] = []
+    done = asyncio.Event()
+
+    async def handler(conn: Any) -> None:
+        got.append(await conn.read_message())
+        got.append(await conn.recv())
+        done.set()
+
+    async with blazews.serve(handler, "127.0.0.1", 0) as server:
+        reader, writer = await raw_client(server.port)
+        parts = [b"a" * 10, b"b" * 70000, b"", b"c"]
+        writer.write(masked(BINARY, parts[0], fin=False))
+        for part in parts[1:-1]:
+            await asyncio.sleep(0.01)
+            writer.write(masked(CONT, part, fin=False))
+        writer.write(masked(CONT, parts[-1]) + masked(TEXT, "ü".encode(), fin=False))
+        await asyncio.sleep(0.01)
+        writer.write(masked(CONT, "ß".encode()))
+        await asyncio.wait_for(done.wait(), 5)
+        writer.close()
+    assert got == [(MessageType.BINARY, b"".join(parts)), "üß"]
+
+
+async def test_protocol_error_over_the_wire_through_the_buffered_path() -> None:
+    async def handler(conn: Any) -> None:
+        await conn.wait_closed()
+
+    async with blazews.serve(handler, "127.0.0.1", 0) as server:
+        reader, writer = await raw_client(server.port)
+        writer.write(masked(TEXT, b"ok") + masked(TEXT, b"\xc0\xaf"))
+        data = await asyncio.wait_for(reader.read(), 5)
+        (close,) = parse_frames(data)
+        assert close.opcode == CLOSE and close.payload[:2] == struct.pack("!H", 1007)
+        writer.close()
+
+
+async def test_compressed_messages_through_the_buffered_path() -> None:
+    async def echo(conn: Any) -> None:
+        async for message in conn:
+            await conn.send(message)
+
+    async with blazews.serve(echo, "127.0.0.1", 0) as server:
+        async with blazews.connect(f"ws://127.0.0.1:{server.port}") as conn:
+            assert conn.protocol.extensions  # permessage-deflate was negotiated
+            for message in [b"x" * 100_000, "text " * 1000, os.urandom(30000), b""]:
+                await conn.send(message)
+                assert await conn.recv() == message
+
+
+def test_uvloop_gives_the_buffer_back_once_the_read_is_over() -> None:
+    async def main() -> None:
+        async def echo(conn: Any) -> None:
+            async for message in conn:
+                await conn.send(message)
+
+        async with blazews.serve(echo, "127.0.0.1", 0) as server:
+            async with blazews.connect(f"ws://127.0.0.1:{server.port}") as conn:
+                for size in (10, 100_000):
+                    payload = os.urandom(size)
+                    await conn.send(payload)
+                    assert await conn.recv() == payload
+                await asyncio.sleep(0.01)
+                assert conn._rbuf is None
+                (server_conn,) = server.connections
+                assert server_conn._rbuf is None
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
