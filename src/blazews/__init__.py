@@ -19,7 +19,17 @@ Blocking: :mod:`blazews.sync` has the same API without ``await``.
 from __future__ import annotations
 
 from ._impl import IMPLEMENTATION, apply_mask, cpu_features, mask_bytes, simd_level, validate_utf8
-from .asyncio import ClientConnection, Connection, Server, ServerConnection, connect, serve
+from .asyncio import (
+    ClientConnection,
+    Connection,
+    Listener,
+    Server,
+    ServerConnection,
+    connect,
+    connect_listener,
+    serve,
+    serve_listener,
+)
 from .exceptions import (
     BlazeWSError,
     BufferTooSmall,
@@ -66,6 +76,7 @@ __all__ = [
     "InvalidHeader",
     "InvalidStatus",
     "InvalidURI",
+    "Listener",
     "Message",
     "MessageTooBig",
     "MessageType",
@@ -85,9 +96,11 @@ __all__ = [
     "State",
     "apply_mask",
     "connect",
+    "connect_listener",
     "cpu_features",
     "mask_bytes",
     "serve",
+    "serve_listener",
     "simd_level",
     "validate_utf8",
 ]

@@ -63,6 +63,38 @@ async def _run_echo(host: str, port: int, max_size: int | None, compress: bool =
         await server.serve_forever()
 
 
+async def _run_echo_listener(
+    host: str, port: int, max_size: int | None, compress: bool = True
+) -> None:
+    from .asyncio import Listener, ListenerConnection, serve_listener
+    from .exceptions import ConnectionClosed
+    from .sansio.frames import MessageType
+
+    class Echo(Listener):
+        def on_message(
+            self, conn: ListenerConnection, kind: MessageType, payload: memoryview
+        ) -> None:
+            try:
+                conn.send(payload, kind)
+            except ConnectionClosed:
+                pass
+
+    async with serve_listener(
+        Echo,
+        host,
+        port,
+        max_message_size=max_size,
+        ping_interval=None,
+        extensions=_echo_extensions(compress),
+        compression=None,
+    ) as server:
+        print(
+            f"blazews echo server on ws://{host}:{server.port}/ (Listener); Ctrl-C stops it",
+            flush=True,
+        )
+        await server.serve_forever()
+
+
 def _run_echo_sync(host: str, port: int, max_size: int | None, compress: bool = True) -> None:
     from . import sync
     from .exceptions import ConnectionClosed
@@ -135,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     echo.add_argument("--port", type=int, default=8765)
     echo.add_argument("--sync", action="store_true", help="use the blocking front end")
     echo.add_argument(
+        "--listener", action="store_true", help="use the asyncio callback API (Listener)"
+    )
+    echo.add_argument(
         "--max-message-size",
         type=int,
         default=ECHO_MAX_MESSAGE_SIZE,
@@ -153,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             size = args.max_message_size or None
             if args.sync:
                 _run_echo_sync(args.host, args.port, size, not args.no_compression)
+            elif args.listener:
+                asyncio.run(_run_echo_listener(args.host, args.port, size, not args.no_compression))
             else:
                 asyncio.run(_run_echo(args.host, args.port, size, not args.no_compression))
         else:

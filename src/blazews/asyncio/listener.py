@@ -1,0 +1,590 @@
+"""The callback fast path: :class:`Listener`, :func:`serve_listener`, :func:`connect_listener`.
+
+A :class:`Listener` gets each message as a call, ``on_message(conn, kind, payload)``,
+with no queue, no future and no task per message: all the messages of one socket read
+are handed over in one go, right where the read lands. ``payload`` is borrowed: a
+``memoryview`` of the receive buffer, unmasked in place, valid during the call only.
+``conn`` is a :class:`ListenerConnection`, whose ``send``, ``ping`` and ``close`` are
+plain calls that queue on the transport.
+
+The connection underneath is the one :func:`~blazews.serve` and
+:func:`~blazews.connect` use: same protocol core, same opening handshake
+(``process_request``, ``process_response``, subprotocols, extensions), same limits,
+timeouts and keepalive pings, same closing handshake.
+
+An echo server::
+
+    class Echo(blazews.Listener):
+        def on_message(self, conn, kind, payload):
+            conn.send(payload, kind)
+
+    async with blazews.serve_listener(Echo, "127.0.0.1", 8765) as server:
+        await server.serve_forever()
+
+Flow control: a peer that reads slower than we send makes the transport's write buffer
+grow past ``write_limit``; :attr:`ListenerConnection.is_writing_paused` then turns
+true, and :meth:`Listener.on_writable` is called once it has drained below the low-water
+mark. A listener that produces much should check the former after sending and wait for
+the latter. Messages keep arriving meanwhile: nothing pauses reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl as ssl_module
+from collections.abc import Callable, Generator, Iterable, Sequence
+from types import TracebackType
+from typing import Any, Generic, TypeVar, cast
+
+from ..sansio.client import ClientProtocol
+from ..sansio.extensions import ClientExtensionFactory, ServerExtensionFactory
+from ..sansio.frames import MessageType
+from ..sansio.http11 import Headers, Request, Response
+from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, Message, Ping, Pong, Protocol, State
+from ..sansio.server import ServerProtocol, SubprotocolSelector
+from .client import ClientConnection, connect
+from .connection import Connection
+from .server import ProcessRequest, ProcessResponse, ServerConnection, serve
+
+__all__ = ["Listener", "ListenerConnection", "connect_listener", "serve_listener"]
+
+logger = logging.getLogger("blazews")
+
+_TYPES = (None, MessageType.TEXT, MessageType.BINARY)
+
+L = TypeVar("L", bound="Listener")
+
+
+class Listener:
+    """Receives a connection's events as calls; subclass it and override what you need.
+
+    One instance serves one connection: :func:`serve_listener` and
+    :func:`connect_listener` call the factory they are given (the class itself,
+    typically) once per connection, when its opening handshake has succeeded. Every
+    method runs in the event loop and must not block; none may be a coroutine (start a
+    task for work that awaits). An exception out of a callback is logged and closes
+    the connection with 1011 (internal error).
+    """
+
+    def on_connect(self, conn: ListenerConnection) -> None:
+        """The opening handshake succeeded; called before any other method.
+
+        Args:
+            conn: The connection: keep it to send outside the callbacks.
+        """
+
+    def on_message(self, conn: ListenerConnection, kind: MessageType, payload: memoryview) -> None:
+        """A message arrived.
+
+        Args:
+            conn: The connection.
+            kind: :attr:`MessageType.TEXT` (the payload is valid UTF-8, checked) or
+                :attr:`MessageType.BINARY`.
+            payload: The message, unmasked, borrowed from the receive buffer.
+
+        Warning:
+            ``payload`` is valid only during this call. It is a view of the
+            connection's receive buffer, which the next read overwrites: it is
+            released when the call returns, and using it afterwards raises
+            ``ValueError``. To keep the message, copy it: ``bytes(payload)`` (or
+            ``payload.tobytes()``, or into a buffer of your own). Views or arrays
+            made from it (``payload[4:]``, ``numpy.frombuffer(payload)``) are not
+            released: they stay usable but read whatever the buffer holds next.
+            ``conn.send(payload)`` is safe: it copies what it must.
+        """
+
+    def on_ping(self, conn: ListenerConnection, payload: bytes) -> None:
+        """A ping arrived; the pong that answers it is already queued."""
+
+    def on_pong(self, conn: ListenerConnection, payload: bytes) -> None:
+        """A pong arrived (the futures of :meth:`ListenerConnection.ping` resolve first)."""
+
+    def on_writable(self, conn: ListenerConnection) -> None:
+        """The write buffer drained below its low-water mark after a pause.
+
+        See :attr:`ListenerConnection.is_writing_paused`.
+        """
+
+    def on_close(self, conn: ListenerConnection, code: int, reason: str) -> None:
+        """The TCP connection closed; called once, last, if :meth:`on_connect` was.
+
+        Args:
+            conn: The connection, closed.
+            code: The close code received (1005 for a close frame without one); 1006
+                if the connection closed without a close frame.
+            reason: The close reason received, or ``""``.
+        """
+
+
+class ListenerConnection:
+    """The connection a :class:`Listener` is given: send, ping, close, inspect.
+
+    Not built directly. Every method is a plain call: ``send`` and ``ping`` queue on
+    the transport and return at once.
+    """
+
+    __slots__ = ("_conn", "_protocol")
+
+    def __init__(self, conn: _ListenerSide) -> None:
+        self._conn = conn
+        self._protocol = conn.protocol
+
+    def send(self, data: Any, kind: MessageType | None = None) -> None:
+        """Send a message: ``str`` as text, any bytes-like object as binary.
+
+        Sends made during a callback are written together once the messages of the
+        current read are all dispatched; the others are written at once.
+
+        Args:
+            data: The payload: ``str``, or any bytes-like object (a borrowed payload
+                included).
+            kind: :attr:`MessageType.TEXT` sends bytes-like ``data`` as a text frame
+                (it must be UTF-8, not checked), :attr:`MessageType.BINARY` sends
+                ``str`` as UTF-8 in a binary frame; ``None`` picks by type.
+
+        Raises:
+            ConnectionClosed: The connection is closed or closing.
+        """
+        conn = self._conn
+        if type(data) is memoryview:
+            # Payloads are released after on_message, and the transport may keep what
+            # it is given: a view of the receive buffer is copied, one of bytes is
+            # swapped for them.
+            obj = data.obj
+            if obj is conn._rbuf:
+                data = bytes(data)
+            elif type(obj) is bytes and len(obj) == data.nbytes:
+                data = obj
+        if kind is None:
+            self._protocol.send_data(data)
+        elif kind == 1:
+            self._protocol.send_text(data)
+        else:
+            self._protocol.send_binary(data.encode() if isinstance(data, str) else data)
+        if not conn._batching:
+            conn._flush()
+
+    def ping(self, data: bytes | str | None = None) -> asyncio.Future[float]:
+        """Send a ping; return a future of the round-trip time in seconds.
+
+        Awaiting the future is optional. A pong answers its ping and every earlier
+        one (RFC 6455 §5.5.3).
+
+        Args:
+            data: The payload (at most 125 bytes); four random bytes if ``None``.
+
+        Raises:
+            ConnectionClosed: The connection is closed or closing.
+            ConcurrencyError: A ping with the same payload is waiting for its pong.
+        """
+        return self._conn._send_ping(data)
+
+    def close(self, code: int = 1000, reason: str = "") -> asyncio.Future[None]:
+        """Start the closing handshake; return a future done once the TCP connection is.
+
+        Awaiting the future is optional. The peer has ``close_timeout`` to answer,
+        then the connection is dropped. On a closed or closing connection, only
+        returns the future.
+
+        Args:
+            code: The close code (1000-1003, 1007-1014 or 3000-4999).
+            reason: At most 123 bytes in UTF-8.
+
+        Raises:
+            ValueError: The code may not be sent, or the reason is too long.
+        """
+        conn = self._conn
+        if self._protocol.state is State.OPEN:
+            self._protocol.send_close(code, reason)
+            conn._process()
+        return asyncio.shield(conn._closed)
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed."""
+        await self._conn.wait_closed()
+
+    @property
+    def is_writing_paused(self) -> bool:
+        """Whether the write buffer is above its high-water mark (``write_limit``).
+
+        Sending still works (the data is buffered), but a listener that produces
+        much should stop until :meth:`Listener.on_writable`.
+        """
+        return self._conn._writing_paused
+
+    @property
+    def protocol(self) -> Protocol:
+        """The sans-I/O protocol object underneath."""
+        return self._protocol
+
+    @property
+    def state(self) -> State:
+        """The connection's :class:`~blazews.State`."""
+        return self._protocol.state
+
+    @property
+    def close_code(self) -> int | None:
+        """As :attr:`blazews.Connection.close_code`."""
+        return self._conn.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """As :attr:`blazews.Connection.close_reason`."""
+        return self._conn.close_reason
+
+    @property
+    def latency(self) -> float:
+        """The round-trip time of the last answered ping, in seconds (0 before)."""
+        return self._conn.latency
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The negotiated subprotocol, or ``None``."""
+        return self._conn.subprotocol
+
+    @property
+    def request(self) -> Request | None:
+        """The opening handshake request."""
+        return self._conn.request
+
+    @property
+    def response(self) -> Response | None:
+        """The opening handshake response."""
+        return self._conn.response
+
+    @property
+    def request_headers(self) -> Headers | None:
+        """The opening request's headers."""
+        return self._conn.request_headers
+
+    @property
+    def response_headers(self) -> Headers | None:
+        """The opening response's headers."""
+        return self._conn.response_headers
+
+    @property
+    def local_address(self) -> Any:
+        """The local socket address."""
+        return self._conn.local_address
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's socket address."""
+        return self._conn.remote_address
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        """The asyncio transport."""
+        return self._conn.transport
+
+    def __repr__(self) -> str:
+        return f"<ListenerConnection {self.state.name} {self.remote_address}>"
+
+
+class _ListenerSide(Connection):
+    """What a connection needs to deliver its events to a :class:`Listener`.
+
+    Mixed in before :class:`ServerConnection` or :class:`ClientConnection`: the
+    handshake, keepalive and closing are theirs; the events go to the listener
+    instead of the queue, payloads borrowed.
+    """
+
+    _borrow = True
+    _batching = False
+    _connected = False
+    _listener_factory: Callable[[], Listener]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.listener: Listener | None = None
+        self.handle = ListenerConnection(self)
+
+    def _connect_listener(self) -> None:
+        """Make the listener and call ``on_connect``, once the handshake succeeded."""
+        response = self.response
+        if (
+            self._connected
+            or response is None
+            or response.status_code != 101
+            or getattr(self.protocol, "handshake_exc", None) is not None
+        ):
+            return
+        self._connected = True
+        try:
+            listener = self.listener = self._listener_factory()
+            listener.on_connect(self.handle)
+        except Exception:
+            self._callback_failed("on_connect")
+
+    def _callback_failed(self, name: str) -> None:
+        logger.exception("listener %s failed", name)
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(1011, "internal error")
+
+    def _dispatch(self, events: list[Any]) -> None:
+        if not self._connected:
+            self._connect_listener()
+        listener = self.listener
+        handle = self.handle
+        failed = False
+        self._batching = True
+        try:
+            for event in events:
+                kind = type(event)
+                if kind is Message:
+                    data: Any = event.data
+                    if type(data) is not memoryview:
+                        data = memoryview(data)  # (assembled from fragments, or inflated)
+                    if listener is not None and not failed:
+                        try:
+                            listener.on_message(handle, _TYPES[event.type], data)  # type: ignore[arg-type]
+                        except Exception:
+                            failed = True
+                            self._callback_failed("on_message")
+                    try:
+                        data.release()
+                    except BufferError:  # the listener made an array of it and kept it
+                        pass
+                elif kind is Ping:
+                    if listener is not None and not failed:
+                        try:
+                            listener.on_ping(handle, event.data)
+                        except Exception:
+                            failed = True
+                            self._callback_failed("on_ping")
+                elif kind is Pong:
+                    self._pong(event.data)
+                    if listener is not None and not failed:
+                        try:
+                            listener.on_pong(handle, event.data)
+                        except Exception:
+                            failed = True
+                            self._callback_failed("on_pong")
+                else:
+                    self._other_event(event)
+                    if not self._connected:
+                        self._connect_listener()
+                        listener = self.listener
+        finally:
+            self._batching = False
+            self._flush()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        listener = self.listener
+        if listener is not None and self._connected and not self._writing_paused:
+            try:
+                listener.on_writable(self.handle)
+            except Exception:
+                self._callback_failed("on_writable")
+                self._process()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        listener = self.listener
+        if listener is not None and self._connected:
+            self._connected = False
+            try:
+                listener.on_close(self.handle, self.close_code or 1006, self.close_reason or "")
+            except Exception:
+                logger.exception("listener on_close failed")
+
+    # No queue: messages go to the listener.
+
+    async def recv(self) -> str | bytes:
+        """Not available: the messages go to the listener."""
+        raise TypeError("a listener connection delivers messages to its Listener")
+
+    async def read_message(self) -> tuple[MessageType, bytes]:
+        """Not available: the messages go to the listener."""
+        raise TypeError("a listener connection delivers messages to its Listener")
+
+    async def read_message_into(self, buf: Any) -> tuple[MessageType, int]:
+        """Not available: the messages go to the listener."""
+        raise TypeError("a listener connection delivers messages to its Listener")
+
+
+class _ServerListenerConnection(_ListenerSide, ServerConnection):
+    pass
+
+
+class _ClientListenerConnection(_ListenerSide, ClientConnection):
+    pass
+
+
+async def _run_listener(conn: ServerConnection) -> None:
+    """The handler of :func:`serve_listener`: the listener does the work."""
+    assert isinstance(conn, _ServerListenerConnection)
+    conn._connect_listener()
+    await conn.wait_closed()
+
+
+class serve_listener(serve):
+    """Start a server whose connections deliver their events to :class:`Listener` objects.
+
+    ``server = await serve_listener(...)`` or ``async with serve_listener(...)``; the
+    :class:`~blazews.Server` is that of :func:`~blazews.serve`. Its ``connections``
+    are the connections underneath, not the :class:`ListenerConnection` handles.
+
+    Args:
+        factory: Called with no argument for each connection whose handshake
+            succeeded; returns its :class:`Listener` (pass the class itself).
+        host, port, path, sock, ssl, subprotocols, select_subprotocol, extensions,
+            compression, process_request, process_response, open_timeout,
+            ping_interval, ping_timeout, close_timeout, max_message_size, write_limit,
+            max_line, max_headers, backlog, reuse_port: As for :func:`blazews.serve`.
+            There is no ``max_queue``: there is no queue.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], Listener],
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        path: str | None = None,
+        sock: Any = None,
+        ssl: ssl_module.SSLContext | None = None,
+        subprotocols: Sequence[str] | None = None,
+        select_subprotocol: SubprotocolSelector | None = None,
+        extensions: Sequence[ServerExtensionFactory] = (),
+        compression: str | None = "deflate",
+        process_request: ProcessRequest | None = None,
+        process_response: ProcessResponse | None = None,
+        open_timeout: float | None = 10.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float | None = 10.0,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        write_limit: int | tuple[int, int | None] = 65536,
+        max_line: int = 8192,
+        max_headers: int = 128,
+        backlog: int = 100,
+        reuse_port: bool | None = None,
+    ) -> None:
+        super().__init__(
+            _run_listener,
+            host,
+            port,
+            path=path,
+            sock=sock,
+            ssl=ssl,
+            subprotocols=subprotocols,
+            select_subprotocol=select_subprotocol,
+            extensions=extensions,
+            compression=compression,
+            process_request=process_request,
+            process_response=process_response,
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_message_size=max_message_size,
+            write_limit=write_limit,
+            max_line=max_line,
+            max_headers=max_headers,
+            backlog=backlog,
+            reuse_port=reuse_port,
+        )
+        self.listener_factory = factory
+
+    def _factory(self) -> ServerConnection:
+        conn = _ServerListenerConnection(
+            ServerProtocol(**self.protocol_options), self.server, **self.connection_options
+        )
+        conn._listener_factory = self.listener_factory
+        return conn
+
+
+class _ListenerConnect(connect):
+    listener_factory: Callable[[], Listener]
+
+    def _connection(self, protocol: ClientProtocol) -> ClientConnection:
+        conn = _ClientListenerConnection(protocol, **self.connection_options)
+        conn._listener_factory = self.listener_factory
+        return conn
+
+
+class connect_listener(Generic[L]):
+    """Open a connection whose events go to a :class:`Listener`.
+
+    ``conn, listener = await connect_listener(...)``, or ``async with
+    connect_listener(...) as (conn, listener)``, which closes the connection on exit.
+    ``listener.on_connect(conn)`` has run by then.
+
+    Args:
+        factory: Called with no argument once the handshake succeeded; returns the
+            :class:`Listener` (pass the class itself).
+        uri, origin, subprotocols, extensions, compression, additional_headers, ssl,
+            server_hostname, sock, unix_path, open_timeout, ping_interval,
+            ping_timeout, close_timeout, max_message_size, write_limit: As for
+            :func:`blazews.connect`. There is no ``max_queue``: there is no queue.
+
+    Raises:
+        InvalidURI: The URL is not a WebSocket URL.
+        InvalidHandshake: The server refused or botched the handshake.
+        TimeoutError: ``open_timeout`` elapsed.
+        OSError: The TCP connection failed.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], L],
+        uri: str,
+        *,
+        origin: str | None = None,
+        subprotocols: Sequence[str] | None = None,
+        extensions: Sequence[ClientExtensionFactory] = (),
+        compression: str | None = "deflate",
+        additional_headers: Iterable[tuple[str, str]] | Headers | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        server_hostname: str | None = None,
+        sock: Any = None,
+        unix_path: str | None = None,
+        open_timeout: float | None = 10.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float | None = 10.0,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        write_limit: int | tuple[int, int | None] = 65536,
+    ) -> None:
+        self._connect = _ListenerConnect(
+            uri,
+            origin=origin,
+            subprotocols=subprotocols,
+            extensions=extensions,
+            compression=compression,
+            additional_headers=additional_headers,
+            ssl=ssl,
+            server_hostname=server_hostname,
+            sock=sock,
+            unix_path=unix_path,
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_message_size=max_message_size,
+            write_limit=write_limit,
+        )
+        self._connect.listener_factory = factory
+
+    async def _create(self) -> tuple[ListenerConnection, L]:
+        conn = cast(_ClientListenerConnection, await self._connect._create())
+        return conn.handle, cast(L, conn.listener)
+
+    def __await__(self) -> Generator[Any, None, tuple[ListenerConnection, L]]:
+        return self._create().__await__()
+
+    async def __aenter__(self) -> tuple[ListenerConnection, L]:
+        return await self._create()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn = self._connect.connection
+        if conn is not None:
+            await conn.close()
