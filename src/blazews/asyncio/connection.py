@@ -25,6 +25,7 @@ import asyncio
 import collections
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -50,6 +51,54 @@ RECEIVE_BUFFER_SIZE = 16384
 _EAGER_GROWTH = 1 << 20
 
 _MAX_HEADER = 14  # the longest frame header, masking key included
+
+
+class _LargeBuffers:
+    """Receive buffers larger than the pool's tiers, kept for the next large frame.
+
+    A frame that does not fit :data:`RECEIVE_BUFFER_SIZE` gets a buffer of its own
+    size, which :class:`~blazews.buffers.BufferPool` does not take back. Allocating
+    one per frame costs more than receiving the frame (it is zero-filled and freshly
+    mapped: read_message of 1 MiB frames ran 4x slower), so the connections of a
+    process share up to ``max_bytes`` of them. Thread-safe. Like the pool, it refuses
+    a buffer something still exports (a view of a payload that a listener kept), so
+    no connection ever reads into memory another one still exposes.
+    """
+
+    __slots__ = ("_bufs", "_held", "_lock", "max_bytes")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._bufs: list[bytearray] = []
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def get(self, need: int, most: int) -> bytearray | None:
+        """Take a buffer of ``need`` to ``most`` bytes, if one is kept."""
+        with self._lock:
+            for i, buf in enumerate(self._bufs):
+                if need <= len(buf) <= most:
+                    del self._bufs[i]
+                    self._held -= len(buf)
+                    return buf
+        return None
+
+    def put(self, buf: bytearray) -> None:
+        """Keep ``buf`` if there is room and nothing exports it."""
+        size = len(buf)
+        with self._lock:
+            if self._held + size > self.max_bytes:
+                return
+            try:
+                last = buf.pop()  # a shrink by one byte never moves the buffer
+            except BufferError:  # exported: still in use
+                return
+            buf.append(last)
+            self._bufs.append(buf)
+            self._held += size
+
+
+_LARGE_BUFFERS = _LargeBuffers(4 * 1024 * 1024)
 
 
 def _writable_view(buf: Any) -> memoryview:
@@ -189,7 +238,12 @@ class Connection(asyncio.BufferedProtocol):
         if need > size:
             if need > _EAGER_GROWTH + _MAX_HEADER:
                 need = min(need, max(2 * size, _EAGER_GROWTH))
-            bigger = DEFAULT_BUFFER_POOL.get(need)
+            # A kept buffer may be a quarter larger, within the message size limit.
+            most = need + (need >> 2)
+            limit = self.protocol.max_message_size
+            if limit is not None:
+                most = min(most, max(need, limit + _MAX_HEADER))
+            bigger = _LARGE_BUFFERS.get(need, most) or DEFAULT_BUFFER_POOL.get(need)
             bigger_view = memoryview(bigger)
             bigger_view[:kept] = view[start:end]
             self._release_buffer()
@@ -212,9 +266,12 @@ class Connection(asyncio.BufferedProtocol):
         self._rview = None
         self._rbuf = None
         view.release()
-        # The pool refuses a buffer something still exports: a view the loop has not
-        # let go of yet, or a borrowed payload an application kept.
-        DEFAULT_BUFFER_POOL.put(buf)
+        # Both refuse a buffer something still exports: a view the loop has not let go
+        # of yet, or a borrowed payload an application kept.
+        if len(buf) > RECEIVE_BUFFER_SIZE:
+            _LARGE_BUFFERS.put(buf)
+        else:
+            DEFAULT_BUFFER_POOL.put(buf)
 
     def _release_if_idle(self) -> None:
         """Give the buffer back later, when the loop (uvloop) did not let go at once."""
