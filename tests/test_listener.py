@@ -110,6 +110,20 @@ async def test_listener_server_echoes(
             assert await conn.recv() == message
 
 
+async def test_send_uncompressed_on_a_compressed_connection() -> None:
+    class Plain(Listener):
+        def on_message(
+            self, conn: ListenerConnection, kind: MessageType, payload: memoryview
+        ) -> None:
+            conn.send(payload, kind, compress=False)
+
+    async with blazews.serve_listener(Plain, "127.0.0.1", 0) as server:
+        async with blazews.connect(url(server)) as conn:
+            assert conn.protocol.extensions
+            await conn.send(b"y" * 5000)
+            assert await conn.recv() == b"y" * 5000
+
+
 async def test_listener_client_against_a_coroutine_server() -> None:
     async def echo(conn: Any) -> None:
         async for message in conn:

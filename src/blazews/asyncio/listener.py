@@ -90,8 +90,9 @@ class Listener:
             ``ValueError``. To keep the message, copy it: ``bytes(payload)`` (or
             ``payload.tobytes()``, or into a buffer of your own). Views or arrays
             made from it (``payload[4:]``, ``numpy.frombuffer(payload)``) are not
-            released: they stay usable but read whatever the buffer holds next.
-            ``conn.send(payload)`` is safe: it copies what it must.
+            released: they stay usable but read whatever this connection receives
+            next there (a buffer still exported is never given to another
+            connection). ``conn.send(payload)`` is safe: it copies what it must.
         """
 
     def on_ping(self, conn: ListenerConnection, payload: bytes) -> None:
@@ -130,7 +131,7 @@ class ListenerConnection:
         self._conn = conn
         self._protocol = conn.protocol
 
-    def send(self, data: Any, kind: MessageType | None = None) -> None:
+    def send(self, data: Any, kind: MessageType | None = None, *, compress: bool = True) -> None:
         """Send a message: ``str`` as text, any bytes-like object as binary.
 
         Sends made during a callback are written together once the messages of the
@@ -142,6 +143,8 @@ class ListenerConnection:
             kind: :attr:`MessageType.TEXT` sends bytes-like ``data`` as a text frame
                 (it must be UTF-8, not checked), :attr:`MessageType.BINARY` sends
                 ``str`` as UTF-8 in a binary frame; ``None`` picks by type.
+            compress: ``False`` sends it uncompressed even when permessage-deflate is
+                in use.
 
         Raises:
             ConnectionClosed: The connection is closed or closing.
@@ -157,11 +160,13 @@ class ListenerConnection:
             elif type(obj) is bytes and len(obj) == data.nbytes:
                 data = obj
         if kind is None:
-            self._protocol.send_data(data)
+            self._protocol.send_data(data, compress=compress)
         elif kind == 1:
-            self._protocol.send_text(data)
+            self._protocol.send_text(data, compress=compress)
         else:
-            self._protocol.send_binary(data.encode() if isinstance(data, str) else data)
+            if isinstance(data, str):
+                data = data.encode()
+            self._protocol.send_binary(data, compress=compress)
         if not conn._batching:
             conn._flush()
 
