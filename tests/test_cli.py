@@ -62,3 +62,19 @@ def test_help_lists_commands() -> None:
     )
     assert result.returncode == 0
     assert "echo" in result.stdout and "connect" in result.stdout
+
+
+def test_bench_runs_the_e2e_harness_from_a_checkout(tmp_path: Path) -> None:
+    inside = subprocess.run(
+        [sys.executable, "-m", "blazews", "bench", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert inside.returncode == 0, inside.stderr
+    assert "--scenario" in inside.stdout
+    outside = subprocess.run(
+        [sys.executable, "-m", "blazews", "bench"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert outside.returncode == 2
+    assert "source tree" in outside.stderr

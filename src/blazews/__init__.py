@@ -30,6 +30,7 @@ from .asyncio import (
     serve,
     serve_listener,
 )
+from .buffers import DEFAULT_BUFFER_POOL, BufferPool, PoolStats
 from .exceptions import (
     BlazeWSError,
     BufferTooSmall,
@@ -55,9 +56,11 @@ from .sansio.server import ServerProtocol
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_BUFFER_POOL",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "IMPLEMENTATION",
     "BlazeWSError",
+    "BufferPool",
     "BufferTooSmall",
     "ClientConnection",
     "ClientExtensionFactory",
@@ -83,6 +86,7 @@ __all__ = [
     "NegotiationError",
     "Opcode",
     "Ping",
+    "PoolStats",
     "Pong",
     "Protocol",
     "ProtocolError",

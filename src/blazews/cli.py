@@ -1,4 +1,4 @@
-"""The command line: ``python -m blazews echo`` and ``python -m blazews connect``.
+"""The command line: ``python -m blazews echo``, ``connect`` and ``bench``.
 
 ``echo`` runs an echo server (every message is sent back with its type): the peer
 the conformance and interoperability tests use. ``connect`` is an interactive client:
@@ -158,6 +158,22 @@ async def _run_connect(url: str) -> None:
         await printing
 
 
+def _run_bench(argv: list[str]) -> int:
+    """Run ``benchmarks.e2e`` (it lives in the source tree, not in the package)."""
+    import importlib
+
+    try:
+        e2e = importlib.import_module("benchmarks.e2e")
+    except ImportError:
+        print(
+            "the benchmarks live in the blazews source tree: run this from its root "
+            "(or use 'make bench'), with the bench extra installed",
+            file=sys.stderr,
+        )
+        return 2
+    return int(e2e.main(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m blazews", description=__doc__.split("\n")[0])
@@ -182,7 +198,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     connect = sub.add_parser("connect", help="interactive client")
     connect.add_argument("url")
-    args = parser.parse_args(argv)
+    sub.add_parser(
+        "bench",
+        help="run the end-to-end benchmarks against websockets, aiohttp and picows "
+        "(from a source checkout; options after 'bench' go to benchmarks.e2e)",
+        add_help=False,
+    )
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        return _run_bench(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if args.command == "echo":
             size = args.max_message_size or None
