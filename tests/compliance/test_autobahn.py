@@ -105,7 +105,7 @@ def test_server(front_end: str, tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(10)
-    cases = check_report(tmp_path, front_end)
+    check_report(tmp_path, front_end)
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -140,5 +140,5 @@ def test_client(front_end: str, tmp_path: Path) -> None:
         if fuzzer.poll() is None:
             fuzzer.kill()
             fuzzer.wait()
-    cases = check_report(tmp_path, front_end)
+    check_report(tmp_path, front_end)
     assert fuzzer.returncode == 0, output
