@@ -194,9 +194,15 @@ async def test_keepalive_timeout_fails_with_1011() -> None:
         reader, writer = await raw_handshake(server.port)  # never answers pings
         await asyncio.wait_for(closed.wait(), 5)
         data = await asyncio.wait_for(reader.read(), 5)
-        # pings (0x89) then a close frame (0x88) with code 1011
-        close_at = data.index(b"\x88")
-        assert struct.unpack("!H", data[close_at + 2 : close_at + 4])[0] == 1011
+        # pings (0x89) then a close frame (0x88) with code 1011; walk the frames, since
+        # the random ping payloads may contain any byte
+        opcodes, pos = [], 0
+        while pos < len(data):
+            opcodes.append(data[pos])
+            payload = data[pos + 2 : pos + 2 + (data[pos + 1] & 0x7F)]
+            pos += 2 + len(payload)
+        assert opcodes[-1] == 0x88 and set(opcodes[:-1]) == {0x89}
+        assert struct.unpack("!H", payload[:2])[0] == 1011
         writer.close()
     assert codes == [1011]
 
