@@ -21,7 +21,7 @@ from websockets.extensions import permessage_deflate as wspmd
 import blazews
 from blazews.exceptions import MessageTooBig, NegotiationError, ProtocolError
 from blazews.sansio.client import ClientProtocol
-from blazews.sansio.extensions import permessage_deflate as pmd
+from blazews.sansio.extensions import _deflate_streams as streams
 from blazews.sansio.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
     Compressed,
@@ -81,27 +81,43 @@ def answer(
     return ServerPerMessageDeflateFactory(**policy).process_request_params(offer, [])
 
 
+BROWSER_OFFER = [(CMWB, None)]  # Chrome, Firefox, Safari; and websockets' default client
+
+
 def test_server_default_policy_answers_the_browsers_offer() -> None:
-    response, extension = answer([(CMWB, None)])
-    assert response == [(SMWB, "12"), (CMWB, "12")]
+    response, extension = answer(BROWSER_OFFER)
+    assert response == [(SNCT, None), (SMWB, "12"), (CMWB, "12")]
     assert extension.local_max_window_bits == 12 and extension.remote_max_window_bits == 12
-    assert not extension.local_no_context_takeover and not extension.remote_no_context_takeover
+    assert extension.local_no_context_takeover and not extension.remote_no_context_takeover
 
 
 @pytest.mark.parametrize(
     ("offer", "policy", "expected"),
     [
-        ([], {}, [(SMWB, "12")]),  # a client without client_max_window_bits: no limit
-        ([(CMWB, None)], {"server_max_window_bits": None, "client_max_window_bits": None}, []),
-        ([(SMWB, "10")], {}, [(SMWB, "10")]),  # the client's limit is below ours
-        ([(SMWB, "15")], {}, [(SMWB, "12")]),  # "the same or smaller value"
-        ([(SMWB, "9")], {"server_max_window_bits": None}, [(SMWB, "9")]),
-        ([(CMWB, "10")], {}, [(SMWB, "12"), (CMWB, "10")]),  # the client's hint
-        ([(CMWB, "14")], {"client_max_window_bits": None}, [(SMWB, "12"), (CMWB, "14")]),
-        ([(SNCT, None)], {}, [(SNCT, None), (SMWB, "12")]),  # always honoured
-        ([(CNCT, None)], {}, [(CNCT, None), (SMWB, "12")]),  # the hint is echoed
-        ([], {"server_no_context_takeover": True}, [(SNCT, None), (SMWB, "12")]),
-        ([], {"client_no_context_takeover": True}, [(CNCT, None), (SMWB, "12")]),
+        ([], {}, [(SNCT, None), (SMWB, "12")]),  # no client_max_window_bits: no limit
+        (
+            [(CMWB, None)],
+            {"server_max_window_bits": None, "client_max_window_bits": None},
+            [(SNCT, None)],
+        ),
+        ([(SMWB, "10")], {}, [(SNCT, None), (SMWB, "10")]),  # the client's limit is lower
+        ([(SMWB, "15")], {}, [(SNCT, None), (SMWB, "12")]),  # "the same or smaller value"
+        ([(SMWB, "9")], {"server_max_window_bits": None}, [(SNCT, None), (SMWB, "9")]),
+        ([(CMWB, "10")], {}, [(SNCT, None), (SMWB, "12"), (CMWB, "10")]),  # the client's hint
+        (
+            [(CMWB, "14")],
+            {"client_max_window_bits": None},
+            [(SNCT, None), (SMWB, "12"), (CMWB, "14")],
+        ),
+        ([(SNCT, None)], {"server_no_context_takeover": False}, [(SNCT, None), (SMWB, "12")]),
+        ([(CNCT, None)], {}, [(SNCT, None), (CNCT, None), (SMWB, "12")]),  # echoed
+        ([], {"server_no_context_takeover": False}, [(SMWB, "12")]),  # context takeover
+        (
+            [(CMWB, None)],
+            {"server_no_context_takeover": False},
+            [(SMWB, "12"), (CMWB, "12")],
+        ),
+        ([], {"client_no_context_takeover": True}, [(SNCT, None), (CNCT, None), (SMWB, "12")]),
         (
             [(SNCT, None), (CNCT, None), (SMWB, "8"), (CMWB, None)],
             {"client_max_window_bits": 9},
@@ -195,8 +211,8 @@ def test_server_tries_the_next_offer_when_one_is_declined() -> None:
         "permessage-deflate; client_no_context_takeover; client_max_window_bits"
     )
     assert (
-        b"\r\nSec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; "
-        in response
+        b"\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+        b"client_no_context_takeover; " in response
     )
     (extension,) = server.extensions
     assert isinstance(extension, PerMessageDeflate) and extension.remote_no_context_takeover
@@ -210,7 +226,9 @@ def test_server_accepts_the_connection_without_compression_when_every_offer_is_i
 
 def test_server_accepts_a_quoted_window_size() -> None:
     server, response = server_negotiate('permessage-deflate; server_max_window_bits="10"')
-    assert b"permessage-deflate; server_max_window_bits=10\r\n" in response
+    assert b"permessage-deflate; server_no_context_takeover; server_max_window_bits=10\r\n" in (
+        response
+    )
 
 
 # -- client negotiation -------------------------------------------------------------
@@ -376,7 +394,9 @@ def test_context_takeover_across_messages() -> None:
         sizes.append(len(data))
         assert receiver.decode(TEXT, True, rsv, data, None) == JSON
     assert sizes[1] < sizes[0] // 3  # the second message refers to the first
-    assert sender.holds_compressor and receiver.holds_decompressor
+    # Between messages the receiver keeps the peer's last window, not an inflater.
+    assert sender.holds_compressor and not receiver.holds_decompressor
+    assert receiver.idle_bytes == 3 * len(JSON)  # all three, within the 32 KiB window
     # A stdlib stream with context takeover is understood too.
     c = zlib.compressobj(6, zlib.DEFLATED, -15)
     receiver2 = ext()
@@ -403,7 +423,7 @@ def test_streams_are_created_lazily() -> None:
     rsv, data = sender.encode(TEXT, True, JSON)
     assert sender.holds_compressor and not receiver.holds_decompressor
     receiver.decode(TEXT, True, rsv, data, None)
-    assert receiver.holds_decompressor
+    assert not receiver.holds_decompressor and receiver.idle_bytes == len(JSON)
 
 
 def test_compress_false_threshold_and_fragmented_messages() -> None:
@@ -577,22 +597,23 @@ def test_bytes_inflated_from_the_tail_count() -> None:
 
 
 def test_pool_serves_connections_and_stays_bounded() -> None:
-    pmd._POOLS.clear()
+    streams.clear_pool()
     a, b = ext(local_no_context_takeover=True), ext(local_no_context_takeover=True)
     a.encode(TEXT, True, JSON)
-    assert pmd._pooled_compressors() == 1 and not a.holds_compressor
-    (pooled,) = next(iter(pmd._POOLS.values()))
+    assert streams.pooled_compressors() == 1 and not a.holds_compressor
+    (pooled,) = next(iter(streams._POOLS.values()))
     b.encode(TEXT, False, JSON[:150])  # a fragmented message holds it until the end
-    assert b.holds_compressor and b._compressor is pooled and pmd._pooled_compressors() == 0
+    assert b.holds_compressor and b._compressor is pooled
+    assert streams.pooled_compressors() == 0
     rsv, data = b.encode(CONT, True, JSON[150:])
-    assert pmd._pooled_compressors() == 1
-    others = [ext(local_no_context_takeover=True) for _ in range(pmd.POOL_SIZE + 5)]
+    assert streams.pooled_compressors() == 1
+    others = [ext(local_no_context_takeover=True) for _ in range(streams.POOL_SIZE + 5)]
     for other in others:
         other.encode(TEXT, False, JSON)
     for other in others:
         other.encode(CONT, True, JSON)
-    assert pmd._pooled_compressors() == pmd.POOL_SIZE
-    pmd._POOLS.clear()
+    assert streams.pooled_compressors() == streams.POOL_SIZE
+    streams.clear_pool()
 
 
 def test_compress_in_threads() -> None:
@@ -734,7 +755,8 @@ async def test_asyncio_compression_option() -> None:
         url = f"ws://127.0.0.1:{server.port}/"
         async with blazews.connect(url) as conn:
             assert conn.response_headers["Sec-WebSocket-Extensions"] == (
-                "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+                "permessage-deflate; server_no_context_takeover; "
+                "server_max_window_bits=12; client_max_window_bits=12"
             )
             for message in MESSAGES:
                 await conn.send(message)
