@@ -3,7 +3,7 @@
 ``IMPLS`` names each way the kernels can run here: ``"python"`` (the pure module),
 then one entry per SIMD level of the compiled module that this build includes and
 this CPU runs. ``use(name)`` switches the compiled module to that level for the
-duration and returns a namespace with the four kernels.
+duration and returns a namespace with the kernels.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ def _namespace(module: Any, name: str) -> types.SimpleNamespace:
         mask_bytes=module.mask_bytes,
         apply_mask=module.apply_mask,
         validate_utf8=module.validate_utf8,
+        frame_header=module.frame_header,
+        encode_frame=module.encode_frame,
         Utf8Validator=module.Utf8Validator,
     )
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 import types
 
 import pytest
 
 from blazews.exceptions import ProtocolError
-from blazews.sansio import frames as frames_module
+from blazews.sansio import protocol as protocol_module
 from blazews.sansio.extensions import Extension
-from blazews.sansio.frames import Close, MaskKeys, Opcode, encode_header, is_valid_close_code
+from blazews.sansio.frames import Close, Opcode, is_valid_close_code
 from blazews.sansio.protocol import Message, Ping, Pong, Protocol, Side, State
 from helpers import (
     BINARY,
@@ -224,23 +225,6 @@ def test_header_split_byte_by_byte(make):
     assert describe(proto.events_received()) == [("ping", None, b"x")]
 
 
-@pytest.mark.parametrize(
-    ("length", "encoded_length"),
-    [
-        (0, b"\x00"),
-        (125, b"\x7d"),
-        (126, b"\x7e\x00\x7e"),
-        (65535, b"\x7e\xff\xff"),
-        (65536, b"\x7f\x00\x00\x00\x00\x00\x01\x00\x00"),
-        ((1 << 63) - 1, b"\x7f\x7f\xff\xff\xff\xff\xff\xff\xff"),
-    ],
-)
-def test_encode_header_is_minimal(length, encoded_length):
-    assert encode_header(0x82, length, False) == b"\x82" + encoded_length
-    masked = encode_header(0x01, length, True)
-    assert masked == b"\x01" + bytes((encoded_length[0] | 0x80,)) + encoded_length[1:]
-
-
 @SIDES
 @pytest.mark.parametrize(
     ("size", "header_len"), [(0, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)]
@@ -301,9 +285,14 @@ class _FakeOS:
         return chunk
 
 
+def core_module():
+    """The module whose Protocol runs (compiled or pure): its ``os`` draws the keys."""
+    return sys.modules[protocol_module.Protocol.__module__]
+
+
 def test_mask_keys_come_from_os_urandom_in_batches(monkeypatch):
     fake = _FakeOS()
-    monkeypatch.setattr(frames_module, "os", fake)
+    monkeypatch.setattr(core_module(), "os", fake)
     proto = client()
     count = 1000
     for i in range(count):
@@ -322,9 +311,11 @@ def test_mask_keys_do_not_use_the_random_module(monkeypatch):
     """Keys must not be derived from ``random`` (predictable): with os.urandom
     patched to a constant stream, the keys follow it exactly."""
     fake = types.SimpleNamespace(urandom=lambda n: bytes(range(4)) * (n // 4) + b"\x09" * (n % 4))
-    monkeypatch.setattr(frames_module, "os", fake)
-    keys = MaskKeys()
-    assert {keys.next() for _ in range(600)} == {b"\x00\x01\x02\x03"}
+    monkeypatch.setattr(core_module(), "os", fake)
+    proto = client()
+    for _ in range(600):
+        proto.send_binary(b"payload")
+    assert {f.key for f in sent_frames(proto)} == {b"\x00\x01\x02\x03"}
 
 
 def test_two_clients_use_different_keys():

@@ -186,6 +186,74 @@ def test_apply_mask_returns_new_bytes(impl: types.SimpleNamespace) -> None:
     assert impl.apply_mask(memoryview(DATA)[::3], KEY) == naive_mask(DATA[::3], KEY)
 
 
+# ---- frame_header / encode_frame --------------------------------------------------
+
+
+def spec_header(first: int, n: int, key: bytes | None) -> bytes:
+    """The oracle: RFC 6455 §5.2 with the minimal length encoding, spelled out."""
+    mask_bit = 0 if key is None else 0x80
+    if n <= 125:
+        header = bytes([first, mask_bit | n])
+    elif n <= 0xFFFF:
+        header = bytes([first, mask_bit | 126, n >> 8, n & 0xFF])
+    else:
+        header = bytes([first, mask_bit | 127]) + bytes((n >> s) & 0xFF for s in range(56, -8, -8))
+    return header + (key or b"")
+
+
+@pytest.mark.parametrize("n", [0, 1, 125, 126, 127, 65535, 65536, 70000, (1 << 63) - 1])
+def test_frame_header_uses_minimal_lengths(impl: types.SimpleNamespace, n: int) -> None:
+    for first in (0x82, 0x01, 0xC1, 0x00, 0xFF):
+        assert impl.frame_header(first, n) == spec_header(first, n, None)
+        assert impl.frame_header(first, n, KEY) == spec_header(first, n, KEY)
+        assert impl.frame_header(first, n, bytearray(KEY)) == spec_header(first, n, KEY)
+
+
+@pytest.mark.parametrize(
+    ("first", "n", "key"),
+    [(256, 0, None), (-1, 0, None), (0x82, -1, None), (0x82, 1 << 63, None), (0x82, 5, b"abc")],
+)
+def test_frame_header_rejects_bad_arguments(
+    impl: types.SimpleNamespace, first: int, n: int, key: bytes | None
+) -> None:
+    with pytest.raises(ValueError):
+        impl.frame_header(first, n, key)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 125, 126, 1000, 65535, 65536, 70001, 200_003])
+def test_encode_frame_is_header_then_payload(impl: types.SimpleNamespace, n: int) -> None:
+    payload = (DATA * (n // len(DATA) + 1))[:n]
+    for data in (payload, bytearray(payload), memoryview(b"x" + payload)[1:]):
+        frame = impl.encode_frame(0x82, data)
+        assert type(frame) is bytes
+        assert frame == spec_header(0x82, n, None) + payload
+        masked = impl.encode_frame(0x81, data, KEY)
+        assert masked == spec_header(0x81, n, KEY) + naive_mask(payload, KEY)
+        assert bytes(data) == payload, "input changed"
+
+
+def test_encode_frame_counts_bytes_not_items(impl: types.SimpleNamespace) -> None:
+    words = array.array("I", range(50))  # 200 bytes, 50 items
+    raw = words.tobytes()
+    assert impl.encode_frame(0x82, words) == spec_header(0x82, 200, None) + raw
+    assert impl.encode_frame(0x82, words, KEY) == spec_header(0x82, 200, KEY) + naive_mask(raw, KEY)
+    strided = memoryview(DATA)[::3]  # not contiguous: copied first, same frame
+    assert impl.encode_frame(0x82, strided) == spec_header(0x82, len(DATA[::3]), None) + DATA[::3]
+
+
+@pytest.mark.parametrize(("first", "key"), [(300, None), (0x82, b"12345")])
+def test_encode_frame_rejects_bad_arguments(
+    impl: types.SimpleNamespace, first: int, key: bytes | None
+) -> None:
+    with pytest.raises(ValueError):
+        impl.encode_frame(first, b"data", key)
+
+
+def test_encode_frame_rejects_non_buffers(impl: types.SimpleNamespace) -> None:
+    with pytest.raises(TypeError):
+        impl.encode_frame(0x81, "text is encoded by the caller")
+
+
 # ---- the compiled build and its levels --------------------------------------------
 
 

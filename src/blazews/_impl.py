@@ -16,6 +16,8 @@ __all__ = [
     "Utf8Validator",
     "apply_mask",
     "cpu_features",
+    "encode_frame",
+    "frame_header",
     "mask_bytes",
     "simd_level",
     "validate_utf8",
@@ -29,6 +31,8 @@ def _no_extensions() -> bool:
 mask_bytes: Callable[..., None]
 apply_mask: Callable[[Any, Any], bytes]
 validate_utf8: Callable[[Any], bool]
+frame_header: Callable[..., bytes]
+encode_frame: Callable[..., bytes]
 Utf8Validator: Any
 IMPLEMENTATION: str
 
@@ -41,13 +45,22 @@ else:
         _native = None
 
 if _native is None:
-    from ._kernels_py import Utf8Validator, apply_mask, mask_bytes, validate_utf8
+    from ._kernels_py import (
+        Utf8Validator,
+        apply_mask,
+        encode_frame,
+        frame_header,
+        mask_bytes,
+        validate_utf8,
+    )
 
     IMPLEMENTATION = "python"
 else:
     mask_bytes = _native.mask_bytes
     apply_mask = _native.apply_mask
     validate_utf8 = _native.validate_utf8
+    frame_header = _native.frame_header
+    encode_frame = _native.encode_frame
     Utf8Validator = _native.Utf8Validator
     IMPLEMENTATION = "compiled"
 

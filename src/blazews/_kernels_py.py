@@ -1,4 +1,4 @@
-"""Pure-Python kernels: masking and UTF-8 validation.
+"""Pure-Python kernels: masking, frame serialization and UTF-8 validation.
 
 The reference and fallback for the C kernels in ``blazews._native``: every function
 here has a compiled twin with the same signature and behaviour, and the tests run
@@ -10,7 +10,14 @@ from __future__ import annotations
 import codecs
 from typing import Any
 
-__all__ = ["Utf8Validator", "apply_mask", "mask_bytes", "validate_utf8"]
+__all__ = [
+    "Utf8Validator",
+    "apply_mask",
+    "encode_frame",
+    "frame_header",
+    "mask_bytes",
+    "validate_utf8",
+]
 
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
@@ -70,6 +77,61 @@ def apply_mask(data: Any, key: Any) -> bytes:
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     return _xor(view, key, 0)
+
+
+def _check_first(first: int) -> int:
+    if not 0 <= first <= 0xFF:
+        raise ValueError(f"first header byte must be 0-255, got {first}")
+    return first
+
+
+def frame_header(first: int, length: int, key: Any = None) -> bytes:
+    """Return a frame header (RFC 6455 §5.2) with the minimal length encoding.
+
+    Args:
+        first: The first header byte: FIN, the RSV bits and the opcode.
+        length: The payload length, ``0 <= length < 2**63``.
+        key: The 4-byte masking key, appended after the length with the MASK bit
+            set; ``None`` for an unmasked frame.
+
+    Raises:
+        ValueError: ``first`` is not a byte, ``length`` is out of range, or ``key``
+            is not 4 bytes long.
+    """
+    _check_first(first)
+    if not 0 <= length < 1 << 63:
+        raise ValueError(f"payload length out of range: {length}")
+    mask_bit = 0 if key is None else 0x80
+    if length < 126:
+        header = bytes((first, mask_bit | length))
+    elif length < 65536:
+        header = bytes((first, mask_bit | 126)) + length.to_bytes(2, "big")
+    else:
+        header = bytes((first, mask_bit | 127)) + length.to_bytes(8, "big")
+    return header if key is None else header + _check_key(key)
+
+
+def encode_frame(first: int, data: Any, key: Any = None) -> bytes:
+    """Return a whole frame, header and payload, as one new ``bytes`` object.
+
+    Args:
+        first: The first header byte: FIN, the RSV bits and the opcode.
+        data: The payload, any bytes-like object (its bytes, whatever its format).
+        key: The 4-byte masking key: the payload is masked with it as it is copied
+            in; ``None`` for an unmasked (server) frame.
+
+    Raises:
+        ValueError: ``first`` is not a byte, or ``key`` is not 4 bytes long.
+    """
+    view = memoryview(data)
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())
+    elif view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    header = frame_header(first, view.nbytes, key)
+    if key is None:
+        return header + view
+    return header + _xor(view, _check_key(key), 0)
 
 
 def validate_utf8(data: Any) -> bool:

@@ -1,6 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: embedsignature=True
-"""Compiled kernels: masking and UTF-8 validation over the C kernels in ``kernel*.c``.
+"""Compiled kernels: masking, frame serialization and UTF-8 validation over the C
+kernels in ``kernel*.c``.
 
 The twin of ``blazews._kernels_py`` (same functions, same errors), plus what the C
 side knows: the SIMD level in use, the CPU features, the levels available.
@@ -13,7 +14,8 @@ a level that is unknown, not compiled or not supported makes the import fail wit
 
 import os
 
-from libc.stdint cimport uint8_t, uint32_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 
 from blazews import _kernels_py
 
@@ -22,6 +24,8 @@ __all__ = [
     "apply_mask",
     "available_levels",
     "cpu_features",
+    "encode_frame",
+    "frame_header",
     "mask_bytes",
     "simd_level",
     "validate_utf8",
@@ -147,6 +151,120 @@ def apply_mask(data, key):
         src = <const uint8_t *>view.buf
         n = <size_t>view.len
         if view.len >= NOGIL_MIN:
+            with nogil:
+                bws_mask(dst, src, n, kp, 0)
+        else:
+            bws_mask(dst, src, n, kp, 0)
+    finally:
+        PyBuffer_Release(&view)
+    return out
+
+
+cdef inline Py_ssize_t _put_header(uint8_t *p, int first, uint64_t n, const uint8_t *key):
+    """Write a header with the minimal length encoding at ``p``; return its length."""
+    cdef Py_ssize_t h
+    cdef int i
+    cdef uint8_t mask_bit = 0x80 if key != NULL else 0
+    p[0] = <uint8_t>first
+    if n < 126:
+        p[1] = mask_bit | <uint8_t>n
+        h = 2
+    elif n < 65536:
+        p[1] = mask_bit | 126
+        p[2] = <uint8_t>(n >> 8)
+        p[3] = <uint8_t>n
+        h = 4
+    else:
+        p[1] = mask_bit | 127
+        for i in range(8):
+            p[2 + i] = <uint8_t>(n >> (56 - 8 * i))
+        h = 10
+    if key != NULL:
+        memcpy(p + h, key, 4)
+        h += 4
+    return h
+
+
+cdef inline int _check_first(int first) except -1:
+    if first < 0 or first > 0xFF:
+        raise ValueError(f"first header byte must be 0-255, got {first}")
+    return 0
+
+
+def frame_header(int first, length, key=None):
+    """Return a frame header (RFC 6455 §5.2) with the minimal length encoding.
+
+    Args:
+        first: The first header byte: FIN, the RSV bits and the opcode.
+        length: The payload length, ``0 <= length < 2**63``.
+        key: The 4-byte masking key, appended after the length with the MASK bit
+            set; ``None`` for an unmasked frame.
+
+    Raises:
+        ValueError: ``first`` is not a byte, ``length`` is out of range, or ``key``
+            is not 4 bytes long.
+    """
+    cdef uint8_t tmp[14]
+    cdef const uint8_t *kp = NULL
+    cdef bytes k
+    cdef uint64_t n
+    _check_first(first)
+    if not 0 <= length < (1 << 63):
+        raise ValueError(f"payload length out of range: {length}")
+    n = <uint64_t>length
+    if key is not None:
+        k = _key(key)
+        kp = <const uint8_t *>PyBytes_AS_STRING(k)
+    return PyBytes_FromStringAndSize(<char *>tmp, _put_header(tmp, first, n, kp))
+
+
+def encode_frame(int first, data, key=None):
+    """Return a whole frame, header and payload, as one new ``bytes`` object.
+
+    The header is written straight into the frame's memory, and the payload copied
+    (or masked, with ``key``) after it: one allocation, no separate header object.
+
+    Args:
+        first: The first header byte: FIN, the RSV bits and the opcode.
+        data: The payload, any bytes-like object (its bytes, whatever its format).
+        key: The 4-byte masking key: the payload is masked with it as it is copied
+            in; ``None`` for an unmasked (server) frame.
+
+    Raises:
+        ValueError: ``first`` is not a byte, or ``key`` is not 4 bytes long.
+    """
+    cdef Py_buffer view
+    cdef const uint8_t *kp = NULL
+    cdef bytes k
+    cdef bytes out
+    cdef uint8_t *dst
+    cdef const uint8_t *src
+    cdef Py_ssize_t h
+    cdef size_t n
+    _check_first(first)
+    if key is not None:
+        k = _key(key)
+        kp = <const uint8_t *>PyBytes_AS_STRING(k)
+    if _get_buffer(data, &view, PyBUF_SIMPLE) < 0:
+        PyErr_Clear()  # not contiguous, say: the pure twin copes or raises
+        return _kernels_py.encode_frame(first, data, key)
+    try:
+        n = <size_t>view.len
+        h = 2 if n < 126 else 4 if n < 65536 else 10
+        if kp != NULL:
+            h += 4
+        out = PyBytes_FromStringAndSize(NULL, h + view.len)
+        dst = <uint8_t *>PyBytes_AS_STRING(out)
+        _put_header(dst, first, <uint64_t>n, kp)
+        dst += h
+        src = <const uint8_t *>view.buf
+        if kp == NULL:
+            if view.len >= NOGIL_MIN:
+                with nogil:
+                    memcpy(dst, src, n)
+            else:
+                memcpy(dst, src, n)
+        elif view.len >= NOGIL_MIN:
             with nogil:
                 bws_mask(dst, src, n, kp, 0)
         else:

@@ -3,8 +3,9 @@
 
 cimport cython
 
-cdef Py_ssize_t _SMALL
+cdef Py_ssize_t _SMALL, _COALESCE, _KEY_BATCH
 cdef int _COPY, _IN_PLACE, _BORROW
+cdef object _CONNECTING, _OPEN, _CLOSING, _CLOSED
 
 
 cdef class Message:
@@ -37,7 +38,8 @@ cdef class Protocol:
     cdef public bint _discard
     cdef public bint _want_eof
     cdef public bint _is_client
-    cdef public object _keys
+    cdef public bytes _key_batch
+    cdef public Py_ssize_t _key_pos
     cdef public int _rsv_allowed
     cdef public int _msg_opcode
     cdef public list _msg_chunks
@@ -47,6 +49,10 @@ cdef class Protocol:
 
     cpdef void _fail_with(self, object error)
 
+    @cython.locals(rsv=int)
+    cpdef void send_frame(self, int opcode, object data, bint fin=*, bint compress=*) except *
+
+    @cython.locals(n=Py_ssize_t, pos=Py_ssize_t)
     cpdef void _write_frame(self, int first, object data)
 
     @cython.locals(

@@ -1,13 +1,15 @@
-"""Frames of RFC 6455 §5: opcodes, close frames and frame-header encoding.
+"""Frames of RFC 6455 §5: opcodes, close codes and close frames.
 
-Reading frames is the job of :mod:`blazews.sansio.reader` (a parser that works on a
-buffer and an offset); this module holds what both directions share.
+Parsing frames is the job of the protocol core (:mod:`blazews.sansio.protocol`, a
+parser that works on a buffer and an offset); serializing them is a kernel
+(``frame_header`` / ``encode_frame`` in :mod:`blazews._impl`), so that the compiled
+build writes each header straight into the frame's memory; masking keys are drawn
+by the core too. This module holds what the rest share.
 """
 
 from __future__ import annotations
 
 import enum
-import os
 import struct
 from dataclasses import dataclass
 
@@ -18,10 +20,8 @@ __all__ = [
     "Close",
     "CloseCode",
     "Frame",
-    "MaskKeys",
     "MessageType",
     "Opcode",
-    "encode_header",
 ]
 
 
@@ -180,46 +180,3 @@ class Frame:
 
 
 _U16 = struct.Struct("!H")
-_H16 = struct.Struct("!BBH")
-_H64 = struct.Struct("!BBQ")
-
-
-def encode_header(first: int, length: int, masked: bool) -> bytes:
-    """Return a frame header with minimal length encoding.
-
-    Args:
-        first: The first header byte: FIN, RSV bits and opcode.
-        length: The payload length.
-        masked: Whether the MASK bit is set (the 4-byte key is not included).
-    """
-    mask_bit = 0x80 if masked else 0
-    if length < 126:
-        return bytes((first, mask_bit | length))
-    if length < 65536:
-        return _H16.pack(first, mask_bit | 126, length)
-    return _H64.pack(first, mask_bit | 127, length)
-
-
-class MaskKeys:
-    """Unpredictable masking keys from ``os.urandom``, fetched in batches.
-
-    RFC 6455 §5.3 requires keys a peer cannot predict; one ``os.urandom`` call per
-    frame costs a system call, so keys are drawn 256 at a time.
-    """
-
-    __slots__ = ("_batch", "_pos")
-
-    _BATCH = 256 * 4
-
-    def __init__(self) -> None:
-        self._batch = b""
-        self._pos = 0
-
-    def next(self) -> bytes:
-        """Return the next 4-byte key."""
-        pos = self._pos
-        if pos >= len(self._batch):
-            self._batch = os.urandom(self._BATCH)
-            pos = 0
-        self._pos = pos + 4
-        return self._batch[pos : pos + 4]
