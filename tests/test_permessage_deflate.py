@@ -7,6 +7,7 @@ so that a bug in the encoder cannot hide one in the decoder.
 
 from __future__ import annotations
 
+import gc
 import os
 import tracemalloc
 import zlib
@@ -414,6 +415,95 @@ def test_no_context_takeover_resets_and_holds_nothing_between_messages() -> None
         assert not sender.holds_compressor and not receiver.holds_decompressor
 
 
+# Fixed-Huffman distance codes (RFC 1951 3.2.5): distance -> (code, extra bits, extra value).
+DISTANCES = {512: (17, 7, 127), 4096: (23, 10, 1023), 4097: (24, 11, 0), 32768: (29, 13, 8191)}
+
+
+def match_at(distance: int) -> bytes:
+    """A message whose only content is a 3-byte match ``distance`` bytes back.
+
+    One fixed-Huffman block (length code 257, the distance code, end of block), then
+    the header of the empty stored block that a sync flush ends with, padded: the
+    receiver appends the 4-byte tail that completes it.
+    """
+    bits: list[int] = [0, 1, 0]  # BFINAL 0, BTYPE 01 (LSB first)
+    code, extra_bits, extra = DISTANCES[distance]
+    bits += [0, 0, 0, 0, 0, 0, 1]  # symbol 257 (length 3), 7-bit code 0000001, MSB first
+    bits += [(code >> i) & 1 for i in range(4, -1, -1)]  # 5-bit distance code, MSB first
+    bits += [(extra >> i) & 1 for i in range(extra_bits)]  # extra bits, LSB first
+    bits += [0] * 7  # symbol 256, end of block
+    bits += [0, 0, 0]  # the empty stored block's header: BFINAL 0, BTYPE 00
+    bits += [0] * (-len(bits) % 8)
+    return bytes(
+        sum(bit << i for i, bit in enumerate(bits[n : n + 8])) for n in range(0, len(bits), 8)
+    )
+
+
+@pytest.mark.parametrize("wbits", [9, 12, 15])
+@pytest.mark.parametrize("backend", available_backends())
+def test_parked_inflater_reaches_exactly_one_window_back(wbits: int, backend: str) -> None:
+    window = 1 << wbits
+    first = os.urandom(window)
+    stored = zlib.compressobj(0, zlib.DEFLATED, -wbits)
+    data = (stored.compress(first) + stored.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    receiver = ext(remote_max_window_bits=wbits, backend=backend)
+    assert receiver.decode(BINARY, True, 0x40, data, None) == first
+    assert not receiver.holds_decompressor and receiver.idle_bytes == window
+    assert receiver.decode(BINARY, True, 0x40, match_at(window), None) == first[:3]
+    if wbits == 12 and backend == "zlib":
+        # One byte further is outside the window the peer may use: invalid data.
+        receiver = ext(remote_max_window_bits=12, backend=backend)
+        receiver.decode(BINARY, True, 0x40, data, None)
+        with pytest.raises(ProtocolError) as info:
+            receiver.decode(BINARY, True, 0x40, match_at(4097), None)
+        assert info.value.close_code == 1007
+
+
+@pytest.mark.parametrize("backend", available_backends())
+def test_parked_window_spans_fragments_and_messages(backend: str) -> None:
+    # The peer (stdlib zlib, one stream with context takeover) sends a message in
+    # small fragments, then messages that repeat what lies up to a window back.
+    c = zlib.compressobj(6, zlib.DEFLATED, -12)
+    receiver = ext(remote_max_window_bits=12, backend=backend)
+    pieces = [os.urandom(700) for _ in range(8)]
+    for i, piece in enumerate(pieces):
+        data = c.compress(piece) + c.flush(zlib.Z_SYNC_FLUSH)
+        fin = i == len(pieces) - 1
+        out = receiver.decode(
+            BINARY if i == 0 else CONT, fin, 0 if i else 0x40, data[:-4] if fin else data, None
+        )
+        assert out == piece
+        assert receiver.holds_decompressor == (not fin)
+    assert receiver.idle_bytes == 4096  # the last 4 KiB of a 5,600-byte message
+    tail = b"".join(pieces)[-3800:]  # in the fragmented message's last window
+    mixed = tail[:1000] + b"x" * 10 + tail[-1000:]
+    for message in (tail, mixed, b"y" * 3, mixed):
+        data = (c.compress(message) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        assert receiver.decode(BINARY, True, 0x40, data, None) == message
+        assert not receiver.holds_decompressor and receiver.idle_bytes == 4096
+        assert len(data) < 100  # found in the window the receiver kept
+
+
+def test_history_is_kept_only_with_the_peers_context_takeover() -> None:
+    sender, receiver = pair(wbits=12, no_context_takeover=True)
+    for _ in range(3):
+        receiver.decode(BINARY, True, *sender.encode(BINARY, True, JSON * 30), None)
+        assert receiver.idle_bytes == 0 and not receiver.holds_decompressor
+    sender, receiver = pair(wbits=12)
+    for _ in range(3):
+        receiver.decode(BINARY, True, *sender.encode(BINARY, True, JSON * 30), None)
+        assert receiver.idle_bytes == 4096 and not receiver.holds_decompressor
+
+
+def test_keep_tail() -> None:
+    keep = streams.keep_tail
+    assert keep(b"", b"", 4) == b""
+    assert keep(b"ab", b"cd", 4) == b"abcd"
+    assert keep(b"abc", b"de", 4) == b"bcde"
+    assert keep(b"abc", b"defgh", 4) == b"efgh"
+    assert keep(b"", b"abcd", 4) == b"abcd"
+
+
 def test_streams_are_created_lazily() -> None:
     sender, receiver = pair(threshold=128)
     assert not sender.holds_compressor and not receiver.holds_decompressor
@@ -641,7 +731,12 @@ def test_compress_in_threads() -> None:
 def test_backend_choice() -> None:
     assert available_backends()[-1] == "zlib"
     assert ext().backend == "zlib"
-    assert PerMessageDeflate(backend="auto").backend == available_backends()[0]
+    auto = PerMessageDeflate(backend="auto")
+    assert auto.backend == available_backends()[0]
+    assert auto.inflate_backend == ("zlib-ng" if "zlib-ng" in available_backends() else "zlib")
+    assert ext().inflate_backend == "zlib"
+    if "isal" in available_backends():  # named: both ways
+        assert PerMessageDeflate(backend="isal").inflate_backend == "isal"
     with pytest.raises(ValueError):
         PerMessageDeflate(backend="lz4")
 
@@ -664,13 +759,47 @@ def test_backends_interoperate(compressing: str, inflating: str, no_context_take
         assert receiver.decode(CONT, True, rsv, data, None) == JSON
 
 
-def test_memory_of_the_default_streams() -> None:
-    # Server defaults (window 12, memLevel 5) with stdlib zlib: about 38 + 11 KiB.
-    sender, receiver = ext(local_max_window_bits=12), ext(remote_max_window_bits=12)
-    held, _ = traced(
-        lambda: receiver.decode(TEXT, True, *sender.encode(TEXT, True, JSON * 20), None)
+def idle_deflate_bytes(count: int, **policy: Any) -> float:
+    """Bytes of deflate state per idle server connection.
+
+    ``count`` server connections answer the browsers' offer with ``policy``, receive
+    and send one compressed 4 KiB message, and are dropped but for their negotiated
+    extension: what those extensions hold, per connection. Pooled compressors are
+    shared (at most ``POOL_SIZE`` per configuration) and filled beforehand.
+    """
+    message = JSON * 14  # about 4 KiB
+    c = zlib.compressobj(1, zlib.DEFLATED, -12)
+    wire = frame(
+        BINARY, (c.compress(message) + c.flush(zlib.Z_SYNC_FLUSH))[:-4], rsv=0x40, mask=True
     )
-    assert held < 64 * 1024
+
+    def connect() -> PerMessageDeflate:
+        server, _ = server_negotiate("permessage-deflate; client_max_window_bits", **policy)
+        server.receive_data(wire)
+        assert describe(server.events_received()) == [("message", BINARY, message)]
+        server.send_binary(message)
+        (sent,) = parse_frames(b"".join(server.data_to_send()))
+        assert sent.rsv == 0x40
+        (extension,) = server.extensions
+        assert isinstance(extension, PerMessageDeflate)
+        return extension
+
+    connect()  # warm-up: the pool's compressor, caches
+    held: list[PerMessageDeflate] = []
+    size, _ = traced(lambda: (held.extend(connect() for _ in range(count)), gc.collect()))
+    return size / count
+
+
+def test_what_an_idle_compressed_connection_holds() -> None:
+    # The default policy: our compressor is pooled, the client's last 4 KiB are kept.
+    per_connection = idle_deflate_bytes(40)
+    assert 4096 <= per_connection < 5 * 1024
+    # Context takeover both ways: a stdlib zlib compressor (12 bits, memLevel 5) too.
+    per_connection = idle_deflate_bytes(40, server_no_context_takeover=False)
+    assert 38 * 1024 <= per_connection < 44 * 1024
+    # The client without context takeover: nothing but the extension object.
+    per_connection = idle_deflate_bytes(40, client_no_context_takeover=True)
+    assert per_connection < 512
 
 
 # -- through the protocol core ------------------------------------------------------
@@ -792,14 +921,29 @@ async def test_websockets_client_against_blazews_server(offers: Any) -> None:
     async with blazews.serve(echo, "127.0.0.1", 0) as server:
         url = f"ws://127.0.0.1:{server.port}/"
         async with websockets.asyncio.client.connect(url, max_size=None, **kwargs) as client:
-            assert "permessage-deflate" in client.response.headers["Sec-WebSocket-Extensions"]
+            header = client.response.headers["Sec-WebSocket-Extensions"]
+            assert "permessage-deflate" in header
+            if offers is None:  # websockets' default offer is the browsers'
+                assert header == (
+                    "permessage-deflate; server_no_context_takeover; "
+                    "server_max_window_bits=12; client_max_window_bits=12"
+                )
+                (theirs,) = client.protocol.extensions
+                assert isinstance(theirs, wspmd.PerMessageDeflate)
+                assert theirs.remote_no_context_takeover
+                assert not theirs.local_no_context_takeover
             for message in MESSAGES:
                 await client.send(message)
                 assert await client.recv() == message
             await client.send(["frag", "mented ", JSON.decode()])
             assert await client.recv() == "fragmented " + JSON.decode()
             (conn,) = server.connections
-            assert negotiated(conn) is not None
+            ours = negotiated(conn)
+            assert ours is not None
+            if offers is None:
+                # Idle: no compressor (pooled), the client's last 4 KiB, no inflater.
+                assert not ours.holds_compressor and not ours.holds_decompressor
+                assert ours.idle_bytes == 4096
 
 
 WS_SERVER_POLICIES = [  # None: websockets' default policy

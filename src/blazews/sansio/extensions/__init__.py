@@ -30,6 +30,8 @@ class Extension:
             (``0x40`` for RSV1). Frames with other reserved bits fail with 1002.
     """
 
+    __slots__ = ()
+
     name: str = ""
     rsv_bits: int = 0
 

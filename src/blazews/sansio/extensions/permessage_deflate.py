@@ -26,31 +26,50 @@ Window bits 8
     256-byte window, checked); we still inflate with at least 9 bits, because zlib-based
     peers compress with 9 when 8 is negotiated, and that costs 256 bytes.
 
-Memory (tracemalloc, stdlib zlib 1.2.13; RSS after one 4 KiB message in parentheses)
-    - deflate: window 15, memLevel 8: 262 KiB (103 KiB); window 12, memLevel 5 (the
-      defaults): 38 KiB (37 KiB); window 10, memLevel 3: 14 KiB.
-    - inflate: window 15: 39 KiB (16 KiB); window 12: 11 KiB; window 9: 8 KiB.
-    - zlib-ng allocates more whatever the window (deflate 160 KiB at 12/5, inflate
-      41 KiB); ISA-L deflate 229 KiB, inflate 85 KiB. ``backend="zlib"`` (or
-      ``BLAZEWS_DEFLATE_BACKEND=zlib``) is the choice where memory beats CPU.
-    The server factory announces ``server_max_window_bits=12`` and, when the client
-    supports it (browsers do), ``client_max_window_bits=12``: with context takeover a
-    server connection that has exchanged compressed messages holds about 49 KiB of zlib
-    state (38 + 11). On JSON and HTML a 12-bit window compresses within 10-20% of a
-    15-bit one at level 1. Streams are created lazily, on the first compressed message
-    in their direction. With no context takeover a connection holds no stream between
-    messages: compressors come from a shared, bounded, thread-safe pool (each message
-    ends with a full flush, which forgets the history, so the compressor can serve any
-    connection next) and inflaters are created per message (about 0.1 us more than
-    reusing one: Python's zlib cannot reset an inflater, and one reused across
-    connections would let a peer read others' messages through back-references).
+Defaults and what a connection holds
+    The server factory answers the browsers' offer (``permessage-deflate;
+    client_max_window_bits``, also websockets' default) with ``permessage-deflate;
+    server_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12``;
+    level 1, memLevel 5. Streams are created lazily, on the first compressed message in
+    their direction, and between messages a connection holds:
 
-CPU
+    - no compressor without context takeover in its direction (the server's default):
+      compressors come from a shared, bounded, thread-safe pool (each message ends
+      with a full flush, which forgets the history, so the compressor can serve any
+      connection next);
+    - a compressor with context takeover (the client's default): 38 KiB with stdlib
+      zlib at 12 bits and memLevel 5 (262 KiB at 15 and 8), 160 KiB with zlib-ng,
+      229 KiB with ISA-L;
+    - no inflater: with the peer's context takeover, only the peer's last window of
+      output (up to 4 KiB at 12 bits, 32 KiB at 15), from which the next message's
+      inflater starts as its dictionary (about 0.2 us); without it, nothing. A live
+      inflater would hold its window plus about 7 KiB with zlib (44 KiB with zlib-ng,
+      90 KiB with ISA-L). Inflaters are not pooled: a new one costs about 0.1 us, and
+      Python's zlib cannot reset one, so a reused inflater would let a peer read
+      other connections' messages through back-references.
+
+    So an idle server connection with the default policy, after one 4 KiB message
+    each way, holds 4.4 KiB of deflate state (tracemalloc; 4-7 KiB of RSS, whatever
+    the backend); with context takeover both ways, 42 KiB with stdlib zlib (RSS 43),
+    165 KiB with zlib-ng (RSS 162). websockets' defaults (the same windows, context
+    takeover) hold 49 KiB (RSS 52); with ``server_no_context_takeover``, 11 KiB (RSS 12).
+    The price of ``server_no_context_takeover`` is the ratio of what the server sends:
+    each message is compressed on its own, which costs little from about 8 KiB up
+    (JSON, stdlib zlib level 1: 7.3x instead of 7.9x at 16 KiB) and much on small
+    messages (3.2x instead of 6.3x at 1 KiB). On JSON and HTML a 12-bit window
+    compresses within 10-20% of a 15-bit one at level 1.
+
+CPU and backends
     The default level is 1: on JSON and HTML, level 6 costs about twice the CPU for
-    output 15-20% smaller. The fastest installed backend is used: zlib-ng, then ISA-L
-    (``isal``), then the standard library's zlib; all produce the same wire format.
-    ``BLAZEWS_DEFLATE_BACKEND`` (``zlib``, ``zlib-ng``, ``isal``, ``auto``) or the
-    factories' ``backend`` argument chooses one.
+    output 15-20% smaller. ``auto`` (the default backend) compresses with the fastest
+    installed: ISA-L (``isal``; 16 KiB of JSON in 13 us), then zlib-ng (22 us, and a
+    worse ratio at level 1: 5.5x against 7.8x), then stdlib zlib (30 us); it inflates
+    with zlib-ng (16 KiB in 10 us), else zlib (13 us). All produce and accept the same
+    wire format. ``BLAZEWS_DEFLATE_BACKEND`` (``zlib``, ``zlib-ng``, ``isal``,
+    ``auto``) or the factories' ``backend`` argument names one backend for both
+    directions; a compressor held per connection (context takeover) is 4-6 times
+    larger with ISA-L or zlib-ng than with ``zlib``, the choice where such
+    connections are many.
 
 Compressing off the event loop
     :meth:`PerMessageDeflate.compress` compresses a whole message and returns a
@@ -99,7 +118,12 @@ DEFAULT_MEMORY_LEVEL = 5
 """zlib ``memLevel`` of compressors (1-9): 5 costs 16 KiB of hash tables, 8 costs 128 KiB."""
 
 DEFAULT_WINDOW_BITS = 12
-"""Window bits the server factory asks for in both directions (a 4 KiB window)."""
+"""Window bits the server factory asks for in both directions (a 4 KiB window).
+
+A stdlib zlib compressor costs 38 KiB at 12 bits (memLevel 5), 262 KiB at 15 (memLevel
+8); between messages we keep at most one window of the peer's output (4 KiB at 12
+bits, 32 KiB at 15) where it uses context takeover.
+"""
 
 DEFAULT_COMPRESS_THRESHOLD = 128
 """Messages sent in one frame below this many bytes go uncompressed.
@@ -162,7 +186,8 @@ class PerMessageDeflate(Extension):
 
     Args:
         remote_no_context_takeover: The peer resets its compressor after each message,
-            so our inflater is dropped after each message.
+            so we keep nothing of its messages (else we keep its last window of
+            output, up to ``2**remote_max_window_bits`` bytes, between messages).
         local_no_context_takeover: We must not use context takeover: our compressor
             comes from the shared pool for each message and goes back after it.
         remote_max_window_bits: The largest window the peer may compress with (8-15).
@@ -173,9 +198,34 @@ class PerMessageDeflate(Extension):
         compress_threshold: Single-frame messages below this size go uncompressed.
         skip_incompressible: Send a single-frame message as it is when deflate would
             not shrink it and that costs nothing (see :meth:`_compress_message`).
-        backend: ``"zlib"``, ``"zlib-ng"``, ``"isal"``, ``"auto"``, or ``None`` for
-            ``BLAZEWS_DEFLATE_BACKEND`` (default ``auto``: the fastest installed).
+        backend: ``"zlib"``, ``"zlib-ng"``, ``"isal"`` (both directions), ``"auto"``
+            (the fastest installed for each direction: ISA-L, zlib-ng, zlib to
+            compress; zlib-ng, zlib to inflate), or ``None`` for
+            ``BLAZEWS_DEFLATE_BACKEND`` (default ``auto``).
     """
+
+    __slots__ = (
+        "remote_no_context_takeover",
+        "local_no_context_takeover",
+        "remote_max_window_bits",
+        "local_max_window_bits",
+        "compress_threshold",
+        "skip_incompressible",
+        "_backend",
+        "_inflate_backend",
+        "_inflate_wbits",
+        "_can_compress",
+        "_key",
+        "_deflate_state",
+        "_copy_min",
+        "_compressor",
+        "_decompressor",
+        "_history",
+        "_history_size",
+        "_in_compressed",
+        "_in_fed",
+        "_out_compressed",
+    )
 
     name = NAME
     rsv_bits = _RSV1
@@ -203,7 +253,7 @@ class PerMessageDeflate(Extension):
         self.compress_threshold = compress_threshold
         self.skip_incompressible = skip_incompressible
         self._backend = get_backend(backend)
-        self._error = self._backend.error
+        self._inflate_backend = get_backend(backend, inflate=True)
         self._inflate_wbits = max(9, remote_max_window_bits)
         self._can_compress = local_max_window_bits >= 9
         self._key: PoolKey = (
@@ -230,13 +280,18 @@ class PerMessageDeflate(Extension):
             f"local_no_context_takeover={self.local_no_context_takeover}, "
             f"remote_max_window_bits={self.remote_max_window_bits}, "
             f"local_max_window_bits={self.local_max_window_bits}, "
-            f"backend={self._backend.name!r})"
+            f"backend={self._backend.name!r}, inflate_backend={self._inflate_backend.name!r})"
         )
 
     @property
     def backend(self) -> str:
-        """The deflate backend in use: ``"zlib"``, ``"zlib-ng"`` or ``"isal"``."""
+        """The backend that compresses: ``"zlib"``, ``"zlib-ng"`` or ``"isal"``."""
         return self._backend.name
+
+    @property
+    def inflate_backend(self) -> str:
+        """The backend that inflates (``auto`` picks zlib-ng, else zlib)."""
+        return self._inflate_backend.name
 
     @property
     def holds_compressor(self) -> bool:
@@ -293,7 +348,7 @@ class PerMessageDeflate(Extension):
     def _inflate(self, payload: bytes, fin: bool, max_size: int | None) -> bytes:
         inflater = self._decompressor
         if inflater is None:
-            inflater = self._backend.decompressor(self._inflate_wbits, self._history)
+            inflater = self._inflate_backend.decompressor(self._inflate_wbits, self._history)
             self._decompressor = inflater
         self._in_fed = True
         try:
@@ -316,7 +371,7 @@ class PerMessageDeflate(Extension):
                             raise MessageTooBig(
                                 f"message inflates past max_message_size ({max_size} bytes left)"
                             )
-        except self._error as exc:
+        except self._inflate_backend.error as exc:
             self._decompressor = None
             raise ProtocolError(f"invalid compressed data: {exc}", 1007) from None
         if inflater.eof:
@@ -508,9 +563,9 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
     client_max_window_bits``) with ``permessage-deflate; server_no_context_takeover;
     server_max_window_bits=12; client_max_window_bits=12``: 4 KiB windows both ways,
     our compressor borrowed from a shared pool for each message, the client's context
-    kept as its last 4 KiB of output. An idle connection then holds about 4 KiB of
-    deflate state instead of about 50 KiB (stdlib zlib; 200 KiB with zlib-ng) with
-    context takeover both ways. The price is the ratio of what we send: each message
+    kept as its last 4 KiB of output. An idle connection then holds about 4.4 KiB of
+    deflate state, against 42 KiB (stdlib zlib; 165 KiB with zlib-ng) with context
+    takeover both ways. The price is the ratio of what we send: each message
     is compressed on its own, which costs little from about 8 KiB up (7.3x instead of
     7.9x on 16 KiB JSON) and much on small messages (3.2x instead of 6.3x on 1 KiB).
     Pass ``server_no_context_takeover=False`` where the bandwidth of small messages
