@@ -9,6 +9,15 @@ client cycles through :data:`ECHO_MESSAGES` different ones: with context takeove
 a 32 KiB window, a message sent again and again would be found whole in the window and
 shrink to almost nothing, which no real stream does.
 
+Settings. Each library runs with its own defaults unless ``BENCH_DEFLATE_SETTINGS``
+says ``blazews``: then websockets runs with blazews' default settings (see
+:func:`websockets_extensions`), so that a row compares the implementations rather
+than their defaults. The defaults differ in two ways that matter: websockets
+compresses at zlib's default level (6) where blazews uses 1, and it keeps its
+compressor per connection (context takeover) where blazews' server answers with
+``server_no_context_takeover`` and pools its compressor. Both ask for 12-bit windows
+both ways and use memLevel 5.
+
 The holder speaks permessage-deflate itself (stdlib ``zlib``, no WebSocket library):
 it makes the offer browsers make, ``permessage-deflate; client_max_window_bits``, so
 each server answers the same offer with its own policy; it compresses what it sends
@@ -19,22 +28,28 @@ compressed and inflates to the message sent.
 from __future__ import annotations
 
 import json
+import os
 import random
 import socket
 import zlib
+from typing import Any
 
 __all__ = [
     "ECHO_MESSAGES",
     "MEMORY_SEED",
     "OFFER",
+    "SETTINGS_ENV",
     "compressed_frame",
     "echo_messages",
     "json_message",
     "parse_extensions",
     "read_compressed",
+    "websockets_extensions",
+    "window_bits",
 ]
 
 OFFER = "permessage-deflate; client_max_window_bits"
+SETTINGS_ENV = "BENCH_DEFLATE_SETTINGS"  # "" (each library's defaults) or "blazews"
 ECHO_MESSAGES = 8  # distinct messages the compressed echo cycles through (seeds 0-7)
 MEMORY_SEED = 100  # the idle connections' message: shares no records with the others
 _TAIL = b"\x00\x00\xff\xff"
@@ -77,6 +92,32 @@ def echo_messages(size: int) -> list[bytes]:
     return [json_message(size, seed) for seed in range(ECHO_MESSAGES)]
 
 
+def websockets_extensions(*, client: bool) -> dict[str, Any]:
+    """Keyword arguments for websockets' ``serve``/``connect`` with compression on.
+
+    Its own defaults (``compression="deflate"``: level 6, memLevel 5, 12-bit windows,
+    context takeover both ways), unless ``BENCH_DEFLATE_SETTINGS=blazews``: then
+    blazews' defaults, level 1, memLevel 5, 12-bit windows, and the server without
+    context takeover for what it sends (the client offers what browsers offer).
+    """
+    if os.environ.get(SETTINGS_ENV, "") != "blazews":
+        return {"compression": "deflate"}
+    from websockets.extensions import permessage_deflate as wspmd
+
+    settings = {"level": 1, "memLevel": 5}
+    factory: Any
+    if client:
+        factory = wspmd.ClientPerMessageDeflateFactory(compress_settings=settings)
+    else:
+        factory = wspmd.ServerPerMessageDeflateFactory(
+            server_no_context_takeover=True,
+            server_max_window_bits=12,
+            client_max_window_bits=12,
+            compress_settings=settings,
+        )
+    return {"compression": None, "extensions": [factory]}
+
+
 def parse_extensions(header: str) -> dict[str, str | None]:
     """The parameters of a ``permessage-deflate`` response header (``{}`` if absent)."""
     for ext in header.split(","):
@@ -88,6 +129,16 @@ def parse_extensions(header: str) -> dict[str, str | None]:
                 found[key.strip()] = value.strip().strip('"') if eq else None
             return found
     return {}
+
+
+def window_bits(header: str) -> tuple[int, int]:
+    """The (server, client) window bits a ``permessage-deflate`` response settles on
+    (15 where it sets no limit): what "the same window settings" compares."""
+    params = parse_extensions(header)
+    return (
+        int(params.get("server_max_window_bits") or 15),
+        int(params.get("client_max_window_bits") or 15),
+    )
 
 
 def compressed_frame(payload: bytes, compressor: zlib._Compress) -> bytes:
