@@ -703,3 +703,36 @@ def test_chunked_response_any_split_same_result(cuts: list[int]) -> None:
         else:
             leftover += piece
     assert (result, leftover) == expected
+
+
+def test_headers_index_dropped_then_rebuilt_after_changes() -> None:
+    headers = Headers([("Host", "a"), ("X-Two", "1"), ("x-two", "2")])
+    assert headers.get_all("X-TWO") == ["1", "2"]
+    headers._drop_index()
+    headers.add("Upgrade", "websocket")  # while dropped: the rebuild must see it
+    assert headers["upgrade"] == "websocket"
+    headers._drop_index()
+    headers["x-two"] = "3"
+    assert headers.items() == [("Host", "a"), ("x-two", "3"), ("Upgrade", "websocket")]
+    headers._drop_index()
+    del headers["HOST"]
+    assert "host" not in headers and len(headers) == 2
+    assert list(headers) == ["x-two", "Upgrade"]
+    headers._drop_index()
+    assert headers == Headers({"X-Two": "3", "upgrade": "websocket"})
+
+
+def test_parsed_header_names_and_short_values_are_shared() -> None:
+    def parse() -> Headers:
+        parser = RequestParser()
+        request = parser.feed(
+            b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        assert request is not None
+        return request.headers
+
+    a, b = parse().items(), parse().items()
+    assert a == b
+    assert a[1][0] is b[1][0] and a[1][1] is b[1][1]  # one "Upgrade", one "websocket"
+    assert a[2][1] is not b[2][1]  # keys are unique: never interned

@@ -504,3 +504,76 @@ async def test_keepalive_and_the_idle_connection(echo_listener_server: blazews.S
         internal = only_connection(server)
         assert internal._rbuf is None  # idle: no receive buffer held
         writer.close()
+
+
+async def _wait_open(server: blazews.Server) -> Any:
+    for _ in range(200):
+        if server.connections:
+            conn = only_connection(server)
+            if conn.protocol.state is blazews.State.OPEN:
+                return conn
+        await asyncio.sleep(0.005)
+    raise AssertionError("no open connection")
+
+
+async def test_an_idle_listener_connection_holds_no_task_queue_or_parser() -> None:
+    async with blazews.serve_listener(Echo, "127.0.0.1", 0, ping_interval=None) as server:
+        reader, writer = await raw_client(server.port)
+        conn = await _wait_open(server)
+        writer.write(masked(BINARY, b"hello"))
+        (echo,) = parse_frames(await asyncio.wait_for(reader.readexactly(7), 5))
+        assert (echo.opcode, echo.payload) == (BINARY, b"hello")
+        await asyncio.sleep(0.05)
+        assert conn._task is None  # no handler task: the callbacks do the work
+        assert conn._queue == [] and conn._rbuf is None
+        assert conn.protocol._parser is None  # the request parser went with the handshake
+        assert conn.request.headers._index is None  # the lookup index too...
+        assert conn.request.headers["upgrade"] == "websocket"  # ...rebuilt on demand
+        assert not hasattr(conn, "__dict__") or conn.__dict__ == {}
+        writer.close()
+        for _ in range(200):
+            if not server.connections:
+                break
+            await asyncio.sleep(0.005)
+        assert not server.connections  # forgotten once closed, with no task to do it
+
+
+async def test_a_coroutine_connection_keeps_one_task_and_accepts_user_attributes() -> None:
+    seen: list[Any] = []
+
+    async def handler(conn: Any) -> None:
+        conn.user = "alice"  # applications hang their own state on connections
+        seen.append(conn)
+        async for message in conn:
+            await conn.send(message)
+
+    async with blazews.serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+        async with blazews.connect(url(server)) as client:
+            await client.send(b"x")
+            assert await client.recv() == b"x"
+            (conn,) = seen
+            assert conn.user == "alice"
+            assert conn._task is not None and not conn._task.done()  # the handler's
+            assert conn._queue == []
+            assert conn.request.headers._index is None
+    assert conn._task.done()
+    assert not server.connections
+
+
+async def test_hooks_run_in_a_task_that_ends_with_the_handshake() -> None:
+    calls: list[str] = []
+
+    async def process_request(conn: Any, request: Any) -> None:
+        await asyncio.sleep(0)
+        calls.append(request.path)
+
+    async with blazews.serve_listener(
+        Echo, "127.0.0.1", 0, ping_interval=None, process_request=process_request
+    ) as server:
+        async with blazews.connect(url(server) + "hooked") as client:
+            await client.send(b"y")
+            assert await client.recv() == b"y"
+            conn = only_connection(server)
+            assert calls == ["/hooked"]
+            assert conn._task is None  # the hook's task is over; no handler task
+    assert not server.connections

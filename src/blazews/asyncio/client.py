@@ -21,6 +21,8 @@ __all__ = ["ClientConnection", "connect"]
 class ClientConnection(Connection):
     """The client end of a connection; see :class:`Connection` for its API."""
 
+    __slots__ = ("_handshake_done",)
+
     protocol: ClientProtocol
 
     def __init__(self, protocol: ClientProtocol, **kwargs: Any) -> None:

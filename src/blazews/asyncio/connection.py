@@ -22,7 +22,6 @@ above its high-water mark.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
 import threading
@@ -122,7 +121,45 @@ class Connection(asyncio.BufferedProtocol):
         request: The opening handshake request.
         response: The opening handshake response.
         latency: The round-trip time of the last answered ping, in seconds (0 before).
+
+    A connection is built with ``__slots__`` (its attributes cost no per-instance
+    dictionary, ~1.4 KiB saved on every idle connection); your own attributes still
+    work (``conn.user = ...``): a dictionary is made for them on first use.
     """
+
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_close_timer",
+        "_closed",
+        "_drain_waiters",
+        "_into",
+        "_into_result",
+        "_keepalive_task",
+        "_pings",
+        "_qhead",
+        "_queue",
+        "_rbuf",
+        "_reading_paused",
+        "_recv_waiter",
+        "_release_pending",
+        "_rend",
+        "_rstart",
+        "_rtail",
+        "_rview",
+        "_writing_paused",
+        "close_timeout",
+        "latency",
+        "loop",
+        "max_queue",
+        "ping_interval",
+        "ping_timeout",
+        "protocol",
+        "request",
+        "response",
+        "transport",
+        "write_limit",
+    )
 
     def __init__(
         self,
@@ -147,7 +184,11 @@ class Connection(asyncio.BufferedProtocol):
         self.latency = 0.0
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
-        self._queue: collections.deque[Message] = collections.deque()
+        # Received messages not read yet: _queue[_qhead:]. A list emptied (cleared)
+        # whenever it is read to the end: an idle connection holds an empty list
+        # (56 B), where a deque always holds a 64-slot block (~600 B).
+        self._queue: list[Message] = []
+        self._qhead = 0
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._writing_paused = False
@@ -360,7 +401,7 @@ class Connection(asyncio.BufferedProtocol):
                 self._other_event(event)
         if queued:
             self._wake_reader()
-            if len(queue) >= self.max_queue and not self._reading_paused:
+            if len(queue) - self._qhead >= self.max_queue and not self._reading_paused:
                 self._reading_paused = True
                 if self.transport is not None:
                     self.transport.pause_reading()
@@ -430,9 +471,31 @@ class Connection(asyncio.BufferedProtocol):
             finally:
                 self._recv_waiter = None
 
+    def _take(self) -> Message:
+        """Remove and return the oldest queued message (there is one)."""
+        queue = self._queue
+        head = self._qhead
+        message = queue[head]
+        head += 1
+        if head == len(queue):
+            queue.clear()  # frees the list's array: nothing held while idle
+            head = 0
+        self._qhead = head
+        if self._reading_paused:
+            self._resume_reading()
+        return message
+
+    def _unread(self, message: Message) -> None:
+        """Put ``message`` back at the head of the queue."""
+        if self._qhead:
+            self._qhead -= 1
+            self._queue[self._qhead] = message
+        else:
+            self._queue.insert(0, message)
+
     def _resume_reading(self) -> None:
         """Resume reading once the queue has drained to a quarter of ``max_queue``."""
-        if len(self._queue) <= self.max_queue // 4:
+        if len(self._queue) - self._qhead <= self.max_queue // 4:
             self._reading_paused = False
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.resume_reading()
@@ -448,9 +511,7 @@ class Connection(asyncio.BufferedProtocol):
         queue = self._queue
         if not queue:
             await self._wait()
-        message = queue.popleft()
-        if self._reading_paused:
-            self._resume_reading()
+        message = self._take()
         if message.type == 1:
             return message.data.decode()
         return message.data
@@ -460,9 +521,7 @@ class Connection(asyncio.BufferedProtocol):
         queue = self._queue
         if not queue:
             await self._wait()
-        message = queue.popleft()
-        if self._reading_paused:
-            self._resume_reading()
+        message = self._take()
         return _TYPES[message.type], message.data  # type: ignore[return-value]
 
     async def read_message_into(self, buf: Any) -> tuple[MessageType, int]:
@@ -487,7 +546,7 @@ class Connection(asyncio.BufferedProtocol):
             result = await self._wait_into(_writable_view(buf))
             if result is not None:
                 return result
-        message = queue[0]
+        message = queue[self._qhead]
         data = message.data
         n = len(data)
         if type(buf) is bytearray:  # the common case, without making a view
@@ -499,9 +558,7 @@ class Connection(asyncio.BufferedProtocol):
             if n > len(view):
                 raise BufferTooSmall(n, len(view))
             view[:n] = data
-        queue.popleft()
-        if self._reading_paused:
-            self._resume_reading()
+        self._take()
         return _TYPES[message.type], n  # type: ignore[return-value]
 
     async def _wait_into(self, view: memoryview) -> tuple[MessageType, int] | None:
@@ -525,7 +582,7 @@ class Connection(asyncio.BufferedProtocol):
                 result = self._into_result
                 if result is not None:  # copied in, then cancelled: keep the message
                     self._into_result = None
-                    queue.appendleft(Message(result[0], bytes(view[: result[1]])))
+                    self._unread(Message(result[0], bytes(view[: result[1]])))
                 raise
             finally:
                 self._recv_waiter = None

@@ -295,15 +295,19 @@ class _ListenerSide(Connection):
     instead of the queue, payloads borrowed.
     """
 
+    # Its attributes are slots of the concrete classes below (two bases that both
+    # added slots could not be combined); this mixin adds none itself.
+    __slots__ = ()
+
     _borrow = True
-    _batching = False
-    _connected = False
     _listener_factory: Callable[[], Listener]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.listener: Listener | None = None
         self.handle = ListenerConnection(self)
+        self._batching = False
+        self._connected = False
 
     def _connect_listener(self) -> None:
         """Make the listener and call ``on_connect``, once the handshake succeeded."""
@@ -410,19 +414,25 @@ class _ListenerSide(Connection):
         raise TypeError("a listener connection delivers messages to its Listener")
 
 
+_LISTENER_SLOTS = ("_batching", "_connected", "_listener_factory", "handle", "listener")
+
+
 class _ServerListenerConnection(_ListenerSide, ServerConnection):
-    pass
+    __slots__ = _LISTENER_SLOTS
+
+    def _opened(self) -> None:
+        # The listener's callbacks do the work: no handler task to keep per connection.
+        self._connect_listener()
 
 
 class _ClientListenerConnection(_ListenerSide, ClientConnection):
-    pass
+    __slots__ = _LISTENER_SLOTS
 
 
 async def _run_listener(conn: ServerConnection) -> None:
-    """The handler of :func:`serve_listener`: the listener does the work."""
-    assert isinstance(conn, _ServerListenerConnection)
-    conn._connect_listener()
-    await conn.wait_closed()
+    """The handler :func:`serve_listener` gives :func:`serve`; never called, since a
+    listener connection runs no handler (see ``_ServerListenerConnection._opened``)."""
+    raise AssertionError("a listener connection runs no handler")
 
 
 class serve_listener(serve):

@@ -29,12 +29,16 @@ ProcessResponse = Callable[["ServerConnection", Request, Response], MaybeAwaitab
 class ServerConnection(Connection):
     """The server end of a connection; see :class:`Connection` for its API."""
 
+    __slots__ = ("_open_timer", "_task", "server")
+
     protocol: ServerProtocol
 
     def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:
         super().__init__(protocol, **kwargs)
         self.server = server
         self._open_timer: asyncio.TimerHandle | None = None
+        # The task of process_request/process_response while they run, then that of
+        # the handler; None when neither runs (no hooks, or a Listener).
         self._task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -49,15 +53,21 @@ class ServerConnection(Connection):
             self.transport.abort()
 
     def _other_event(self, event: Any) -> None:
-        if isinstance(event, Request) and self._task is None:
+        if isinstance(event, Request) and self.request is None:
             self.request = event
-            self._task = self.loop.create_task(self._run(event))
+            server = self.server
+            if server.process_request is None and server.process_response is None:
+                # Nothing to await: answer on the next turn of the loop, no task.
+                self.loop.call_soon(self._open_now, event)
+            else:
+                self._task = self.loop.create_task(self._open_with_hooks(event))
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         if self._open_timer is not None:
             self._open_timer.cancel()
-        if self._task is None:
+            self._open_timer = None
+        if self._task is None:  # else the running task discards it when it ends
             self.server._connections.discard(self)
 
     def reject(
@@ -71,15 +81,27 @@ class ServerConnection(Connection):
             result = await result
         return result
 
-    async def _run(self, request: Request) -> None:
+    def _accept(self, request: Request) -> Response:
+        try:
+            return self.protocol.accept(request)
+        except Exception:
+            logger.exception("accepting the opening handshake failed")
+            return self.protocol.reject(500, "Failed to open a WebSocket connection.\n")
+
+    def _open_now(self, request: Request) -> None:
+        if self._respond(self._accept(request)):
+            self._opened()
+
+    async def _open_with_hooks(self, request: Request) -> None:
         server = self.server
+        opened = False
         try:
             try:
                 response: Response | None = None
                 if server.process_request is not None:
                     response = await self._hook(server.process_request(self, request))
                 if response is None:
-                    response = self.protocol.accept(request)
+                    response = self._accept(request)
                     if server.process_response is not None and response.status_code == 101:
                         replaced = await self._hook(
                             server.process_response(self, request, response)
@@ -89,18 +111,40 @@ class ServerConnection(Connection):
             except Exception:
                 logger.exception("process_request or process_response failed")
                 response = self.protocol.reject(500, "Failed to open a WebSocket connection.\n")
-            if self.transport is None or self.transport.is_closing():
-                return
-            self.response = response
-            self.protocol.send_response(response)
-            self._process()
-            if self._open_timer is not None:
-                self._open_timer.cancel()
-            if response.status_code != 101:
-                return
-            self._start_keepalive()
+            opened = self._respond(response)
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None  # this task ends here; the handler, if any, has its own
+            if opened:
+                self._opened()
+            elif self._task is None:
+                server._connections.discard(self)
+
+    def _respond(self, response: Response) -> bool:
+        """Send the handshake response; return whether the connection is now open."""
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+            self._open_timer = None
+        if self.transport is None or self.transport.is_closing():
+            self.server._connections.discard(self)
+            return False
+        self.response = response
+        self.protocol.send_response(response)
+        self._process()
+        if response.status_code != 101:
+            return False
+        self._start_keepalive()
+        return True
+
+    def _opened(self) -> None:
+        """The handshake succeeded: run the handler in its task (a Listener overrides
+        this and needs no task)."""
+        self._task = self.loop.create_task(self._run_handler())
+
+    async def _run_handler(self) -> None:
+        try:
             try:
-                await server.handler(self)
+                await self.server.handler(self)
             except Exception:
                 logger.exception("connection handler failed")
                 if self.protocol.state is State.OPEN:
@@ -109,7 +153,7 @@ class ServerConnection(Connection):
                 await self.close()
             await self.wait_closed()
         finally:
-            server._connections.discard(self)
+            self.server._connections.discard(self)
 
 
 class Server:
@@ -258,9 +302,10 @@ class serve:
             open_timeout=open_timeout,
         )
         self.protocol_options: dict[str, Any] = dict(
-            subprotocols=subprotocols,
+            # Tuples, so that every connection shares them rather than copying.
+            subprotocols=tuple(subprotocols or ()),
             select_subprotocol=select_subprotocol,
-            extensions=extensions,
+            extensions=tuple(extensions),
             max_message_size=max_message_size,
             max_line=max_line,
             max_headers=max_headers,

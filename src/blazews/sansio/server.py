@@ -47,6 +47,20 @@ class ServerProtocol(Protocol):
         max_headers: Most request headers (431 beyond).
     """
 
+    __slots__ = (
+        "_leftover",
+        "_parser",
+        "_pending_extensions",
+        "_pending_subprotocol",
+        "available_subprotocols",
+        "extension_factories",
+        "handshake_exc",
+        "request",
+        "response",
+        "select_subprotocol",
+        "subprotocol",
+    )
+
     def __init__(
         self,
         *,
@@ -58,14 +72,17 @@ class ServerProtocol(Protocol):
         max_headers: int = 128,
     ) -> None:
         super().__init__(Side.SERVER, state=State.CONNECTING, max_message_size=max_message_size)
-        self.available_subprotocols = list(subprotocols or ())
+        self.available_subprotocols = tuple(subprotocols or ())  # shared, not copied
         self.select_subprotocol = select_subprotocol or self._default_select
-        self.extension_factories = list(extensions)
+        self.extension_factories = tuple(extensions)
         self.request: Request | None = None
         self.response: Response | None = None
         self.subprotocol: str | None = None
         self.handshake_exc: InvalidHandshake | None = None
-        self._parser = RequestParser(max_line=max_line, max_headers=max_headers)
+        # Dropped once the request is parsed: an open connection keeps no parser.
+        self._parser: RequestParser | None = RequestParser(
+            max_line=max_line, max_headers=max_headers
+        )
         self._leftover = b""
         self._pending_extensions: list[Extension] = []
         self._pending_subprotocol: str | None = None
@@ -88,8 +105,10 @@ class ServerProtocol(Protocol):
                 self._want_eof = True
                 self._leftover = b""
             return b""
+        parser = self._parser
+        assert parser is not None  # dropped only once the request is parsed
         try:
-            request = self._parser.feed(data)
+            request = parser.feed(data)
         except InvalidHandshake as exc:
             self.handshake_exc = exc
             self.send_response(self.reject(exc.status, f"{exc}\n", exc.headers))
@@ -97,7 +116,8 @@ class ServerProtocol(Protocol):
         if request is None:
             return b""
         self.request = request
-        self._leftover = self._parser.leftover
+        self._leftover = parser.leftover
+        self._parser = None
         self._events.append(request)
         return b""
 
@@ -169,6 +189,12 @@ class ServerProtocol(Protocol):
         if response.status_code == 101:
             self.subprotocol = self._pending_subprotocol
             self._set_extensions(self._pending_extensions)
+            self._pending_extensions = []
+            # The handshake is over: the request and response stay readable, their
+            # lookup indexes go (rebuilt if the application looks headers up).
+            if self.request is not None:
+                self.request.headers._drop_index()
+            response.headers._drop_index()
             self.state = State.OPEN
             leftover, self._leftover = self._leftover, b""
             if leftover:

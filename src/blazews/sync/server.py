@@ -387,9 +387,10 @@ def serve(
         open_timeout=open_timeout,
         close_timeout=close_timeout,
         protocol_options=dict(
-            subprotocols=subprotocols,
+            # Tuples, so that every connection shares them rather than copying.
+            subprotocols=tuple(subprotocols or ()),
             select_subprotocol=select_subprotocol,
-            extensions=extensions,
+            extensions=tuple(extensions),
             max_message_size=max_message_size,
             max_line=max_line,
             max_headers=max_headers,
