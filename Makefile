@@ -6,7 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NATIVE := $(wildcard src/blazews/_native/*.c src/blazews/_native/*.h src/blazews/_native/*.pyx) \
-	src/blazews/sansio/_protocol_py.py src/blazews/sansio/_protocol_c.pxd
+	src/blazews/sansio/_protocol_py.py src/blazews/sansio/_protocol_c.pxd \
+	src/blazews/sync/_frame_reader_py.py src/blazews/sync/_frame_reader_c.pxd \
+	src/blazews/_buffers_py.py src/blazews/_buffers_c.pxd
 
 .PHONY: install run test test-compiled test-pure test-levels autobahn bench lint clean
 

@@ -20,8 +20,18 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-NATIVE = os.path.join("src", "blazews", "_native")
-SANSIO = os.path.join("src", "blazews", "sansio")
+PACKAGE = os.path.join("src", "blazews")
+NATIVE = os.path.join(PACKAGE, "_native")
+SANSIO = os.path.join(PACKAGE, "sansio")
+
+# Plain Python modules that Cython also compiles (pure-Python mode): the extension
+# name, and its ``.py``: a link to the pure module (``_x_c.py`` -> ``_x_py.py``), typed by
+# the ``.pxd`` beside it (one source, two builds).
+PURE_MODULES = [
+    ("blazews.sansio._protocol_c", os.path.join(SANSIO, "_protocol_c.py")),
+    ("blazews.sync._frame_reader_c", os.path.join(PACKAGE, "sync", "_frame_reader_c.py")),
+    ("blazews._buffers_c", os.path.join(PACKAGE, "_buffers_c.py")),
+]
 
 # Compiler flags per SIMD level, for GCC/Clang ("unix") and MSVC.
 SIMD_FLAGS = {
@@ -126,7 +136,8 @@ def _remove_inplace_builds() -> None:
     leave it there and it would still be imported.
     """
     stale = glob.glob(os.path.join(NATIVE, "_kernels.*"))
-    stale += glob.glob(os.path.join(SANSIO, "_protocol_c.*"))
+    for _, source in PURE_MODULES:
+        stale += glob.glob(source[: -len(".py")] + ".*")
     for path in stale:
         if path.endswith((".so", ".pyd")):
             os.remove(path)
@@ -152,21 +163,20 @@ def _extensions() -> list[Extension]:
             os.path.join(NATIVE, name) for name in ["kernel.h", "_kernels.pyx"] + _KERNEL_SOURCES
         ],
     )
-    # The protocol core: _protocol_c.py is a link to the pure module _protocol_py.py,
-    # compiled with the C types of _protocol_c.pxd (one source, two builds).
-    codec = Extension(
-        "blazews.sansio._protocol_c",
-        sources=[os.path.join(SANSIO, "_protocol_c.py")],
-        depends=[os.path.join(SANSIO, "_protocol_c.pxd")],
-    )
+    # The protocol core, the frame reader and the buffer pool: _x_c.py is a link to
+    # the pure module _x_py.py, compiled with the C types of _x_c.pxd.
+    pure = [
+        Extension(name, sources=[source], depends=[source[: -len(".py")] + ".pxd"])
+        for name, source in PURE_MODULES
+    ]
     kernels_ext = cythonize(
         [kernels],
         build_dir=os.path.join("build", "cython"),
         compiler_directives={"language_level": "3"},
         quiet=True,
     )
-    codec_ext = cythonize(
-        [codec],
+    pure_ext = cythonize(
+        pure,
         build_dir=os.path.join("build", "cython"),
         compiler_directives={
             "language_level": "3",
@@ -176,7 +186,7 @@ def _extensions() -> list[Extension]:
         },
         quiet=True,
     )
-    return list(kernels_ext) + list(codec_ext)
+    return list(kernels_ext) + list(pure_ext)
 
 
 setup(

@@ -1,0 +1,1 @@
+_buffers_py.py

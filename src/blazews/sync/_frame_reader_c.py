@@ -1,0 +1,1 @@
+_frame_reader_py.py
