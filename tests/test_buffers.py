@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import random
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+from blazews import _buffers_py, buffers
 from blazews.buffers import (
     DEFAULT_BUFFER_POOL,
     DEFAULT_MAX_BYTES,
@@ -18,22 +21,27 @@ from blazews.buffers import (
     PoolStats,
 )
 
+try:
+    from blazews import _buffers_c
+except ImportError:  # pragma: no cover - the pure build
+    _buffers_c = None  # type: ignore[assignment]
+
 TIERS = (256, 1024, 4096, 16384)
 
 
 def held(pool: BufferPool) -> list[bytearray]:
-    """Every buffer the pool holds, read from its free lists (white box)."""
-    return [buf for free in pool._free.values() for buf in free]
+    """Every buffer the pool holds, read from its free stacks (white box)."""
+    return pool._held_buffers()
 
 
 def check_invariants(pool: BufferPool) -> None:
-    """The free lists, the identity set and the byte count agree, within the bound."""
+    """The free stacks, the identity set and the byte count agree, within the bound."""
     bufs = held(pool)
     assert len({id(b) for b in bufs}) == len(bufs), "a buffer is held twice"
     assert {id(b) for b in bufs} == pool._held
     assert sum(len(b) for b in bufs) == pool.stats().held_bytes <= pool.max_bytes
-    for size, free in pool._free.items():
-        assert all(type(b) is bytearray and len(b) == size for b in free)
+    assert all(type(b) is bytearray and len(b) in pool.tiers for b in bufs)
+    assert [len(b) for b in bufs] == sorted(len(b) for b in bufs)  # each in its own tier
 
 
 @pytest.fixture
@@ -532,3 +540,77 @@ def test_threads_respect_the_bound() -> None:
         watching.join()
     assert peak <= pool.max_bytes
     check_invariants(pool)
+
+
+# ---- the compiled and the pure pool -------------------------------------------------
+
+
+def test_compiled_pool_is_live_in_the_default_build() -> None:
+    if os.environ.get("BLAZEWS_NO_EXTENSIONS", "") not in ("", "0"):
+        assert buffers.BUFFERS == "python"
+        assert BufferPool is _buffers_py.BufferPool
+    else:
+        assert buffers.BUFFERS == "compiled"
+        assert _buffers_c is not None
+        assert BufferPool is _buffers_c.BufferPool  # type: ignore[comparison-overlap]
+        assert type(BufferPool.__dict__["get"]).__name__ != "function"
+        assert BufferPool()._lock is None  # no lock needed under the GIL (see _buffers_py)
+    assert type(DEFAULT_BUFFER_POOL) is BufferPool
+
+
+def trace(cls: Any, seed: int) -> list[Any]:
+    """Random get/get_exact/put/clear calls on a small pool; what each one did."""
+    rng = random.Random(seed)
+    pool = cls(max_bytes=rng.choice([0, 3000, 20000]), tiers=rng.choice([TIERS, (8, 32, 64)]))
+    names: dict[int, int] = {}  # id -> the order a buffer was first seen in
+    out: list[Any] = []
+    mine: list[Any] = []
+
+    def name(buf: Any) -> int:
+        return names.setdefault(id(buf), len(names))
+
+    for _ in range(400):
+        op = rng.random()
+        if op < 0.4:
+            buf = pool.get(rng.randrange(0, 20000))
+            mine.append(buf)
+            out.append(("get", name(buf), len(buf)))
+        elif op < 0.5:
+            view, pooled = pool.get_exact(rng.randrange(0, 20000))
+            out.append(("exact", len(view), pooled))
+            mine.append(view)
+        elif op < 0.85 and mine:
+            buf = rng.choice(mine)  # maybe again: double puts, released views
+            if type(buf) is bytearray and rng.random() < 0.1:
+                buf.append(0)  # resized
+            name(buf)
+            pool.put(buf)
+            out.append(("put", pool.stats()))
+        elif op < 0.9:
+            foreign = bytearray(rng.choice(pool.tiers))
+            mine.append(foreign)  # alive, so that no later buffer reuses its id
+            pool.put(foreign)
+            out.append(("foreign", pool.stats()))
+        elif op < 0.92:
+            pool.clear()
+        out.append(tuple(pool.stats()))
+    return out
+
+
+@pytest.mark.skipif(_buffers_c is None, reason="the compiled pool was not built")
+@pytest.mark.parametrize("seed", range(20))
+def test_compiled_and_pure_pools_agree(seed: int) -> None:
+    assert _buffers_c is not None
+    assert trace(_buffers_py.BufferPool, seed) == trace(_buffers_c.BufferPool, seed)
+
+
+def test_a_pool_keeps_its_memory_when_cycling() -> None:
+    # A free stack does not shrink: a get/put cycle hands the same buffer back.
+    pool = BufferPool()
+    first = pool.get(1024)
+    pool.put(first)
+    for _ in range(100):
+        buf = pool.get(1024)
+        assert buf is first
+        pool.put(buf)
+    assert pool.stats().held_buffers == 1

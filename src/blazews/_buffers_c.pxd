@@ -14,8 +14,8 @@ cdef class BufferPool:
     cdef public Py_ssize_t _ntiers
     cdef public Py_ssize_t _largest
     cdef public Py_ssize_t _max_bytes
-    cdef public list _lists
-    cdef public dict _free
+    cdef list _stacks
+    cdef long long[::1] _counts
     cdef public set _held
     cdef public Py_ssize_t _held_bytes
     cdef public Py_ssize_t _hits
@@ -25,10 +25,10 @@ cdef class BufferPool:
     cdef public Py_ssize_t _dropped
     cdef public object _lock
 
-    @cython.locals(sizes="long long[::1]", i=Py_ssize_t)
+    @cython.locals(i=Py_ssize_t)
     cdef Py_ssize_t _index(self, Py_ssize_t size)
 
-    @cython.locals(free=list)
+    @cython.locals(n=Py_ssize_t, stack=list)
     cdef object _take(self, Py_ssize_t i)
 
     @cython.locals(i=Py_ssize_t)
@@ -36,7 +36,7 @@ cdef class BufferPool:
 
     cdef void _count_unpooled(self) except *
 
-    @cython.locals(size=Py_ssize_t, i=Py_ssize_t)
+    @cython.locals(size=Py_ssize_t, i=Py_ssize_t, n=Py_ssize_t, stack=list)
     cdef void _keep(self, bytearray buf) except *
 
     cpdef void put(self, object buf) except *

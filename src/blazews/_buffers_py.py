@@ -134,10 +134,11 @@ class BufferPool:
         self._ntiers = len(self._tiers)
         self._largest = self._tiers[self._ntiers - 1]
         self._max_bytes = max_bytes
-        # One free list per tier: _lists[i] holds buffers of _sizes[i] bytes; _free
-        # maps each size to the same list objects.
-        self._lists: list[list[bytearray]] = [[] for _ in self._tiers]
-        self._free: dict[int, list[bytearray]] = dict(zip(self._tiers, self._lists, strict=True))
+        # One free stack per tier: _stacks[i][:_counts[i]] are the held buffers of
+        # _sizes[i] bytes, the slots beyond are None. A stack never shrinks, so a get/put
+        # cycle moves no memory (a list popped empty would be reallocated each time).
+        self._stacks: list[list[Any]] = [[] for _ in self._tiers]
+        self._counts: Any = array.array("q", bytes(8 * self._ntiers))
         # id() of every buffer held. The pool references each held buffer, so an id in
         # this set cannot be reused by another object while the buffer is held.
         self._held: set[int] = set()
@@ -164,10 +165,9 @@ class BufferPool:
 
         A linear scan: there are a handful of tiers, and it beats a bisect call.
         """
-        sizes = self._sizes
         i = 0
         while i < self._ntiers:
-            if size <= sizes[i]:
+            if size <= self._sizes[i]:
                 return i
             i += 1
         return -1
@@ -177,9 +177,13 @@ class BufferPool:
 
         The critical section of :meth:`get` (see the thread-safety note above).
         """
-        free = self._lists[i]
-        if free:
-            buf = free.pop()
+        n = self._counts[i]
+        if n:
+            n -= 1
+            stack = self._stacks[i]
+            buf = stack[n]
+            stack[n] = None
+            self._counts[i] = n
             self._held.discard(id(buf))
             self._held_bytes -= self._sizes[i]
             self._hits += 1
@@ -288,7 +292,13 @@ class BufferPool:
             self._dropped += 1
             return
         self._held.add(key)
-        self._lists[i].append(buf)
+        n = self._counts[i]
+        stack = self._stacks[i]
+        if n < len(stack):
+            stack[n] = buf
+        else:
+            stack.append(buf)
+        self._counts[i] = n + 1
         self._held_bytes += size
         self._returned += 1
 
@@ -346,13 +356,18 @@ class BufferPool:
         if lock is not None:
             lock.acquire()
         try:
-            for free in self._lists:
-                free.clear()
+            for i in range(self._ntiers):
+                self._stacks[i].clear()
+                self._counts[i] = 0
             self._held.clear()
             self._held_bytes = 0
         finally:
             if lock is not None:
                 lock.release()
+
+    def _held_buffers(self) -> list[bytearray]:
+        """Every buffer the pool holds, smallest tier first (for tests)."""
+        return [buf for i in range(self._ntiers) for buf in self._stacks[i][: self._counts[i]]]
 
     def stats(self) -> PoolStats:
         """Return a consistent snapshot of the pool's counters."""
