@@ -15,6 +15,7 @@ cdef class BufferPool:
     cdef public Py_ssize_t _largest
     cdef public Py_ssize_t _max_bytes
     cdef list _stacks
+    cdef list _keys
     cdef long long[::1] _counts
     cdef public set _held
     cdef public Py_ssize_t _held_bytes
@@ -25,20 +26,12 @@ cdef class BufferPool:
     cdef public Py_ssize_t _dropped
     cdef public object _lock
 
-    @cython.locals(i=Py_ssize_t)
-    cdef Py_ssize_t _index(self, Py_ssize_t size)
-
-    @cython.locals(n=Py_ssize_t, stack=list)
-    cdef object _take(self, Py_ssize_t i)
-
-    @cython.locals(i=Py_ssize_t)
+    @cython.locals(i=Py_ssize_t, n=Py_ssize_t, stack=list, keys=list)
     cpdef bytearray get(self, object size)
 
     cdef void _count_unpooled(self) except *
 
-    @cython.locals(size=Py_ssize_t, i=Py_ssize_t, n=Py_ssize_t, stack=list)
-    cdef void _keep(self, bytearray buf) except *
-
+    @cython.locals(size=Py_ssize_t, i=Py_ssize_t, n=Py_ssize_t, stack=list, keys=list)
     cpdef void put(self, object buf) except *
 
     cdef void _drop(self) except *

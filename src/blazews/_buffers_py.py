@@ -60,8 +60,9 @@ def _gil_enabled() -> bool:
 #   never runs Python code: it calls no Python function, allocates no object the
 #   garbage collector tracks (so no collection, no finalizer, no __del__, can run in
 #   the middle), and only touches exact built-in types (int, set, list, bytearray),
-#   whose operations do not release the GIL. Nothing else can run in between, so
-#   the lock would only cost time: it is skipped.
+#   whose operations do not release the GIL. (id(), which runs the audit hooks, is
+#   called before the sequence.) Nothing else can run in between, so the lock would
+#   only cost time: it is skipped.
 # - Compiled, on a free-threaded build (no GIL): the lock is back.
 _LOCKED = not _COMPILED or not _gil_enabled()
 
@@ -138,6 +139,9 @@ class BufferPool:
         # _sizes[i] bytes, the slots beyond are None. A stack never shrinks, so a get/put
         # cycle moves no memory (a list popped empty would be reallocated each time).
         self._stacks: list[list[Any]] = [[] for _ in self._tiers]
+        # _keys[i][j] is id(_stacks[i][j]): get() needs no id() call (which runs the
+        # audit hooks, that is Python code, inside the critical section).
+        self._keys: list[list[Any]] = [[] for _ in self._tiers]
         self._counts: Any = array.array("q", bytes(8 * self._ntiers))
         # id() of every buffer held. The pool references each held buffer, so an id in
         # this set cannot be reused by another object while the buffer is held.
@@ -159,37 +163,6 @@ class BufferPool:
     def max_bytes(self) -> int:
         """The most bytes the pool holds at once."""
         return self._max_bytes
-
-    def _index(self, size: int) -> int:
-        """Return the index of the smallest tier holding ``size`` bytes, or -1 beyond them.
-
-        A linear scan: there are a handful of tiers, and it beats a bisect call.
-        """
-        i = 0
-        while i < self._ntiers:
-            if size <= self._sizes[i]:
-                return i
-            i += 1
-        return -1
-
-    def _take(self, i: int) -> Any:
-        """Pop a held buffer of tier ``i`` and count a hit, or count a miss: ``None``.
-
-        The critical section of :meth:`get` (see the thread-safety note above).
-        """
-        n = self._counts[i]
-        if n:
-            n -= 1
-            stack = self._stacks[i]
-            buf = stack[n]
-            stack[n] = None
-            self._counts[i] = n
-            self._held.discard(id(buf))
-            self._held_bytes -= self._sizes[i]
-            self._hits += 1
-            return buf
-        self._misses += 1
-        return None
 
     def get(self, size: int) -> bytearray:
         """Return a buffer of at least ``size`` bytes.
@@ -217,19 +190,37 @@ class BufferPool:
             size = operator.index(size)
         if size < 0:
             raise ValueError("size must not be negative")
-        i = self._index(size)
-        if i < 0:
+        # The smallest tier holding ``size``: a linear scan over a handful of tiers
+        # beats a bisect call. Here and below the code is inline, not in methods: in
+        # pure Python a call costs more than the work.
+        i = 0
+        while i < self._ntiers and size > self._sizes[i]:
+            i += 1
+        if i == self._ntiers:
             self._count_unpooled()
             return bytearray(size)
         lock = self._lock
-        if lock is None:
-            buf = self._take(i)
-        else:
-            with lock:
-                buf = self._take(i)
-        if buf is None:
-            return bytearray(self._sizes[i])
-        return buf  # type: ignore[no-any-return]
+        if lock is not None:
+            lock.acquire()
+        try:
+            n = self._counts[i]
+            if n:
+                n -= 1
+                stack = self._stacks[i]
+                buf = stack[n]
+                stack[n] = None
+                keys = self._keys[i]
+                self._held.discard(keys[n])
+                keys[n] = None
+                self._counts[i] = n
+                self._held_bytes -= self._sizes[i]
+                self._hits += 1
+                return buf  # type: ignore[no-any-return]
+            self._misses += 1
+        finally:
+            if lock is not None:
+                lock.release()
+        return bytearray(self._sizes[i])
 
     def get_exact(self, size: int) -> tuple[memoryview | bytearray, bool]:
         """Return a buffer of exactly ``size`` bytes and whether it came from the pool.
@@ -273,35 +264,6 @@ class BufferPool:
             with lock:
                 self._unpooled += 1
 
-    def _keep(self, buf: bytearray) -> None:
-        """Hold ``buf`` if the rules allow, else count it dropped.
-
-        The critical section of :meth:`put` (see the thread-safety note above).
-        ``buf`` is an exact ``bytearray``.
-        """
-        size = len(buf)
-        i = self._index(size)
-        key = id(buf)
-        if (
-            i < 0
-            or self._sizes[i] != size  # not a tier size: foreign or resized
-            or self._held_bytes + size > self._max_bytes
-            or key in self._held  # put back twice
-            or _exported(buf)
-        ):
-            self._dropped += 1
-            return
-        self._held.add(key)
-        n = self._counts[i]
-        stack = self._stacks[i]
-        if n < len(stack):
-            stack[n] = buf
-        else:
-            stack.append(buf)
-        self._counts[i] = n + 1
-        self._held_bytes += size
-        self._returned += 1
-
     def put(self, buf: bytearray | memoryview) -> None:
         """Give a buffer back to the pool.
 
@@ -321,12 +283,40 @@ class BufferPool:
             if base is None:
                 self._drop()
                 return
+        size = len(base)
+        i = 0
+        while i < self._ntiers and size > self._sizes[i]:
+            i += 1
+        key = id(base)
         lock = self._lock
-        if lock is None:
-            self._keep(base)
-        else:
-            with lock:
-                self._keep(base)
+        if lock is not None:
+            lock.acquire()
+        try:  # the critical section (see the thread-safety note above)
+            if (
+                i == self._ntiers
+                or self._sizes[i] != size  # not a tier size: foreign or resized
+                or self._held_bytes + size > self._max_bytes
+                or key in self._held  # put back twice
+                or _exported(base)
+            ):
+                self._dropped += 1
+                return
+            self._held.add(key)
+            n = self._counts[i]
+            stack = self._stacks[i]
+            keys = self._keys[i]
+            if n < len(stack):
+                stack[n] = base
+                keys[n] = key
+            else:
+                stack.append(base)
+                keys.append(key)
+            self._counts[i] = n + 1
+            self._held_bytes += size
+            self._returned += 1
+        finally:
+            if lock is not None:
+                lock.release()
 
     @staticmethod
     def _unwrap(buf: Any) -> Any:
@@ -358,6 +348,7 @@ class BufferPool:
         try:
             for i in range(self._ntiers):
                 self._stacks[i].clear()
+                self._keys[i].clear()
                 self._counts[i] = 0
             self._held.clear()
             self._held_bytes = 0
