@@ -166,10 +166,13 @@ def render(data: dict[str, Any]) -> str:
             "messages, in-memory stream)",
             "",
             "Each row reads masked single-frame binary messages from `io.BytesIO`. "
-            "`blazews.sync.Connection` needs a socket and a reader thread, so the "
-            "read_message rows run its data path single-threaded over the sans-I/O core "
-            "(64 KiB reads, queue, take); the FrameReader rows unmask straight into the "
-            "caller's buffer.",
+            "The FrameReader rows are the public API of `blazews.sync.FrameReader`: "
+            "`read_message()` returns bytes (the seed's ReadMessage), "
+            "`read_message_into(buf)` unmasks straight into the caller's buffer (the "
+            "seed's ReadMessageInto); `[pure Python]` rows run the same code uncompiled "
+            "(with the compiled kernels). `blazews.sync.Connection` needs a socket and a "
+            "reader thread, so the `sans-I/O core` rows run its data path "
+            "single-threaded (64 KiB reads, feed the core, queue, take).",
             "",
             "Allocations come from tracemalloc, which sees only live memory: retained = "
             "what each operation leaves alive (results kept), blocks = tracemalloc blocks "

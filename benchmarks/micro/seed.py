@@ -4,20 +4,27 @@ Every row reads 1 KiB binary messages, one per masked frame (client to server, a
 key per frame), from an in-memory stream (``io.BytesIO``, rewound when it runs out):
 no sockets, no threads.
 
-Why not :class:`blazews.sync.Connection` itself: it needs a connected socket
-(``recv_into``, ``settimeout``, ``shutdown``, ``getpeername``) and hands the bytes to
-a reader thread, so it cannot be driven from an in-memory stream. The rows below
-run its data path single-threaded instead:
+The main rows are the public API of :class:`blazews.sync.FrameReader` over the stream:
 
-- ``read_message``: what ``Connection.read_message`` does once the reader thread has
-  run: ``readinto`` a reusable 64 KiB buffer (``RECV_BUFFER_SIZE``), feed it to the
-  sans-I/O :class:`~blazews.sansio.protocol.Protocol`, queue its events, return
-  ``(MessageType, bytes)``.
-- ``read_message_into``: the same, then copy the payload into the caller's buffer, as
-  ``Connection.read_message_into`` does today (the core still builds the payload).
-- ``FrameReader.read_frame_into``: :class:`blazews.sync.FrameReader` over the stream,
-  unmasking straight into the caller's buffer: the seed's ``ReadMessageInto`` path
-  (a single-frame message is one frame).
+- ``FrameReader.read_message()``: returns ``(MessageType, bytes)``: the seed's
+  ``ReadMessage``;
+- ``FrameReader.read_message_into(buf)``: unmasks straight into the caller's buffer and
+  returns ``(MessageType, n)``: the seed's ``ReadMessageInto``;
+- ``FrameReader.read_frame_into(buf)``: one frame, returned as a ``Frame`` object;
+- ``read_message_into`` with the buffer taken from and given back to
+  ``DEFAULT_BUFFER_POOL`` on every message.
+
+The same rows run again on the pure-Python reader (``_frame_reader_py``, still with
+the compiled kernels) when the compiled one is in use, labelled ``[pure Python]``.
+
+:class:`blazews.sync.Connection` itself needs a connected socket (``recv_into``,
+``settimeout``, ``shutdown``, ``getpeername``) and a reader thread, so it cannot be
+driven from an in-memory stream. Two rows, labelled ``sans-I/O core``, run its data
+path single-threaded instead: ``readinto`` a reusable 64 KiB buffer
+(``RECV_BUFFER_SIZE``), feed it to the sans-I/O
+:class:`~blazews.sansio.protocol.Protocol`, queue its events, return
+``(MessageType, bytes)``; or copy the payload into the caller's buffer, as
+``Connection.read_message_into`` does.
 
 Allocations are measured with :mod:`tracemalloc`, tracing off while timing. CPython
 frees most temporaries at once, and tracemalloc sees only memory that is alive, so it
@@ -34,7 +41,8 @@ cannot count every allocation as Go's ``-benchmem`` does. Two figures stand in:
   over the ``N`` operations (a refill of the 64 KiB buffer is spread over the
   messages it brings).
 
-Both are net of the same measurement around an empty operation.
+Both are net of the same measurement around an empty operation. A payload-sized
+allocation shows as about 1 KiB in one of them.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ import gc
 import io
 import random
 import statistics
+import struct
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
@@ -90,14 +99,22 @@ GO_POOL = [
 def masked_frames(count: int, size: int = MESSAGE_SIZE, seed: int = 6455) -> bytes:
     """Return ``count`` masked single-frame binary messages of ``size`` bytes each."""
     from blazews._kernels_py import apply_mask
-    from blazews.sansio.frames import encode_header
 
     rng = random.Random(seed)
     parts = []
     for _ in range(count):
         key = rng.randbytes(4)
-        parts.append(encode_header(0x82, size, True) + key + apply_mask(rng.randbytes(size), key))
+        parts.append(_header(0x82, size) + key + apply_mask(rng.randbytes(size), key))
     return b"".join(parts)
+
+
+def _header(first: int, size: int) -> bytes:
+    """A masked frame's header (without the key), minimal length encoding (RFC 6455 §5.2)."""
+    if size < 126:
+        return struct.pack("!BB", first, 0x80 | size)
+    if size < 65536:
+        return struct.pack("!BBH", first, 0x80 | 126, size)
+    return struct.pack("!BBQ", first, 0x80 | 127, size)
 
 
 class _Stream:
@@ -164,22 +181,59 @@ def core_reader(data: bytes) -> tuple[Callable[[], Any], Callable[[Any], Any]]:
     return read_message, read_message_into
 
 
-def frame_reader(data: bytes) -> Callable[[Any], Any]:
-    """Return ``read_frame_into(buf)`` over a :class:`blazews.sync.FrameReader`."""
-    from blazews.sync import FrameReader
+def reader_ops(data: bytes, cls: Any = None, size: int = 4096) -> dict[str, Callable[[], Any]]:
+    """Return zero-argument ``read_message``, ``read_message_into`` and
+    ``read_frame_into`` operations of one FrameReader over ``data``.
+
+    Each rewinds the stream at its end, within the one Python call the timing makes
+    (no wrapper call per operation).
+
+    Args:
+        data: The frames.
+        cls: The reader class; :class:`blazews.sync.FrameReader` by default.
+        size: The size of the buffer the ``_into`` operations read into.
+    """
+    if cls is None:
+        from blazews.sync import FrameReader as cls
 
     stream = _Stream(data)
-    reader = FrameReader(stream.bio)
-    read = reader.read_frame_into
+    reader = cls(stream.bio, max_message_size=None)
+    rewind = stream.rewind
+    message, message_into, frame_into = (
+        reader.read_message,
+        reader.read_message_into,
+        reader.read_frame_into,
+    )
+    buf = bytearray(size)
 
-    def read_frame_into(buf: Any) -> Any:
+    def read_message() -> Any:
         try:
-            return read(buf)
+            return message()
         except EOFError:
-            stream.rewind()
-            return read(buf)
+            rewind()
+            return message()
 
-    return read_frame_into
+    def read_message_into() -> Any:
+        try:
+            return message_into(buf)
+        except EOFError:
+            rewind()
+            return message_into(buf)
+
+    def read_frame_into() -> Any:
+        try:
+            return frame_into(buf)
+        except EOFError:
+            rewind()
+            return frame_into(buf)
+
+    return {
+        "read_message": read_message,
+        "read_message_into": read_message_into,
+        "read_frame_into": read_frame_into,
+        "read_message_into(buf)": message_into,
+        "rewind": rewind,
+    }
 
 
 def measure_allocs(make_op: Callable[[], Callable[[], Any]], ops: int) -> dict[str, float]:
@@ -245,6 +299,10 @@ def bench_seed(*, target: float, repeat: int, frames: int) -> list[dict[str, Any
     pool = _default_pool()
 
     def rows() -> list[tuple[str, str, Callable[[], Callable[[], Any]]]]:
+        out: list[tuple[str, str, Callable[[], Callable[[], Any]]]] = []
+        for suffix, cls in _reader_classes():
+            out += _reader_rows(data, pool, suffix, cls)
+
         def msg() -> Callable[[], Any]:
             return core_reader(data)[0]
 
@@ -253,41 +311,20 @@ def bench_seed(*, target: float, repeat: int, frames: int) -> list[dict[str, Any
             buf = bytearray(4096)
             return lambda: into(buf)
 
-        def frame_into() -> Callable[[], Any]:
-            into = frame_reader(data)
-            buf = bytearray(4096)
-            return lambda: into(buf)
-
-        out = [
-            ("read_message (sans-I/O core, as sync.Connection)", "core.read_message", msg),
+        out.append(
             (
-                "read_message_into (sans-I/O core + copy, as sync.Connection)",
+                "sans-I/O core read_message (sync.Connection's data path)",
+                "core.read_message",
+                msg,
+            )
+        )
+        out.append(
+            (
+                "sans-I/O core read_message_into (sync.Connection's data path + copy)",
                 "core.read_message_into",
                 msg_into,
-            ),
-            ("FrameReader.read_frame_into (BytesIO)", "FrameReader.read_frame_into", frame_into),
-        ]
-        if pool is not None:
-
-            def pooled() -> Callable[[], Any]:
-                into = frame_reader(data)
-                get, put = pool.get, pool.put
-
-                def op() -> Any:
-                    buf = get(MESSAGE_SIZE)
-                    result = into(buf)
-                    put(buf)
-                    return result
-
-                return op
-
-            out.append(
-                (
-                    "FrameReader.read_frame_into + DEFAULT_BUFFER_POOL get/put",
-                    "FrameReader.read_frame_into+pool",
-                    pooled,
-                )
             )
+        )
         return out
 
     results = []
@@ -308,6 +345,73 @@ def bench_seed(*, target: float, repeat: int, frames: int) -> list[dict[str, Any
             }
         )
     return results
+
+
+def _reader_classes() -> list[tuple[str, Any]]:
+    """The reader the package selected, then the pure one if that is not it."""
+    from blazews.sync import FrameReader, _frame_reader_py
+
+    classes: list[tuple[str, Any]] = [("", FrameReader)]
+    if FrameReader is not _frame_reader_py.FrameReader:
+        classes.append((" [pure Python]", _frame_reader_py.FrameReader))
+    return classes
+
+
+def _reader_rows(
+    data: bytes, pool: Any, suffix: str, cls: Any
+) -> list[tuple[str, str, Callable[[], Callable[[], Any]]]]:
+    """The FrameReader rows of the seed table, for one reader class."""
+    tag = " (pure)" if suffix else ""
+
+    def msg() -> Callable[[], Any]:
+        return reader_ops(data, cls)["read_message"]
+
+    def msg_into() -> Callable[[], Any]:
+        return reader_ops(data, cls)["read_message_into"]
+
+    def frame_into() -> Callable[[], Any]:
+        return reader_ops(data, cls)["read_frame_into"]
+
+    rows = [
+        (f"FrameReader.read_message (BytesIO){suffix}", f"FrameReader.read_message{tag}", msg),
+        (
+            f"FrameReader.read_message_into (BytesIO){suffix}",
+            f"FrameReader.read_message_into{tag}",
+            msg_into,
+        ),
+        (
+            f"FrameReader.read_frame_into (BytesIO){suffix}",
+            f"FrameReader.read_frame_into{tag}",
+            frame_into,
+        ),
+    ]
+    if pool is not None and not suffix:
+
+        def pooled() -> Callable[[], Any]:
+            ops = reader_ops(data, cls)
+            into, rewind = ops["read_message_into(buf)"], ops["rewind"]
+            get, put = pool.get, pool.put
+
+            def op() -> Any:
+                buf = get(MESSAGE_SIZE)
+                try:
+                    result = into(buf)
+                except EOFError:
+                    rewind()
+                    result = into(buf)
+                put(buf)
+                return result
+
+            return op
+
+        rows.append(
+            (
+                "FrameReader.read_message_into + DEFAULT_BUFFER_POOL get/put",
+                "FrameReader.read_message_into+pool",
+                pooled,
+            )
+        )
+    return rows
 
 
 def _default_pool() -> Any:
@@ -349,6 +453,17 @@ def bench_pool(*, target: float, repeat: int) -> list[dict[str, Any]]:
                 lambda: exact,
             )
         )
+        pure = _pure_pool()
+        if pure is not None:
+            pget, pput = pure.get, pure.put
+            cases.append(
+                (
+                    "BufferPool().get(1024) + put [pure Python]",
+                    "pput(pget(1024))",
+                    {"pget": pget, "pput": pput},
+                    lambda: lambda: pput(pget(1024)),
+                )
+            )
     results: list[dict[str, Any]] = []
     for label, stmt, ns, make in cases:
         timing = time_stmt(stmt, ns, target=target, repeat=repeat)
@@ -358,6 +473,14 @@ def bench_pool(*, target: float, repeat: int) -> list[dict[str, Any]]:
     if pool is None:
         results.append({"label": "DEFAULT_BUFFER_POOL.get(1024) + put", "available": False})
     return results
+
+
+def _pure_pool() -> Any:
+    """A pure-Python pool when the compiled one is in use (else ``None``)."""
+    from blazews import _buffers_py
+    from blazews.buffers import BufferPool
+
+    return None if BufferPool is _buffers_py.BufferPool else _buffers_py.BufferPool()
 
 
 def _discard(op: Callable[[], Any]) -> Callable[[], None]:
