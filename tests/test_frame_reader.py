@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from blazews.buffers import BufferPool
 from blazews.exceptions import (
     BufferTooSmall,
     ConnectionClosedError,
@@ -269,7 +270,7 @@ def test_many_small_frames_across_buffer_refills() -> None:
 
 
 def test_close_and_context_manager() -> None:
-    reader = FrameReader(io.BytesIO(build(Opcode.TEXT, b"a") * 2), pool=object())
+    reader = FrameReader(io.BytesIO(build(Opcode.TEXT, b"a") * 2))
     assert not reader.closed
     reader.read_frame_into(bytearray(1))
     reader.close()
@@ -926,3 +927,44 @@ def test_compiled_and_pure_readers_agree(seed: int) -> None:
     for method in ("read_message", "read_message_into", "read_frame_into"):
         pure, compiled = (outcomes(cls, stream, method, size, limit) for cls in IMPLS)
         assert pure == compiled
+
+
+def test_the_internal_buffer_comes_from_the_pool_and_goes_back() -> None:
+    pool = BufferPool()
+    stream = build(Opcode.BINARY, b"x" * 20000, key=b"abcd") * 2
+    with FrameReader(io.BytesIO(stream), pool=pool) as reader:
+        assert pool.stats().misses == 1  # the 16 KiB tier
+        assert reader.read_message() == (MessageType.BINARY, b"x" * 20000)
+        buf = bytearray(20000)
+        assert reader.read_message_into(buf) == (MessageType.BINARY, 20000)
+    stats = pool.stats()
+    assert (stats.returned, stats.held_buffers, stats.held_bytes) == (1, 1, 16384)
+    with FrameReader(io.BytesIO(stream), pool=pool):
+        assert pool.stats().hits == 1  # the same buffer again
+    assert pool.stats().held_buffers == 1
+
+
+def test_an_exception_from_on_control_keeps_the_message() -> None:
+    calls: list[bytes] = []
+
+    def on_control(opcode: Opcode, payload: bytes) -> None:
+        calls.append(payload)
+        if len(calls) == 1:
+            raise RuntimeError("first ping refused")
+
+    stream = (
+        build(Opcode.TEXT, b"he", fin=False, key=b"abcd")
+        + build(Opcode.PING, b"1", key=b"abcd")
+        + build(Opcode.CONT, b"llo", fin=False, key=b"abcd")
+        + build(Opcode.PING, b"2", key=b"abcd")
+        + build(Opcode.CONT, b"!", key=b"abcd")
+    )
+    for method in ("read_message", "read_message_into"):
+        calls.clear()
+        reader = FrameReader(io.BytesIO(stream), on_control=on_control)
+        buf = bytearray(10)
+        with pytest.raises(RuntimeError):
+            read_with(reader, method, buf)
+        buf[:] = bytes(10)
+        assert read_with(reader, method, buf) == (MessageType.TEXT, b"hello!")
+        assert calls == [b"1", b"2"]

@@ -162,8 +162,9 @@ class FrameReader:
         source: A connected blocking socket, or a binary stream with ``readinto``
             (a file opened in ``"rb"`` mode, :class:`io.BytesIO`, ``socket.makefile("rb")``).
             The reader does not close it.
-        pool: Reserved for a buffer pool (a later release takes the internal buffer
-            from it and gives it back on :meth:`close`); ignored for now.
+        pool: A :class:`~blazews.buffers.BufferPool` to take the internal buffer from
+            (``pool.get(READ_BUFFER_SIZE)``); :meth:`close` gives it back. ``None``
+            (the default) allocates it.
         max_message_size: The largest message the message methods accept, in bytes
             (1 MiB by default); ``None`` for no limit. Frames are not limited.
         on_control: Called as ``on_control(opcode, payload)`` with each ping and pong
@@ -194,10 +195,11 @@ class FrameReader:
         self.source = source
         self._read = read
         self._pool = pool
-        self._buf: bytearray | None = bytearray(READ_BUFFER_SIZE)
-        self._view: memoryview | None = memoryview(self._buf)
-        self._data: Any = self._buf  # compiled: a typed view, indexed in C
-        self._size = READ_BUFFER_SIZE
+        buf = bytearray(READ_BUFFER_SIZE) if pool is None else pool.get(READ_BUFFER_SIZE)
+        self._buf: bytearray | None = buf
+        self._view: memoryview | None = memoryview(buf)
+        self._data: Any = buf  # compiled: a typed view, indexed in C
+        self._size = len(buf)
         self._start = 0
         self._end = 0
         # The pending header: parsed and consumed from the buffer, payload not read yet.
@@ -659,13 +661,19 @@ class FrameReader:
     def close(self) -> None:
         """Release the internal buffer; later reads raise :class:`ValueError`.
 
-        The source is left open. Calling it again does nothing.
+        A buffer taken from ``pool`` goes back to it. The source is left open.
+        Calling it again does nothing.
         """
+        buf = self._buf
+        if self._view is not None:
+            self._view.release()
         self._view = None
         self._data = None
         self._buf = None
         self._hdr = False
         self._partial = None
+        if buf is not None and self._pool is not None:
+            self._pool.put(buf)
 
     def __enter__(self) -> FrameReader:
         return self
