@@ -24,10 +24,13 @@ The rules, all enforced by :meth:`BufferPool.put`:
 - The pool never holds more than ``max_bytes``; extra buffers are dropped.
 - Sizes beyond the largest tier are served by a fresh, unpooled ``bytearray``.
 
-Cost: ``get`` + ``put`` is meant to be cheaper than allocating. The pool is written once
-(``_buffers_py.py``) and compiled by Cython into ``_buffers_c``; the compiled build is
-used unless ``BLAZEWS_NO_EXTENSIONS=1`` or it was not built (see :mod:`blazews._impl`).
-``BUFFERS`` says which runs.
+Cost: compiled, ``get`` + ``put`` takes about twice the time of ``bytearray(1024)``
+(~130 ns against ~70 ns on a 2020s x86 server) and about as long as
+``bytearray(16384)``; pure Python, about ten times longer. What it saves is memory
+traffic: no buffer allocated and freed per message, and buffers that stay warm in the
+CPU caches. The pool is written once (``_buffers_py.py``) and compiled by Cython into
+``_buffers_c``; the compiled build is used unless ``BLAZEWS_NO_EXTENSIONS=1`` or it was
+not built (see :mod:`blazews._impl`). ``BUFFERS`` says which runs.
 """
 
 from __future__ import annotations
