@@ -46,6 +46,7 @@ def _namespace(module: Any, name: str) -> types.SimpleNamespace:
         validate_utf8=module.validate_utf8,
         frame_header=module.frame_header,
         encode_frame=module.encode_frame,
+        frame_payload=module.frame_payload,
         Utf8Validator=module.Utf8Validator,
     )
 

@@ -254,6 +254,26 @@ def test_encode_frame_rejects_non_buffers(impl: types.SimpleNamespace) -> None:
         impl.encode_frame(0x81, "text is encoded by the caller")
 
 
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 63, 64, 65, 300, 70_000])
+def test_frame_payload_copies_and_unmasks(impl: types.SimpleNamespace, n: int) -> None:
+    payload = (DATA * (n // len(DATA) + 1))[:n]
+    for lead in (4, 7):  # the key right before the payload, at any alignment
+        raw = b"\xee" * (lead - 4) + KEY + naive_mask(payload, KEY) + b"\xdd" * 9
+        for buf in (raw, bytearray(raw), memoryview(raw)):
+            out = impl.frame_payload(buf, lead, lead + n, True)
+            assert type(out) is bytes and out == payload
+            assert impl.frame_payload(buf, lead, lead + n, False) == raw[lead : lead + n]
+        assert raw[lead : lead + n] == naive_mask(payload, KEY), "input changed"
+
+
+@pytest.mark.parametrize(("start", "end", "masked"), [(2, 10, True), (5, 4, False), (0, 65, False)])
+def test_frame_payload_refuses_ranges_outside_the_buffer(
+    impl: types.SimpleNamespace, start: int, end: int, masked: bool
+) -> None:
+    with pytest.raises(ValueError):
+        impl.frame_payload(bytes(64), start, end, masked)
+
+
 # ---- the compiled build and its levels --------------------------------------------
 
 

@@ -116,3 +116,22 @@ def test_probe_detects_a_forbidden_import():
     report = _probe("blazews.asyncio")
     assert "asyncio" in report["forbidden"]
     assert any(importer.startswith("blazews.asyncio") for importer in report["culprits"]["asyncio"])
+
+
+def test_pure_core_runs_without_cython_installed():
+    """The pure protocol core names Cython's decorators; without Cython installed
+    (a plain pure-Python install) it must import and work all the same."""
+    code = (
+        "import sys; sys.modules['cython'] = None\n"  # makes `import cython` fail
+        "from blazews.sansio import _protocol_py as p\n"
+        "proto = p.Protocol(p.Side.CLIENT)\n"
+        "proto.receive_data(b'\\x82\\x03abc')\n"
+        "(event,) = proto.events_received()\n"
+        "assert (event.type, event.data) == (2, b'abc'), event\n"
+        "assert type(p.cython).__name__ == '_NoCython'\n"
+    )
+    env = dict(os.environ, BLAZEWS_NO_EXTENSIONS="1")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr

@@ -577,3 +577,36 @@ async def test_hooks_run_in_a_task_that_ends_with_the_handshake() -> None:
             assert calls == ["/hooked"]
             assert conn._task is None  # the hook's task is over; no handler task
     assert not server.connections
+
+
+async def test_a_listener_that_raised_gets_nothing_more_but_on_close(caplog: Any) -> None:
+    calls: list[str] = []
+
+    class Broken(Listener):
+        def on_message(
+            self, conn: ListenerConnection, kind: MessageType, payload: memoryview
+        ) -> None:
+            calls.append(bytes(payload).decode())
+            raise RuntimeError("bug")
+
+        def on_ping(self, conn: ListenerConnection, payload: bytes) -> None:
+            calls.append("ping")
+
+        def on_close(self, conn: ListenerConnection, code: int, reason: str) -> None:
+            calls.append(f"close {code}")
+
+    caplog.set_level(logging.CRITICAL, "blazews")
+    async with blazews.serve_listener(Broken, "127.0.0.1", 0, ping_interval=None) as server:
+        reader, writer = await raw_client(server.port)
+        # In one write, so in one read: the failure happens mid-batch.
+        writer.write(masked(BINARY, b"one") + masked(BINARY, b"two") + masked(PING, b"p"))
+        data = await asyncio.wait_for(reader.read(1024), 5)
+        assert parse_frames(data)[0].opcode == CLOSE
+        writer.write(masked(BINARY, b"three") + masked(CLOSE, struct.pack("!H", 1000)))
+        await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        for _ in range(200):
+            if calls and calls[-1].startswith("close"):
+                break
+            await asyncio.sleep(0.005)
+    assert calls == ["one", "close 1000"]

@@ -995,3 +995,65 @@ _small_item = st.one_of(
 def test_any_valid_stream_fed_byte_by_byte_gives_the_same_events(items):
     """Every possible cut at once: each header field split at every position."""
     _check_same_events(items, [1])
+
+
+# -- message_sink: messages handed over as they are parsed -----------------------------
+
+
+@SIDES
+def test_message_sink_receives_messages_in_order_without_events(make):
+    proto = make()
+    got: list[tuple[int, bytes]] = []
+    proto.message_sink = lambda kind, data: got.append((kind, bytes(data)))
+    data = (
+        incoming(proto, TEXT, b"one")
+        + incoming(proto, BINARY, b"tw", fin=False)
+        + incoming(proto, CONT, b"o", fin=True)
+        + incoming(proto, BINARY, b"three")
+    )
+    proto.receive_data(data)
+    assert got == [(TEXT, b"one"), (BINARY, b"two"), (BINARY, b"three")]
+    assert proto.events_received() == []
+
+
+@SIDES
+def test_message_sink_keeps_order_behind_a_waiting_event(make):
+    proto = make()
+    got: list[bytes] = []
+    proto.message_sink = lambda kind, data: got.append(bytes(data))
+    proto.receive_data(
+        incoming(proto, BINARY, b"a") + incoming(proto, PING, b"p") + incoming(proto, BINARY, b"b")
+    )
+    # "a" went to the sink; the ping waits as an event, so "b" queues behind it.
+    assert got == [b"a"]
+    assert describe(proto.events_received()) == [("ping", None, b"p"), ("message", BINARY, b"b")]
+    proto.receive_data(incoming(proto, BINARY, b"c"))  # nothing waits: sink again
+    assert got == [b"a", b"c"]
+
+
+@SIDES
+def test_message_sink_gets_borrowed_views_and_may_send(make):
+    proto = make()
+    seen: list[tuple[str, bytes]] = []
+
+    def sink(kind: int, data: object) -> None:
+        assert isinstance(data, memoryview)
+        seen.append((type(data).__name__, bytes(data)))
+        proto.send_binary(bytes(data).upper())  # answering from the sink is allowed
+        data.release()
+
+    proto.message_sink = sink
+    buf = bytearray(incoming(proto, BINARY, b"hi") + incoming(proto, BINARY, b"yo"))
+    assert proto.receive_into_buffer(buf, 0, len(buf), True) == len(buf)
+    assert seen == [("memoryview", b"hi"), ("memoryview", b"yo")]
+    assert [f.payload for f in sent_frames(proto)] == [b"HI", b"YO"]
+
+
+@SIDES
+def test_message_sink_does_not_see_invalid_messages(make):
+    proto = make()
+    got: list[bytes] = []
+    proto.message_sink = lambda kind, data: got.append(bytes(data))
+    proto.receive_data(incoming(proto, TEXT, b"ok") + incoming(proto, TEXT, b"\xff"))
+    assert got == [b"ok"]
+    assert_failed(proto, 1007)

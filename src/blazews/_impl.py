@@ -18,6 +18,7 @@ __all__ = [
     "cpu_features",
     "encode_frame",
     "frame_header",
+    "frame_payload",
     "mask_bytes",
     "simd_level",
     "validate_utf8",
@@ -33,6 +34,7 @@ apply_mask: Callable[[Any, Any], bytes]
 validate_utf8: Callable[[Any], bool]
 frame_header: Callable[..., bytes]
 encode_frame: Callable[..., bytes]
+frame_payload: Callable[[Any, int, int, bool], bytes]
 Utf8Validator: Any
 IMPLEMENTATION: str
 
@@ -50,6 +52,7 @@ if _native is None:
         apply_mask,
         encode_frame,
         frame_header,
+        frame_payload,
         mask_bytes,
         validate_utf8,
     )
@@ -61,6 +64,7 @@ else:
     validate_utf8 = _native.validate_utf8
     frame_header = _native.frame_header
     encode_frame = _native.encode_frame
+    frame_payload = _native.frame_payload
     Utf8Validator = _native.Utf8Validator
     IMPLEMENTATION = "compiled"
 

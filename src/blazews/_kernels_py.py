@@ -15,6 +15,7 @@ __all__ = [
     "apply_mask",
     "encode_frame",
     "frame_header",
+    "frame_payload",
     "mask_bytes",
     "validate_utf8",
 ]
@@ -132,6 +133,32 @@ def encode_frame(first: int, data: Any, key: Any = None) -> bytes:
     if key is None:
         return header + view
     return header + _xor(view, _check_key(key), 0)
+
+
+def frame_payload(buf: Any, start: int, end: int, masked: bool) -> bytes:
+    """Return ``buf[start:end]`` as new bytes, unmasked as it is copied if ``masked``.
+
+    The parser's way to take a payload out of a receive buffer: one call, one copy,
+    no intermediate view. When ``masked``, the key is the 4 bytes before ``start``
+    (where a frame header puts it).
+
+    Args:
+        buf: A C-contiguous buffer (bytes, bytearray, memoryview...).
+        start: Where the payload begins (``>= 4`` when ``masked``).
+        end: Where it ends.
+        masked: Whether to unmask with the key at ``buf[start - 4:start]``.
+
+    Raises:
+        ValueError: The range is not within ``buf``.
+    """
+    with memoryview(buf) as view:
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        if start < (4 if masked else 0) or end < start or end > view.nbytes:
+            raise ValueError(f"payload range {start}:{end} not within a {view.nbytes}-byte buffer")
+        if not masked:
+            return bytes(view[start:end])
+        return _xor(view[start:end], bytes(view[start - 4 : start]), 0)
 
 
 def validate_utf8(data: Any) -> bool:

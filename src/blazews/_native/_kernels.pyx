@@ -26,6 +26,7 @@ __all__ = [
     "cpu_features",
     "encode_frame",
     "frame_header",
+    "frame_payload",
     "mask_bytes",
     "simd_level",
     "validate_utf8",
@@ -272,6 +273,48 @@ def encode_frame(int first, data, key=None):
     finally:
         PyBuffer_Release(&view)
     return out
+
+
+def frame_payload(buf, Py_ssize_t start, Py_ssize_t end, bint masked):
+    """Return ``buf[start:end]`` as new bytes, unmasked as it is copied if ``masked``.
+
+    The parser's way to take a payload out of a receive buffer: one call, one copy,
+    no intermediate view. When ``masked``, the key is the 4 bytes before ``start``
+    (where a frame header puts it).
+
+    Args:
+        buf: A C-contiguous buffer (bytes, bytearray, memoryview...).
+        start: Where the payload begins (``>= 4`` when ``masked``).
+        end: Where it ends.
+        masked: Whether to unmask with the key at ``buf[start - 4:start]``.
+
+    Raises:
+        ValueError: The range is not within ``buf``.
+    """
+    cdef Py_buffer view
+    cdef bytes out
+    cdef uint8_t *dst
+    cdef const uint8_t *src
+    cdef Py_ssize_t n = end - start
+    if _get_buffer(buf, &view, PyBUF_SIMPLE) < 0:
+        PyErr_Clear()
+        return _kernels_py.frame_payload(buf, start, end, masked)
+    try:
+        if start < (4 if masked else 0) or n < 0 or end > view.len:
+            raise ValueError(f"payload range {start}:{end} not within a {view.len}-byte buffer")
+        src = <const uint8_t *>view.buf
+        if not masked:
+            return PyBytes_FromStringAndSize(<const char *>src + start, n)
+        out = PyBytes_FromStringAndSize(NULL, n)
+        dst = <uint8_t *>PyBytes_AS_STRING(out)
+        if n >= NOGIL_MIN:
+            with nogil:
+                bws_mask(dst, src + start, <size_t>n, src + start - 4, 0)
+        else:
+            bws_mask(dst, src + start, <size_t>n, src + start - 4, 0)
+        return out
+    finally:
+        PyBuffer_Release(&view)
 
 
 def validate_utf8(data):

@@ -64,7 +64,8 @@ class Listener:
     typically) once per connection, when its opening handshake has succeeded. Every
     method runs in the event loop and must not block; none may be a coroutine (start a
     task for work that awaits). An exception out of a callback is logged and closes
-    the connection with 1011 (internal error).
+    the connection with 1011 (internal error); the listener then gets no more calls
+    but :meth:`on_close`.
     """
 
     def on_connect(self, conn: ListenerConnection) -> None:
@@ -308,6 +309,7 @@ class _ListenerSide(Connection):
         self.handle = ListenerConnection(self)
         self._batching = False
         self._connected = False
+        self._failed = False
 
     def _connect_listener(self) -> None:
         """Make the listener and call ``on_connect``, once the handshake succeeded."""
@@ -325,59 +327,78 @@ class _ListenerSide(Connection):
             listener.on_connect(self.handle)
         except Exception:
             self._callback_failed("on_connect")
+            return
+        # From now on the core hands each message straight to _deliver as it parses
+        # it: no event object, and each borrowed view is freed before the next one is
+        # made (a batch of views alive at once would also wake the garbage collector).
+        self.protocol.message_sink = self._deliver
+
+    def _deliver(self, opcode: int, data: Any) -> None:
+        """Give one message to the listener; release a borrowed payload after."""
+        if type(data) is not memoryview:
+            data = memoryview(data)  # (assembled from fragments, or inflated)
+        listener = self.listener
+        if listener is not None and not self._failed:
+            try:
+                listener.on_message(self.handle, _TYPES[opcode], data)  # type: ignore[arg-type]
+            except Exception:
+                self._callback_failed("on_message")
+        try:
+            data.release()
+        except BufferError:  # the listener made an array of it and kept it
+            pass
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # Sends made by callbacks during this read are written together at its end.
+        self._batching = True
+        try:
+            super().buffer_updated(nbytes)
+        finally:
+            self._batching = False
+            self._flush()
 
     def _callback_failed(self, name: str) -> None:
+        # A listener that raised gets nothing more but on_close.
+        self._failed = True
+        self.protocol.message_sink = None
         logger.exception("listener %s failed", name)
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(1011, "internal error")
 
     def _dispatch(self, events: list[Any]) -> None:
+        # The events the core did not hand to _deliver: the handshake's, pings and
+        # pongs, and messages that came after one of those in the same read.
         if not self._connected:
             self._connect_listener()
-        listener = self.listener
         handle = self.handle
-        failed = False
+        batching = self._batching
         self._batching = True
         try:
             for event in events:
                 kind = type(event)
                 if kind is Message:
-                    data: Any = event.data
-                    if type(data) is not memoryview:
-                        data = memoryview(data)  # (assembled from fragments, or inflated)
-                    if listener is not None and not failed:
-                        try:
-                            listener.on_message(handle, _TYPES[event.type], data)  # type: ignore[arg-type]
-                        except Exception:
-                            failed = True
-                            self._callback_failed("on_message")
-                    try:
-                        data.release()
-                    except BufferError:  # the listener made an array of it and kept it
-                        pass
+                    self._deliver(event.type, event.data)
                 elif kind is Ping:
-                    if listener is not None and not failed:
+                    if self.listener is not None and not self._failed:
                         try:
-                            listener.on_ping(handle, event.data)
+                            self.listener.on_ping(handle, event.data)
                         except Exception:
-                            failed = True
                             self._callback_failed("on_ping")
                 elif kind is Pong:
                     self._pong(event.data)
-                    if listener is not None and not failed:
+                    if self.listener is not None and not self._failed:
                         try:
-                            listener.on_pong(handle, event.data)
+                            self.listener.on_pong(handle, event.data)
                         except Exception:
-                            failed = True
                             self._callback_failed("on_pong")
                 else:
                     self._other_event(event)
                     if not self._connected:
                         self._connect_listener()
-                        listener = self.listener
         finally:
-            self._batching = False
-            self._flush()
+            self._batching = batching
+            if not batching:
+                self._flush()
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -414,7 +435,7 @@ class _ListenerSide(Connection):
         raise TypeError("a listener connection delivers messages to its Listener")
 
 
-_LISTENER_SLOTS = ("_batching", "_connected", "_listener_factory", "handle", "listener")
+_LISTENER_SLOTS = ("_batching", "_connected", "_failed", "_listener_factory", "handle", "listener")
 
 
 class _ServerListenerConnection(_ListenerSide, ServerConnection):

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from .._impl import (
     Utf8Validator,
-    apply_mask,
     encode_frame,
     frame_header,
+    frame_payload,
     mask_bytes,
     validate_utf8,
 )
@@ -44,6 +44,30 @@ from ..exceptions import (
 from .extensions import Extension
 from .frames import Close, is_valid_close_code
 from .states import Side, State
+
+_T = TypeVar("_T")
+
+
+class _NoCython:
+    """Stands in for the ``cython`` module in pure Python without Cython installed."""
+
+    @staticmethod
+    def cclass(cls: _T) -> _T:
+        return cls
+
+    @staticmethod
+    def no_gc(cls: _T) -> _T:
+        return cls
+
+    @staticmethod
+    def freelist(n: int) -> Callable[[_T], _T]:
+        return lambda cls: cls
+
+
+try:
+    import cython  # type: ignore[import-untyped, import-not-found, unused-ignore]
+except ImportError:  # (compiled: Cython's own; pure: its shadow module, or else this)
+    globals()["cython"] = _NoCython()  # (not "cython = ...": Cython reserves the name)
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -68,6 +92,12 @@ up to ``max_message_size / 64`` fragments; a flood of empty fragments stops afte
 """
 
 
+# Events hold only ints and bytes or views: they cannot be part of a reference cycle,
+# so, compiled, the garbage collector does not track them (a batch of 1,000 messages
+# would otherwise trigger collections), and a free list recycles their memory.
+@cython.no_gc
+@cython.freelist(256)
+@cython.cclass
 class Message:
     """A complete data message.
 
@@ -89,6 +119,8 @@ class Message:
         return f"Message(type={self.type}, data={self.data[:32]!r}{more})"
 
 
+@cython.no_gc
+@cython.cclass
 class Ping:
     """A ping arrived (the pong is already queued)."""
 
@@ -98,6 +130,8 @@ class Ping:
         self.data = data
 
 
+@cython.no_gc
+@cython.cclass
 class Pong:
     """A pong arrived."""
 
@@ -141,12 +175,12 @@ _CLOSED = State.CLOSED
 # costs more than the loop below about 4-8 KiB (1 KiB: 380 -> 220 ns per frame).
 _SMALL = 4096
 
-# How _parse may treat its input: copy payloads out of a read-only buffer, unmask them
-# in place in a writable one, or also lend them as views of it.
 # A server frame whose payload is at most this long is sent as one object, the
 # payload copied behind the header; a longer one is sent as header + payload.
 _COALESCE = 16384
 
+# How _parse may treat its input: copy payloads out of a read-only buffer, unmask them
+# in place in a writable one, or also lend them as views of it.
 _COPY = 0
 _IN_PLACE = 1
 _BORROW = 2
@@ -162,6 +196,16 @@ class Protocol:
         max_message_size: Largest received message, in bytes, or ``None`` for no
             limit. A larger one fails the connection with 1009.
         extensions: The negotiated extensions, in the order of the handshake.
+
+    Attributes:
+        message_sink: ``None``, or a callable ``sink(type, payload)`` that receives
+            each complete data message as soon as it is parsed, in place of a
+            :class:`Message` event, whenever no other event is waiting in
+            :meth:`events_received` (so the order of events is kept). It runs inside
+            ``receive_data`` / ``receive_into_buffer``: it may queue frames
+            (``send_*``, ``send_close``) but must not feed data, and must not raise.
+            A borrowed payload is valid only during the call. For front ends that
+            hand messages straight to callbacks: no event object per message.
     """
 
     def __init__(
@@ -185,6 +229,7 @@ class Protocol:
         self.eof_rcvd = False
         self.incomplete_frame_size = 0
         self._events: list[Any] = []
+        self.message_sink: Callable[[int, Any], None] | None = None
         self._out: list[bytes] = []
         self._buf = bytearray()
         self._discard = False
@@ -518,10 +563,9 @@ class Protocol:
         mv = memoryview(data)  # payloads are sliced from it: one copy at most
         payload: Any
         self.incomplete_frame_size = 0
-        in_place = mode != _COPY
         # An extension transforms the payload: it gets bytes.
         borrow = mode == _BORROW and not self.extensions
-        if in_place and _COMPILED:
+        if borrow and _COMPILED:
             wview = data  # compiled: a writable typed view
         mask_expected = not self._is_client
         limit = -1 if self.max_message_size is None else self.max_message_size
@@ -610,33 +654,32 @@ class Protocol:
                 )
                 break
             end = start + length
-            if masked and in_place and _COMPILED and length <= _SMALL:
-                k0 = view[start - 4]
-                k1 = view[start - 3]
-                k2 = view[start - 2]
-                k3 = view[start - 1]
-                i = start
-                while i + 4 <= end:
-                    wview[i] ^= k0
-                    wview[i + 1] ^= k1
-                    wview[i + 2] ^= k2
-                    wview[i + 3] ^= k3
-                    i += 4
-                if i < end:
-                    wview[i] ^= k0
-                    if i + 1 < end:
-                        wview[i + 1] ^= k1
-                        if i + 2 < end:
-                            wview[i + 2] ^= k2
-                masked = 0
             if borrow and fin and opcode and not opcode & 0x8:
+                # Lent as a view of the buffer: unmasked where it lies.
+                if masked and _COMPILED and length <= _SMALL:
+                    k0 = view[start - 4]
+                    k1 = view[start - 3]
+                    k2 = view[start - 2]
+                    k3 = view[start - 1]
+                    i = start
+                    while i + 4 <= end:
+                        wview[i] ^= k0
+                        wview[i + 1] ^= k1
+                        wview[i + 2] ^= k2
+                        wview[i + 3] ^= k3
+                        i += 4
+                    if i < end:
+                        wview[i] ^= k0
+                        if i + 1 < end:
+                            wview[i + 1] ^= k1
+                            if i + 2 < end:
+                                wview[i + 2] ^= k2
+                elif masked:
+                    mask_bytes(mv[start - 4 : start], mv[start:end])
                 payload = mv[start:end]
-                if masked:
-                    mask_bytes(mv[start - 4 : start], payload)
-            elif masked:
-                payload = apply_mask(mv[start:end], mv[start - 4 : start])
             else:
-                payload = bytes(mv[start:end])
+                # Copied out, unmasked on the way: one call, no intermediate view.
+                payload = frame_payload(data, start, end, masked != 0)
             pos = end
             if opcode & 0x8:
                 self._control_frame(opcode, payload)
@@ -667,7 +710,10 @@ class Protocol:
             if opcode == 0x1 and not validate_utf8(payload):
                 self._fail_with(ProtocolError("invalid UTF-8 in text message", 1007))
                 return
-            self._events.append(Message(opcode, payload))
+            if self.message_sink is not None and not self._events:
+                self.message_sink(opcode, payload)
+            else:
+                self._events.append(Message(opcode, payload))
             return
         if opcode:
             self._msg_opcode = opcode
@@ -692,11 +738,15 @@ class Protocol:
                 return
             chunks = self._msg_chunks
             data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            self._events.append(Message(self._msg_opcode, data))
+            opcode = self._msg_opcode
             self._msg_opcode = 0
             self._msg_chunks = []
             self._msg_size = 0
             self._msg_frags = 0
+            if self.message_sink is not None and not self._events:
+                self.message_sink(opcode, data)
+            else:
+                self._events.append(Message(opcode, data))
 
     def _control_frame(self, opcode: int, payload: bytes) -> None:
         if opcode == 0x9:
