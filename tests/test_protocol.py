@@ -1057,3 +1057,41 @@ def test_message_sink_does_not_see_invalid_messages(make):
     proto.receive_data(incoming(proto, TEXT, b"ok") + incoming(proto, TEXT, b"\xff"))
     assert got == [b"ok"]
     assert_failed(proto, 1007)
+
+
+@SIDES
+def test_with_a_sink_only_what_the_sink_takes_is_lent(make):
+    proto = make()
+    taken: list[object] = []
+
+    def sink(kind: int, data: object) -> None:
+        taken.append(type(data))
+        if isinstance(data, memoryview):
+            data.release()
+
+    proto.message_sink = sink
+    buf = bytearray(
+        incoming(proto, BINARY, b"a") + incoming(proto, PONG, b"") + incoming(proto, BINARY, b"b")
+    )
+    proto.receive_into_buffer(buf, 0, len(buf), True)
+    assert taken == [memoryview]
+    (_, message) = proto.events_received()
+    assert type(message.data) is bytes and message.data == b"b"  # it waits: a copy
+
+
+@SIDES
+def test_stop_lending_makes_the_rest_of_the_call_bytes(make):
+    proto = make()
+    taken: list[object] = []
+
+    def sink(kind: int, data: object) -> None:
+        taken.append(type(data))
+        proto.stop_lending()
+
+    proto.message_sink = sink
+    buf = bytearray(b"".join(incoming(proto, BINARY, bytes([i])) for i in range(3)))
+    proto.receive_into_buffer(buf, 0, len(buf), True)
+    assert taken == [memoryview, bytes, bytes]
+    buf = bytearray(incoming(proto, BINARY, b"z"))
+    proto.receive_into_buffer(buf, 0, len(buf), True)  # a new call lends again
+    assert taken[-1] is memoryview

@@ -26,7 +26,7 @@ from blazews.asyncio.connection import RECEIVE_BUFFER_SIZE, Connection
 from blazews.buffers import DEFAULT_BUFFER_POOL
 from blazews.sansio.client import ClientProtocol
 from blazews.sansio.handshake import accept_key
-from blazews.sansio.protocol import Message, Protocol, Side
+from blazews.sansio.protocol import Protocol, Side
 from blazews.sansio.uri import parse_uri
 from helpers import BINARY, CLOSE, CONT, PING, TEXT, close_payload, frame, parse_frames
 
@@ -298,26 +298,41 @@ async def test_protocol_errors_close_with_their_code(data: bytes, code: int, chu
 
 async def test_read_message_into_a_waiting_buffer_makes_no_bytes_object(monkeypatch: Any) -> None:
     seen: list[type] = []
-    original = Connection._dispatch_borrowed
+    original = Connection._fill_into
 
-    def spy(self: Connection, events: list[Any]) -> None:
-        seen.extend(type(e.data) for e in events if isinstance(e, Message))
-        original(self, events)
+    def spy(self: Connection, opcode: int, data: Any) -> None:
+        seen.append(type(data))
+        original(self, opcode, data)
 
-    monkeypatch.setattr(Connection, "_dispatch_borrowed", spy)
+    monkeypatch.setattr(Connection, "_fill_into", spy)
     conn = open_connection()
     buf = bytearray(100)
     task = asyncio.ensure_future(conn.read_message_into(buf))
     await asyncio.sleep(0)
     assert conn._into is not None  # waiting, its buffer offered to the receive path
-    feed(conn, masked(TEXT, b"direct") + masked(BINARY, b"queued"))
-    assert seen == [memoryview, memoryview]  # borrowed, not copied into bytes
-    assert list(conn._queue)[0].data == b"queued"  # the next one, copied out
+    feed(conn, masked(TEXT, b"direct") + masked(BINARY, b"queued") + masked(BINARY, b"more"))
+    assert seen == [memoryview]  # the first one borrowed, not copied into bytes
+    assert [type(m.data) for m in conn._queue] == [bytes, bytes]  # the others copied out
+    assert conn.protocol.message_sink is None
     assert await task == (MessageType.TEXT, 6)
     assert buf[:6] == b"direct"
     assert await conn.read_message_into(buf) == (MessageType.BINARY, 6)
     assert buf[:6] == b"queued"
+    assert await conn.read_message_into(buf) == (MessageType.BINARY, 4)
     assert conn._into is None and conn._rbuf is None
+
+
+async def test_a_waiting_buffer_too_small_queues_the_message() -> None:
+    conn = open_connection()
+    small = bytearray(3)
+    task = asyncio.ensure_future(conn.read_message_into(small))
+    await asyncio.sleep(0)
+    feed(conn, masked(BINARY, b"too long") + masked(BINARY, b"ok"))
+    with pytest.raises(BufferTooSmall):
+        await task
+    assert await conn.read_message() == (MessageType.BINARY, b"too long")
+    assert await conn.read_message_into(small) == (MessageType.BINARY, 2)
+    assert small[:2] == b"ok"
 
 
 @pytest.mark.parametrize("kind", ["bytearray", "memoryview", "numpy"])

@@ -248,13 +248,14 @@ class Connection(asyncio.BufferedProtocol):
         self._rend = end
         protocol = self.protocol
         if self._into is not None and not self._queue:
-            start += protocol.receive_into_buffer(buf, start, end, True)
-            self._flush()
-            events = protocol.events_received()
-            if events:
-                self._dispatch_borrowed(events)
-            if protocol.state >= State.CLOSING:
-                self._closing()
+            # A read_message_into call waits: the first message goes straight from
+            # this buffer into the caller's (unmasked on the way), the rest as usual.
+            protocol.message_sink = self._fill_into
+            try:
+                start += protocol.receive_into_buffer(buf, start, end, True)
+            finally:
+                protocol.message_sink = None
+            self._process()
         else:
             start += protocol.receive_into_buffer(buf, start, end, self._borrow)
             self._process()
@@ -406,35 +407,27 @@ class Connection(asyncio.BufferedProtocol):
                 if self.transport is not None:
                     self.transport.pause_reading()
 
-    def _dispatch_borrowed(self, events: list[Any]) -> None:
-        """Dispatch events parsed with ``borrow``, for a waiting read_message_into.
+    def _fill_into(self, opcode: int, data: Any) -> None:
+        """The message sink while a read_message_into call waits (see buffer_updated).
 
-        The first message goes straight into the waiting call's buffer if it fits;
-        every other borrowed payload is copied out of the receive buffer.
+        Copies the first message into the waiting call's buffer if it fits, else
+        queues it (the call then raises BufferTooSmall); either way, the messages
+        after it in this read are events, as ``bytes``.
         """
+        protocol = self.protocol
+        protocol.message_sink = None
+        protocol.stop_lending()
         into = self._into
-        delivered = -1
-        for i, event in enumerate(events):
-            if type(event) is not Message:
-                continue
-            data: Any = event.data  # a view of the receive buffer, or bytes
-            if into is not None:
-                n = len(data)
-                if n <= len(into):
-                    into[:n] = data
-                    self._into = None
-                    self._into_result = (event.type, n)
-                    delivered = i
-                into = None  # only the first message may skip the queue
-            if type(data) is memoryview:
-                if delivered != i:
-                    event.data = bytes(data)
-                data.release()
-        if delivered >= 0:
-            del events[delivered]
+        n = len(data)
+        if into is not None and n <= len(into):
+            into[:n] = data
+            self._into = None
+            self._into_result = (opcode, n)
             self._wake_reader()
-        if events:
-            self._dispatch(events)
+        else:
+            self._dispatch([Message(opcode, bytes(data))])
+        if type(data) is memoryview:
+            data.release()
 
     def _other_event(self, event: Any) -> None:
         """Handle a handshake event; the client and server subclasses override it."""
@@ -546,7 +539,8 @@ class Connection(asyncio.BufferedProtocol):
             result = await self._wait_into(_writable_view(buf))
             if result is not None:
                 return result
-        message = queue[self._qhead]
+        head = self._qhead
+        message = queue[head]
         data = message.data
         n = len(data)
         if type(buf) is bytearray:  # the common case, without making a view
@@ -558,7 +552,14 @@ class Connection(asyncio.BufferedProtocol):
             if n > len(view):
                 raise BufferTooSmall(n, len(view))
             view[:n] = data
-        self._take()
+        # _take(), inlined: this is the hot path of the coroutine API.
+        head += 1
+        if head == len(queue):
+            queue.clear()
+            head = 0
+        self._qhead = head
+        if self._reading_paused:
+            self._resume_reading()
         return _TYPES[message.type], n  # type: ignore[return-value]
 
     async def _wait_into(self, view: memoryview) -> tuple[MessageType, int] | None:

@@ -34,6 +34,7 @@ cdef class Protocol:
     cdef public Py_ssize_t incomplete_frame_size
     cdef public list _events
     cdef public object message_sink
+    cdef public bint _lend
     cdef public list _out
     cdef public bytearray _buf
     cdef public bint _discard
@@ -60,7 +61,7 @@ cdef class Protocol:
         n=Py_ssize_t, pos=Py_ssize_t, limit=cython.longlong, b0=int, b1=int, opcode=int,
         rsv=int, fin=int, masked=int, mask_expected=bint, length=cython.ulonglong,
         hlen=Py_ssize_t, start=Py_ssize_t, end=Py_ssize_t, view="const unsigned char[:]",
-        mv=object, payload=object, borrow=bint, wview="unsigned char[::1]",
+        mv=object, payload=object, wview="unsigned char[::1]",
         k0="unsigned char", k1="unsigned char", k2="unsigned char", k3="unsigned char",
         i=Py_ssize_t,
     )

@@ -230,6 +230,7 @@ class Protocol:
         self.incomplete_frame_size = 0
         self._events: list[Any] = []
         self.message_sink: Callable[[int, Any], None] | None = None
+        self._lend = False  # whether _parse lends payloads as views of its buffer
         self._out: list[bytes] = []
         self._buf = bytearray()
         self._discard = False
@@ -303,6 +304,9 @@ class Protocol:
             borrow: Make the payload of each message that arrived in a single frame a
                 ``memoryview`` of ``buf`` instead of ``bytes``: no copy at all. Only
                 without extensions; fragmented messages, pings and pongs are ``bytes``.
+                With a :attr:`message_sink`, only payloads handed to the sink are
+                lent; a message that waits as an event (behind another event) is
+                ``bytes``. :meth:`stop_lending` ends lending for the rest of the call.
 
         Returns:
             How many bytes, from ``start``, were used (parsed, or kept by the
@@ -551,6 +555,12 @@ class Protocol:
     def _handshake_eof(self) -> None:
         raise NotImplementedError
 
+    def stop_lending(self) -> None:
+        """Lend no more payloads in the ``receive_into_buffer`` call under way: from
+        the next frame on they are ``bytes``. For a :attr:`message_sink` that took
+        the one view it wanted."""
+        self._lend = False
+
     def _parse(self, data: Any, pos: int, n: int, mode: int) -> int:
         """Parse every complete frame in ``data[pos:n]``; return the offset parsed up to.
 
@@ -564,8 +574,8 @@ class Protocol:
         payload: Any
         self.incomplete_frame_size = 0
         # An extension transforms the payload: it gets bytes.
-        borrow = mode == _BORROW and not self.extensions
-        if borrow and _COMPILED:
+        self._lend = mode == _BORROW and not self.extensions
+        if self._lend and _COMPILED:
             wview = data  # compiled: a writable typed view
         mask_expected = not self._is_client
         limit = -1 if self.max_message_size is None else self.max_message_size
@@ -654,7 +664,13 @@ class Protocol:
                 )
                 break
             end = start + length
-            if borrow and fin and opcode and not opcode & 0x8:
+            if (
+                self._lend
+                and fin
+                and opcode
+                and not opcode & 0x8
+                and (self.message_sink is None or not self._events)
+            ):
                 # Lent as a view of the buffer: unmasked where it lies.
                 if masked and _COMPILED and length <= _SMALL:
                     k0 = view[start - 4]
@@ -688,6 +704,7 @@ class Protocol:
         # Now, not when the frame goes: an error's traceback may keep the frame alive,
         # and the view would keep the buffer from being resized. Views sliced from it
         # (borrowed payloads) stay valid.
+        self._lend = False
         mv.release()
         return pos
 
