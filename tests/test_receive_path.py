@@ -169,7 +169,21 @@ async def test_buffer_grows_to_the_frame_size_within_the_limit() -> None:
     assert len(data) <= len(conn._rbuf) <= 200_000 + 14  # type: ignore[arg-type]
     feed(conn, data[RECEIVE_BUFFER_SIZE:])
     assert messages(conn) == [(2, payload)]
-    assert conn._rbuf is None  # the large buffer is given back once idle
+    assert conn._rbuf is not None  # kept while large frames may keep coming...
+    await asyncio.sleep(0)
+    assert conn._rbuf is None  # ...and given back once a turn of the loop was idle
+
+
+async def test_a_stream_of_large_frames_keeps_one_grown_buffer() -> None:
+    conn = open_connection()
+    frames = [masked(BINARY, bytes([i]) * 20_000) for i in range(4)]
+    feed(conn, frames[0][:RECEIVE_BUFFER_SIZE])
+    grown = conn._rbuf
+    assert grown is not None and len(grown) >= len(frames[0]) + 65536  # with read-ahead
+    feed(conn, frames[0][RECEIVE_BUFFER_SIZE:] + frames[1] + frames[2][:100])
+    feed(conn, frames[2][100:] + frames[3])
+    assert conn._rbuf is grown  # no buffer given back and grown again per frame
+    assert [len(m[1]) for m in messages(conn)] == [20_000] * 4
 
 
 async def test_a_header_claiming_more_than_the_limit_allocates_nothing() -> None:
@@ -209,13 +223,15 @@ async def test_large_buffers_are_shared_between_connections_when_idle(monkeypatc
     data = masked(BINARY, os.urandom(100_000))
     feed(first, data[:20_000])
     buffer = first._rbuf
-    assert buffer is not None and len(buffer) == len(data)
+    assert buffer is not None and len(buffer) == len(data) + 65536  # with read-ahead
     feed(first, data[20_000:])
-    assert first._rbuf is None and kept.get(len(data), len(data)) is buffer
+    await asyncio.sleep(0)  # idle for a turn of the loop: given back
+    assert first._rbuf is None and kept.get(len(buffer), len(buffer)) is buffer
     kept.put(buffer)
     feed(second, data[:20_000])
     assert second._rbuf is buffer  # reused: no allocation for the next large frame
     feed(second, data[20_000:])
+    await asyncio.sleep(0)
     # A buffer something still exports is not kept: nobody may read into it.
     view = memoryview(buffer)
     assert kept.get(0, 1 << 30) is buffer
@@ -242,6 +258,7 @@ async def test_any_chunking_gives_the_same_messages(chunk: int | None) -> None:
     feed(conn, data, chunk)
     expected = [(2, p) for p in payloads] + [(1, "é".encode() * 40 + b"!" * 70000)]
     assert messages(conn) == expected
+    await asyncio.sleep(0)  # a grown buffer goes back after an idle turn of the loop
     assert conn._rbuf is None
     transport = conn.transport
     assert isinstance(transport, Transport)

@@ -51,6 +51,10 @@ _EAGER_GROWTH = 1 << 20
 
 _MAX_HEADER = 14  # the longest frame header, masking key included
 
+# What a grown receive buffer holds beyond the frame that needed it (the read size
+# uvloop suggests). Grown buffers exist only while large frames stream in.
+_READ_AHEAD = 65536
+
 
 class _LargeBuffers:
     """Receive buffers larger than the pool's tiers, kept for the next large frame.
@@ -261,7 +265,10 @@ class Connection(asyncio.BufferedProtocol):
             self._process()
         if start == end:
             self._rstart = self._rend = 0
-            if released:
+            # A standard buffer goes back at once; a grown one only once a turn of
+            # the loop brought no more data: a stream of large frames would otherwise
+            # give it back and grow a new one (a copy and two reads) for every frame.
+            if released and len(buf) <= RECEIVE_BUFFER_SIZE:
                 self._release_buffer()
             elif not self._release_pending:
                 self._release_pending = True
@@ -280,6 +287,13 @@ class Connection(asyncio.BufferedProtocol):
         if need > size:
             if need > _EAGER_GROWTH + _MAX_HEADER:
                 need = min(need, max(2 * size, _EAGER_GROWTH))
+            else:
+                # Room for the next frames too: the read that completes this frame is
+                # then not one of a few bytes, and a stream of large frames is read
+                # in large reads. (Not beyond the message size limit.)
+                limit = self.protocol.max_message_size
+                ahead = need + _READ_AHEAD
+                need = ahead if limit is None else max(need, min(ahead, limit + _MAX_HEADER))
             # A kept buffer may be a quarter larger, within the message size limit.
             most = need + (need >> 2)
             limit = self.protocol.max_message_size
@@ -316,7 +330,9 @@ class Connection(asyncio.BufferedProtocol):
             DEFAULT_BUFFER_POOL.put(buf)
 
     def _release_if_idle(self) -> None:
-        """Give the buffer back later, when the loop (uvloop) did not let go at once."""
+        """Give the buffer back if the connection is still idle a turn of the loop
+        after a read used all its bytes (or the loop, as uvloop does, held on to the
+        view it read into)."""
         self._release_pending = False
         if self._rstart != self._rend:
             return
