@@ -495,6 +495,23 @@ def test_history_is_kept_only_with_the_peers_context_takeover() -> None:
         assert receiver.idle_bytes == 4096 and not receiver.holds_decompressor
 
 
+@pytest.mark.parametrize("remote_no_context_takeover", [False, True])
+def test_a_peer_cannot_reach_another_connections_history(remote_no_context_takeover: bool) -> None:
+    # Inflaters are never shared: a back-reference on a fresh connection finds nothing.
+    secret = os.urandom(4096)
+    stored = zlib.compressobj(0, zlib.DEFLATED, -12)
+    other = ext(remote_max_window_bits=12, remote_no_context_takeover=remote_no_context_takeover)
+    data = (stored.compress(secret) + stored.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    assert other.decode(BINARY, True, 0x40, data, None) == secret
+    attacker = ext(remote_max_window_bits=12, remote_no_context_takeover=remote_no_context_takeover)
+    with pytest.raises(ProtocolError) as info:
+        attacker.decode(BINARY, True, 0x40, match_at(4096), None)
+    assert info.value.close_code == 1007
+    if remote_no_context_takeover:  # nor its own previous message
+        with pytest.raises(ProtocolError):
+            other.decode(BINARY, True, 0x40, match_at(4096), None)
+
+
 def test_keep_tail() -> None:
     keep = streams.keep_tail
     assert keep(b"", b"", 4) == b""
