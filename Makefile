@@ -10,7 +10,7 @@ NATIVE := $(wildcard src/blazews/_native/*.c src/blazews/_native/*.h src/blazews
 	src/blazews/sync/_frame_reader_py.py src/blazews/sync/_frame_reader_c.pxd \
 	src/blazews/_buffers_py.py src/blazews/_buffers_c.pxd
 
-.PHONY: install run test test-compiled test-pure test-levels autobahn bench lint clean
+.PHONY: install run test test-compiled test-pure test-levels test-noasm autobahn bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,7 @@ test: install
 	$(PY) -m pytest -q
 	BLAZEWS_NO_EXTENSIONS=1 $(PY) -m pytest -q
 	$(MAKE) test-levels
+	$(MAKE) test-noasm
 	$(MAKE) lint
 
 # The unit tests once more at every other SIMD level this CPU runs (the default
@@ -45,6 +46,17 @@ test-levels: install
 		echo "== BLAZEWS_SIMD=$$level"; \
 		BLAZEWS_SIMD=$$level $(PY) -m pytest -q -x --ignore=tests/compliance $(SMOKE) || exit 1; \
 	done
+
+# The unit tests against a BLAZEWS_NOASM=1 build (scalar C kernels only, no SIMD
+# compiled at all), made in a copy of the sources so that the dev build is untouched.
+NOASM_DIR := build/noasm
+test-noasm: install
+	rm -rf $(NOASM_DIR) && mkdir -p $(NOASM_DIR)
+	cp -R src setup.py pyproject.toml README.md $(NOASM_DIR)/
+	find $(NOASM_DIR)/src -name '*.so' -delete
+	cd $(NOASM_DIR) && BLAZEWS_NOASM=1 $(CURDIR)/$(PY) setup.py -q build_ext --inplace
+	PYTHONPATH=$(CURDIR)/$(NOASM_DIR)/src BLAZEWS_EXPECT_NOASM=1 $(PY) -m pytest -q -x \
+		--ignore=tests/compliance $(SMOKE)
 
 test-compiled: install
 	$(PY) -m pytest -q

@@ -289,6 +289,17 @@ def test_compiled_path_is_live_in_default_build() -> None:
     assert _impl.simd_level() in native.available_levels()
 
 
+@pytest.mark.skipif(
+    not os.environ.get("BLAZEWS_EXPECT_NOASM"), reason="only in the BLAZEWS_NOASM build run"
+)
+def test_noasm_build_has_only_the_scalar_kernels() -> None:
+    """`make test-noasm` builds with BLAZEWS_NOASM=1 and sets BLAZEWS_EXPECT_NOASM."""
+    assert native is not None, "the NOASM build made no compiled kernels"
+    assert native.compiled_levels() == ["scalar"]
+    assert native.simd_level() == "scalar"
+    assert "noasm" in native.__file__, "not the NOASM build under test"
+
+
 @requires_native
 def test_default_level_is_the_best_available() -> None:
     if os.environ.get("BLAZEWS_SIMD"):
