@@ -445,6 +445,24 @@ def test_client_waits_for_server_to_close_tcp() -> None:
         assert conn.close_code == 1000
 
 
+def test_close_code_is_known_once_the_close_frame_arrives() -> None:
+    """As in the asyncio front end: not only once the TCP connection is closed."""
+    released = threading.Event()
+
+    def behaviour(sock: socket.socket) -> None:
+        sock.sendall(raw_frame(0x8, struct.pack("!H", 4001) + b"bye", mask=False))
+        assert read_raw_frame_masked(sock)[0] == 0x8
+        released.wait(5)  # hold the TCP connection open meanwhile
+
+    raw = RawServer(behaviour)
+    with sync.connect(f"ws://127.0.0.1:{raw.port}/", **FAST) as conn:
+        with pytest.raises(ConnectionClosed):
+            conn.recv()
+        assert not conn._closed_event.is_set()  # TCP still open...
+        assert (conn.close_code, conn.close_reason) == (4001, "bye")  # ...code known
+        released.set()
+
+
 def read_raw_frame_masked(sock: socket.socket) -> tuple[int, bytes]:
     b0, b1 = sock.recv(2, socket.MSG_WAITALL)
     n = b1 & 0x7F

@@ -735,22 +735,14 @@ class Connection(asyncio.BufferedProtocol):
     def close_code(self) -> int | None:
         """The close code received (1005 if the frame had none); 1006 once the
         connection closed without a close frame; ``None`` while neither happened."""
-        rcvd = self.protocol.close_rcvd
-        if rcvd is not None:
-            return rcvd.code
-        if self.protocol.state is State.CLOSED or self._closed.done():
-            return 1006
-        return None
+        close = self.protocol.received_close(self._closed.done())
+        return None if close is None else close.code
 
     @property
     def close_reason(self) -> str | None:
         """The close reason received; ``""`` once closed without one; ``None`` before."""
-        rcvd = self.protocol.close_rcvd
-        if rcvd is not None:
-            return rcvd.reason
-        if self.protocol.state is State.CLOSED or self._closed.done():
-            return ""
-        return None
+        close = self.protocol.received_close(self._closed.done())
+        return None if close is None else close.reason
 
     @property
     def subprotocol(self) -> str | None:

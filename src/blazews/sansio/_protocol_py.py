@@ -555,6 +555,17 @@ class Protocol:
     def _handshake_eof(self) -> None:
         raise NotImplementedError
 
+    def received_close(self, transport_closed: bool = False) -> Close | None:
+        """What the peer said when closing, for a front end's ``close_code`` and
+        ``close_reason``: its close frame (code 1005 if the frame had none), a
+        ``Close(1006)`` once the connection ended without one (the core failed it, or
+        ``transport_closed``), ``None`` while neither happened."""
+        if self.close_rcvd is not None:
+            return self.close_rcvd
+        if transport_closed or self.state is _CLOSED:
+            return Close(1006, "")
+        return None
+
     def stop_lending(self) -> None:
         """Lend no more payloads in the ``receive_into_buffer`` call under way: from
         the next frame on they are ``bytes``. For a :attr:`message_sink` that took

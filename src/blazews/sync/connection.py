@@ -671,17 +671,17 @@ class Connection:
 
     @property
     def close_code(self) -> int | None:
-        """The close code received, 1006 if the connection dropped; ``None`` while open."""
-        if self.protocol.state is not State.CLOSED:
-            return None
-        return self.protocol.close_exc().code
+        """The close code received (1005 if the frame had none); 1006 once the
+        connection closed without a close frame; ``None`` while neither happened.
+        Set as soon as the peer's close frame arrives, as in the asyncio front end."""
+        close = self.protocol.received_close(self._closed_event.is_set())
+        return None if close is None else close.code
 
     @property
     def close_reason(self) -> str | None:
-        """The close reason received; ``None`` while open."""
-        if self.protocol.state is not State.CLOSED:
-            return None
-        return self.protocol.close_exc().reason
+        """The close reason received; ``""`` once closed without one; ``None`` before."""
+        close = self.protocol.received_close(self._closed_event.is_set())
+        return None if close is None else close.reason
 
     @property
     def subprotocol(self) -> str | None:
