@@ -13,7 +13,7 @@ from ..sansio.extensions import ClientExtensionFactory, with_compression
 from ..sansio.http11 import Headers, Response
 from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from ..sansio.uri import parse_uri
-from .connection import Connection
+from .connection import COMPRESS_IN_THREAD, Connection
 
 __all__ = ["ClientConnection", "connect"]
 
@@ -72,6 +72,9 @@ class connect:
         max_message_size: Largest received message in bytes (1009 beyond), or ``None``.
         max_queue: Received messages buffered before reading pauses.
         write_limit: High-water mark of the write buffer, or ``(high, low)``.
+        compress_in_thread: With permessage-deflate, messages of at least this many
+            bytes are compressed in the loop's default executor instead of on the
+            loop (128 KiB by default); ``None``: always on the loop.
 
     Raises:
         InvalidURI: The URL is not a WebSocket URL.
@@ -100,6 +103,7 @@ class connect:
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         max_queue: int = 16,
         write_limit: int | tuple[int, int | None] = 65536,
+        compress_in_thread: int | None = COMPRESS_IN_THREAD,
     ) -> None:
         self.uri = parse_uri(uri)
         extensions = with_compression(compression, extensions, client=True)
@@ -123,6 +127,7 @@ class connect:
             close_timeout=close_timeout,
             max_queue=max_queue,
             write_limit=write_limit,
+            compress_in_thread=compress_in_thread,
         )
         self.connection: ClientConnection | None = None
 

@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from ..buffers import DEFAULT_BUFFER_POOL
 from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+from ..sansio.extensions.permessage_deflate import Compressed, PerMessageDeflate
 from ..sansio.frames import MessageType
 from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import Message, Pong, Protocol, State
@@ -103,6 +104,17 @@ class _LargeBuffers:
 
 _LARGE_BUFFERS = _LargeBuffers(4 * 1024 * 1024)
 
+COMPRESS_IN_THREAD = 131072
+"""Default ``compress_in_thread``: messages from this size (128 KiB) on are compressed
+off the event loop when permessage-deflate is in use (deflating 128 KiB of JSON takes
+about a millisecond, longer than a loop should stall)."""
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a send task's exception retrieved: its caller may have been cancelled."""
+    if not task.cancelled():
+        task.exception()
+
 
 def _writable_view(buf: Any) -> memoryview:
     """Return a writable view of ``buf`` in bytes."""
@@ -152,7 +164,10 @@ class Connection(asyncio.BufferedProtocol):
         "_rtail",
         "_rview",
         "_writing_paused",
+        "_deflate",
+        "_send_chain",
         "close_timeout",
+        "compress_in_thread",
         "latency",
         "loop",
         "max_queue",
@@ -174,8 +189,14 @@ class Connection(asyncio.BufferedProtocol):
         close_timeout: float | None = 10.0,
         max_queue: int = 16,
         write_limit: int | tuple[int, int | None] = 65536,
+        compress_in_thread: int | None = COMPRESS_IN_THREAD,
     ) -> None:
         self.protocol = protocol
+        self.compress_in_thread = compress_in_thread
+        # The permessage-deflate extension, once looked up (False: none negotiated),
+        # and the task of the last send that goes through a worker thread.
+        self._deflate: PerMessageDeflate | bool | None = None
+        self._send_chain: asyncio.Task[None] | None = None
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
@@ -626,16 +647,69 @@ class Connection(asyncio.BufferedProtocol):
         """Send a message: ``str`` as text, any bytes-like object as binary.
 
         ``compress=False`` sends it uncompressed even when permessage-deflate is in use.
+        With permessage-deflate, a message of at least ``compress_in_thread`` bytes is
+        compressed in the loop's default executor, so that the loop goes on serving
+        other connections meanwhile; messages still go out in the order of the
+        calls (one sent after such a message waits for it). Once its compression has
+        started, a message is sent even if this call is cancelled.
 
         Waits while the write buffer is above its high-water mark.
 
         Raises:
             ConnectionClosed: The connection is closed or closing.
         """
-        self.protocol.send_data(data, compress=compress)
-        self._process()
+        chain = self._send_chain
+        if chain is not None and chain.done():
+            chain = self._send_chain = None
+        if chain is None and not (compress and self._offloads(data)):
+            self.protocol.send_data(data, compress=compress)
+            self._process()
+        else:
+            task = self.loop.create_task(self._send_in_turn(chain, data, compress))
+            task.add_done_callback(_retrieve)
+            self._send_chain = task
+            await asyncio.shield(task)
         if self._writing_paused:
             await self._drain()
+
+    def _offloads(self, data: Any) -> bool:
+        """Whether ``data`` is to be compressed in a worker thread."""
+        least = self.compress_in_thread
+        if least is None:
+            return False
+        deflate = self._deflate
+        if deflate is None:
+            found = [e for e in self.protocol.extensions if isinstance(e, PerMessageDeflate)]
+            deflate = self._deflate = found[0] if found else False
+        if deflate is False:
+            return False
+        size = len(data) if isinstance(data, (bytes, str)) else memoryview(data).nbytes
+        return size >= least
+
+    async def _send_in_turn(
+        self, before: asyncio.Task[None] | None, data: Any, compress: bool
+    ) -> None:
+        """Send ``data`` once ``before`` is done, compressing it in a thread if large."""
+        if before is not None and not before.done():
+            await asyncio.wait([before])  # its outcome is its caller's business
+        text = isinstance(data, str)
+        payload = data.encode() if text else data
+        deflate = self._deflate
+        if compress and self._offloads(payload) and isinstance(deflate, PerMessageDeflate):
+            if self.protocol.state is not State.OPEN:
+                raise self.protocol.close_exc()
+            # The worker owns the compressor until it returns: no other send runs
+            # meanwhile (they wait in this chain), so the stream stays in order.
+            result = await self.loop.run_in_executor(None, deflate.compress, payload)
+            # A Compressed result goes out as it is; the payload itself comes back
+            # when deflate would not shrink it: then it goes uncompressed.
+            compress = isinstance(result, Compressed)
+            payload = result
+        if text:
+            self.protocol.send_text(payload, compress=compress)
+        else:
+            self.protocol.send_binary(payload, compress=compress)
+        self._process()
 
     async def _drain(self) -> None:
         while self._writing_paused and not self._closed.done():

@@ -14,7 +14,7 @@ from ..sansio.extensions import ServerExtensionFactory, with_compression
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, State
 from ..sansio.server import ServerProtocol, SubprotocolSelector
-from .connection import Connection
+from .connection import COMPRESS_IN_THREAD, Connection
 
 __all__ = ["Server", "ServerConnection", "serve"]
 
@@ -257,7 +257,7 @@ class serve:
             response's headers or return a replacement. May be a coroutine.
         open_timeout: Seconds a client has to complete the handshake.
         ping_interval, ping_timeout, close_timeout, max_message_size, max_queue,
-            write_limit: As for :func:`blazews.connect`.
+            write_limit, compress_in_thread: As for :func:`blazews.connect`.
         max_line: Longest request or header line (414/431 beyond).
         max_headers: Most request headers (431 beyond).
         backlog: The listen backlog.
@@ -286,6 +286,7 @@ class serve:
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         max_queue: int = 16,
         write_limit: int | tuple[int, int | None] = 65536,
+        compress_in_thread: int | None = COMPRESS_IN_THREAD,
         max_line: int = 8192,
         max_headers: int = 128,
         backlog: int = 100,
@@ -316,6 +317,7 @@ class serve:
             close_timeout=close_timeout,
             max_queue=max_queue,
             write_limit=write_limit,
+            compress_in_thread=compress_in_thread,
         )
 
     def _factory(self) -> ServerConnection:
