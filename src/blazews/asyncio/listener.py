@@ -1,9 +1,12 @@
 """The callback fast path: :class:`Listener`, :func:`serve_listener`, :func:`connect_listener`.
 
 A :class:`Listener` gets each message as a call, ``on_message(conn, kind, payload)``,
-with no queue, no future and no task per message: all the messages of one socket read
-are handed over in one go, right where the read lands. ``payload`` is borrowed: a
-``memoryview`` of the receive buffer, unmasked in place, valid during the call only.
+with no queue, no future, no event object and no task per message: the parser hands
+each message over as it parses it (:attr:`Protocol.message_sink`), inside the socket
+read that brought it, and what the callbacks send during that read is written in one
+go at its end. ``payload`` is borrowed: a ``memoryview`` of the receive buffer,
+unmasked in place, valid during the call only. A connection holds no task at all
+(without ``process_request``/``process_response`` hooks, not even for the handshake).
 ``conn`` is a :class:`ListenerConnection`, whose ``send``, ``ping`` and ``close`` are
 plain calls that queue on the transport.
 
