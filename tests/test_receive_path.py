@@ -608,3 +608,50 @@ def test_uvloop_gives_the_buffer_back_once_the_read_is_over() -> None:
         loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+# -- large payloads lent from the receive buffer ------------------------------------
+
+
+async def test_large_payloads_are_lent_then_the_buffer_is_stored(monkeypatch: Any) -> None:
+    kept = connection_module._LargeBuffers(8 << 20)
+    monkeypatch.setattr(connection_module, "_LARGE_BUFFERS", kept)
+    conn = open_connection(max_message_size=None)
+    big = [os.urandom(300_000), os.urandom(300_000)]
+    data = masked(BINARY, big[0]) + masked(BINARY, big[1]) + masked(BINARY, b"small")
+    feed(conn, data[:RECEIVE_BUFFER_SIZE])  # the buffer grows for the first frame
+    grown = conn._rbuf
+    assert grown is not None and len(grown) >= connection_module._LEND_MIN
+    tail = masked(TEXT, "é".encode() * 1000)
+    feed(conn, data[RECEIVE_BUFFER_SIZE:] + tail[:10])  # three frames and a bit
+    queued = list(conn._queue)
+    assert [type(m.data) for m in queued] == [memoryview] * 3  # lent, not copied
+    assert queued[0].data.obj is grown
+    assert conn._rbuf is not grown  # given away with them; the 10 bytes moved on
+    feed(conn, tail[10:])
+    # The first frame completed alone in `grown`: given away with it. The second
+    # grew another buffer, which "small" shares.
+    second = queued[1].data.obj
+    assert second is not grown and queued[2].data.obj is second
+
+    def stored(buffer: bytearray) -> bool:
+        return any(b is buffer for b in kept._bufs)
+
+    buf = bytearray(400_000)
+    assert await conn.read_message_into(buf) == (MessageType.BINARY, 300_000)
+    assert buf[:300_000] == big[0]
+    assert stored(grown)  # its only view consumed: stored for reuse
+    assert await conn.read_message() == (MessageType.BINARY, big[1])
+    assert not stored(second)  # "small" is still a view of it
+    assert await conn.recv() == b"small"
+    assert stored(second)  # the last view gone
+    assert await conn.recv() == "é" * 1000
+
+
+async def test_lent_payloads_survive_the_connection_reading_on(monkeypatch: Any) -> None:
+    conn = open_connection(max_message_size=None)
+    payloads = [bytes([i]) * 400_000 for i in range(3)]
+    for p in payloads:  # each one arrives while the previous ones are still queued
+        feed(conn, masked(BINARY, p), chunk=100_000)
+    for p in payloads:
+        assert await conn.read_message() == (MessageType.BINARY, p)

@@ -110,6 +110,21 @@ off the event loop when permessage-deflate is in use (deflating 128 KiB of JSON 
 about a millisecond, longer than a loop should stall)."""
 
 
+# Receive buffers from this size on lend their payloads to the queue (_give_away).
+_LEND_MIN = 262144
+
+
+def _done_with(view: memoryview, copy: bool = True) -> bytes:
+    """Finish with a payload lent from a given-away receive buffer: return a copy (if
+    ``copy``), release the view, and store the buffer once no view of it is left."""
+    data = view.tobytes() if copy else b""
+    base = view.obj
+    view.release()
+    if type(base) is bytearray:
+        _LARGE_BUFFERS.put(base)  # refused while other views of it live
+    return data
+
+
 def _retrieve(task: asyncio.Task[None]) -> None:
     """Mark a send task's exception retrieved: its caller may have been cancelled."""
     if not task.cancelled():
@@ -281,6 +296,21 @@ class Connection(asyncio.BufferedProtocol):
             finally:
                 protocol.message_sink = None
             self._process()
+        elif len(buf) >= _LEND_MIN and not self._borrow:
+            # A large buffer, grown for large frames: their payloads stay in it, lent
+            # to the queue, and the buffer goes with them (see _give_away). Copying
+            # each into new bytes would cost more than the copy: CPython's malloc
+            # maps every such block afresh, page faults included.
+            queued = len(self._queue)
+            start += protocol.receive_into_buffer(buf, start, end, True)
+            self._process()
+            if any(isinstance(m.data, memoryview) for m in self._queue[queued:]):
+                start, end = self._give_away(start, end)
+                if start == end:
+                    self._rstart = self._rend = 0
+                    return
+                assert self._rbuf is not None
+                buf = self._rbuf
         else:
             start += protocol.receive_into_buffer(buf, start, end, self._borrow)
             self._process()
@@ -296,6 +326,27 @@ class Connection(asyncio.BufferedProtocol):
                 self.loop.call_soon(self._release_if_idle)
         else:
             self._keep(start, end)
+
+    def _give_away(self, start: int, end: int) -> tuple[int, int]:
+        """Leave the receive buffer to the queued payloads that are views of it; move
+        the unparsed bytes, ``[start:end]``, to a new one. Return their new bounds.
+
+        The buffer goes back to the large-buffer store when the last of those views
+        is consumed (:func:`_done_with`).
+        """
+        view = self._rview
+        assert view is not None
+        kept = end - start
+        self._rbuf = self._rview = None
+        if kept:
+            fresh = (
+                _LARGE_BUFFERS.get(kept, 2 * kept) if kept > RECEIVE_BUFFER_SIZE else None
+            ) or DEFAULT_BUFFER_POOL.get(kept)
+            fresh_view = memoryview(fresh)
+            fresh_view[:kept] = view[start:end]
+            self._rbuf, self._rview = fresh, fresh_view
+        view.release()
+        return 0, kept
 
     def _keep(self, start: int, end: int) -> None:
         """Make room for the rest of the incomplete frame in ``buf[start:end]``."""
@@ -542,9 +593,11 @@ class Connection(asyncio.BufferedProtocol):
         if not queue:
             await self._wait()
         message = self._take()
+        lent: Any = message.data  # bytes, or a view lent by a large receive buffer
+        data: bytes = _done_with(lent) if type(lent) is memoryview else lent
         if message.type == 1:
-            return message.data.decode()
-        return message.data
+            return data.decode()
+        return data
 
     async def read_message(self) -> tuple[MessageType, bytes]:
         """Return the next message as ``(MessageType, payload bytes)``."""
@@ -552,7 +605,10 @@ class Connection(asyncio.BufferedProtocol):
         if not queue:
             await self._wait()
         message = self._take()
-        return _TYPES[message.type], message.data  # type: ignore[return-value]
+        data: Any = message.data  # bytes, or a view lent by a large receive buffer
+        if type(data) is memoryview:
+            data = _done_with(data)
+        return _TYPES[message.type], data  # type: ignore[return-value]
 
     async def read_message_into(self, buf: Any) -> tuple[MessageType, int]:
         """Copy the next message into ``buf`` and return ``(MessageType, length)``.
@@ -578,7 +634,7 @@ class Connection(asyncio.BufferedProtocol):
                 return result
         head = self._qhead
         message = queue[head]
-        data = message.data
+        data: Any = message.data
         n = len(data)
         if type(buf) is bytearray:  # the common case, without making a view
             if n > len(buf):
@@ -589,6 +645,8 @@ class Connection(asyncio.BufferedProtocol):
             if n > len(view):
                 raise BufferTooSmall(n, len(view))
             view[:n] = data
+        if type(data) is memoryview:
+            _done_with(data, copy=False)
         # _take(), inlined: this is the hot path of the coroutine API.
         head += 1
         if head == len(queue):
