@@ -435,7 +435,15 @@ async def test_a_batch_of_100_frames_is_dispatched_in_one_read_and_answered_in_o
         original(self, nbytes)
 
     monkeypatch.setattr(Connection, "buffer_updated", counting)
-    async with blazews.serve_listener(Recorder, "127.0.0.1", 0, compression=None) as server:
+
+    class EchoRecorder(Recorder):
+        def on_message(
+            self, conn: ListenerConnection, kind: MessageType, payload: memoryview
+        ) -> None:
+            self.got.append((kind, bytes(payload)))
+            conn.send(payload)
+
+    async with blazews.serve_listener(EchoRecorder, "127.0.0.1", 0, compression=None) as server:
         reader, writer = await raw_client(server.port)
         await asyncio.sleep(0.05)
         internal = only_connection(server)
@@ -449,13 +457,7 @@ async def test_a_batch_of_100_frames_is_dispatched_in_one_read_and_answered_in_o
 
         monkeypatch.setattr(transport, "write", counting_write)
         listener = internal.listener
-        assert isinstance(listener, Recorder)
-
-        def echo(conn: ListenerConnection, kind: MessageType, payload: memoryview) -> None:
-            listener.got.append((kind, bytes(payload)))
-            conn.send(payload)
-
-        monkeypatch.setattr(listener, "on_message", echo)
+        assert isinstance(listener, EchoRecorder)
         reads.clear()
         writer.write(b"".join(masked(BINARY, b"%03d" % i) for i in range(100)))
         data = b""

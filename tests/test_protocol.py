@@ -22,6 +22,7 @@ from blazews.sansio.frames import Close
 from blazews.sansio.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     FRAGMENT_OVERHEAD,
+    MessageCallback,
     Protocol,
     Side,
     State,
@@ -1095,3 +1096,47 @@ def test_stop_lending_makes_the_rest_of_the_call_bytes(make):
     buf = bytearray(incoming(proto, BINARY, b"z"))
     proto.receive_into_buffer(buf, 0, len(buf), True)  # a new call lends again
     assert taken[-1] is memoryview
+
+
+@SIDES
+def test_message_callback_calls_with_views_and_releases_them(make):
+    proto = make()
+    seen: list[tuple[object, str, bytes]] = []
+    views: list[memoryview] = []
+
+    def callback(arg: object, kind: str, payload: memoryview) -> None:
+        assert isinstance(payload, memoryview)
+        seen.append((arg, kind, bytes(payload)))
+        views.append(payload)
+
+    proto.message_sink = MessageCallback(callback, "handle", ("", "text", "binary"), list)
+    buf = bytearray(
+        incoming(proto, TEXT, b"hi")
+        + incoming(proto, BINARY, b"ab", fin=False)
+        + incoming(proto, CONT, b"c")
+    )
+    proto.receive_into_buffer(buf, 0, len(buf), True)
+    assert seen == [("handle", "text", b"hi"), ("handle", "binary", b"abc")]
+    for view in views:  # released once the callback returned
+        with pytest.raises(ValueError):
+            bytes(view)
+
+
+@SIDES
+def test_message_callback_reports_an_exception_once_then_stops(make):
+    import sys
+
+    proto = make()
+    calls: list[bytes] = []
+    errors: list[object] = []
+
+    def callback(arg: object, kind: object, payload: memoryview) -> None:
+        calls.append(bytes(payload))
+        raise RuntimeError("bug")
+
+    sink = MessageCallback(callback, None, (0, 1, 2), lambda: errors.append(sys.exc_info()[1]))
+    proto.message_sink = sink
+    proto.receive_data(incoming(proto, BINARY, b"1") + incoming(proto, BINARY, b"2"))
+    assert calls == [b"1"] and sink.failed
+    assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
+    assert proto.state is State.OPEN  # the core goes on; the front end decides

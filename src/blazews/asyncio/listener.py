@@ -44,7 +44,15 @@ from ..sansio.client import ClientProtocol
 from ..sansio.extensions import ClientExtensionFactory, ServerExtensionFactory
 from ..sansio.frames import MessageType
 from ..sansio.http11 import Headers, Request, Response
-from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, Message, Ping, Pong, Protocol, State
+from ..sansio.protocol import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Message,
+    MessageCallback,
+    Ping,
+    Pong,
+    Protocol,
+    State,
+)
 from ..sansio.server import ServerProtocol, SubprotocolSelector
 from .client import ClientConnection, connect
 from .connection import Connection
@@ -68,7 +76,8 @@ class Listener:
     method runs in the event loop and must not block; none may be a coroutine (start a
     task for work that awaits). An exception out of a callback is logged and closes
     the connection with 1011 (internal error); the listener then gets no more calls
-    but :meth:`on_close`.
+    but :meth:`on_close`. ``on_message`` is looked up once, right after
+    :meth:`on_connect` returns (replacing it on the instance later has no effect).
     """
 
     def on_connect(self, conn: ListenerConnection) -> None:
@@ -331,10 +340,16 @@ class _ListenerSide(Connection):
         except Exception:
             self._callback_failed("on_connect")
             return
-        # From now on the core hands each message straight to _deliver as it parses
-        # it: no event object, and each borrowed view is freed before the next one is
-        # made (a batch of views alive at once would also wake the garbage collector).
-        self.protocol.message_sink = self._deliver
+        # From now on the core hands each message straight to on_message as it parses
+        # it, through compiled code: no event object, no Python frame of ours, and
+        # each borrowed view is freed before the next one is made (a batch of views
+        # alive at once would also wake the garbage collector).
+        self.protocol.message_sink = MessageCallback(
+            listener.on_message, self.handle, _TYPES, self._on_message_failed
+        )
+
+    def _on_message_failed(self) -> None:
+        self._callback_failed("on_message")
 
     def _deliver(self, opcode: int, data: Any) -> None:
         """Give one message to the listener; release a borrowed payload after."""

@@ -21,6 +21,16 @@ cdef class Pong:
     cdef public object data
 
 
+cdef class MessageCallback:
+    cdef public object callback
+    cdef public object arg
+    cdef public tuple kinds
+    cdef public object on_error
+    cdef public bint failed
+
+    cpdef void deliver(self, int opcode, object data) except *
+
+
 cdef class Protocol:
     cdef public object side
     cdef public object state
@@ -72,6 +82,7 @@ cdef class Protocol:
         self, object buf, Py_ssize_t start, Py_ssize_t end, bint borrow=*
     ) except -1
 
+    @cython.locals(sink=object)
     cpdef void _data_frame(self, int opcode, int fin, int rsv, object payload) except *
 
     cpdef void _control_frame(self, int opcode, object payload) except *

@@ -73,6 +73,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "FRAGMENT_OVERHEAD",
     "Message",
+    "MessageCallback",
     "Ping",
     "Pong",
     "Protocol",
@@ -139,6 +140,59 @@ class Pong:
 
     def __init__(self, data: bytes) -> None:
         self.data = data
+
+
+@cython.cclass
+class MessageCallback:
+    """A :attr:`Protocol.message_sink` that calls ``callback(arg, kinds[type], view)``
+    and releases a borrowed payload after the call, all in compiled code.
+
+    For callback front ends: the payload is always a ``memoryview`` (of the receive
+    buffer when borrowed, else of the message's bytes), released when the callback
+    returns (a view the callback made of it stays valid). If the callback raises,
+    ``on_error()`` is called inside the ``except`` block (``logging.exception``
+    works there) and the callback is not called again; the exception goes no further.
+
+    Args:
+        callback: Called with ``(arg, kinds[type], payload)``.
+        arg: Its first argument (the connection handle, typically).
+        kinds: What to pass for each message type: ``kinds[1]`` for text and
+            ``kinds[2]`` for binary.
+        on_error: Called with no argument when the callback raised.
+    """
+
+    __slots__ = ("arg", "callback", "failed", "kinds", "on_error")
+
+    def __init__(
+        self,
+        callback: Callable[[Any, Any, memoryview], object],
+        arg: Any,
+        kinds: Sequence[Any],
+        on_error: Callable[[], object],
+    ) -> None:
+        self.callback = callback
+        self.arg = arg
+        self.kinds = tuple(kinds)
+        self.on_error = on_error
+        self.failed = False
+
+    def deliver(self, opcode: int, data: Any) -> None:
+        """Hand one message to the callback (what a message sink is called with)."""
+        if type(data) is not memoryview:
+            data = memoryview(data)  # (assembled from fragments, or inflated)
+        if not self.failed:
+            try:
+                self.callback(self.arg, self.kinds[opcode], data)
+            except Exception:
+                self.failed = True
+                self.on_error()
+        try:
+            data.release()
+        except BufferError:  # the callback made an array of it and kept it
+            pass
+
+    def __call__(self, opcode: int, data: Any) -> None:
+        self.deliver(opcode, data)
 
 
 # Close codes of a normal closure: an empty close frame (1005) is one too.
@@ -738,8 +792,12 @@ class Protocol:
             if opcode == 0x1 and not validate_utf8(payload):
                 self._fail_with(ProtocolError("invalid UTF-8 in text message", 1007))
                 return
-            if self.message_sink is not None and not self._events:
-                self.message_sink(opcode, payload)
+            sink = self.message_sink
+            if sink is not None and not self._events:
+                if type(sink) is MessageCallback:
+                    sink.deliver(opcode, payload)  # compiled: a C call
+                else:
+                    sink(opcode, payload)
             else:
                 self._events.append(Message(opcode, payload))
             return
@@ -771,8 +829,12 @@ class Protocol:
             self._msg_chunks = []
             self._msg_size = 0
             self._msg_frags = 0
-            if self.message_sink is not None and not self._events:
-                self.message_sink(opcode, data)
+            sink = self.message_sink
+            if sink is not None and not self._events:
+                if type(sink) is MessageCallback:
+                    sink.deliver(opcode, data)
+                else:
+                    sink(opcode, data)
             else:
                 self._events.append(Message(opcode, data))
 
