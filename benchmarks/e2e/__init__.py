@@ -4,8 +4,8 @@ blazews against websockets, aiohttp and picows, side by side in one run, with uv
 and with the default event loop: ingest (messages/s delivered to application code,
 beside raw loopback socket throughput), echo (round trips/s), memory (server RSS
 per idle connection) and deflate (permessage-deflate on: compressed echo of JSON
-messages, RSS per idle compressed connection). Each server runs in its own pinned subprocess, apart from its
-load generator. Writes ``e2e.md``, ``e2e.json`` and ``e2e_*.png`` under
+messages, RSS per idle compressed connection). Each server runs in its own pinned
+subprocess, apart from its load generator. Writes ``e2e.md``, ``e2e.json`` and ``e2e_*.png`` under
 ``benchmarks/results/`` (or ``--output``).
 
 Entry point for other front ends (``make bench``, ``python -m blazews bench``):

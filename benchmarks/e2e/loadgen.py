@@ -245,10 +245,10 @@ async def echo_websockets(url: str, w: Window) -> None:
     from websockets.asyncio.client import connect
 
     msgs = itertools.cycle(w.payloads)
-    compression = "deflate" if w.deflate else None
-    async with connect(
-        url, compression=compression, ping_interval=None, max_size=MAX_MESSAGE, proxy=None
-    ) as ws:
+    kwargs: dict[str, Any] = dict(compression=None)
+    if w.deflate:
+        kwargs.update(deflate.websockets_extensions(client=True))
+    async with connect(url, ping_interval=None, max_size=MAX_MESSAGE, proxy=None, **kwargs) as ws:
         assert ws.response is not None
         w.negotiated(ws.response.headers.get("Sec-WebSocket-Extensions"))
         recv, send = ws.recv, ws.send

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import dump_json, machine_info, md_table, package_version, write_atomic
+from benchmarks.e2e.deflate import window_bits
 from benchmarks.e2e.rows import (
     DEFLATE_MEMORY_SIZE,
     DEFLATE_ROWS,
@@ -353,11 +354,16 @@ def deflate_md(t: Table, cfg: dict[str, Any], meta: dict[str, Any]) -> str:
         "## Compression: permessage-deflate",
         "",
         f"Compression on for client and server, each library's default settings: "
-        f"blazews level 1, memLevel 5, windows 12 bits both ways, deflate backend "
-        f"`auto` (here {blazews[0]}; installed: {', '.join(blazews)}) or stdlib zlib "
+        f"blazews level 1, memLevel 5, windows 12 bits both ways, the server without "
+        f"context takeover for what it sends (`server_no_context_takeover`: its "
+        f"compressor is pooled between messages), deflate backend `auto` (here "
+        f"{blazews[0]} to compress, {'zlib-ng' if 'zlib-ng' in blazews else 'zlib'} to "
+        f"inflate; installed: {', '.join(blazews)}) or stdlib zlib "
         f"(`BLAZEWS_DEFLATE_BACKEND=zlib`, the backend the others use); websockets "
         f'`compression="deflate"`: zlib\'s default level (6), memLevel 5, windows of '
-        f"12 bits; aiohttp `WebSocketResponse(compress=True)` and "
+        f"12 bits, context takeover both ways, and in a second row blazews' settings "
+        f"(`BENCH_DEFLATE_SETTINGS=blazews`: level 1, `server_no_context_takeover`); "
+        f"aiohttp `WebSocketResponse(compress=True)` and "
         f"`ws_connect(compress=15)`: level 1, memLevel 8, 15-bit windows, zlib backend "
         f"`{backends.get('aiohttp')}`. The messages are JSON text (a list of order "
         f"records: repeated keys, numbers, short strings), sent as binary messages, the "
@@ -398,13 +404,15 @@ def deflate_md(t: Table, cfg: dict[str, Any], meta: dict[str, Any]) -> str:
     ours = {h for r in DEFLATE_ROWS[:2] for h in _seen(t, "deflate-memory", r, "extensions")}
     theirs = set(_seen(t, "deflate-memory", DEFLATE_ROWS[2], "extensions"))
     if ours and theirs:
-        same = ours == theirs
+        same = {window_bits(h) for h in ours} == {window_bits(h) for h in theirs}
         parts += [
             "",
             "blazews and websockets negotiate "
             + ("the same window bits" if same else "different window bits: compare with care")
-            + " (their default policies"
-            + (", so no extra row with websockets' windows is needed)." if same else ")."),
+            + " with their default policies; websockets keeps context takeover both ways, "
+            "blazews' server answers with `server_no_context_takeover` (its compressor is "
+            "pooled between messages). The row with blazews' settings runs websockets "
+            "with that policy and level 1 too.",
         ]
     parts += [
         "",

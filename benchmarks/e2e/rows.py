@@ -91,6 +91,12 @@ DEFLATE_ROWS = (
         env=(("BLAZEWS_DEFLATE_BACKEND", "zlib"),),
     ),
     Row("websockets", "websockets", 'websockets: compression="deflate"'),
+    Row(
+        "websockets-same",
+        "websockets",
+        "websockets: blazews' settings (level 1, server_no_context_takeover)",
+        env=(("BENCH_DEFLATE_SETTINGS", "blazews"),),
+    ),
     Row("aiohttp", "aiohttp", "aiohttp: compress=True / compress=15"),
 )
 

@@ -151,9 +151,11 @@ async def start_websockets(mode: str, opts: Options) -> int:
         except ConnectionClosed:
             pass
 
-    kwargs: dict[str, Any] = dict(
-        compression="deflate" if opts.deflate else None, ping_interval=None, max_size=MAX_MESSAGE
-    )
+    from benchmarks.e2e import deflate
+
+    kwargs: dict[str, Any] = dict(compression=None, ping_interval=None, max_size=MAX_MESSAGE)
+    if opts.deflate:
+        kwargs.update(deflate.websockets_extensions(client=False))
     if mode == "ingest":
         kwargs["max_queue"] = INGEST_QUEUE
     server = await serve(ingest if mode == "ingest" else echo, HOST, 0, **kwargs)
