@@ -54,6 +54,7 @@ test-noasm: install
 	rm -rf $(NOASM_DIR) && mkdir -p $(NOASM_DIR)
 	cp -R src setup.py pyproject.toml README.md $(NOASM_DIR)/
 	find $(NOASM_DIR)/src -name '*.so' -delete
+	$(PY) -m pip install -q "setuptools>=77" wheel "cython>=3.0"  # what the build needs, in the venv
 	cd $(NOASM_DIR) && BLAZEWS_NOASM=1 $(CURDIR)/$(PY) setup.py -q build_ext --inplace
 	PYTHONPATH=$(CURDIR)/$(NOASM_DIR)/src BLAZEWS_EXPECT_NOASM=1 $(PY) -m pytest -q -x \
 		--ignore=tests/compliance $(SMOKE)
