@@ -21,7 +21,7 @@ import uvloop
 
 import blazews
 from blazews import BufferTooSmall, ConnectionClosedError, MessageType
-from blazews.asyncio import connection as connection_module
+from blazews.asyncio import _receive as receive_module
 from blazews.asyncio.connection import RECEIVE_BUFFER_SIZE, Connection
 from blazews.buffers import DEFAULT_BUFFER_POOL
 from blazews.sansio.client import ClientProtocol
@@ -217,8 +217,8 @@ async def test_without_a_limit_the_buffer_doubles_as_the_frame_arrives() -> None
 
 
 async def test_large_buffers_are_shared_between_connections_when_idle(monkeypatch: Any) -> None:
-    kept = connection_module._LargeBuffers(1 << 20)
-    monkeypatch.setattr(connection_module, "_LARGE_BUFFERS", kept)
+    kept = receive_module._LargeBuffers(1 << 20)
+    monkeypatch.setattr(receive_module, "_LARGE_BUFFERS", kept)
     first, second = open_connection(), open_connection()
     data = masked(BINARY, os.urandom(100_000))
     feed(first, data[:20_000])
@@ -614,14 +614,14 @@ def test_uvloop_gives_the_buffer_back_once_the_read_is_over() -> None:
 
 
 async def test_large_payloads_are_lent_then_the_buffer_is_stored(monkeypatch: Any) -> None:
-    kept = connection_module._LargeBuffers(8 << 20)
-    monkeypatch.setattr(connection_module, "_LARGE_BUFFERS", kept)
+    kept = receive_module._LargeBuffers(8 << 20)
+    monkeypatch.setattr(receive_module, "_LARGE_BUFFERS", kept)
     conn = open_connection(max_message_size=None)
     big = [os.urandom(300_000), os.urandom(300_000)]
     data = masked(BINARY, big[0]) + masked(BINARY, big[1]) + masked(BINARY, b"small")
     feed(conn, data[:RECEIVE_BUFFER_SIZE])  # the buffer grows for the first frame
     grown = conn._rbuf
-    assert grown is not None and len(grown) >= connection_module._LEND_MIN
+    assert grown is not None and len(grown) >= receive_module._LEND_MIN
     tail = masked(TEXT, "é".encode() * 1000)
     feed(conn, data[RECEIVE_BUFFER_SIZE:] + tail[:10])  # three frames and a bit
     queued = list(conn._queue)

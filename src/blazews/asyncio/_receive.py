@@ -1,0 +1,255 @@
+"""A connection's receive buffer: where the event loop reads, and how it grows and goes.
+
+:class:`ReceiveBuffer` is the :class:`asyncio.BufferedProtocol` half of
+:class:`~blazews.asyncio.connection.Connection`: the loop reads straight into a
+buffer taken from :data:`~blazews.buffers.DEFAULT_BUFFER_POOL` (16 KiB), which grows
+while a large frame arrives (as large as that frame plus some read-ahead, within the
+message size limit) and goes back once the connection is idle, so that an idle
+connection holds none. An incomplete frame at the end is moved to the front only
+when the rest of it would not fit. What the bytes mean is the connection's business:
+its ``buffer_updated`` takes the new bytes with :meth:`ReceiveBuffer._bytes_read` and
+hands back what the core left unparsed with :meth:`ReceiveBuffer._parsed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING
+
+from ..buffers import DEFAULT_BUFFER_POOL
+
+if TYPE_CHECKING:
+    from ..sansio.protocol import Protocol
+
+__all__ = ["RECEIVE_BUFFER_SIZE", "ReceiveBuffer"]
+
+RECEIVE_BUFFER_SIZE = 16384
+"""The receive buffer of a connection, in bytes (a :class:`~blazews.buffers.BufferPool` tier)."""
+
+# A frame whose payload is up to this size gets a receive buffer of its size at once,
+# when its header arrives. Beyond it the buffer doubles as the frame's bytes arrive,
+# so that a header alone never makes a connection allocate much more than this.
+_EAGER_GROWTH = 1 << 20
+
+_MAX_HEADER = 14  # the longest frame header, masking key included
+
+# What a grown receive buffer holds beyond the frame that needed it (the read size
+# uvloop suggests). Grown buffers exist only while large frames stream in.
+_READ_AHEAD = 65536
+
+
+class _LargeBuffers:
+    """Receive buffers larger than the pool's tiers, kept for the next large frame.
+
+    A frame that does not fit :data:`RECEIVE_BUFFER_SIZE` gets a buffer of its own
+    size, which :class:`~blazews.buffers.BufferPool` does not take back. Allocating
+    one per frame costs more than receiving the frame (it is zero-filled and freshly
+    mapped: read_message of 1 MiB frames ran 4x slower), so the connections of a
+    process share up to ``max_bytes`` of them. Thread-safe. Like the pool, it refuses
+    a buffer something still exports (a view of a payload that a listener kept), so
+    no connection ever reads into memory another one still exposes.
+    """
+
+    __slots__ = ("_bufs", "_held", "_lock", "max_bytes")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._bufs: list[bytearray] = []
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def get(self, need: int, most: int) -> bytearray | None:
+        """Take a buffer of ``need`` to ``most`` bytes, if one is kept."""
+        with self._lock:
+            for i, buf in enumerate(self._bufs):
+                if need <= len(buf) <= most:
+                    del self._bufs[i]
+                    self._held -= len(buf)
+                    return buf
+        return None
+
+    def put(self, buf: bytearray) -> None:
+        """Keep ``buf`` if there is room and nothing exports it."""
+        size = len(buf)
+        with self._lock:
+            if self._held + size > self.max_bytes:
+                return
+            try:
+                last = buf.pop()  # a shrink by one byte never moves the buffer
+            except BufferError:  # exported: still in use
+                return
+            buf.append(last)
+            self._bufs.append(buf)
+            self._held += size
+
+
+_LARGE_BUFFERS = _LargeBuffers(4 * 1024 * 1024)
+
+# Receive buffers from this size on lend their payloads to the queue (_give_away).
+_LEND_MIN = 262144
+
+
+def _done_with(view: memoryview, copy: bool = True) -> bytes:
+    """Finish with a payload lent from a given-away receive buffer: return a copy (if
+    ``copy``), release the view, and store the buffer once no view of it is left."""
+    data = view.tobytes() if copy else b""
+    base = view.obj
+    view.release()
+    if type(base) is bytearray:
+        _LARGE_BUFFERS.put(base)  # refused while other views of it live
+    return data
+
+
+class ReceiveBuffer(asyncio.BufferedProtocol):
+    """The receive buffer of a connection (the pooled buffer, a view of all of it, the
+    view the loop is reading into, and where the unparsed bytes begin and end).
+
+    The subclass provides ``protocol`` (whose incomplete frame size and message size
+    limit decide how the buffer grows) and ``loop``.
+    """
+
+    __slots__ = ("_rbuf", "_release_pending", "_rend", "_rstart", "_rtail", "_rview")
+
+    protocol: Protocol
+    loop: asyncio.AbstractEventLoop
+
+    def __init__(self) -> None:
+        self._rbuf: bytearray | None = None
+        self._rview: memoryview | None = None
+        self._rtail: memoryview | None = None
+        self._rstart = 0
+        self._rend = 0
+        self._release_pending = False
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        view = self._rview
+        if view is None:
+            buf = DEFAULT_BUFFER_POOL.get(RECEIVE_BUFFER_SIZE)
+            self._rbuf = buf
+            view = self._rview = memoryview(buf)
+        tail = self._rtail = view[self._rend :]
+        return tail
+
+    def _bytes_read(self, nbytes: int) -> tuple[bytearray, int, int, bool]:
+        """Account for ``nbytes`` the loop read; return the buffer, the bounds of its
+        unparsed bytes, and whether the loop let go of the view it read into."""
+        tail = self._rtail
+        released = True
+        if tail is not None:
+            self._rtail = None
+            try:
+                tail.release()
+            except BufferError:  # uvloop lets go of it only once we return
+                released = False
+        buf = self._rbuf
+        assert buf is not None
+        end = self._rend + nbytes
+        self._rend = end
+        return buf, self._rstart, end, released
+
+    def _parsed(self, buf: bytearray, start: int, end: int, released: bool) -> None:
+        """The core used ``buf`` up to ``start``: keep ``[start:end]``, or let the
+        buffer go when nothing is left."""
+        if start == end:
+            self._rstart = self._rend = 0
+            # A standard buffer goes back at once; a grown one only once a turn of
+            # the loop brought no more data: a stream of large frames would otherwise
+            # give it back and grow a new one (a copy and two reads) for every frame.
+            if released and len(buf) <= RECEIVE_BUFFER_SIZE:
+                self._release_buffer()
+            elif not self._release_pending:
+                self._release_pending = True
+                self.loop.call_soon(self._release_if_idle)
+        else:
+            self._keep(start, end)
+
+    def _give_away(self, start: int, end: int) -> tuple[int, int]:
+        """Leave the receive buffer to the queued payloads that are views of it; move
+        the unparsed bytes, ``[start:end]``, to a new one. Return their new bounds.
+
+        The buffer goes back to the large-buffer store when the last of those views
+        is consumed (:func:`_done_with`).
+        """
+        view = self._rview
+        assert view is not None
+        kept = end - start
+        self._rbuf = self._rview = None
+        if kept:
+            fresh = (
+                _LARGE_BUFFERS.get(kept, 2 * kept) if kept > RECEIVE_BUFFER_SIZE else None
+            ) or DEFAULT_BUFFER_POOL.get(kept)
+            fresh_view = memoryview(fresh)
+            fresh_view[:kept] = view[start:end]
+            self._rbuf, self._rview = fresh, fresh_view
+        view.release()
+        return 0, kept
+
+    def _keep(self, start: int, end: int) -> None:
+        """Make room for the rest of the incomplete frame in ``buf[start:end]``."""
+        buf = self._rbuf
+        view = self._rview
+        assert buf is not None and view is not None
+        size = len(buf)
+        kept = end - start
+        need = self.protocol.incomplete_frame_size or _MAX_HEADER
+        if need > size:
+            if need > _EAGER_GROWTH + _MAX_HEADER:
+                need = min(need, max(2 * size, _EAGER_GROWTH))
+            else:
+                # Room for the next frames too: the read that completes this frame is
+                # then not one of a few bytes, and a stream of large frames is read
+                # in large reads. (Not beyond the message size limit.)
+                limit = self.protocol.max_message_size
+                ahead = need + _READ_AHEAD
+                need = ahead if limit is None else max(need, min(ahead, limit + _MAX_HEADER))
+            # A kept buffer may be a quarter larger, within the message size limit.
+            most = need + (need >> 2)
+            limit = self.protocol.max_message_size
+            if limit is not None:
+                most = min(most, max(need, limit + _MAX_HEADER))
+            bigger = _LARGE_BUFFERS.get(need, most) or DEFAULT_BUFFER_POOL.get(need)
+            bigger_view = memoryview(bigger)
+            bigger_view[:kept] = view[start:end]
+            self._release_buffer()
+            self._rbuf = bigger
+            self._rview = bigger_view
+            start, end = 0, kept
+        elif start + need > size:
+            view[:kept] = view[start:end]  # memoryview assignment is a memmove
+            start, end = 0, kept
+        self._rstart = start
+        self._rend = end
+
+    def _release_buffer(self) -> None:
+        """Give the receive buffer back to the pool."""
+        view = self._rview
+        if view is None:
+            return
+        buf = self._rbuf
+        assert buf is not None
+        self._rview = None
+        self._rbuf = None
+        view.release()
+        # Both refuse a buffer something still exports: a view the loop has not let go
+        # of yet, or a borrowed payload an application kept.
+        if len(buf) > RECEIVE_BUFFER_SIZE:
+            _LARGE_BUFFERS.put(buf)
+        else:
+            DEFAULT_BUFFER_POOL.put(buf)
+
+    def _release_if_idle(self) -> None:
+        """Give the buffer back if the connection is still idle a turn of the loop
+        after a read used all its bytes (or the loop, as uvloop does, held on to the
+        view it read into)."""
+        self._release_pending = False
+        if self._rstart != self._rend:
+            return
+        tail = self._rtail
+        if tail is not None:  # handed out for a read that found nothing
+            try:
+                tail.release()
+            except BufferError:  # still in use
+                return
+            self._rtail = None
+        self._release_buffer()
