@@ -28,6 +28,7 @@ SANSIO = os.path.join(PACKAGE, "sansio")
 # name, and its ``.py``: a link to the pure module (``_x_c.py`` -> ``_x_py.py``), typed by
 # the ``.pxd`` beside it (one source, two builds).
 PURE_MODULES = [
+    ("blazews.sansio._events_c", os.path.join(SANSIO, "_events_c.py")),
     ("blazews.sansio._protocol_c", os.path.join(SANSIO, "_protocol_c.py")),
     ("blazews.sync._frame_reader_c", os.path.join(PACKAGE, "sync", "_frame_reader_c.py")),
     ("blazews._buffers_c", os.path.join(PACKAGE, "_buffers_c.py")),
@@ -163,10 +164,15 @@ def _extensions() -> list[Extension]:
             os.path.join(NATIVE, name) for name in ["kernel.h", "_kernels.pyx"] + _KERNEL_SOURCES
         ],
     )
-    # The protocol core, the frame reader and the buffer pool: _x_c.py is a link to
+    # The protocol core (its events, cimported by the state machine), the frame
+    # reader and the buffer pool: _x_c.py is a link to
     # the pure module _x_py.py, compiled with the C types of _x_c.pxd.
     pure = [
-        Extension(name, sources=[source], depends=[source[: -len(".py")] + ".pxd"])
+        Extension(
+            name,
+            sources=[source],
+            depends=[source[: -len(".py")] + ".pxd", os.path.join(SANSIO, "_events_c.pxd")],
+        )
         for name, source in PURE_MODULES
     ]
     kernels_ext = cythonize(

@@ -3,32 +3,11 @@
 
 cimport cython
 
+from blazews.sansio._events_c cimport Message, MessageCallback, Ping, Pong
+
 cdef Py_ssize_t _SMALL, _COALESCE, _KEY_BATCH
 cdef int _COPY, _IN_PLACE, _BORROW
 cdef object _CONNECTING, _OPEN, _CLOSING, _CLOSED
-
-
-cdef class Message:
-    cdef public object type
-    cdef public object data
-
-
-cdef class Ping:
-    cdef public object data
-
-
-cdef class Pong:
-    cdef public object data
-
-
-cdef class MessageCallback:
-    cdef public object callback
-    cdef public object arg
-    cdef public tuple kinds
-    cdef public object on_error
-    cdef public bint failed
-
-    cpdef void deliver(self, int opcode, object data) except *
 
 
 cdef class Protocol:
@@ -82,7 +61,7 @@ cdef class Protocol:
         self, object buf, Py_ssize_t start, Py_ssize_t end, bint borrow=*
     ) except -1
 
-    @cython.locals(sink=object)
+    @cython.locals(sink=object, callback=MessageCallback)
     cpdef void _data_frame(self, int opcode, int fin, int rsv, object payload) except *
 
     cpdef void _control_frame(self, int opcode, object payload) except *

@@ -3,6 +3,8 @@
 This file is the one source of the hot path: it runs as plain Python, and Cython
 compiles it (through the ``_protocol_c.py`` link and the augmenting
 ``_protocol_c.pxd``) into ``blazews.sansio._protocol_c``. ``protocol.py`` picks one.
+The events it produces (and the compiled message sink) are in ``_events_py.py``, built
+the same way; compiled, this module cimports their C types.
 
 Four verbs drive it: :meth:`Protocol.receive_data` and :meth:`Protocol.receive_eof`
 feed it what arrived, :meth:`Protocol.events_received` returns what the application
@@ -24,7 +26,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from .._impl import (
     Utf8Validator,
@@ -45,39 +47,17 @@ from .extensions import Extension
 from .frames import Close, is_valid_close_code
 from .states import Side, State
 
-_T = TypeVar("_T")
-
-
-class _NoCython:
-    """Stands in for the ``cython`` module in pure Python without Cython installed."""
-
-    @staticmethod
-    def cclass(cls: _T) -> _T:
-        return cls
-
-    @staticmethod
-    def no_gc(cls: _T) -> _T:
-        return cls
-
-    @staticmethod
-    def freelist(n: int) -> Callable[[_T], _T]:
-        return lambda cls: cls
-
-
 try:
     import cython  # type: ignore[import-untyped, import-not-found, unused-ignore]
 except ImportError:  # (compiled: Cython's own; pure: its shadow module, or else this)
-    globals()["cython"] = _NoCython()  # (not "cython = ...": Cython reserves the name)
+    from ._nocython import NO_CYTHON
 
-__all__ = [
-    "DEFAULT_MAX_MESSAGE_SIZE",
-    "FRAGMENT_OVERHEAD",
-    "Message",
-    "MessageCallback",
-    "Ping",
-    "Pong",
-    "Protocol",
-]
+    globals()["cython"] = NO_CYTHON  # (not "cython = ...": Cython reserves the name)
+
+if not cython.compiled:  # compiled, the .pxd cimports them from _events_c
+    from ._events_py import Message, MessageCallback, Ping, Pong
+
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "FRAGMENT_OVERHEAD", "Protocol"]
 
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 """Default limit on a received message, in bytes (1 MiB)."""
@@ -91,108 +71,6 @@ beyond), and its payload bytes plus ``FRAGMENT_OVERHEAD`` per fragment may not e
 up to ``max_message_size / 64`` fragments; a flood of empty fragments stops after
 ``2 * max_message_size / 64`` of them.
 """
-
-
-# Events hold only ints and bytes or views: they cannot be part of a reference cycle,
-# so, compiled, the garbage collector does not track them (a batch of 1,000 messages
-# would otherwise trigger collections), and a free list recycles their memory.
-@cython.no_gc
-@cython.freelist(256)
-@cython.cclass
-class Message:
-    """A complete data message.
-
-    Attributes:
-        type: ``1`` (text) or ``2`` (binary), a :class:`MessageType` value.
-        data: The payload; for text, valid UTF-8 bytes. A ``memoryview`` of the
-            caller's buffer instead when :meth:`Protocol.receive_into_buffer` borrowed
-            it (``borrow=True``).
-    """
-
-    __slots__ = ("data", "type")
-
-    def __init__(self, type: int, data: bytes) -> None:
-        self.type = type
-        self.data = data
-
-    def __repr__(self) -> str:
-        more = "..." if len(self.data) > 32 else ""
-        return f"Message(type={self.type}, data={self.data[:32]!r}{more})"
-
-
-@cython.no_gc
-@cython.cclass
-class Ping:
-    """A ping arrived (the pong is already queued)."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-
-@cython.no_gc
-@cython.cclass
-class Pong:
-    """A pong arrived."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-
-@cython.cclass
-class MessageCallback:
-    """A :attr:`Protocol.message_sink` that calls ``callback(arg, kinds[type], view)``
-    and releases a borrowed payload after the call, all in compiled code.
-
-    For callback front ends: the payload is always a ``memoryview`` (of the receive
-    buffer when borrowed, else of the message's bytes), released when the callback
-    returns (a view the callback made of it stays valid). If the callback raises,
-    ``on_error()`` is called inside the ``except`` block (``logging.exception``
-    works there) and the callback is not called again; the exception goes no further.
-
-    Args:
-        callback: Called with ``(arg, kinds[type], payload)``.
-        arg: Its first argument (the connection handle, typically).
-        kinds: What to pass for each message type: ``kinds[1]`` for text and
-            ``kinds[2]`` for binary.
-        on_error: Called with no argument when the callback raised.
-    """
-
-    __slots__ = ("arg", "callback", "failed", "kinds", "on_error")
-
-    def __init__(
-        self,
-        callback: Callable[[Any, Any, memoryview], object],
-        arg: Any,
-        kinds: Sequence[Any],
-        on_error: Callable[[], object],
-    ) -> None:
-        self.callback = callback
-        self.arg = arg
-        self.kinds = tuple(kinds)
-        self.on_error = on_error
-        self.failed = False
-
-    def deliver(self, opcode: int, data: Any) -> None:
-        """Hand one message to the callback (what a message sink is called with)."""
-        if type(data) is not memoryview:
-            data = memoryview(data)  # (assembled from fragments, or inflated)
-        if not self.failed:
-            try:
-                self.callback(self.arg, self.kinds[opcode], data)
-            except Exception:
-                self.failed = True
-                self.on_error()
-        try:
-            data.release()
-        except BufferError:  # the callback made an array of it and kept it
-            pass
-
-    def __call__(self, opcode: int, data: Any) -> None:
-        self.deliver(opcode, data)
 
 
 # Close codes of a normal closure: an empty close frame (1005) is one too.
@@ -795,7 +673,8 @@ class Protocol:
             sink = self.message_sink
             if sink is not None and not self._events:
                 if type(sink) is MessageCallback:
-                    sink.deliver(opcode, payload)  # compiled: a C call
+                    callback = sink  # compiled: typed, so deliver is a C call
+                    callback.deliver(opcode, payload)
                 else:
                     sink(opcode, payload)
             else:
@@ -832,7 +711,8 @@ class Protocol:
             sink = self.message_sink
             if sink is not None and not self._events:
                 if type(sink) is MessageCallback:
-                    sink.deliver(opcode, data)
+                    callback = sink
+                    callback.deliver(opcode, data)
                 else:
                     sink(opcode, data)
             else:

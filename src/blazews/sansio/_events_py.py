@@ -1,0 +1,124 @@
+"""What the protocol core hands to front ends: message, ping and pong events, and
+:class:`MessageCallback`, the compiled message sink of callback front ends.
+
+Like the core, one source for two builds: Cython compiles this file (through the
+``_events_c.py`` link, typed by ``_events_c.pxd``) into ``_events_c``, whose types the
+compiled core cimports; :mod:`blazews.sansio.protocol` exports the ones in use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+try:
+    import cython  # type: ignore[import-untyped, import-not-found, unused-ignore]
+except ImportError:  # (compiled: Cython's own; pure: its shadow module, or else this)
+    from ._nocython import NO_CYTHON
+
+    globals()["cython"] = NO_CYTHON  # (not "cython = ...": Cython reserves the name)
+
+__all__ = ["Message", "MessageCallback", "Ping", "Pong"]
+
+
+# Events hold only ints and bytes or views: they cannot be part of a reference cycle,
+# so, compiled, the garbage collector does not track them (a batch of 1,000 messages
+# would otherwise trigger collections), and a free list recycles their memory.
+@cython.no_gc
+@cython.freelist(256)
+@cython.cclass
+class Message:
+    """A complete data message.
+
+    Attributes:
+        type: ``1`` (text) or ``2`` (binary), a :class:`MessageType` value.
+        data: The payload; for text, valid UTF-8 bytes. A ``memoryview`` of the
+            caller's buffer instead when ``Protocol.receive_into_buffer`` borrowed it
+            (``borrow=True``).
+    """
+
+    __slots__ = ("data", "type")
+
+    def __init__(self, type: int, data: bytes) -> None:
+        self.type = type
+        self.data = data
+
+    def __repr__(self) -> str:
+        more = "..." if len(self.data) > 32 else ""
+        return f"Message(type={self.type}, data={self.data[:32]!r}{more})"
+
+
+@cython.no_gc
+@cython.cclass
+class Ping:
+    """A ping arrived (the pong is already queued)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+@cython.no_gc
+@cython.cclass
+class Pong:
+    """A pong arrived."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+@cython.cclass
+class MessageCallback:
+    """A ``Protocol.message_sink`` that calls ``callback(arg, kinds[type], view)`` and
+    releases a borrowed payload after the call, all in compiled code (the compiled
+    core calls :meth:`deliver` as a C method).
+
+    For callback front ends: the payload is always a ``memoryview`` (of the receive
+    buffer when borrowed, else of the message's bytes), released when the callback
+    returns (a view the callback made of it stays valid). If the callback raises,
+    ``on_error()`` is called inside the ``except`` block (``logging.exception``
+    works there) and the callback is not called again; the exception goes no further.
+
+    Args:
+        callback: Called with ``(arg, kinds[type], payload)``.
+        arg: Its first argument (the connection handle, typically).
+        kinds: What to pass for each message type: ``kinds[1]`` for text and
+            ``kinds[2]`` for binary.
+        on_error: Called with no argument when the callback raised.
+    """
+
+    __slots__ = ("arg", "callback", "failed", "kinds", "on_error")
+
+    def __init__(
+        self,
+        callback: Callable[[Any, Any, memoryview], object],
+        arg: Any,
+        kinds: Sequence[Any],
+        on_error: Callable[[], object],
+    ) -> None:
+        self.callback = callback
+        self.arg = arg
+        self.kinds = tuple(kinds)
+        self.on_error = on_error
+        self.failed = False
+
+    def deliver(self, opcode: int, data: Any) -> None:
+        """Hand one message to the callback (what a message sink is called with)."""
+        if type(data) is not memoryview:
+            data = memoryview(data)  # (assembled from fragments, or inflated)
+        if not self.failed:
+            try:
+                self.callback(self.arg, self.kinds[opcode], data)
+            except Exception:
+                self.failed = True
+                self.on_error()
+        try:
+            data.release()
+        except BufferError:  # the callback made an array of it and kept it
+            pass
+
+    def __call__(self, opcode: int, data: Any) -> None:
+        self.deliver(opcode, data)
