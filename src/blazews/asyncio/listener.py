@@ -351,21 +351,6 @@ class _ListenerSide(Connection):
     def _on_message_failed(self) -> None:
         self._callback_failed("on_message")
 
-    def _deliver(self, opcode: int, data: Any) -> None:
-        """Give one message to the listener; release a borrowed payload after."""
-        if type(data) is not memoryview:
-            data = memoryview(data)  # (assembled from fragments, or inflated)
-        listener = self.listener
-        if listener is not None and not self._failed:
-            try:
-                listener.on_message(self.handle, _TYPES[opcode], data)  # type: ignore[arg-type]
-            except Exception:
-                self._callback_failed("on_message")
-        try:
-            data.release()
-        except BufferError:  # the listener made an array of it and kept it
-            pass
-
     def buffer_updated(self, nbytes: int) -> None:
         # Sends made by callbacks during this read are written together at its end.
         self._batching = True
@@ -384,8 +369,8 @@ class _ListenerSide(Connection):
             self.protocol.send_close(1011, "internal error")
 
     def _dispatch(self, events: list[Any]) -> None:
-        # The events the core did not hand to _deliver: the handshake's, pings and
-        # pongs, and messages that came after one of those in the same read.
+        # The events the core did not hand to the message sink: the handshake's, pings
+        # and pongs, and messages that came after one of those in the same read.
         if not self._connected:
             self._connect_listener()
         handle = self.handle
@@ -395,7 +380,13 @@ class _ListenerSide(Connection):
             for event in events:
                 kind = type(event)
                 if kind is Message:
-                    self._deliver(event.type, event.data)
+                    # Through the listener's sink, as the core would have: none once
+                    # the listener failed (or before it exists): then only release.
+                    sink = self.protocol.message_sink
+                    if type(sink) is MessageCallback:
+                        sink.deliver(event.type, event.data)
+                    elif type(event.data) is memoryview:
+                        event.data.release()
                 elif kind is Ping:
                     if self.listener is not None and not self._failed:
                         try:

@@ -88,9 +88,8 @@ def _fit_close_reason(reason: str) -> str:
     return encoded[:123].decode("utf-8", "ignore")
 
 
-# Whether Cython compiled this module (its functions are then not Python functions).
-# Some loops are worth running only as C.
-_COMPILED = type(_fit_close_reason).__name__ != "function"
+# Whether Cython compiled this module: some loops are worth running only as C.
+_COMPILED = cython.compiled
 
 # Bytes of masking keys drawn from os.urandom at once (256 keys).
 _KEY_BATCH = 1024
