@@ -92,7 +92,7 @@ class Connection(ReceiveBuffer):
         "_reading_paused",
         "_recv_waiter",
         "_writing_paused",
-        "_deflate",
+        "_deflate",  # (sending)
         "_send_chain",
         "close_timeout",
         "compress_in_thread",
@@ -389,9 +389,8 @@ class Connection(ReceiveBuffer):
         if not queue:
             await self._wait()
         message = self._take()
-        data: Any = message.data  # bytes, or a view lent by a large receive buffer
-        if type(data) is memoryview:
-            data = _done_with(data)
+        lent: Any = message.data  # bytes, or a view lent by a large receive buffer
+        data: bytes = _done_with(lent) if type(lent) is memoryview else lent
         return _TYPES[message.type], data  # type: ignore[return-value]
 
     async def read_message_into(self, buf: Any) -> tuple[MessageType, int]:
