@@ -16,6 +16,7 @@ import uvloop
 import blazews
 from blazews import ConnectionClosed, ConnectionClosedOK, InvalidStatus, Listener, MessageType
 from blazews.asyncio import ListenerConnection
+from blazews.asyncio._receive import IDLE_RELEASE_DELAY
 from helpers import BINARY, CLOSE, CONT, PING, TEXT, frame, parse_frames
 
 
@@ -188,7 +189,7 @@ def test_listener_echo_on_uvloop() -> None:
                     conn.send(message)
                     await asyncio.wait_for(listener.arrived.wait(), 5)
                 assert [m for _, m in listener.got] == [b"a", b"b" * 100_000, b"c"]
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(IDLE_RELEASE_DELAY + 0.05)  # the sweep
                 internal = only_connection(server)
                 assert internal._rbuf is None
 

@@ -598,7 +598,7 @@ def test_uvloop_gives_the_buffer_back_once_the_read_is_over() -> None:
                     payload = os.urandom(size)
                     await conn.send(payload)
                     assert await conn.recv() == payload
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(receive_module.IDLE_RELEASE_DELAY + 0.05)
                 assert conn._rbuf is None
                 (server_conn,) = server.connections
                 assert server_conn._rbuf is None
@@ -608,6 +608,66 @@ def test_uvloop_gives_the_buffer_back_once_the_read_is_over() -> None:
         loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+def test_uvloop_parks_an_emptied_buffer_until_the_sweep() -> None:
+    # uvloop holds the view it read into until buffer_updated returns: the emptied
+    # buffer stays, with no callback per read, until one sweep per loop gives back
+    # every parked buffer that is still empty.
+    async def main() -> None:
+        async def echo(conn: Any) -> None:
+            async for message in conn:
+                await conn.send(message)
+
+        async with blazews.serve(echo, "127.0.0.1", 0) as server:
+            async with blazews.connect(f"ws://127.0.0.1:{server.port}") as conn:
+                await asyncio.sleep(receive_module.IDLE_RELEASE_DELAY + 0.05)
+                loop = asyncio.get_running_loop()
+                assert type(loop) in receive_module._LOOPS_HOLDING_VIEWS
+                for _ in range(20):
+                    await conn.send(b"ping")
+                    assert await conn.recv() == b"ping"
+                    assert conn._rbuf is not None  # parked, not yet given back
+                (server_conn,) = server.connections
+                parked = receive_module._PARKED[loop]
+                # Each parked once, however many reads emptied its buffer since.
+                assert sorted(id(ref()) for ref in parked.conns) == sorted(
+                    [id(conn), id(server_conn)]
+                )
+                await asyncio.sleep(receive_module.IDLE_RELEASE_DELAY + 0.05)
+                assert conn._rbuf is None and server_conn._rbuf is None
+                assert parked.conns == []
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def test_parked_buffers_do_not_keep_a_closed_loop_alive() -> None:
+    import gc
+    import weakref
+
+    async def main() -> None:
+        async with blazews.serve(echo_handler, "127.0.0.1", 0) as server:
+            async with blazews.connect(f"ws://127.0.0.1:{server.port}") as conn:
+                await conn.send(b"x")
+                assert await conn.recv() == b"x"
+                assert receive_module._PARKED[asyncio.get_running_loop()].conns
+
+    loop = uvloop.new_event_loop()
+    loop.run_until_complete(main())  # returns before the sweep: parked refs left
+    loop.close()
+    gone = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert gone() is None
+
+
+async def echo_handler(conn: Any) -> None:
+    async for message in conn:
+        await conn.send(message)
 
 
 # -- large payloads lent from the receive buffer ------------------------------------

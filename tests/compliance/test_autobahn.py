@@ -44,6 +44,8 @@ def excluded(front_end: str) -> list[str]:
 def expected_counts(front_end: str) -> tuple[int, int]:
     """How many cases run in all, and how many of them in sections 12 and 13."""
     return (517, 216) if not excluded(front_end) else (517 - 104, 216 - 50)
+
+
 ROOT = Path(__file__).resolve().parents[2]
 KOSOKU = shutil.which("kosoku") or str(Path(sys.executable).parent / "kosoku")
 
