@@ -160,30 +160,68 @@ async def test_offsets_advance_and_compaction_happens_only_when_needed() -> None
     assert messages(conn) == [(2, filler), (2, third)]
 
 
+def borrowing_connection(**kwargs: Any) -> Connection:
+    """A connection whose payloads are lent to a callback, not queued (as a Listener's)."""
+    conn = open_connection(**kwargs)
+    conn._borrow = True
+    conn.protocol.message_sink = lambda kind, payload: payload.release()
+    return conn
+
+
 async def test_buffer_grows_to_the_frame_size_within_the_limit() -> None:
-    conn = open_connection(max_message_size=200_000)
+    conn = borrowing_connection(max_message_size=200_000)
     payload = os.urandom(150_000)
     data = masked(BINARY, payload)
     feed(conn, data[:RECEIVE_BUFFER_SIZE])
     # The frame's size; a kept buffer may be a quarter larger, within the limit.
     assert len(data) <= len(conn._rbuf) <= 200_000 + 14  # type: ignore[arg-type]
     feed(conn, data[RECEIVE_BUFFER_SIZE:])
-    assert messages(conn) == [(2, payload)]
     assert conn._rbuf is not None  # kept while large frames may keep coming...
     await asyncio.sleep(0)
     assert conn._rbuf is None  # ...and given back once a turn of the loop was idle
 
 
 async def test_a_stream_of_large_frames_keeps_one_grown_buffer() -> None:
-    conn = open_connection()
+    conn = borrowing_connection()
     frames = [masked(BINARY, bytes([i]) * 20_000) for i in range(4)]
     feed(conn, frames[0][:RECEIVE_BUFFER_SIZE])
     grown = conn._rbuf
-    assert grown is not None and len(grown) >= len(frames[0]) + 65536  # with read-ahead
+    # With read-ahead: 256 KiB behind a frame smaller than that.
+    assert grown is not None and len(grown) >= len(frames[0]) + 262144
     feed(conn, frames[0][RECEIVE_BUFFER_SIZE:] + frames[1] + frames[2][:100])
     feed(conn, frames[2][100:] + frames[3])
     assert conn._rbuf is grown  # no buffer given back and grown again per frame
-    assert [len(m[1]) for m in messages(conn)] == [20_000] * 4
+
+
+async def test_queued_large_frames_take_turns_with_stored_buffers(monkeypatch: Any) -> None:
+    # Queued payloads of a grown buffer are views of it; the buffer goes with them and
+    # back to the store when the last is read, and the connection goes on reading into
+    # a stored buffer as large (its read-ahead kept): no allocation, no bytes per frame.
+    kept = receive_module._LargeBuffers(8 << 20)
+    monkeypatch.setattr(receive_module, "_LARGE_BUFFERS", kept)
+    conn = open_connection()
+    frames = [masked(BINARY, bytes([i]) * 20_000) for i in range(11)]
+    feed(conn, frames[0][:RECEIVE_BUFFER_SIZE])
+    first = conn._rbuf
+    assert first is not None
+    # Five payloads: over a quarter of the buffer, worth lending it for.
+    feed(conn, frames[0][RECEIVE_BUFFER_SIZE:] + b"".join(frames[1:5]) + frames[5][:100])
+    assert [m.data.obj for m in conn._queue] == [first] * 5  # lent
+    second = conn._rbuf
+    assert second is not None and second is not first and len(second) == len(first)
+    assert bytes(second[:100]) == frames[5][:100]  # the incomplete frame moved over
+    out = bytearray(20_000)
+    for i in range(5):
+        assert kept.get(0, 1 << 30) is None  # a view of it is still queued
+        assert await conn.read_message_into(out) == (MessageType.BINARY, 20_000)
+        assert out == bytes([i]) * 20_000
+    feed(conn, frames[5][100:] + b"".join(frames[6:11]))
+    # The first buffer was stored when its last view was read: taken back now.
+    assert conn._rbuf is first
+    assert [bytes(m.data) for m in conn._queue] == [bytes([i]) * 20_000 for i in range(5, 11)]
+    for i in range(5, 11):
+        assert await conn.recv() == bytes([i]) * 20_000
+    assert kept.get(0, 1 << 30) is second
 
 
 async def test_a_header_claiming_more_than_the_limit_allocates_nothing() -> None:
@@ -220,18 +258,19 @@ async def test_large_buffers_are_shared_between_connections_when_idle(monkeypatc
     kept = receive_module._LargeBuffers(1 << 20)
     monkeypatch.setattr(receive_module, "_LARGE_BUFFERS", kept)
     first, second = open_connection(), open_connection()
-    data = masked(BINARY, os.urandom(100_000))
+    payload = os.urandom(100_000)
+    data = masked(BINARY, payload)
     feed(first, data[:20_000])
     buffer = first._rbuf
-    assert buffer is not None and len(buffer) == len(data) + 65536  # with read-ahead
+    assert buffer is not None and len(buffer) == len(data) + 262144  # with read-ahead
     feed(first, data[20_000:])
-    await asyncio.sleep(0)  # idle for a turn of the loop: given back
+    assert await first.recv() == payload  # the last view of it: the buffer is stored
     assert first._rbuf is None and kept.get(len(buffer), len(buffer)) is buffer
     kept.put(buffer)
     feed(second, data[:20_000])
     assert second._rbuf is buffer  # reused: no allocation for the next large frame
     feed(second, data[20_000:])
-    await asyncio.sleep(0)
+    await second.recv()
     # A buffer something still exports is not kept: nobody may read into it.
     view = memoryview(buffer)
     assert kept.get(0, 1 << 30) is buffer
@@ -715,3 +754,19 @@ async def test_lent_payloads_survive_the_connection_reading_on(monkeypatch: Any)
         feed(conn, masked(BINARY, p), chunk=100_000)
     for p in payloads:
         assert await conn.read_message() == (MessageType.BINARY, p)
+
+
+async def test_a_sparse_grown_buffer_is_not_pinned_by_its_queued_payloads() -> None:
+    # One 20 KB message in a buffer grown to 20 KB + 256 KiB of read-ahead: a queued
+    # view would hold all of it (x14): the payload is copied and the buffer kept.
+    conn = open_connection()
+    payload = os.urandom(20_000)
+    data = masked(BINARY, payload)
+    feed(conn, data[:RECEIVE_BUFFER_SIZE])
+    grown = conn._rbuf
+    feed(conn, data[RECEIVE_BUFFER_SIZE:])
+    (message,) = conn._queue
+    assert type(message.data) is bytes and message.data == payload
+    assert conn._rbuf is grown  # not given away; back to the store after an idle turn
+    await asyncio.sleep(0)
+    assert conn._rbuf is None

@@ -182,20 +182,27 @@ class Connection(ReceiveBuffer):
                 protocol.message_sink = None
             self._process()
         elif len(buf) >= _LEND_MIN and not self._borrow:
-            # A large buffer, grown for large frames: their payloads stay in it, lent
-            # to the queue, and the buffer goes with them (see _give_away). Copying
-            # each into new bytes would cost more than the copy: CPython's malloc
-            # maps every such block afresh, page faults included.
+            # A buffer grown for large frames: their payloads stay in it, lent to the
+            # queue, and the buffer goes with them (see _give_away), if they fill a
+            # quarter of it at least. Copying each into new bytes would cost more than
+            # the copy: glibc maps such blocks afresh, page faults included.
             queued = len(self._queue)
             start += protocol.receive_into_buffer(buf, start, end, True)
             self._process()
-            if any(isinstance(m.data, memoryview) for m in self._queue[queued:]):
-                start, end = self._give_away(start, end)
-                if start == end:
+            new: list[Any] = self._queue[queued:]  # payloads: bytes, or views of buf
+            lent = [m for m in new if type(m.data) is memoryview]
+            if lent and sum(len(m.data) for m in lent) < len(buf) >> 2:
+                # Too little of the buffer to pin all of it while queued: copies.
+                for m in lent:
+                    view: Any = m.data
+                    m.data = view.tobytes()
+                    view.release()
+            elif lent:
+                start, end = self._give_away(start, end, len(lent))
+                if self._rbuf is None:  # nothing left over, and no buffer taken
                     self._rstart = self._rend = 0
                     return
-                assert self._rbuf is not None
-                buf = self._rbuf
+                buf, released = self._rbuf, True  # the loop never saw this one
         else:
             start += protocol.receive_into_buffer(buf, start, end, self._borrow)
             self._process()
