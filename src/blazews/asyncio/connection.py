@@ -28,7 +28,7 @@ from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosed, Con
 from ..sansio.extensions.permessage_deflate import Compressed, PerMessageDeflate
 from ..sansio.frames import MessageType
 from ..sansio.http11 import Headers, Request, Response
-from ..sansio.protocol import Message, Pong, Protocol, State
+from ..sansio.protocol import Message, MessageQueue, Pong, Protocol, State
 from ._receive import _LEND_MIN, RECEIVE_BUFFER_SIZE, ReceiveBuffer, _done_with
 
 __all__ = ["RECEIVE_BUFFER_SIZE", "Connection"]
@@ -87,7 +87,6 @@ class Connection(ReceiveBuffer):
         "_into_result",
         "_keepalive_task",
         "_pings",
-        "_qhead",
         "_queue",
         "_reading_paused",
         "_recv_waiter",
@@ -138,11 +137,10 @@ class Connection(ReceiveBuffer):
         self.latency = 0.0
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
-        # Received messages not read yet: _queue[_qhead:]. A list emptied (cleared)
-        # whenever it is read to the end: an idle connection holds an empty list
-        # (56 B), where a deque always holds a 64-slot block (~600 B).
-        self._queue: list[Message] = []
-        self._qhead = 0
+        # Received messages not read yet: a list emptied (cleared) whenever it is
+        # read to the end: an idle connection holds an empty list (64 B), where a
+        # deque always holds a 64-slot block (~600 B).
+        self._queue = MessageQueue(_TYPES)
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._writing_paused = False
@@ -281,7 +279,7 @@ class Connection(ReceiveBuffer):
                 self._other_event(event)
         if queued:
             self._wake_reader()
-            if len(queue) - self._qhead >= self.max_queue and not self._reading_paused:
+            if queue.pending() >= self.max_queue and not self._reading_paused:
                 self._reading_paused = True
                 if self.transport is not None:
                     self.transport.pause_reading()
@@ -345,29 +343,18 @@ class Connection(ReceiveBuffer):
 
     def _take(self) -> Message:
         """Remove and return the oldest queued message (there is one)."""
-        queue = self._queue
-        head = self._qhead
-        message = queue[head]
-        head += 1
-        if head == len(queue):
-            queue.clear()  # frees the list's array: nothing held while idle
-            head = 0
-        self._qhead = head
+        message = self._queue.take()
         if self._reading_paused:
             self._resume_reading()
         return message
 
     def _unread(self, message: Message) -> None:
         """Put ``message`` back at the head of the queue."""
-        if self._qhead:
-            self._qhead -= 1
-            self._queue[self._qhead] = message
-        else:
-            self._queue.insert(0, message)
+        self._queue.unread(message)
 
     def _resume_reading(self) -> None:
         """Resume reading once the queue has drained to a quarter of ``max_queue``."""
-        if len(self._queue) - self._qhead <= self.max_queue // 4:
+        if self._queue.pending() <= self.max_queue // 4:
             self._reading_paused = False
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.resume_reading()
@@ -418,12 +405,17 @@ class Connection(ReceiveBuffer):
             ConcurrencyError: Another coroutine is already waiting for a message.
         """
         queue = self._queue
+        # The hot path, compiled: a bytes payload into a bytearray.
+        taken = queue.take_into(buf)
+        if taken is not None:
+            if self._reading_paused:
+                self._resume_reading()
+            return taken  # type: ignore[no-any-return]
         if not queue:
             result = await self._wait_into(_writable_view(buf))
             if result is not None:
                 return result
-        head = self._qhead
-        message = queue[head]
+        message = queue[queue.head]
         data: Any = message.data
         n = len(data)
         if type(buf) is bytearray:  # the common case, without making a view
@@ -437,14 +429,7 @@ class Connection(ReceiveBuffer):
             view[:n] = data
         if type(data) is memoryview:
             _done_with(data, copy=False)
-        # _take(), inlined: this is the hot path of the coroutine API.
-        head += 1
-        if head == len(queue):
-            queue.clear()
-            head = 0
-        self._qhead = head
-        if self._reading_paused:
-            self._resume_reading()
+        self._take()
         return _TYPES[message.type], n  # type: ignore[return-value]
 
     async def _wait_into(self, view: memoryview) -> tuple[MessageType, int] | None:

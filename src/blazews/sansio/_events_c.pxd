@@ -1,6 +1,9 @@
 # C types for the compiled build of _events_py.py (Cython pure-Python mode): the .py
 # stays the one source; this file only adds types. The compiled core cimports them.
 
+cimport cython
+
+
 cdef class Message:
     cdef public object type
     cdef public object data
@@ -22,3 +25,18 @@ cdef class MessageCallback:
     cdef public bint failed
 
     cpdef void deliver(self, int opcode, object data) except *
+
+
+cdef class MessageQueue(list):
+    cdef public Py_ssize_t head
+    cdef public tuple kinds
+
+    cpdef Py_ssize_t pending(self)
+
+    @cython.locals(head=Py_ssize_t)
+    cpdef Message take(self)
+
+    cpdef void unread(self, Message message) except *
+
+    @cython.locals(head=Py_ssize_t, n=Py_ssize_t, message=Message)
+    cpdef object take_into(self, object buf)

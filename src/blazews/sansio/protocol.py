@@ -20,6 +20,7 @@ __all__ = [
     "FRAGMENT_OVERHEAD",
     "Message",
     "MessageCallback",
+    "MessageQueue",
     "Ping",
     "Pong",
     "Protocol",
@@ -28,23 +29,23 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from ._events_py import Message, MessageCallback, Ping, Pong
+    from ._events_py import Message, MessageCallback, MessageQueue, Ping, Pong
     from ._protocol_py import DEFAULT_MAX_MESSAGE_SIZE, FRAGMENT_OVERHEAD, Protocol
 
     CODEC: str
 elif IMPLEMENTATION == "compiled":
     try:
-        from ._events_c import Message, MessageCallback, Ping, Pong
+        from ._events_c import Message, MessageCallback, MessageQueue, Ping, Pong
         from ._protocol_c import DEFAULT_MAX_MESSAGE_SIZE, FRAGMENT_OVERHEAD, Protocol
 
         CODEC = "compiled"
     except ImportError:  # the kernels were built but not the codec
-        from ._events_py import Message, MessageCallback, Ping, Pong
+        from ._events_py import Message, MessageCallback, MessageQueue, Ping, Pong
         from ._protocol_py import DEFAULT_MAX_MESSAGE_SIZE, FRAGMENT_OVERHEAD, Protocol
 
         CODEC = "python"
 else:
-    from ._events_py import Message, MessageCallback, Ping, Pong
+    from ._events_py import Message, MessageCallback, MessageQueue, Ping, Pong
     from ._protocol_py import DEFAULT_MAX_MESSAGE_SIZE, FRAGMENT_OVERHEAD, Protocol
 
     CODEC = "python"
