@@ -267,17 +267,18 @@ class Connection(ReceiveBuffer):
                 transport.writelines(out)
 
     def _dispatch(self, events: list[Any]) -> None:
-        queued = False
         queue = self._queue
-        for event in events:
-            if type(event) is Message:
-                queue.append(event)
-                queued = True
-            elif type(event) is Pong:
-                self._pong(event.data)
-            else:
-                self._other_event(event)
-        if queued:
+        before = len(queue)
+        # Messages are queued first (in C), then the other events are handled in
+        # order: nothing in them (pongs, the close) depends on the messages' turn.
+        others = queue.queue_messages(events)
+        if others is not None:
+            for event in others:
+                if type(event) is Pong:
+                    self._pong(event.data)
+                else:
+                    self._other_event(event)
+        if len(queue) != before:
             self._wake_reader()
             if queue.pending() >= self.max_queue and not self._reading_paused:
                 self._reading_paused = True

@@ -38,5 +38,8 @@ cdef class MessageQueue(list):
 
     cpdef void unread(self, Message message) except *
 
+    @cython.locals(others=list)
+    cpdef list queue_messages(self, list events)
+
     @cython.locals(head=Py_ssize_t, n=Py_ssize_t, message=Message)
     cpdef object take_into(self, object buf)

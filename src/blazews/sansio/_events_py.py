@@ -176,6 +176,19 @@ class MessageQueue(list):  # type: ignore[type-arg]
         else:
             self.insert(0, message)
 
+    def queue_messages(self, events: list[Any]) -> list[Any] | None:
+        """Queue the :class:`Message` events of ``events``; return the others, in
+        their order, or ``None`` if there are none."""
+        others: list[Any] | None = None
+        for event in events:
+            if type(event) is Message:
+                self.append(event)
+            elif others is None:
+                others = [event]
+            else:
+                others.append(event)
+        return others
+
     def take_into(self, buf: Any) -> Any:
         """Copy the oldest message into ``buf`` and take it; return ``(kind, length)``.
 

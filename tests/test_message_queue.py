@@ -1,0 +1,68 @@
+"""MessageQueue: the asyncio receive queue (compiled, or the pure list subclass)."""
+
+from __future__ import annotations
+
+import pytest
+
+from blazews.sansio.protocol import Message, MessageQueue, Ping, Pong
+
+KINDS = (None, "text", "binary")
+
+
+def queue_of(*payloads: object) -> MessageQueue:
+    queue = MessageQueue(KINDS)
+    for i, payload in enumerate(payloads):
+        queue.append(Message(1 + i % 2, payload))  # type: ignore[arg-type]
+    return queue
+
+
+def test_take_into_copies_and_advances_until_empty() -> None:
+    queue = queue_of(b"hello", b"binary!")
+    buf = bytearray(b"." * 10)
+    assert queue.take_into(buf) == ("text", 5)
+    assert buf == b"hello....."
+    assert queue.head == 1 and queue.pending() == 1
+    assert queue.take_into(buf) == ("binary", 7)
+    assert buf == b"binary!..."
+    # The last one taken: the list is cleared (nothing held while idle).
+    assert queue == [] and queue.head == 0 and queue.pending() == 0
+    assert queue.take_into(buf) is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "buf"),
+    [
+        (b"too long", bytearray(3)),  # does not fit: the caller raises BufferTooSmall
+        (b"abc", memoryview(bytearray(8))),  # not a bytearray: the general path
+        (memoryview(b"abc"), bytearray(8)),  # a lent view: the general path
+    ],
+    ids=["too-small", "view-buffer", "view-payload"],
+)
+def test_take_into_leaves_other_cases_to_the_caller(payload: object, buf: object) -> None:
+    queue = queue_of(payload)
+    before = bytes(buf)  # type: ignore[call-overload]
+    assert queue.take_into(buf) is None
+    assert queue.pending() == 1 and queue.head == 0 and bytes(buf) == before  # type: ignore[call-overload]
+
+
+def test_take_and_unread_keep_the_order() -> None:
+    queue = queue_of(b"a", b"b", b"c")
+    first = queue.take()
+    assert first.data == b"a" and queue.pending() == 2
+    queue.unread(first)  # into the slot it left
+    assert queue.head == 0 and [m.data for m in queue] == [b"a", b"b", b"c"]
+    other = Message(2, b"z")
+    queue.unread(other)  # in front of everything
+    assert [m.data for m in queue[queue.head :]] == [b"z", b"a", b"b", b"c"]
+    assert [queue.take().data for _ in range(4)] == [b"z", b"a", b"b", b"c"]
+    assert queue == [] and queue.head == 0
+
+
+def test_queue_messages_returns_the_other_events_in_order() -> None:
+    queue = MessageQueue(KINDS)
+    ping, pong = Ping(b"1"), Pong(b"2")
+    events = [Message(1, b"x"), ping, Message(2, b"y"), pong]
+    assert queue.queue_messages(events) == [ping, pong]
+    assert [m.data for m in queue] == [b"x", b"y"]
+    assert queue.queue_messages([Message(2, b"z")]) is None
+    assert queue.pending() == 3
