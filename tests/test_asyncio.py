@@ -228,7 +228,7 @@ async def test_receive_queue_is_bounded_and_pauses_reading() -> None:
                         sent += 1
                 assert sent < 200  # the sender was held back
                 server_conn = connections[0]
-                assert server_conn._reading_paused
+                assert server_conn._queue.paused
                 # One read may bring several messages, but the queue stays near max_queue.
                 assert len(server_conn._queue) <= 4 + 8
             finally:

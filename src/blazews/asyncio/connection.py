@@ -88,7 +88,6 @@ class Connection(ReceiveBuffer):
         "_keepalive_task",
         "_pings",
         "_queue",
-        "_reading_paused",
         "_recv_waiter",
         "_writing_paused",
         "_deflate",  # (sending)
@@ -140,9 +139,8 @@ class Connection(ReceiveBuffer):
         # Received messages not read yet: a list emptied (cleared) whenever it is
         # read to the end: an idle connection holds an empty list (64 B), where a
         # deque always holds a 64-slot block (~600 B).
-        self._queue = MessageQueue(_TYPES)
+        self._queue = MessageQueue(_TYPES, self._resume_reading)
         self._recv_waiter: asyncio.Future[None] | None = None
-        self._reading_paused = False
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
@@ -280,8 +278,10 @@ class Connection(ReceiveBuffer):
                     self._other_event(event)
         if len(queue) != before:
             self._wake_reader()
-            if queue.pending() >= self.max_queue and not self._reading_paused:
-                self._reading_paused = True
+            if queue.pending() >= self.max_queue and not queue.paused:
+                # Reading resumes (_resume_reading) once a quarter is left.
+                queue.paused = True
+                queue.resume_at = self.max_queue // 4
                 if self.transport is not None:
                     self.transport.pause_reading()
 
@@ -344,21 +344,16 @@ class Connection(ReceiveBuffer):
 
     def _take(self) -> Message:
         """Remove and return the oldest queued message (there is one)."""
-        message = self._queue.take()
-        if self._reading_paused:
-            self._resume_reading()
-        return message
+        return self._queue.take()
 
     def _unread(self, message: Message) -> None:
         """Put ``message`` back at the head of the queue."""
         self._queue.unread(message)
 
     def _resume_reading(self) -> None:
-        """Resume reading once the queue has drained to a quarter of ``max_queue``."""
-        if self._queue.pending() <= self.max_queue // 4:
-            self._reading_paused = False
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.resume_reading()
+        """The queue drained to a quarter of ``max_queue`` (its ``on_resume``)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     async def recv(self) -> str | bytes:
         """Return the next message: ``str`` for text, ``bytes`` for binary.
@@ -409,8 +404,6 @@ class Connection(ReceiveBuffer):
         # The hot path, compiled: a bytes payload into a bytearray.
         taken = queue.take_into(buf)
         if taken is not None:
-            if self._reading_paused:
-                self._resume_reading()
             return taken  # type: ignore[no-any-return]
         if not queue:
             result = await self._wait_into(_writable_view(buf))

@@ -30,11 +30,17 @@ cdef class MessageCallback:
 cdef class MessageQueue(list):
     cdef public Py_ssize_t head
     cdef public tuple kinds
+    cdef public object on_resume
+    cdef public bint paused
+    cdef public Py_ssize_t resume_at
 
     cpdef Py_ssize_t pending(self)
 
-    @cython.locals(head=Py_ssize_t)
+    @cython.locals(message=Message)
     cpdef Message take(self)
+
+    @cython.locals(head=Py_ssize_t)
+    cdef void _advance(self) except *
 
     cpdef void unread(self, Message message) except *
 

@@ -141,17 +141,25 @@ class MessageQueue(list):  # type: ignore[type-arg]
     that copies the next payload with ``memcpy`` (a Python ``buf[:n] = data`` and the
     bookkeeping around it cost ~230 ns more per message).
 
+    Flow control: while ``paused`` (the front end sets it when it stops reading), the
+    take that leaves ``resume_at`` messages or fewer clears it and calls
+    ``on_resume()``.
+
     Args:
         kinds: What :meth:`take_into` returns for each message type: ``kinds[1]``
             for text and ``kinds[2]`` for binary.
+        on_resume: Called with no argument when reading may resume.
     """
 
-    __slots__ = ("head", "kinds")
+    __slots__ = ("head", "kinds", "on_resume", "paused", "resume_at")
 
-    def __init__(self, kinds: Sequence[Any]) -> None:
+    def __init__(self, kinds: Sequence[Any], on_resume: Callable[[], object]) -> None:
         super().__init__()
         self.head = 0
         self.kinds = tuple(kinds)
+        self.on_resume = on_resume
+        self.paused = False
+        self.resume_at = 0
 
     def pending(self) -> int:
         """How many messages are queued."""
@@ -159,14 +167,20 @@ class MessageQueue(list):  # type: ignore[type-arg]
 
     def take(self) -> Message:
         """Remove and return the oldest message (there must be one)."""
-        head = self.head
-        message = self[head]
-        head += 1
+        message: Message = self[self.head]
+        self._advance()
+        return message
+
+    def _advance(self) -> None:
+        """The oldest message was taken."""
+        head = self.head + 1
         if head == len(self):
             self.clear()
             head = 0
         self.head = head
-        return message  # type: ignore[no-any-return]
+        if self.paused and len(self) - head <= self.resume_at:
+            self.paused = False
+            self.on_resume()
 
     def unread(self, message: Message) -> None:
         """Put ``message`` back in front of the others."""
@@ -209,9 +223,5 @@ class MessageQueue(list):  # type: ignore[type-arg]
             memcpy(PyByteArray_AS_STRING(buf), PyBytes_AS_STRING(data), n)
         else:
             buf[:n] = data
-        head += 1
-        if head == len(self):
-            self.clear()
-            head = 0
-        self.head = head
+        self._advance()
         return (self.kinds[message.type], n)
