@@ -1123,6 +1123,32 @@ def test_message_callback_calls_with_views_and_releases_them(make):
 
 
 @SIDES
+def test_message_callback_leaves_the_buffer_free_when_nothing_was_kept(make):
+    # Views the callback did not keep are not released by a call (compiled: they go
+    # with the core's references), but nothing may still export the buffer after.
+    proto = make()
+    sizes: list[int] = []
+    derived: list[memoryview] = []
+
+    def callback(arg: object, kind: str, payload: memoryview) -> None:
+        sizes.append(len(payload))
+        if len(sizes) == 2:
+            derived.append(payload[1:])  # a view made of it: valid, and exports buf
+
+    proto.message_sink = MessageCallback(callback, None, ("", "text", "binary"), list)
+    buf = bytearray(incoming(proto, BINARY, b"abc") + incoming(proto, BINARY, b"xyz"))
+    proto.receive_into_buffer(buf, 0, len(buf), True)
+    assert sizes == [3, 3] and bytes(derived[0]) == b"yz"
+    with pytest.raises(BufferError):
+        buf.append(0)  # the derived view still exports it
+    derived.pop().release()
+    buf.append(0)  # nothing exports it any more: it may be resized
+    buf2 = bytearray(incoming(proto, BINARY, b"abc"))
+    proto.receive_into_buffer(buf2, 0, len(buf2), True)
+    buf2.append(0)
+
+
+@SIDES
 def test_message_callback_reports_an_exception_once_then_stops(make):
     import sys
 

@@ -24,6 +24,7 @@ cdef class MessageCallback:
     cdef public object on_error
     cdef public bint failed
 
+    @cython.locals(refs=Py_ssize_t)
     cpdef void deliver(self, int opcode, object data) except *
 
 

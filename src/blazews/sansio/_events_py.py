@@ -18,11 +18,12 @@ except ImportError:  # (compiled: Cython's own; pure: its shadow module, or else
 
     globals()["cython"] = NO_CYTHON  # (not "cython = ...": Cython reserves the name)
 
-if cython.compiled:  # C functions for MessageQueue.take_into (compiled only)
+if cython.compiled:  # C functions (compiled only): for take_into and deliver
     from cython.cimports.cpython.bytearray import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
         PyByteArray_AS_STRING,
     )
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    from cython.cimports.cpython.ref import Py_REFCNT  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.libc.string import memcpy  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
 __all__ = ["Message", "MessageCallback", "MessageQueue", "Ping", "Pong"]
@@ -117,11 +118,18 @@ class MessageCallback:
         if type(data) is not memoryview:
             data = memoryview(data)  # (assembled from fragments, or inflated)
         if not self.failed:
+            refs = Py_REFCNT(data) if cython.compiled else 0
             try:
                 self.callback(self.arg, self.kinds[opcode], data)
             except Exception:
                 self.failed = True
                 self.on_error()
+            else:
+                # Compiled: when the callback kept no reference to the view, nobody
+                # can use it after the call; it goes with the core's own references,
+                # without the cost of calling release() (~10 ns of ~220 per message).
+                if cython.compiled and Py_REFCNT(data) == refs:
+                    return
         try:
             data.release()
         except BufferError:  # the callback made an array of it and kept it
