@@ -161,17 +161,22 @@ def _extensions() -> list[Extension]:
         # Every source, the .pyx too (cythonize swaps it for the generated C), so
         # that an sdist carries them all.
         depends=[
-            os.path.join(NATIVE, name) for name in ["kernel.h", "_kernels.pyx"] + _KERNEL_SOURCES
+            os.path.join(NATIVE, name)
+            for name in ["kernel.h", "_kernels.pyx", "_kernels.pxd"] + _KERNEL_SOURCES
         ],
     )
-    # The protocol core (its events, cimported by the state machine), the frame
-    # reader and the buffer pool: _x_c.py is a link to
+    # The protocol core (its events, cimported by the state machine, as is the
+    # kernels' mask_inplace), the frame reader and the buffer pool: _x_c.py is a link to
     # the pure module _x_py.py, compiled with the C types of _x_c.pxd.
     pure = [
         Extension(
             name,
             sources=[source],
-            depends=[source[: -len(".py")] + ".pxd", os.path.join(SANSIO, "_events_c.pxd")],
+            depends=[
+                source[: -len(".py")] + ".pxd",
+                os.path.join(SANSIO, "_events_c.pxd"),
+                os.path.join(NATIVE, "_kernels.pxd"),  # the core cimports mask_inplace
+            ],
         )
         for name, source in PURE_MODULES
     ]

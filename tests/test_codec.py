@@ -252,9 +252,9 @@ def test_receive_into_buffer_behaves_as_receive_data(
 @pytest.mark.parametrize("cls", implementations, ids=lambda c: c.__module__.rsplit(".", 1)[1])
 @pytest.mark.parametrize(
     "size",
-    [0, 1, 2, 3, 4, 5, 7, 8, 125, 126, 1000, 65535, 65536, 70001]
-    # where the compiled build stops unmasking in its own loop
-    + [_protocol_py._SMALL - 1, _protocol_py._SMALL, _protocol_py._SMALL + 1],
+    # (the kernels' SIMD paths switch at multiples of 16, 32 and 64 bytes)
+    [0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 125, 126, 1000, 4095, 4096]
+    + [4097, 65535, 65536, 70001],
 )
 @pytest.mark.parametrize("offset", [0, 1, 3])
 def test_in_place_unmasking_at_boundary_sizes(cls: Any, size: int, offset: int) -> None:

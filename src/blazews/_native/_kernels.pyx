@@ -80,6 +80,10 @@ cdef extern from "kernel.h" nogil:
 cdef Py_ssize_t NOGIL_MIN = 65536
 
 
+cdef void mask_inplace(uint8_t *p, size_t n, const uint8_t *key) noexcept nogil:
+    bws_mask(p, p, n, key, 0)
+
+
 cdef inline bytes _key(object key):
     if type(key) is not bytes:
         key = bytes(key)

@@ -5,7 +5,7 @@ cimport cython
 
 from blazews.sansio._events_c cimport Message, MessageCallback, Ping, Pong
 
-cdef Py_ssize_t _SMALL, _COALESCE, _KEY_BATCH
+cdef Py_ssize_t _COALESCE, _KEY_BATCH
 cdef int _COPY, _IN_PLACE, _BORROW
 cdef object _CONNECTING, _OPEN, _CLOSING, _CLOSED
 
@@ -51,8 +51,6 @@ cdef class Protocol:
         rsv=int, fin=int, masked=int, mask_expected=bint, length=cython.ulonglong,
         hlen=Py_ssize_t, start=Py_ssize_t, end=Py_ssize_t, view="const unsigned char[:]",
         mv=object, payload=object, wview="unsigned char[::1]",
-        k0="unsigned char", k1="unsigned char", k2="unsigned char", k3="unsigned char",
-        i=Py_ssize_t,
     )
     cpdef Py_ssize_t _parse(self, object data, Py_ssize_t pos, Py_ssize_t n, int mode) except -1
 

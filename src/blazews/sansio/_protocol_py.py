@@ -56,6 +56,10 @@ except ImportError:  # (compiled: Cython's own; pure: its shadow module, or else
 
 if not cython.compiled:  # compiled, the .pxd cimports them from _events_c
     from ._events_py import Message, MessageCallback, Ping, Pong
+else:  # the kernels' C function, called with pointers into the buffer
+    from cython.cimports.blazews._native._kernels import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        mask_inplace,
+    )
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "FRAGMENT_OVERHEAD", "Protocol"]
 
@@ -100,11 +104,6 @@ _CONNECTING = State.CONNECTING
 _OPEN = State.OPEN
 _CLOSING = State.CLOSING
 _CLOSED = State.CLOSED
-
-# Payloads up to this size are unmasked by a loop in the compiled module rather than
-# by a call into the masking kernel: the call (its key conversion, its buffer request)
-# costs more than the loop below about 4-8 KiB (1 KiB: 380 -> 220 ns per frame).
-_SMALL = 4096
 
 # A server frame whose payload is at most this long is sent as one object, the
 # payload copied behind the header; a longer one is sent as header + payload.
@@ -614,24 +613,11 @@ class Protocol:
                 and (self.message_sink is None or not self._events)
             ):
                 # Lent as a view of the buffer: unmasked where it lies.
-                if masked and _COMPILED and length <= _SMALL:
-                    k0 = view[start - 4]
-                    k1 = view[start - 3]
-                    k2 = view[start - 2]
-                    k3 = view[start - 1]
-                    i = start
-                    while i + 4 <= end:
-                        wview[i] ^= k0
-                        wview[i + 1] ^= k1
-                        wview[i + 2] ^= k2
-                        wview[i + 3] ^= k3
-                        i += 4
-                    if i < end:
-                        wview[i] ^= k0
-                        if i + 1 < end:
-                            wview[i + 1] ^= k1
-                            if i + 2 < end:
-                                wview[i + 2] ^= k2
+                if masked and cython.compiled:
+                    if length:  # a C call: the SIMD kernel, no Python objects
+                        mask_inplace(
+                            cython.address(wview[start]), length, cython.address(view[start - 4])
+                        )
                 elif masked:
                     mask_bytes(mv[start - 4 : start], mv[start:end])
                 payload = mv[start:end]

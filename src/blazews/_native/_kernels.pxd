@@ -1,0 +1,9 @@
+# C functions of the kernels module that other compiled modules cimport (Cython
+# shares them through the module's C API table: one copy of the kernels, one SIMD
+# level, chosen at the kernels' import).
+
+from libc.stdint cimport uint8_t
+
+
+# Unmask (XOR with the 4-byte key) n bytes at p in place, with the active SIMD level.
+cdef void mask_inplace(uint8_t *p, size_t n, const uint8_t *key) noexcept nogil
