@@ -770,3 +770,35 @@ async def test_a_sparse_grown_buffer_is_not_pinned_by_its_queued_payloads() -> N
     assert conn._rbuf is grown  # not given away; back to the store after an idle turn
     await asyncio.sleep(0)
     assert conn._rbuf is None
+
+
+@pytest.mark.parametrize("borrow", [False, True], ids=["queue", "listener"])
+async def test_a_read_that_fills_the_buffer_gets_read_ahead(borrow: bool) -> None:
+    # A burst of small frames: the read filled the 16 KiB buffer, so the next read
+    # goes into one with 64 KiB more room; queued payloads from it are copies (not
+    # views pinning it), and it goes back once the connection is idle.
+    conn = borrowing_connection() if borrow else open_connection(max_queue=10_000)
+    got: list[bytes] = []
+    if borrow:
+        conn.protocol.message_sink = lambda kind, payload: got.append(bytes(payload))
+    payloads = [bytes([i % 251]) * 1000 for i in range(40)]
+    data = b"".join(masked(BINARY, p) for p in payloads)
+    view = conn.get_buffer(-1)
+    assert len(view) == RECEIVE_BUFFER_SIZE
+    view[:] = data[:RECEIVE_BUFFER_SIZE]
+    conn.buffer_updated(RECEIVE_BUFFER_SIZE)  # filled: a partial frame is left
+    kept = RECEIVE_BUFFER_SIZE % (1000 + 8)  # 1000-byte frames, 8-byte headers
+    view = conn.get_buffer(-1)
+    assert len(conn._rbuf) == RECEIVE_BUFFER_SIZE + 65536  # type: ignore[arg-type]
+    assert bytes(conn._rbuf[:kept]) == data[RECEIVE_BUFFER_SIZE - kept : RECEIVE_BUFFER_SIZE]  # type: ignore[index]
+    rest = data[RECEIVE_BUFFER_SIZE:]
+    view[: len(rest)] = rest
+    conn.buffer_updated(len(rest))
+    if borrow:
+        assert got == payloads
+    else:
+        assert all(type(m.data) is bytes for m in conn._queue)
+        assert [m.data for m in conn._queue] == payloads
+        conn._queue.clear()
+    await asyncio.sleep(0)
+    assert conn._rbuf is None

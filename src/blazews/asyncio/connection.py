@@ -29,7 +29,13 @@ from ..sansio.extensions.permessage_deflate import Compressed, PerMessageDeflate
 from ..sansio.frames import MessageType
 from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import Message, MessageQueue, Pong, Protocol, State
-from ._receive import _LEND_MIN, RECEIVE_BUFFER_SIZE, ReceiveBuffer, _done_with
+from ._receive import (
+    _LEND_MIN,
+    RECEIVE_BUFFER_SIZE,
+    ReceiveBuffer,
+    _done_with,
+    _read_ahead_only,
+)
 
 __all__ = ["RECEIVE_BUFFER_SIZE", "Connection"]
 
@@ -177,7 +183,7 @@ class Connection(ReceiveBuffer):
             finally:
                 protocol.message_sink = None
             self._process()
-        elif len(buf) >= _LEND_MIN and not self._borrow:
+        elif len(buf) >= _LEND_MIN and not self._borrow and not _read_ahead_only(buf):
             # A buffer grown for large frames: their payloads stay in it, lent to the
             # queue, and the buffer goes with them (see _give_away), if they fill a
             # quarter of it at least. Copying each into new bytes would cost more than
