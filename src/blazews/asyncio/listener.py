@@ -352,13 +352,18 @@ class _ListenerSide(Connection):
         self._callback_failed("on_message")
 
     def buffer_updated(self, nbytes: int) -> None:
-        # Sends made by callbacks during this read are written together at its end.
+        # Connection.buffer_updated's path for a connection that lends payloads to a
+        # callback, inlined: a Listener never waits in read_message_into nor queues
+        # views. Sends made by callbacks during the read are written together, by
+        # _process; the events it dispatches flush their own.
+        buf, start, end, released = self._bytes_read(nbytes)
         self._batching = True
         try:
-            super().buffer_updated(nbytes)
+            start += self.protocol.receive_into_buffer(buf, start, end, True)
         finally:
             self._batching = False
-            self._flush()
+        self._process()
+        self._parsed(buf, start, end, released)
 
     def _callback_failed(self, name: str) -> None:
         # A listener that raised gets nothing more but on_close.
