@@ -10,7 +10,7 @@ KINDS = (None, "text", "binary")
 
 
 def queue_of(*payloads: object) -> MessageQueue:
-    queue = MessageQueue(KINDS, lambda: None)
+    queue = MessageQueue(KINDS)
     for i, payload in enumerate(payloads):
         queue.append(Message(1 + i % 2, payload))  # type: ignore[arg-type]
     return queue
@@ -59,7 +59,7 @@ def test_take_and_unread_keep_the_order() -> None:
 
 
 def test_queue_messages_returns_the_other_events_in_order() -> None:
-    queue = MessageQueue(KINDS, lambda: None)
+    queue = MessageQueue(KINDS)
     ping, pong = Ping(b"1"), Pong(b"2")
     events = [Message(1, b"x"), ping, Message(2, b"y"), pong]
     assert queue.queue_messages(events) == [ping, pong]
@@ -71,14 +71,16 @@ def test_queue_messages_returns_the_other_events_in_order() -> None:
 @pytest.mark.parametrize("how", ["take", "take_into"])
 def test_a_paused_queue_resumes_once_drained_to_resume_at(how: str) -> None:
     resumed: list[int] = []
-    queue = MessageQueue(KINDS, lambda: resumed.append(queue.pending()))
+    queue = MessageQueue(KINDS)
     for _ in range(8):
         queue.append(Message(2, b"m"))
     queue.paused, queue.resume_at = True, 2
+    queue.on_resume = lambda: resumed.append(queue.pending())
     buf = bytearray(4)
     for _ in range(8):
         queue.take() if how == "take" else queue.take_into(buf)
     assert resumed == [2] and not queue.paused  # once, at the crossing
+    assert queue.on_resume is None  # not kept: it is set again at the next pause
     # Not paused: draining calls nothing.
     queue.append(Message(2, b"m"))
     queue.take()

@@ -145,7 +145,7 @@ class Connection(ReceiveBuffer):
         # Received messages not read yet: a list emptied (cleared) whenever it is
         # read to the end: an idle connection holds an empty list (64 B), where a
         # deque always holds a 64-slot block (~600 B).
-        self._queue = MessageQueue(_TYPES, self._resume_reading)
+        self._queue = MessageQueue(_TYPES)
         self._recv_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
@@ -288,6 +288,7 @@ class Connection(ReceiveBuffer):
                 # Reading resumes (_resume_reading) once a quarter is left.
                 queue.paused = True
                 queue.resume_at = self.max_queue // 4
+                queue.on_resume = self._resume_reading  # (not held while not paused)
                 if self.transport is not None:
                     self.transport.pause_reading()
 

@@ -149,23 +149,22 @@ class MessageQueue(list):  # type: ignore[type-arg]
     that copies the next payload with ``memcpy`` (a Python ``buf[:n] = data`` and the
     bookkeeping around it cost ~230 ns more per message).
 
-    Flow control: while ``paused`` (the front end sets it when it stops reading), the
-    take that leaves ``resume_at`` messages or fewer clears it and calls
-    ``on_resume()``.
+    Flow control: while ``paused`` (the front end sets it when it stops reading, with
+    ``resume_at`` and ``on_resume``), the take that leaves ``resume_at`` messages or
+    fewer clears it and calls ``on_resume()``.
 
     Args:
         kinds: What :meth:`take_into` returns for each message type: ``kinds[1]``
             for text and ``kinds[2]`` for binary.
-        on_resume: Called with no argument when reading may resume.
     """
 
     __slots__ = ("head", "kinds", "on_resume", "paused", "resume_at")
 
-    def __init__(self, kinds: Sequence[Any], on_resume: Callable[[], object]) -> None:
+    def __init__(self, kinds: Sequence[Any]) -> None:
         super().__init__()
         self.head = 0
         self.kinds = tuple(kinds)
-        self.on_resume = on_resume
+        self.on_resume: Callable[[], object] | None = None
         self.paused = False
         self.resume_at = 0
 
@@ -188,7 +187,9 @@ class MessageQueue(list):  # type: ignore[type-arg]
         self.head = head
         if self.paused and len(self) - head <= self.resume_at:
             self.paused = False
-            self.on_resume()
+            on_resume, self.on_resume = self.on_resume, None
+            if on_resume is not None:
+                on_resume()
 
     def unread(self, message: Message) -> None:
         """Put ``message`` back in front of the others."""
