@@ -143,7 +143,7 @@ class Connection(ReceiveBuffer):
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
         # Received messages not read yet: a list emptied (cleared) whenever it is
-        # read to the end: an idle connection holds an empty list (64 B), where a
+        # read to the end: an idle connection holds an empty one (80 B), where a
         # deque always holds a 64-slot block (~600 B).
         self._queue = MessageQueue(_TYPES)
         self._recv_waiter: asyncio.Future[None] | None = None

