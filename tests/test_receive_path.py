@@ -613,11 +613,7 @@ async def test_protocol_error_over_the_wire_through_the_buffered_path() -> None:
 
 
 async def test_compressed_messages_through_the_buffered_path() -> None:
-    async def echo(conn: Any) -> None:
-        async for message in conn:
-            await conn.send(message)
-
-    async with blazews.serve(echo, "127.0.0.1", 0) as server:
+    async with blazews.serve(echo_handler, "127.0.0.1", 0) as server:
         async with blazews.connect(f"ws://127.0.0.1:{server.port}") as conn:
             assert conn.protocol.extensions  # permessage-deflate was negotiated
             for message in [b"x" * 100_000, "text " * 1000, os.urandom(30000), b""]:
@@ -627,11 +623,7 @@ async def test_compressed_messages_through_the_buffered_path() -> None:
 
 def test_uvloop_gives_the_buffer_back_once_the_read_is_over() -> None:
     async def main() -> None:
-        async def echo(conn: Any) -> None:
-            async for message in conn:
-                await conn.send(message)
-
-        async with blazews.serve(echo, "127.0.0.1", 0) as server:
+        async with blazews.serve(echo_handler, "127.0.0.1", 0) as server:
             async with blazews.connect(f"ws://127.0.0.1:{server.port}") as conn:
                 for size in (10, 100_000):
                     payload = os.urandom(size)
@@ -657,11 +649,7 @@ def test_uvloop_parks_an_emptied_buffer_until_the_sweep(monkeypatch: Any) -> Non
     monkeypatch.setattr(receive_module, "IDLE_RELEASE_DELAY", 0.5)
 
     async def main() -> None:
-        async def echo(conn: Any) -> None:
-            async for message in conn:
-                await conn.send(message)
-
-        async with blazews.serve(echo, "127.0.0.1", 0) as server:
+        async with blazews.serve(echo_handler, "127.0.0.1", 0) as server:
             async with blazews.connect(f"ws://127.0.0.1:{server.port}") as conn:
                 await asyncio.sleep(receive_module.IDLE_RELEASE_DELAY + 0.05)
                 loop = asyncio.get_running_loop()
