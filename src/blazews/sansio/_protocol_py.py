@@ -92,7 +92,8 @@ def _fit_close_reason(reason: str) -> str:
     return encoded[:123].decode("utf-8", "ignore")
 
 
-# Whether Cython compiled this module: some loops are worth running only as C.
+# Whether Cython compiled this module (for tests; the code tests cython.compiled, a
+# constant to Cython, which drops the branches it rules out).
 _COMPILED = cython.compiled
 
 # Bytes of masking keys drawn from os.urandom at once (256 keys).
@@ -516,7 +517,7 @@ class Protocol:
         self.incomplete_frame_size = 0
         # An extension transforms the payload: it gets bytes.
         self._lend = mode == _BORROW and not self.extensions
-        if self._lend and _COMPILED:
+        if self._lend and cython.compiled:
             wview = data  # compiled: a writable typed view
         mask_expected = not self._is_client
         limit = -1 if self.max_message_size is None else self.max_message_size
