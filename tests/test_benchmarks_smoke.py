@@ -66,7 +66,12 @@ def test_quick_run_reports_every_row(tmp_path: Path) -> None:
         assert f"| {label} |" in report
 
     seed = {r["impl"] for r in data["seed"]}
-    assert {"core.read_message", "core.read_message_into", "FrameReader.read_frame_into"} <= seed
+    assert {
+        "core.read_message",
+        "core.read_message_into",
+        "core.read_message (fragmented)",
+        "FrameReader.read_frame_into",
+    } <= seed
     for r in data["seed"]:
         assert r["median_ns"] > 0 and r["retained_blocks"] >= 0
         assert f"| {r['label']} |" in report

@@ -165,7 +165,10 @@ def render(data: dict[str, Any]) -> str:
             f"## Seed table: read_message vs read_message_into ({size_label(MESSAGE_SIZE)} "
             "messages, in-memory stream)",
             "",
-            "Each row reads masked single-frame binary messages from `io.BytesIO`. "
+            "Each row reads masked single-frame binary messages from `io.BytesIO`, but "
+            "the last, whose messages come in 4 frames of 256 B: the core copies the "
+            "fragments into the bytes object it returns (compiled): its memory is "
+            "that of a single-frame message, with no bytes per frame, list or join. "
             "The FrameReader rows are the public API of `blazews.sync.FrameReader`: "
             "`read_message()` returns bytes (the seed's ReadMessage), "
             "`read_message_into(buf)` unmasks straight into the caller's buffer (the "

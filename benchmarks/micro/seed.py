@@ -63,6 +63,7 @@ __all__ = ["GO_SEED", "MESSAGE_SIZE", "bench_pool", "bench_seed", "measure_alloc
 
 MESSAGE_SIZE = 1024
 RECV_BUFFER_SIZE = 65536  # blazews.sync.connection.RECV_BUFFER_SIZE
+FRAGMENTS = 4  # frames per message in the fragmented row: 4 x 256 B
 
 GO_SEED = [
     {
@@ -96,15 +97,22 @@ GO_POOL = [
 ]
 
 
-def masked_frames(count: int, size: int = MESSAGE_SIZE, seed: int = 6455) -> bytes:
-    """Return ``count`` masked single-frame binary messages of ``size`` bytes each."""
+def masked_frames(
+    count: int, size: int = MESSAGE_SIZE, seed: int = 6455, fragments: int = 1
+) -> bytes:
+    """Return ``count`` masked binary messages of ``size`` bytes each, each in
+    ``fragments`` frames of equal size (``size`` must divide evenly)."""
     from blazews._kernels_py import apply_mask
 
     rng = random.Random(seed)
+    piece = size // fragments
+    assert piece * fragments == size
     parts = []
     for _ in range(count):
-        key = rng.randbytes(4)
-        parts.append(_header(0x82, size) + key + apply_mask(rng.randbytes(size), key))
+        for i in range(fragments):
+            first = (0x02 if i == 0 else 0x00) | (0x80 if i == fragments - 1 else 0)
+            key = rng.randbytes(4)
+            parts.append(_header(first, piece) + key + apply_mask(rng.randbytes(piece), key))
     return b"".join(parts)
 
 
@@ -296,6 +304,7 @@ def bench_seed(*, target: float, repeat: int, frames: int) -> list[dict[str, Any
         frames: Messages in the in-memory stream (one pass = one allocation measurement).
     """
     data = masked_frames(frames)
+    fragmented = masked_frames(frames, fragments=FRAGMENTS)
     pool = _default_pool()
 
     def rows() -> list[tuple[str, str, Callable[[], Callable[[], Any]]]]:
@@ -323,6 +332,17 @@ def bench_seed(*, target: float, repeat: int, frames: int) -> list[dict[str, Any
                 "sans-I/O core read_message_into (sync.Connection's data path + copy)",
                 "core.read_message_into",
                 msg_into,
+            )
+        )
+
+        def msg_fragmented() -> Callable[[], Any]:
+            return core_reader(fragmented)[0]
+
+        out.append(
+            (
+                f"sans-I/O core read_message, the message in {FRAGMENTS} frames (assembled)",
+                "core.read_message (fragmented)",
+                msg_fragmented,
             )
         )
         return out

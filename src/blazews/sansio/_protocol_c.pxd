@@ -2,10 +2,11 @@
 # .py stays the one source; this file only adds types. See setup.py.
 
 cimport cython
+from cpython.object cimport PyObject
 
 from blazews.sansio._events_c cimport Message, MessageCallback, Ping, Pong
 
-cdef Py_ssize_t _COALESCE, _KEY_BATCH
+cdef Py_ssize_t _COALESCE, _KEY_BATCH, _ASM_FIRST
 cdef int _COPY, _IN_PLACE, _BORROW
 cdef object _CONNECTING, _OPEN, _CLOSING, _CLOSED
 
@@ -33,7 +34,8 @@ cdef class Protocol:
     cdef public Py_ssize_t _key_pos
     cdef public int _rsv_allowed
     cdef public int _msg_opcode
-    cdef public list _msg_chunks
+    cdef public object _asm
+    cdef public Py_ssize_t _asm_n
     cdef public Py_ssize_t _msg_size
     cdef public Py_ssize_t _msg_frags
     cdef public object _utf8
@@ -61,5 +63,15 @@ cdef class Protocol:
 
     @cython.locals(sink=object, callback=MessageCallback)
     cpdef void _data_frame(self, int opcode, int fin, int rsv, object payload) except *
+
+    @cython.locals(n=Py_ssize_t, k=Py_ssize_t, size=Py_ssize_t)
+    cpdef void _assemble(self, object payload) except *
+
+    @cython.locals(ptr="PyObject *")
+    cdef void _resize_assembly(self, Py_ssize_t size) except *
+
+    cpdef object _assembled(self)
+
+    cpdef void _drop_assembly(self)
 
     cpdef void _control_frame(self, int opcode, object payload) except *

@@ -60,6 +60,14 @@ else:  # the kernels' C function, called with pointers into the buffer
     from cython.cimports.blazews._native._kernels import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
         mask_inplace,
     )
+    from cython.cimports.cpython.bytes import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        PyBytes_AS_STRING,
+        PyBytes_FromStringAndSize,
+        _PyBytes_Resize,
+    )
+    from cython.cimports.cpython.object import PyObject  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    from cython.cimports.cpython.ref import Py_DECREF, Py_INCREF  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    from cython.cimports.libc.string import memcpy  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "FRAGMENT_OVERHEAD", "Protocol"]
 
@@ -109,6 +117,10 @@ _CLOSED = State.CLOSED
 # A server frame whose payload is at most this long is sent as one object, the
 # payload copied behind the header; a longer one is sent as header + payload.
 _COALESCE = 16384
+
+# A message's first fragment up to this size gets an assembly buffer with room for
+# three more like it; a larger one gets a buffer of its size.
+_ASM_FIRST = 4096
 
 # How _parse may treat its input: copy payloads out of a read-only buffer, unmask them
 # in place in a writable one, or also lend them as views of it.
@@ -172,9 +184,12 @@ class Protocol:
         self._rsv_allowed = 0
         for ext in self.extensions:
             self._rsv_allowed |= ext.rsv_bits
-        # The message being assembled: its opcode (0 when none), chunks and charge.
+        # The message being assembled: its opcode (0 when none), the object its
+        # fragments are copied into (None until one has bytes; see _assemble) and
+        # how much of it they fill, and its charge against the limits.
         self._msg_opcode = 0
-        self._msg_chunks: list[bytes] = []
+        self._asm: Any = None
+        self._asm_n = 0
         self._msg_size = 0
         self._msg_frags = 0
         self._utf8 = Utf8Validator()
@@ -287,7 +302,7 @@ class Protocol:
         self.state = _CLOSED
         self._discard = True
         self._buf = bytearray()  # not clear(): _parse may hold a view on it
-        self._msg_chunks = []
+        self._drop_assembly()
 
     def events_received(self) -> list[Any]:
         """Return the events (messages, pings, pongs, handshake) since the last call."""
@@ -424,7 +439,7 @@ class Protocol:
         self._discard = True
         self._want_eof = True
         self._buf = bytearray()  # not clear(): _parse may hold a view on it
-        self._msg_chunks = []
+        self._drop_assembly()
 
     def _fail_with(self, error: ProtocolError) -> None:
         if self.protocol_error is None:
@@ -670,7 +685,6 @@ class Protocol:
             self._msg_opcode = opcode
             self._msg_size = 0
             self._msg_frags = 0
-            self._msg_chunks = []
         self._msg_size += len(payload)
         self._msg_frags += 1
         limit = self.max_message_size
@@ -681,17 +695,15 @@ class Protocol:
             self._utf8.reset()
             self._fail_with(ProtocolError("invalid UTF-8 in text message", 1007))
             return
-        if payload:
-            self._msg_chunks.append(payload)
+        if len(payload):
+            self._assemble(payload)
         if fin:
             if self._msg_opcode == 0x1 and not self._utf8.finish():
                 self._fail_with(ProtocolError("invalid UTF-8 in text message", 1007))
                 return
-            chunks = self._msg_chunks
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            data = self._assembled()
             opcode = self._msg_opcode
             self._msg_opcode = 0
-            self._msg_chunks = []
             self._msg_size = 0
             self._msg_frags = 0
             sink = self.message_sink
@@ -703,6 +715,63 @@ class Protocol:
                     sink(opcode, data)
             else:
                 self._events.append(Message(opcode, data))
+
+    def _assemble(self, payload: Any) -> None:
+        # Copy a fragment's payload behind the previous ones. Compiled, they are
+        # copied (memcpy) into the bytes object that becomes the message, grown by
+        # realloc (first room for 4 such fragments, then doubling, never past the
+        # message limit) and cut to size at the end: a fragmented message costs that
+        # one object, not a bytes object and a list slot per frame and a join. Pure,
+        # a bytearray grows and is copied into bytes once.
+        n = self._asm_n
+        if not cython.compiled:
+            if self._asm is None:
+                self._asm = bytearray()
+            self._asm += payload
+            self._asm_n = len(self._asm)
+            return
+        if type(payload) is not bytes:  # not so far: frames and extensions give bytes
+            payload = bytes(payload)
+        k = len(payload)
+        if self._asm is None:
+            self._asm = PyBytes_FromStringAndSize(cython.NULL, 4 * k if k <= _ASM_FIRST else k)
+        elif len(self._asm) - n < k:
+            size = max(n + k, 2 * len(self._asm))
+            limit = self.max_message_size
+            if limit is not None:
+                size = max(n + k, min(size, limit))
+            self._resize_assembly(size)
+        memcpy(PyBytes_AS_STRING(self._asm) + n, PyBytes_AS_STRING(payload), k)
+        self._asm_n = n + k
+
+    def _resize_assembly(self, size: int) -> None:
+        # Compiled only: realloc the bytes object, which nothing else references yet
+        # (_PyBytes_Resize's condition): the reference moves to a pointer and back.
+        ptr = cython.cast(cython.pointer(PyObject), self._asm)
+        Py_INCREF(self._asm)
+        self._asm = None
+        _PyBytes_Resize(cython.address(ptr), size)  # on failure: freed, MemoryError
+        self._asm = cython.cast(object, ptr)
+        Py_DECREF(self._asm)
+
+    def _assembled(self) -> bytes:
+        # The message's bytes; the assembly is over. (No local holds the object
+        # while it is resized: _PyBytes_Resize needs the only reference.)
+        if self._asm is None:
+            return b""
+        if cython.compiled:
+            if len(self._asm) != self._asm_n:
+                self._resize_assembly(self._asm_n)
+            data = self._asm
+        else:
+            data = bytes(self._asm)
+        self._asm = None
+        self._asm_n = 0
+        return data  # type: ignore[no-any-return]
+
+    def _drop_assembly(self) -> None:
+        self._asm = None
+        self._asm_n = 0
 
     def _control_frame(self, opcode: int, payload: bytes) -> None:
         if opcode == 0x9:
@@ -724,6 +793,6 @@ class Protocol:
             self.state = _CLOSING
             self._discard = True
             self._buf = bytearray()  # not clear(): _parse may hold a view on it
-            self._msg_chunks = []
+            self._drop_assembly()
             if not self._is_client:
                 self._want_eof = True
