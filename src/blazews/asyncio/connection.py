@@ -170,6 +170,7 @@ class Connection(ReceiveBuffer):
         limit = self.write_limit
         high, low = (limit, None) if isinstance(limit, int) else limit
         self.transport.set_write_buffer_limits(high, low)
+        self._watch_socket(transport)
 
     def buffer_updated(self, nbytes: int) -> None:
         buf, start, end, released = self._bytes_read(nbytes)
@@ -203,6 +204,8 @@ class Connection(ReceiveBuffer):
                 start, end = self._give_away(start, end, len(lent))
                 if self._rbuf is None:  # nothing left over, and no buffer taken
                     self._rstart = self._rend = 0
+                    if self._lowat_sock is not None:
+                        self._watermark(0)
                     return
                 buf, released = self._rbuf, True  # the loop never saw this one
         else:

@@ -512,6 +512,16 @@ class Protocol:
             return Close(1006, "")
         return None
 
+    def bytes_missing(self, kept: int) -> int:
+        """How many more bytes the incomplete frame needs, when the caller of
+        :meth:`receive_into_buffer` holds ``kept`` bytes of it (those it did not
+        use); bytes the protocol holds itself count. 0 when no frame is incomplete
+        or nothing more is parsed. The peer cannot send anything else first."""
+        size = self.incomplete_frame_size
+        if not size or self._discard:
+            return 0
+        return max(0, size - kept - len(self._buf))
+
     def stop_lending(self) -> None:
         """Lend no more payloads in the ``receive_into_buffer`` call under way: from
         the next frame on they are ``bytes``. For a :attr:`message_sink` that took
