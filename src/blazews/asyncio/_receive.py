@@ -28,6 +28,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from .._impl import mask_bytes
 from ..buffers import DEFAULT_BUFFER_POOL
 
 if TYPE_CHECKING:
@@ -61,6 +62,11 @@ _MAX_HEADER = 14  # the longest frame header, masking key included
 _LOWAT_MIN = 65536
 _LOWAT_MAX = 1 << 20
 _LOWAT_OK = sys.platform == "linux" and hasattr(socket, "SO_RCVLOWAT")
+
+# A read_message_into call waiting on a message in one frame whose payload still
+# misses this much or more gets it read by the loop straight into its own buffer (see
+# ReceiveBuffer._begin_direct): no grown receive buffer, no copy out of it.
+_DIRECT_MIN = 65536
 
 # What a grown receive buffer holds beyond the frame that needed it: 256 KiB behind a
 # frame smaller than that, 64 KiB (the read size uvloop suggests) behind a larger one.
@@ -220,6 +226,21 @@ def _park(conn: ReceiveBuffer) -> None:
     parked.conns.append(weakref.ref(conn))
 
 
+class _Direct:
+    """A payload being read straight into a waiting reader's buffer: the frame's
+    opcode and header (masking key included), the payload's length, the bytes of it
+    read so far, and the buffer."""
+
+    __slots__ = ("got", "head", "length", "opcode", "view")
+
+    def __init__(self, opcode: int, head: bytes, length: int, got: int, view: memoryview):
+        self.opcode = opcode
+        self.head = head
+        self.length = length
+        self.got = got
+        self.view = view
+
+
 class ReceiveBuffer(asyncio.BufferedProtocol):
     """The receive buffer of a connection (the pooled buffer, a view of all of it, the
     view the loop is reading into, and where the unparsed bytes begin and end).
@@ -229,6 +250,7 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
     """
 
     __slots__ = (
+        "_direct",
         "_lowat",
         "_lowat_sock",
         "_rbuf",
@@ -243,6 +265,14 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
     protocol: Protocol
     loop: asyncio.AbstractEventLoop
     _borrow: bool  # payloads lent to a callback only, never queued (a Listener)
+    _into: memoryview | None  # the buffer of a waiting read_message_into call
+
+    def _filled_into(self, opcode: int, n: int) -> None:
+        """A message of ``n`` bytes is in ``_into``: wake the reader (the connection's)."""
+        raise NotImplementedError
+
+    def _process(self) -> None:
+        raise NotImplementedError
 
     def __init__(self) -> None:
         self._rbuf: bytearray | None = None
@@ -254,6 +284,7 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
         self._release_pending = False
         self._lowat_sock: Any = None  # the socket, where SO_RCVLOWAT is used
         self._lowat = 1  # its current value
+        self._direct: _Direct | None = None  # a payload read into _into
 
     def _watch_socket(self, transport: asyncio.BaseTransport) -> None:
         """Use SO_RCVLOWAT on ``transport``'s socket if it is plain TCP (Linux)."""
@@ -265,10 +296,12 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             self._lowat_sock = sock
 
-    def _watermark(self, kept: int) -> None:
+    def _watermark(self, kept: int, missing: int = -1) -> None:
         """Set SO_RCVLOWAT to what the incomplete frame still needs when that is
-        large, else back to 1, after a read that left ``kept`` bytes unparsed."""
-        missing = self.protocol.bytes_missing(kept)
+        large, else back to 1, after a read that left ``kept`` bytes unparsed (or to
+        ``missing``, if given)."""
+        if missing < 0:
+            missing = self.protocol.bytes_missing(kept)
         want = min(missing, _LOWAT_MAX) if missing >= _LOWAT_MIN else 1
         if want != self._lowat:
             try:
@@ -279,7 +312,24 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
             self._lowat = want
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        direct = self._direct
+        if direct is not None:
+            return direct.view[direct.got : direct.length]
         view = self._rview
+        if (
+            view is not None
+            and self._into is not None
+            and self.protocol.incomplete_frame_size - (self._rend - self._rstart) >= _DIRECT_MIN
+            and self._begin_direct(self._rbuf, self._rstart, self._rend)  # type: ignore[arg-type]
+        ):
+            # The reader came while the frame was arriving: the rest goes to it.
+            self._rstart = self._rend = 0
+            if not self._release_pending:
+                self._release_pending = True
+                self.loop.call_soon(self._release_if_idle)
+            direct = self._direct
+            assert direct is not None
+            return direct.view[direct.got : direct.length]
         if view is None:
             if _LOOPS_HOLDING_VIEWS:  # parked buffers first go back to the pool
                 parked = _PARKED.get(self.loop)
@@ -338,7 +388,14 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
     def _parsed(self, buf: bytearray, start: int, end: int, released: bool) -> None:
         """The core used ``buf`` up to ``start``: keep ``[start:end]``, or let the
         buffer go when nothing is left."""
-        if self._lowat_sock is not None:
+        if (
+            start != end
+            and self._into is not None
+            and self.protocol.incomplete_frame_size - (end - start) >= _DIRECT_MIN
+            and self._begin_direct(buf, start, end)
+        ):
+            start = end  # the rest of the frame goes to the reader's buffer
+        elif self._lowat_sock is not None:
             self._watermark(end - start)
         if start == end:
             self._rstart = self._rend = 0
@@ -426,6 +483,68 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
             start, end = 0, kept
         self._rstart = start
         self._rend = end
+
+    # -- payloads read straight into a waiting read_message_into buffer --------------
+
+    def _begin_direct(self, buf: bytearray, start: int, end: int) -> bool:
+        """If ``buf[start:end]`` begins a message in one frame that fits the waiting
+        reader's buffer (the core decides, :meth:`Protocol.direct_frame`), copy the
+        payload bytes already there into it and have the loop read the rest there.
+        The frame's bytes then leave the receive buffer; return whether they did."""
+        into = self._into
+        assert into is not None
+        found = self.protocol.direct_frame(buf, start, end)
+        if found is None or found[2] > into.nbytes:
+            return False
+        opcode, hlen, length = found
+        got = end - start - hlen
+        with memoryview(buf) as view:
+            head = bytes(view[start : start + hlen])
+            into[:got] = view[start + hlen : end]
+        self._direct = _Direct(opcode, head, length, got, into)
+        if self._lowat_sock is not None:
+            self._watermark(0, length - got)
+        return True
+
+    def _direct_read(self, nbytes: int) -> None:
+        """The loop read ``nbytes`` more of the payload into the reader's buffer."""
+        direct = self._direct
+        assert direct is not None
+        direct.got += nbytes
+        if direct.got < direct.length:
+            if self._lowat_sock is not None:
+                self._watermark(0, direct.length - direct.got)
+            return
+        self._direct = None
+        with direct.view[: direct.length] as payload:
+            if len(direct.head) in (6, 8, 14):  # masked: the key ends the header
+                mask_bytes(direct.head[-4:], payload)
+            taken = self.protocol.direct_message(direct.opcode, payload)
+        if taken:
+            self._filled_into(direct.opcode, direct.length)
+        if self._lowat_sock is not None:
+            self._watermark(0)
+        self._process()
+
+    def _undo_direct(self) -> None:
+        """The reader went away (cancelled) in the middle of a payload read into its
+        buffer: put the frame's bytes so far back into a receive buffer, as if read
+        there, and let the frame go on as any other."""
+        direct = self._direct
+        assert direct is not None
+        self._direct = None
+        hlen = len(direct.head)
+        n = hlen + direct.got
+        buf = _large(n, n + (n >> 2)) if n > RECEIVE_BUFFER_SIZE else DEFAULT_BUFFER_POOL.get(n)
+        view = memoryview(buf)
+        view[:hlen] = direct.head
+        view[hlen:n] = direct.view[: direct.got]  # still masked: nothing unmasked it
+        self._release_buffer()
+        self._rbuf, self._rview = buf, view
+        self._rstart, self._rend = 0, n
+        self._keep(0, n)
+        if self._lowat_sock is not None:
+            self._watermark(n)
 
     def _release_buffer(self) -> None:
         """Give the receive buffer back to the pool."""

@@ -11,8 +11,9 @@ messages of one socket read are queued before the reader is woken once. The queu
 bounded: when it holds ``max_queue`` messages the transport stops reading until the
 application catches up (backpressure). A :meth:`Connection.read_message_into` call
 waiting on an empty queue gets the next message copied from the receive buffer
-straight into its own buffer. ``send`` waits while the transport's write buffer is
-above its high-water mark.
+straight into its own buffer; the payload of a large one (64 KiB or more still to
+come) is read by the loop into that buffer itself. ``send`` waits while the
+transport's write buffer is above its high-water mark.
 """
 
 from __future__ import annotations
@@ -173,6 +174,9 @@ class Connection(ReceiveBuffer):
         self._watch_socket(transport)
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._direct is not None:  # the loop read into a waiting reader's buffer
+            self._direct_read(nbytes)
+            return
         buf, start, end, released = self._bytes_read(nbytes)
         protocol = self.protocol
         if self._into is not None and not self._queue:
@@ -219,6 +223,7 @@ class Connection(ReceiveBuffer):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._direct = None
         self.protocol.receive_eof()
         self._process()
         self._rtail = None
@@ -309,13 +314,16 @@ class Connection(ReceiveBuffer):
         n = len(data)
         if into is not None and n <= len(into):
             into[:n] = data
-            self._into = None
-            self._into_result = (opcode, n)
-            self._wake_reader()
+            self._filled_into(opcode, n)
         else:
             self._dispatch([Message(opcode, bytes(data))])
         if type(data) is memoryview:
             data.release()
+
+    def _filled_into(self, opcode: int, n: int) -> None:
+        self._into = None
+        self._into_result = (opcode, n)
+        self._wake_reader()
 
     def _other_event(self, event: Any) -> None:
         """Handle a handshake event; the client and server subclasses override it."""
@@ -458,6 +466,8 @@ class Connection(ReceiveBuffer):
                 if result is not None:  # copied in, then cancelled: keep the message
                     self._into_result = None
                     self._unread(Message(result[0], bytes(view[: result[1]])))
+                elif self._direct is not None:  # a payload was arriving in view
+                    self._undo_direct()
                 raise
             finally:
                 self._recv_waiter = None

@@ -1,0 +1,319 @@
+"""Large payloads read by the loop straight into a waiting read_message_into buffer.
+
+When a ``read_message_into`` call waits and the next message is one frame whose
+payload still misses 64 KiB or more, the receive path copies what it has of it into
+the caller's buffer and the loop reads the rest there; it is unmasked in place. The
+tests check the bytes, that the direct path was taken (by counting), and what must
+hold around it: a text payload is validated, a reader cancelled halfway loses
+nothing, a buffer too small is left alone, EOF halfway closes with 1006.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+import uvloop
+
+import blazews
+from blazews import BufferTooSmall, MessageType
+from blazews.asyncio import _receive as receive_module
+from helpers import BINARY, CLOSE, TEXT, frame
+
+KiB = 1024
+MiB = 1 << 20
+LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+
+
+def run(loop: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
+    event_loop = factory()
+    try:
+        event_loop.run_until_complete(asyncio.wait_for(main(), 20))
+    finally:
+        event_loop.close()
+
+
+@pytest.fixture
+def directs(monkeypatch: Any) -> list[int]:
+    """The payload lengths of the frames that took the direct path."""
+    seen: list[int] = []
+    original = receive_module.ReceiveBuffer._begin_direct
+
+    def counting(self: Any, buf: Any, start: int, end: int) -> bool:
+        taken = original(self, buf, start, end)
+        if taken:
+            seen.append(self._direct.length)
+        return taken
+
+    monkeypatch.setattr(receive_module.ReceiveBuffer, "_begin_direct", counting)
+    return seen
+
+
+async def open_raw(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16))
+    writer.write(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    return reader, writer
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    b0, b1 = await reader.readexactly(2)
+    length = b1 & 0x7F
+    if length == 126:
+        (length,) = struct.unpack("!H", await reader.readexactly(2))
+    elif length == 127:
+        (length,) = struct.unpack("!Q", await reader.readexactly(8))
+    return b0 & 0x0F, await reader.readexactly(length)
+
+
+class Server:
+    """A blazews server whose handler the test drives through ``conn``."""
+
+    def __init__(self) -> None:
+        self.conn: asyncio.Future[Any] | None = None
+        self.server: Any = None
+
+    async def __aenter__(self) -> Server:
+        self.conn = asyncio.get_running_loop().create_future()
+        done = asyncio.Event()
+        self._done = done
+
+        async def handler(conn: Any) -> None:
+            assert self.conn is not None
+            self.conn.set_result(conn)
+            await done.wait()
+
+        self.server = await blazews.serve(handler, "127.0.0.1", 0, max_message_size=8 * MiB)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._done.set()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def pieces(writer: asyncio.StreamWriter, data: bytes, cuts: list[int]) -> None:
+    """Write ``data`` cut at ``cuts``, pausing between the pieces."""
+    last = 0
+    for cut in [*cuts, len(data)]:
+        writer.write(data[last:cut])
+        await writer.drain()
+        await asyncio.sleep(0.02)
+        last = cut
+
+
+@LOOPS
+@pytest.mark.parametrize(
+    ("size", "cuts"),
+    [
+        (MiB, [14]),
+        (MiB, [14 + 10 * KiB, 14 + 500 * KiB]),
+        (MiB, [2, 9, 14 + 1]),  # the header itself in pieces
+        (70 * KiB, [8 + 3 * KiB]),
+        (5 * MiB, [14 + 100 * KiB]),
+    ],
+)
+def test_a_waiting_reader_gets_a_large_payload_read_into_its_buffer(
+    loop: str, size: int, cuts: list[int], directs: list[int]
+) -> None:
+    async def main() -> None:
+        async with Server() as srv:
+            reader, writer = await open_raw(srv.server.port)
+            conn = await srv.conn
+            buf = bytearray(size + 7)
+            read = asyncio.ensure_future(conn.read_message_into(buf))
+            await asyncio.sleep(0.02)
+            payload = os.urandom(size)
+            await pieces(writer, frame(BINARY, payload, mask=True), cuts)
+            assert await read == (MessageType.BINARY, size)
+            assert buf[:size] == payload
+            assert directs == [size]
+            # What follows takes the usual path.
+            writer.write(frame(TEXT, b"small", mask=True))
+            assert await conn.recv() == "small"
+            assert conn._direct is None
+            writer.close()
+
+    run(loop, main)
+
+
+@LOOPS
+def test_a_reader_coming_while_the_frame_arrives_gets_the_rest_directly(
+    loop: str, directs: list[int]
+) -> None:
+    async def main() -> None:
+        async with Server() as srv:
+            reader, writer = await open_raw(srv.server.port)
+            conn = await srv.conn
+            payload = os.urandom(2 * MiB)
+            data = frame(BINARY, payload, mask=True)
+            writer.write(data[: 400 * KiB])
+            await asyncio.sleep(0.1)  # in a grown receive buffer by now
+            buf = bytearray(2 * MiB)
+            read = asyncio.ensure_future(conn.read_message_into(buf))
+            await asyncio.sleep(0.05)
+            writer.write(data[400 * KiB :])
+            assert await read == (MessageType.BINARY, 2 * MiB)
+            assert buf == payload
+            assert directs == [2 * MiB]
+            writer.close()
+
+    run(loop, main)
+
+
+@LOOPS
+def test_text_is_validated_and_invalid_utf8_closes_1007(loop: str, directs: list[int]) -> None:
+    async def main() -> None:
+        async with Server() as srv:
+            reader, writer = await open_raw(srv.server.port)
+            conn = await srv.conn
+            text = "é" * (100 * KiB)
+            buf = bytearray(MiB)
+            read = asyncio.ensure_future(conn.read_message_into(buf))
+            await asyncio.sleep(0.02)
+            await pieces(writer, frame(TEXT, text.encode(), mask=True), [14])
+            assert await read == (MessageType.TEXT, len(text.encode()))
+            assert buf[: len(text.encode())].decode() == text
+            bad = b"a" * (100 * KiB) + b"\xff"
+            read = asyncio.ensure_future(conn.read_message_into(buf))
+            await asyncio.sleep(0.02)
+            await pieces(writer, frame(TEXT, bad, mask=True), [14])
+            with pytest.raises(blazews.ConnectionClosedError):
+                await read
+            error = conn.protocol.protocol_error
+            assert error is not None and error.close_code == 1007
+            opcode, close = await read_frame(reader)
+            assert (opcode, close[:2]) == (CLOSE, struct.pack("!H", 1007))
+            assert len(directs) == 2
+            writer.close()
+
+    run(loop, main)
+
+
+@LOOPS
+def test_a_reader_cancelled_halfway_loses_nothing(loop: str, directs: list[int]) -> None:
+    async def main() -> None:
+        async with Server() as srv:
+            reader, writer = await open_raw(srv.server.port)
+            conn = await srv.conn
+            payload = os.urandom(MiB)
+            data = frame(BINARY, payload, mask=True)
+            buf = bytearray(MiB)
+            read = asyncio.ensure_future(conn.read_message_into(buf))
+            await asyncio.sleep(0.02)
+            writer.write(data[: 300 * KiB])
+            await asyncio.sleep(0.1)
+            assert conn._direct is not None
+            read.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await read
+            assert conn._direct is None
+            writer.write(data[300 * KiB :] + frame(BINARY, b"after", mask=True))
+            assert await conn.read_message() == (MessageType.BINARY, payload)
+            assert await conn.read_message() == (MessageType.BINARY, b"after")
+            assert directs == [MiB]
+            writer.close()
+
+    run(loop, main)
+
+
+@LOOPS
+def test_a_buffer_too_small_is_left_alone(loop: str, directs: list[int]) -> None:
+    async def main() -> None:
+        async with Server() as srv:
+            reader, writer = await open_raw(srv.server.port)
+            conn = await srv.conn
+            payload = os.urandom(MiB)
+            small = bytearray(MiB - 1)
+            read = asyncio.ensure_future(conn.read_message_into(small))
+            await asyncio.sleep(0.02)
+            await pieces(writer, frame(BINARY, payload, mask=True), [14])
+            with pytest.raises(BufferTooSmall):
+                await read
+            big = bytearray(MiB)
+            assert await conn.read_message_into(big) == (MessageType.BINARY, MiB)
+            assert big == payload
+            assert directs == []
+            writer.close()
+
+    run(loop, main)
+
+
+@LOOPS
+def test_eof_halfway_closes_with_1006(loop: str, directs: list[int]) -> None:
+    async def main() -> None:
+        async with Server() as srv:
+            reader, writer = await open_raw(srv.server.port)
+            conn = await srv.conn
+            buf = bytearray(MiB)
+            read = asyncio.ensure_future(conn.read_message_into(buf))
+            await asyncio.sleep(0.02)
+            writer.write(frame(BINARY, os.urandom(MiB), mask=True)[: 200 * KiB])
+            await asyncio.sleep(0.1)
+            writer.close()
+            with pytest.raises(blazews.ConnectionClosedError):
+                await read
+            assert conn.close_code == 1006
+            assert directs == [MiB]
+
+    run(loop, main)
+
+
+@LOOPS
+def test_a_client_reads_an_unmasked_payload_directly(loop: str, directs: list[int]) -> None:
+    async def main() -> None:
+        payload = os.urandom(3 * MiB)
+
+        async def handler(conn: Any) -> None:
+            await conn.recv()
+            await conn.send(payload)
+            await conn.wait_closed()
+
+        async with blazews.serve(handler, "127.0.0.1", 0, compression=None) as server:
+            url = f"ws://127.0.0.1:{server.port}"
+            async with blazews.connect(url, max_message_size=4 * MiB, compression=None) as conn:
+                buf = bytearray(4 * MiB)
+                read = asyncio.ensure_future(conn.read_message_into(buf))
+                await asyncio.sleep(0.02)
+                await conn.send(b"go")
+                assert await read == (MessageType.BINARY, 3 * MiB)
+                assert buf[: 3 * MiB] == payload
+        assert directs and directs[0] == 3 * MiB
+
+    run(loop, main)
+
+
+def test_direct_frame_finds_only_whole_messages_still_arriving() -> None:
+    from blazews.sansio.protocol import Protocol, Side
+
+    server = Protocol(Side.SERVER, max_message_size=MiB)
+    big = frame(BINARY, bytes(200_000), mask=True)
+    assert server.direct_frame(big, 0, 1000) == (BINARY, 14, 200_000)
+    assert server.direct_frame(big, 0, 13) is None  # header incomplete
+    assert server.direct_frame(big, 0, len(big)) is None  # all there
+    assert server.direct_frame(frame(BINARY, bytes(2 * MiB), mask=True), 0, 100) is None
+    unmasked = frame(BINARY, bytes(200_000))
+    assert server.direct_frame(unmasked, 0, 100) is None  # the core fails it instead
+    fragment = frame(BINARY, bytes(200_000), fin=False, mask=True)
+    assert server.direct_frame(fragment, 0, 100) is None
+    rsv = frame(BINARY, bytes(200_000), rsv=0x40, mask=True)
+    assert server.direct_frame(rsv, 0, 100) is None
+    client = Protocol(Side.CLIENT)
+    assert client.direct_frame(unmasked, 0, 100) == (BINARY, 10, 200_000)
+    assert client.direct_frame(big, 0, 100) is None
+    medium = frame(TEXT, bytes(60_000), mask=True)
+    assert server.direct_frame(medium, 0, 100) == (TEXT, 8, 60_000)
+    assert struct.unpack("!H", medium[2:4])[0] == 60_000
+    server.fail(1011)
+    assert server.direct_frame(big, 0, 1000) is None
