@@ -395,7 +395,9 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
             and self._begin_direct(buf, start, end)
         ):
             start = end  # the rest of the frame goes to the reader's buffer
-        elif self._lowat_sock is not None:
+        elif self._lowat_sock is not None and (
+            self._lowat != 1 or self.protocol.incomplete_frame_size >= _LOWAT_MIN
+        ):  # (else it stays 1: one attribute read per small read, not a call)
             self._watermark(end - start)
         if start == end:
             self._rstart = self._rend = 0
