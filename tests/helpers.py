@@ -1,4 +1,4 @@
-"""Shared builders for the sans-I/O tests.
+"""Shared builders for the sans-I/O tests, and a raw client for the loopback ones.
 
 Everything here is written independently of the code under test: frames are built and
 parsed by hand from RFC 6455 §5.2, so a bug in ``blazews.sansio.frames`` cannot hide
@@ -7,9 +7,13 @@ itself by being used on both sides of an assertion.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from blazews.exceptions import ConnectionClosedError, ProtocolError
 from blazews.sansio.protocol import Message, Ping, Pong, Protocol, Side, State
@@ -193,3 +197,42 @@ def assert_failed(proto: Protocol, code: int) -> None:
     assert exc.__cause__ is error
     assert exc.sent is proto.close_sent
     assert exc.rcvd is proto.close_rcvd
+
+
+# -- over loopback: a raw client, and a loop of either kind ----------------------------
+
+
+async def raw_client(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open a TCP connection to ``port`` and complete a WebSocket handshake by hand."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16))
+    writer.write(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    return reader, writer
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Read one unmasked frame (a server's): its opcode and payload."""
+    b0, b1 = await reader.readexactly(2)
+    length = b1 & 0x7F
+    if length == 126:
+        (length,) = struct.unpack("!H", await reader.readexactly(2))
+    elif length == 127:
+        (length,) = struct.unpack("!Q", await reader.readexactly(8))
+    return b0 & 0x0F, await reader.readexactly(length)
+
+
+def run_on(loop: str, main: Callable[[], Coroutine[Any, Any, None]], timeout: float = 20) -> None:
+    """Run ``main()`` on a new ``"asyncio"`` or ``"uvloop"`` event loop, within ``timeout``."""
+    import uvloop
+
+    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
+    event_loop = factory()
+    try:
+        event_loop.run_until_complete(asyncio.wait_for(main(), timeout))
+    finally:
+        event_loop.close()

@@ -11,32 +11,20 @@ nothing, a buffer too small is left alone, EOF halfway closes with 1006.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import struct
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-import uvloop
 
 import blazews
 from blazews import BufferTooSmall, MessageType
 from blazews.asyncio import _receive as receive_module
-from helpers import BINARY, CLOSE, TEXT, frame
+from helpers import BINARY, CLOSE, TEXT, frame, raw_client, read_frame, run_on
 
 KiB = 1024
 MiB = 1 << 20
 LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-
-
-def run(loop: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
-    event_loop = factory()
-    try:
-        event_loop.run_until_complete(asyncio.wait_for(main(), 20))
-    finally:
-        event_loop.close()
 
 
 @pytest.fixture
@@ -53,28 +41,6 @@ def directs(monkeypatch: Any) -> list[int]:
 
     monkeypatch.setattr(receive_module.ReceiveBuffer, "_begin_direct", counting)
     return seen
-
-
-async def open_raw(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    key = base64.b64encode(os.urandom(16))
-    writer.write(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101 ")
-    return reader, writer
-
-
-async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    b0, b1 = await reader.readexactly(2)
-    length = b1 & 0x7F
-    if length == 126:
-        (length,) = struct.unpack("!H", await reader.readexactly(2))
-    elif length == 127:
-        (length,) = struct.unpack("!Q", await reader.readexactly(8))
-    return b0 & 0x0F, await reader.readexactly(length)
 
 
 class Server:
@@ -129,7 +95,7 @@ def test_a_waiting_reader_gets_a_large_payload_read_into_its_buffer(
 ) -> None:
     async def main() -> None:
         async with Server() as srv:
-            reader, writer = await open_raw(srv.server.port)
+            reader, writer = await raw_client(srv.server.port)
             conn = await srv.conn
             buf = bytearray(size + 7)
             read = asyncio.ensure_future(conn.read_message_into(buf))
@@ -145,7 +111,7 @@ def test_a_waiting_reader_gets_a_large_payload_read_into_its_buffer(
             assert conn._direct is None
             writer.close()
 
-    run(loop, main)
+    run_on(loop, main)
 
 
 @LOOPS
@@ -154,7 +120,7 @@ def test_a_reader_coming_while_the_frame_arrives_gets_the_rest_directly(
 ) -> None:
     async def main() -> None:
         async with Server() as srv:
-            reader, writer = await open_raw(srv.server.port)
+            reader, writer = await raw_client(srv.server.port)
             conn = await srv.conn
             payload = os.urandom(2 * MiB)
             data = frame(BINARY, payload, mask=True)
@@ -169,14 +135,14 @@ def test_a_reader_coming_while_the_frame_arrives_gets_the_rest_directly(
             assert directs == [2 * MiB]
             writer.close()
 
-    run(loop, main)
+    run_on(loop, main)
 
 
 @LOOPS
 def test_text_is_validated_and_invalid_utf8_closes_1007(loop: str, directs: list[int]) -> None:
     async def main() -> None:
         async with Server() as srv:
-            reader, writer = await open_raw(srv.server.port)
+            reader, writer = await raw_client(srv.server.port)
             conn = await srv.conn
             text = "é" * (100 * KiB)
             buf = bytearray(MiB)
@@ -198,14 +164,14 @@ def test_text_is_validated_and_invalid_utf8_closes_1007(loop: str, directs: list
             assert len(directs) == 2
             writer.close()
 
-    run(loop, main)
+    run_on(loop, main)
 
 
 @LOOPS
 def test_a_reader_cancelled_halfway_loses_nothing(loop: str, directs: list[int]) -> None:
     async def main() -> None:
         async with Server() as srv:
-            reader, writer = await open_raw(srv.server.port)
+            reader, writer = await raw_client(srv.server.port)
             conn = await srv.conn
             payload = os.urandom(MiB)
             data = frame(BINARY, payload, mask=True)
@@ -225,14 +191,14 @@ def test_a_reader_cancelled_halfway_loses_nothing(loop: str, directs: list[int])
             assert directs == [MiB]
             writer.close()
 
-    run(loop, main)
+    run_on(loop, main)
 
 
 @LOOPS
 def test_a_buffer_too_small_is_left_alone(loop: str, directs: list[int]) -> None:
     async def main() -> None:
         async with Server() as srv:
-            reader, writer = await open_raw(srv.server.port)
+            reader, writer = await raw_client(srv.server.port)
             conn = await srv.conn
             payload = os.urandom(MiB)
             small = bytearray(MiB - 1)
@@ -247,14 +213,14 @@ def test_a_buffer_too_small_is_left_alone(loop: str, directs: list[int]) -> None
             assert directs == []
             writer.close()
 
-    run(loop, main)
+    run_on(loop, main)
 
 
 @LOOPS
 def test_eof_halfway_closes_with_1006(loop: str, directs: list[int]) -> None:
     async def main() -> None:
         async with Server() as srv:
-            reader, writer = await open_raw(srv.server.port)
+            reader, writer = await raw_client(srv.server.port)
             conn = await srv.conn
             buf = bytearray(MiB)
             read = asyncio.ensure_future(conn.read_message_into(buf))
@@ -267,7 +233,7 @@ def test_eof_halfway_closes_with_1006(loop: str, directs: list[int]) -> None:
             assert conn.close_code == 1006
             assert directs == [MiB]
 
-    run(loop, main)
+    run_on(loop, main)
 
 
 @LOOPS
@@ -291,7 +257,7 @@ def test_a_client_reads_an_unmasked_payload_directly(loop: str, directs: list[in
                 assert buf[: 3 * MiB] == payload
         assert directs and directs[0] == 3 * MiB
 
-    run(loop, main)
+    run_on(loop, main)
 
 
 def test_direct_frame_finds_only_whole_messages_still_arriving() -> None:

@@ -17,7 +17,7 @@ import blazews
 from blazews import ConnectionClosed, ConnectionClosedOK, InvalidStatus, Listener, MessageType
 from blazews.asyncio import ListenerConnection
 from blazews.asyncio._receive import IDLE_RELEASE_DELAY
-from helpers import BINARY, CLOSE, CONT, PING, TEXT, frame, parse_frames
+from helpers import BINARY, CLOSE, CONT, PING, TEXT, frame, parse_frames, raw_client
 
 
 class Echo(Listener):
@@ -78,18 +78,6 @@ def only_connection(server: blazews.Server) -> Any:
 async def echo_listener_server() -> AsyncIterator[blazews.Server]:
     async with blazews.serve_listener(Echo, "127.0.0.1", 0, max_message_size=None) as server:
         yield server
-
-
-async def raw_client(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    key = base64.b64encode(os.urandom(16))
-    writer.write(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101 ")
-    return reader, writer
 
 
 def masked(opcode: int, payload: bytes = b"", **kwargs: Any) -> bytes:

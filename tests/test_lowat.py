@@ -10,36 +10,23 @@ stall would show as a timeout.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import socket
-import struct
 import sys
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-import uvloop
 
 import blazews
 from blazews.asyncio import _receive as receive_module
 from blazews.sansio.protocol import Protocol, Side
-from helpers import BINARY, CLOSE, TEXT, close_payload, frame
+from helpers import BINARY, CLOSE, TEXT, close_payload, frame, raw_client, read_frame, run_on
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_RCVLOWAT is used on Linux only")
 
 KiB = 1024
 MiB = 1 << 20
 LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-
-
-def run(loop: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
-    event_loop = factory()
-    try:
-        event_loop.run_until_complete(asyncio.wait_for(main(), 20))
-    finally:
-        event_loop.close()
 
 
 def lowat(conn: Any) -> int:
@@ -55,28 +42,6 @@ async def echo(conn: Any) -> None:
 class EchoListener(blazews.Listener):
     def on_message(self, conn: Any, kind: Any, payload: memoryview) -> None:
         conn.send(bytes(payload), kind)
-
-
-async def open_raw(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    key = base64.b64encode(os.urandom(16))
-    writer.write(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101 ")
-    return reader, writer
-
-
-async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    b0, b1 = await reader.readexactly(2)
-    length = b1 & 0x7F
-    if length == 126:
-        (length,) = struct.unpack("!H", await reader.readexactly(2))
-    elif length == 127:
-        (length,) = struct.unpack("!Q", await reader.readexactly(8))
-    return b0 & 0x0F, await reader.readexactly(length)
 
 
 async def serve(api: str) -> Any:
@@ -105,7 +70,7 @@ def test_a_large_frame_written_in_two_pieces_is_echoed(
     async def main() -> None:
         server = await serve(api)
         try:
-            reader, writer = await open_raw(server.port)
+            reader, writer = await raw_client(server.port)
             payload = os.urandom(size)
             data = frame(BINARY, payload, mask=True)
             writer.write(data[:split])
@@ -120,7 +85,7 @@ def test_a_large_frame_written_in_two_pieces_is_echoed(
             server.close()
             await server.wait_closed()
 
-    run(loop, main)
+    run_on(loop, main)
 
 
 @LOOPS
@@ -136,7 +101,7 @@ def test_the_mark_follows_the_frame_then_goes_back_to_one(loop: str) -> None:
                 await conn.send(b"ok")
 
         async with blazews.serve(handler, "127.0.0.1", 0, max_message_size=4 * MiB) as server:
-            reader, writer = await open_raw(server.port)
+            reader, writer = await raw_client(server.port)
             payload = os.urandom(2 * MiB)
             data = frame(BINARY, payload, mask=True)
             writer.write(data[: 14 + 100 * KiB])
@@ -159,7 +124,7 @@ def test_the_mark_follows_the_frame_then_goes_back_to_one(loop: str) -> None:
                 assert lowat(conn) == 1
             writer.close()
 
-    run(loop, main)
+    run_on(loop, main)
 
 
 @LOOPS
@@ -176,7 +141,7 @@ def test_eof_in_the_middle_of_a_large_frame_still_closes(loop: str) -> None:
                 closed.set()
 
         async with blazews.serve(handler, "127.0.0.1", 0, max_message_size=4 * MiB) as server:
-            reader, writer = await open_raw(server.port)
+            reader, writer = await raw_client(server.port)
             data = frame(BINARY, os.urandom(MiB), mask=True)
             writer.write(data[: 14 + 200 * KiB])
             for _ in range(200):
@@ -188,7 +153,7 @@ def test_eof_in_the_middle_of_a_large_frame_still_closes(loop: str) -> None:
             await asyncio.wait_for(closed.wait(), 5)
             assert conns[0].close_code == 1006
 
-    run(loop, main)
+    run_on(loop, main)
 
 
 @LOOPS
@@ -201,7 +166,7 @@ def test_a_close_frame_after_a_large_frame_is_answered(loop: str) -> None:
                 got.append(message)
 
         async with blazews.serve(handler, "127.0.0.1", 0, max_message_size=4 * MiB) as server:
-            reader, writer = await open_raw(server.port)
+            reader, writer = await raw_client(server.port)
             payload = os.urandom(MiB)
             data = frame(BINARY, payload, mask=True)
             writer.write(data[:300_000])
@@ -211,7 +176,7 @@ def test_a_close_frame_after_a_large_frame_is_answered(loop: str) -> None:
             writer.close()
         assert got == [payload]
 
-    run(loop, main)
+    run_on(loop, main)
 
 
 def test_bytes_missing_counts_what_the_caller_and_the_core_hold() -> None:
