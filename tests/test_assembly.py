@@ -117,6 +117,13 @@ def test_the_buffer_never_grows_past_the_message_limit(make):
     (message,) = proto.events_received()
     assert len(message.data) == limit
     assert seen and max(seen) <= limit
+    # Small first fragments get room for more, but not past a small limit either.
+    small = make(max_message_size=1000)
+    small.receive_data(incoming(small, BINARY, b"a" * 900, fin=False))
+    assert len(small._asm) <= 1000
+    small.receive_data(incoming(small, CONT, b"b" * 100))
+    (message,) = small.events_received()
+    assert message.data == b"a" * 900 + b"b" * 100
 
 
 def _fail_new_data_frame(proto):

@@ -281,5 +281,8 @@ def test_direct_frame_finds_only_whole_messages_still_arriving() -> None:
     medium = frame(TEXT, bytes(60_000), mask=True)
     assert server.direct_frame(medium, 0, 100) == (TEXT, 8, 60_000)
     assert struct.unpack("!H", medium[2:4])[0] == 60_000
+    unlimited = Protocol(Side.CLIENT, max_message_size=None)
+    huge = bytes([0x82, 127]) + (1 << 63).to_bytes(8, "big")
+    assert unlimited.direct_frame(huge + bytes(100), 0, 110) is None  # refused by the core
     server.fail(1011)
     assert server.direct_frame(big, 0, 1000) is None

@@ -553,7 +553,7 @@ class Protocol:
         if not self._is_client:
             hlen += 4
         limit = self.max_message_size
-        if end - start < hlen or (limit is not None and length > limit):
+        if end - start < hlen or length >> 63 or (limit is not None and length > limit):
             return None
         if end - start >= hlen + length:
             return None  # all there: receive_into_buffer parses it
@@ -792,11 +792,14 @@ class Protocol:
         if type(payload) is not bytes:  # not so far: frames and extensions give bytes
             payload = bytes(payload)
         k = len(payload)
+        limit = self.max_message_size
         if self._asm is None:
-            self._asm = PyBytes_FromStringAndSize(cython.NULL, 4 * k if k <= _ASM_FIRST else k)
+            size = 4 * k if k <= _ASM_FIRST else k
+            if limit is not None:
+                size = max(k, min(size, limit))
+            self._asm = PyBytes_FromStringAndSize(cython.NULL, size)
         elif len(self._asm) - n < k:
             size = max(n + k, 2 * len(self._asm))
-            limit = self.max_message_size
             if limit is not None:
                 size = max(n + k, min(size, limit))
             self._resize_assembly(size)
