@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._impl import mask_bytes
 from ..buffers import DEFAULT_BUFFER_POOL
+from ..sansio._direct import bytes_missing, direct_frame, direct_message
 
 if TYPE_CHECKING:
     from ..sansio.protocol import Protocol
@@ -301,7 +302,7 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
         large, else back to 1, after a read that left ``kept`` bytes unparsed (or to
         ``missing``, if given)."""
         if missing < 0:
-            missing = self.protocol.bytes_missing(kept)
+            missing = bytes_missing(self.protocol, kept)
         want = min(missing, _LOWAT_MAX) if missing >= _LOWAT_MIN else 1
         if want != self._lowat:
             try:
@@ -490,12 +491,12 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
 
     def _begin_direct(self, buf: bytearray, start: int, end: int) -> bool:
         """If ``buf[start:end]`` begins a message in one frame that fits the waiting
-        reader's buffer (the core decides, :meth:`Protocol.direct_frame`), copy the
+        reader's buffer (the core's :func:`direct_frame` decides), copy the
         payload bytes already there into it and have the loop read the rest there.
         The frame's bytes then leave the receive buffer; return whether they did."""
         into = self._into
         assert into is not None
-        found = self.protocol.direct_frame(buf, start, end)
+        found = direct_frame(self.protocol, buf, start, end)
         if found is None or found[2] > into.nbytes:
             return False
         opcode, hlen, length = found
@@ -521,7 +522,7 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
         with direct.view[: direct.length] as payload:
             if len(direct.head) in (6, 8, 14):  # masked: the key ends the header
                 mask_bytes(direct.head[-4:], payload)
-            taken = self.protocol.direct_message(direct.opcode, payload)
+            taken = direct_message(self.protocol, direct.opcode, payload)
         if taken:
             self._filled_into(direct.opcode, direct.length)
         if self._lowat_sock is not None:

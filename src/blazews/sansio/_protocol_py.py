@@ -512,65 +512,6 @@ class Protocol:
             return Close(1006, "")
         return None
 
-    def bytes_missing(self, kept: int) -> int:
-        """How many more bytes the incomplete frame needs, when the caller of
-        :meth:`receive_into_buffer` holds ``kept`` bytes of it (those it did not
-        use); bytes the protocol holds itself count. 0 when no frame is incomplete
-        or nothing more is parsed. The peer cannot send anything else first."""
-        size = self.incomplete_frame_size
-        if not size or self._discard:
-            return 0
-        return max(0, size - kept - len(self._buf))
-
-    def direct_frame(self, buf: Any, start: int, end: int) -> tuple[int, int, int] | None:
-        """Tell whether ``buf[start:end]`` (unparsed by :meth:`receive_into_buffer`)
-        begins with the header of a whole text or binary message in one frame,
-        without extensions, whose payload has not all arrived. If so, return its
-        opcode, header length (masking key included) and payload length: a front end
-        may read that payload straight into an application's buffer, unmask it with
-        the key (the header's last 4 bytes, when masked), and hand it to
-        :meth:`direct_message` instead of feeding it here. ``None`` for anything
-        else, including whatever :meth:`receive_into_buffer` would refuse.
-        """
-        if self._discard or self._msg_opcode or self._buf or self.extensions or end - start < 2:
-            return None
-        if self.state is not _OPEN and self.state is not _CLOSING:
-            return None
-        b0 = buf[start]
-        b1 = buf[start + 1]
-        if (b0 != 0x81 and b0 != 0x82) or ((b1 & 0x80) != 0) == self._is_client:
-            return None
-        length = b1 & 0x7F
-        hlen = 2
-        if length == 126:
-            hlen = 4
-            if end - start >= 4:
-                length = buf[start + 2] << 8 | buf[start + 3]
-        elif length == 127:
-            hlen = 10
-            if end - start >= 10:
-                length = int.from_bytes(buf[start + 2 : start + 10], "big")
-        if not self._is_client:
-            hlen += 4
-        limit = self.max_message_size
-        if end - start < hlen or length >> 63 or (limit is not None and length > limit):
-            return None
-        if end - start >= hlen + length:
-            return None  # all there: receive_into_buffer parses it
-        return b0 & 0x0F, hlen, length
-
-    def direct_message(self, opcode: int, payload: Any) -> bool:
-        """Take the message of a frame found by :meth:`direct_frame`, whose payload
-        the front end read and unmasked; return whether it stands. A text payload
-        must be UTF-8, or the connection fails (1007) and the message is dropped."""
-        self.incomplete_frame_size = 0
-        if self._discard:
-            return False
-        if opcode == 0x1 and not validate_utf8(payload):
-            self._fail_with(ProtocolError("invalid UTF-8 in text message", 1007))
-            return False
-        return True
-
     def stop_lending(self) -> None:
         """Lend no more payloads in the ``receive_into_buffer`` call under way: from
         the next frame on they are ``bytes``. For a :attr:`message_sink` that took
@@ -817,8 +758,7 @@ class Protocol:
         Py_DECREF(self._asm)
 
     def _assembled(self) -> bytes:
-        # The message's bytes; the assembly is over. (No local holds the object
-        # while it is resized: _PyBytes_Resize needs the only reference.)
+        # The message's bytes. (No local may hold _asm: resizing needs the only ref.)
         if self._asm is None:
             return b""
         if cython.compiled:
