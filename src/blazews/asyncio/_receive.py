@@ -297,12 +297,9 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             self._lowat_sock = sock
 
-    def _watermark(self, kept: int, missing: int = -1) -> None:
-        """Set SO_RCVLOWAT to what the incomplete frame still needs when that is
-        large, else back to 1, after a read that left ``kept`` bytes unparsed (or to
-        ``missing``, if given)."""
-        if missing < 0:
-            missing = bytes_missing(self.protocol, kept)
+    def _watermark(self, missing: int) -> None:
+        """Set SO_RCVLOWAT to ``missing``, the bytes the frame under way still needs,
+        when that is large, else back to 1."""
         want = min(missing, _LOWAT_MAX) if missing >= _LOWAT_MIN else 1
         if want != self._lowat:
             try:
@@ -320,7 +317,6 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
         if (
             view is not None
             and self._into is not None
-            and self.protocol.incomplete_frame_size - (self._rend - self._rstart) >= _DIRECT_MIN
             and self._begin_direct(self._rbuf, self._rstart, self._rend)  # type: ignore[arg-type]
         ):
             # The reader came while the frame was arriving: the rest goes to it.
@@ -389,17 +385,12 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
     def _parsed(self, buf: bytearray, start: int, end: int, released: bool) -> None:
         """The core used ``buf`` up to ``start``: keep ``[start:end]``, or let the
         buffer go when nothing is left."""
-        if (
-            start != end
-            and self._into is not None
-            and self.protocol.incomplete_frame_size - (end - start) >= _DIRECT_MIN
-            and self._begin_direct(buf, start, end)
-        ):
+        if start != end and self._into is not None and self._begin_direct(buf, start, end):
             start = end  # the rest of the frame goes to the reader's buffer
         elif self._lowat_sock is not None and (
             self._lowat != 1 or self.protocol.incomplete_frame_size >= _LOWAT_MIN
         ):  # (else it stays 1: one attribute read per small read, not a call)
-            self._watermark(end - start)
+            self._watermark(bytes_missing(self.protocol, end - start))
         if start == end:
             self._rstart = self._rend = 0
             # A standard buffer goes back at once; a grown one only once a turn of
@@ -491,11 +482,14 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
 
     def _begin_direct(self, buf: bytearray, start: int, end: int) -> bool:
         """If ``buf[start:end]`` begins a message in one frame that fits the waiting
-        reader's buffer (the core's :func:`direct_frame` decides), copy the
-        payload bytes already there into it and have the loop read the rest there.
-        The frame's bytes then leave the receive buffer; return whether they did."""
+        reader's buffer (the core's :func:`direct_frame` decides) with at least
+        :data:`_DIRECT_MIN` bytes to come, copy the payload bytes already there into
+        it and have the loop read the rest there. The frame's bytes then leave the
+        receive buffer; return whether they did."""
         into = self._into
         assert into is not None
+        if self.protocol.incomplete_frame_size - (end - start) < _DIRECT_MIN:
+            return False
         found = direct_frame(self.protocol, buf, start, end)
         if found is None or found[2] > into.nbytes:
             return False
@@ -506,7 +500,7 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
             into[:got] = view[start + hlen : end]
         self._direct = _Direct(opcode, head, length, got, into)
         if self._lowat_sock is not None:
-            self._watermark(0, length - got)
+            self._watermark(length - got)
         return True
 
     def _direct_read(self, nbytes: int) -> None:
@@ -516,17 +510,17 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
         direct.got += nbytes
         if direct.got < direct.length:
             if self._lowat_sock is not None:
-                self._watermark(0, direct.length - direct.got)
+                self._watermark(direct.length - direct.got)
             return
         self._direct = None
         with direct.view[: direct.length] as payload:
-            if len(direct.head) in (6, 8, 14):  # masked: the key ends the header
+            if direct.head[1] & 0x80:  # masked: the key ends the header
                 mask_bytes(direct.head[-4:], payload)
             taken = direct_message(self.protocol, direct.opcode, payload)
         if taken:
             self._filled_into(direct.opcode, direct.length)
         if self._lowat_sock is not None:
-            self._watermark(0)
+            self._watermark(0)  # the frame is in
         self._process()
 
     def _undo_direct(self) -> None:
@@ -547,7 +541,7 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
         self._rstart, self._rend = 0, n
         self._keep(0, n)
         if self._lowat_sock is not None:
-            self._watermark(n)
+            self._watermark(bytes_missing(self.protocol, n))
 
     def _release_buffer(self) -> None:
         """Give the receive buffer back to the pool."""

@@ -767,8 +767,7 @@ class Protocol:
             data = self._asm
         else:
             data = bytes(self._asm)
-        self._asm = None
-        self._asm_n = 0
+        self._drop_assembly()
         return data  # type: ignore[no-any-return]
 
     def _drop_assembly(self) -> None:
