@@ -22,7 +22,7 @@ from blazews import BufferTooSmall, MessageType
 from blazews.asyncio import _receive as receive_module
 from blazews.sansio._direct import direct_frame
 from blazews.sansio.protocol import Protocol, Side
-from helpers import BINARY, CLOSE, TEXT, frame, raw_client, read_frame, run_on
+from helpers import BINARY, CLOSE, PING, PONG, TEXT, frame, raw_client, read_frame, run_on
 
 KiB = 1024
 MiB = 1 << 20
@@ -135,6 +135,65 @@ def test_a_reader_coming_while_the_frame_arrives_gets_the_rest_directly(
             assert await read == (MessageType.BINARY, 2 * MiB)
             assert buf == payload
             assert directs == [2 * MiB]
+            writer.close()
+
+    run_on(loop, main)
+
+
+@LOOPS
+def test_a_reader_that_keeps_reading_gets_every_frame_of_a_stream_directly(
+    loop: str, directs: list[int]
+) -> None:
+    # Written in one go, the frames arrive back to back. Reading pauses for a turn of
+    # the loop after each direct payload, so the next one is not read (uvloop would
+    # read on) into a receive buffer before the reader comes back for it. (Each frame
+    # is large enough to miss 64 KiB still after a first read of up to 80 KiB.)
+    sizes = [MiB, 200 * KiB, MiB, 300 * KiB, 3 * MiB, MiB]
+
+    async def main() -> None:
+        async with Server() as srv:
+            reader, writer = await raw_client(srv.server.port)
+            conn = await srv.conn
+            payloads = [os.urandom(size) for size in sizes]
+
+            async def read_all() -> list[bytes]:  # as a handler reads: one await each
+                buf = bytearray(4 * MiB)
+                got = []
+                for _ in sizes:
+                    kind, n = await conn.read_message_into(buf)
+                    got.append(bytes(buf[:n]))
+                return got
+
+            reading = asyncio.ensure_future(read_all())
+            await asyncio.sleep(0.02)
+            writer.write(b"".join(frame(BINARY, p, mask=True) for p in payloads))
+            assert await reading == payloads
+            assert directs == sizes
+            writer.close()
+
+    run_on(loop, main)
+
+
+@LOOPS
+def test_reading_resumes_after_a_direct_payload_if_the_reader_does_not_come_back(
+    loop: str, directs: list[int]
+) -> None:
+    async def main() -> None:
+        async with Server() as srv:
+            reader, writer = await raw_client(srv.server.port)
+            conn = await srv.conn
+            payload = os.urandom(MiB)
+            buf = bytearray(MiB)
+            read = asyncio.ensure_future(conn.read_message_into(buf))
+            await asyncio.sleep(0.02)
+            ping = frame(PING, b"still there?", mask=True)
+            writer.write(frame(BINARY, payload, mask=True) + ping)
+            assert await read == (MessageType.BINARY, MiB)
+            assert directs == [MiB]
+            # Nobody reads now; the ping after the payload is answered all the same.
+            assert await asyncio.wait_for(read_frame(reader), 5) == (PONG, b"still there?")
+            writer.write(frame(BINARY, b"later", mask=True))
+            assert await conn.read_message() == (MessageType.BINARY, b"later")
             writer.close()
 
     run_on(loop, main)

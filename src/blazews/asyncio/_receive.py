@@ -68,6 +68,16 @@ _LOWAT_OK = sys.platform == "linux" and hasattr(socket, "SO_RCVLOWAT")
 # misses this much or more gets it read by the loop straight into its own buffer (see
 # ReceiveBuffer._begin_direct): no grown receive buffer, no copy out of it.
 _DIRECT_MIN = 65536
+# Once such a payload is in, reading pauses until the loop's next turn. Else the loop
+# goes on reading (uvloop reads again when a read filled its buffer, as the last read
+# of a direct payload always does) and the next frame lands in a receive buffer,
+# queued and copied out later. The woken reader runs first in that turn, and if it
+# comes back for the next message, that one is read into its buffer too. Coroutine
+# ingest of 1 MiB frames (uvloop, side by side): 2.6k -> 5.3k messages/s, on par
+# with the raw reader; before, only one message in six (under a nonstop sender) was
+# read directly, the rest were queued, copied, and their grown buffers reallocated.
+# The default loop reads once per turn anyway: there, the pause costs two epoll_ctl
+# calls per large message (medians of 7 alternated runs: 4.28k against 4.33k).
 
 # What a grown receive buffer holds beyond the frame that needed it: 256 KiB behind a
 # frame smaller than that, 64 KiB (the read size uvloop suggests) behind a larger one.
@@ -247,7 +257,7 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
     view the loop is reading into, and where the unparsed bytes begin and end).
 
     The subclass provides ``protocol`` (whose incomplete frame size and message size
-    limit decide how the buffer grows) and ``loop``.
+    limit decide how the buffer grows), ``loop`` and ``transport``.
     """
 
     __slots__ = (
@@ -265,6 +275,7 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
 
     protocol: Protocol
     loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport | None
     _borrow: bool  # payloads lent to a callback only, never queued (a Listener)
     _into: memoryview | None  # the buffer of a waiting read_message_into call
 
@@ -273,6 +284,10 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
         raise NotImplementedError
 
     def _process(self) -> None:
+        raise NotImplementedError
+
+    def _resume_reading(self) -> None:
+        """Resume reading unless something else keeps it paused (a full queue)."""
         raise NotImplementedError
 
     def __init__(self) -> None:
@@ -519,6 +534,10 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
             taken = direct_message(self.protocol, direct.opcode, payload)
         if taken:
             self._filled_into(direct.opcode, direct.length)
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()  # until the next turn (see _DIRECT_MIN)
+                self.loop.call_soon(self._resume_reading)
         if self._lowat_sock is not None:
             self._watermark(0)  # the frame is in
         self._process()

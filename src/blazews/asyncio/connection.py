@@ -370,9 +370,11 @@ class Connection(ReceiveBuffer):
         self._queue.unread(message)
 
     def _resume_reading(self) -> None:
-        """The queue drained to a quarter of ``max_queue`` (its ``on_resume``)."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        """The queue drained to a quarter of ``max_queue`` (its ``on_resume``), or a
+        turn of the loop passed since a direct read (see ``_direct_read``)."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and not self._queue.paused:
+            transport.resume_reading()
 
     async def recv(self) -> str | bytes:
         """Return the next message: ``str`` for text, ``bytes`` for binary.
