@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
+import socket
 import struct
+import threading
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -236,3 +239,36 @@ def run_on(loop: str, main: Callable[[], Coroutine[Any, Any, None]], timeout: fl
         event_loop.run_until_complete(asyncio.wait_for(main(), timeout))
     finally:
         event_loop.close()
+
+
+class RawServer:
+    """A listening socket (blocking, in a thread) whose single connection gets a
+    hand-made 101, then whatever ``behaviour(sock)`` does."""
+
+    def __init__(self, behaviour: Callable[[socket.socket], object]) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.behaviour = behaviour
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        sock, _ = self.listener.accept()
+        with sock:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+            key = [
+                line.split(b":", 1)[1].strip()
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            ][0]
+            accept = base64.b64encode(
+                hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+            )
+            sock.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            self.behaviour(sock)
+        self.listener.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import array
 import asyncio
 import base64
-import hashlib
 import logging
 import os
 import socket
@@ -37,6 +36,7 @@ from blazews.exceptions import (
 )
 from blazews.sansio.frames import MessageType
 from blazews.sansio.protocol import State
+from helpers import RawServer
 
 FAST: dict[str, Any] = dict(ping_interval=None, close_timeout=2.0, open_timeout=5.0)
 
@@ -163,39 +163,6 @@ def raw_client(port: int) -> socket.socket:
         head += chunk
     assert head.startswith(b"HTTP/1.1 101")
     return sock
-
-
-class RawServer:
-    """A listening socket whose single connection gets a hand-made 101, then whatever
-    ``behaviour(sock)`` does."""
-
-    def __init__(self, behaviour: Callable[[socket.socket], object]) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.behaviour = behaviour
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        sock, _ = self.listener.accept()
-        with sock:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += sock.recv(4096)
-            key = [
-                line.split(b":", 1)[1].strip()
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key:")
-            ][0]
-            accept = base64.b64encode(
-                hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-            )
-            sock.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
-            self.behaviour(sock)
-        self.listener.close()
 
 
 # -- echo between sync peers -----------------------------------------------------------

@@ -48,7 +48,7 @@ from .exceptions import (
 )
 from .sansio.client import ClientProtocol
 from .sansio.extensions import ClientExtensionFactory, Extension, ServerExtensionFactory
-from .sansio.frames import Close, CloseCode, Frame, MessageType, Opcode
+from .sansio.frames import Close, CloseCode, Frame, MaskLater, MessageType, Opcode
 from .sansio.http11 import Headers, Request, Response
 from .sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, Message, Ping, Pong, Protocol, Side, State
 from .sansio.server import ServerProtocol
@@ -80,6 +80,7 @@ __all__ = [
     "InvalidStatus",
     "InvalidURI",
     "Listener",
+    "MaskLater",
     "Message",
     "MessageTooBig",
     "MessageType",

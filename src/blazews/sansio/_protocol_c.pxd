@@ -24,6 +24,7 @@ cdef class Protocol:
     cdef public Py_ssize_t incomplete_frame_size
     cdef public list _events
     cdef public object message_sink
+    cdef public Py_ssize_t mask_later
     cdef public bint _lend
     cdef public list _out
     cdef public bytearray _buf

@@ -44,7 +44,7 @@ from ..exceptions import (
     ProtocolError,
 )
 from .extensions import Extension
-from .frames import Close, is_valid_close_code
+from .frames import Close, MaskLater, fit_close_reason, is_valid_close_code
 from .states import Side, State
 
 try:
@@ -90,14 +90,6 @@ _OK_CODES = (1000, 1001, 1005)
 
 _U16 = struct.Struct("!H").unpack_from
 _U64 = struct.Struct("!Q").unpack_from
-
-
-def _fit_close_reason(reason: str) -> str:
-    """Return ``reason`` cut to at most 123 bytes of UTF-8, on a character boundary."""
-    encoded = reason.encode()
-    if len(encoded) <= 123:
-        return reason
-    return encoded[:123].decode("utf-8", "ignore")
 
 
 # Whether Cython compiled this module (for tests; the code tests cython.compiled, a
@@ -149,6 +141,9 @@ class Protocol:
             (``send_*``, ``send_close``) but must not feed data, and must not raise.
             A borrowed payload is valid only during the call. For front ends that
             hand messages straight to callbacks: no event object per message.
+        mask_later: 0, or the payload size from which a client frame comes out of
+            :meth:`data_to_send` as a :class:`~blazews.sansio.frames.MaskLater`, for
+            the front end to mask on its way out, instead of as bytes.
     """
 
     def __init__(
@@ -173,8 +168,9 @@ class Protocol:
         self.incomplete_frame_size = 0
         self._events: list[Any] = []
         self.message_sink: Callable[[int, Any], None] | None = None
+        self.mask_later = 0
         self._lend = False  # whether _parse lends payloads as views of its buffer
-        self._out: list[bytes] = []
+        self._out: list[Any] = []
         self._buf = bytearray()
         self._discard = False
         self._want_eof = False
@@ -311,8 +307,9 @@ class Protocol:
             self._events = []
         return events
 
-    def data_to_send(self) -> list[bytes]:
-        """Return the byte strings to write since the last call, in order."""
+    def data_to_send(self) -> list[Any]:
+        """Return what to write since the last call, in order: bytes-like objects,
+        and :class:`MaskLater` frames once ``mask_later`` is set."""
         out = self._out
         if out:
             self._out = []
@@ -431,7 +428,7 @@ class Protocol:
         A ``reason`` longer than the 123 bytes a close frame holds is cut (on a
         character boundary) rather than producing an invalid control frame."""
         if self.state is _OPEN and self.close_sent is None:
-            self._send_close_frame(Close(code, _fit_close_reason(reason)))
+            self._send_close_frame(Close(code, fit_close_reason(reason)))
             if self.close_rcvd is None:
                 self.close_rcvd_then_sent = False
         if self.state is not _CLOSED:
@@ -465,7 +462,11 @@ class Protocol:
                 self._key_batch = os.urandom(_KEY_BATCH)
                 pos = 0
             self._key_pos = pos + 4
-            self._out.append(encode_frame(first, data, self._key_batch[pos : pos + 4]))
+            key = self._key_batch[pos : pos + 4]
+            if self.mask_later and memoryview(data).nbytes >= self.mask_later:
+                self._out.append(MaskLater(first, data, key))
+            else:
+                self._out.append(encode_frame(first, data, key))
             return
         n = len(data) if type(data) is bytes else memoryview(data).nbytes
         if n <= _COALESCE:

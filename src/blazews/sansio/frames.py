@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any
 
-from .._impl import validate_utf8
+from .._impl import frame_header, mask_bytes, validate_utf8
 from ..exceptions import ProtocolError
 
 __all__ = [
     "Close",
     "CloseCode",
     "Frame",
+    "MaskLater",
     "MessageType",
     "Opcode",
 ]
@@ -89,6 +92,14 @@ def is_valid_close_code(code: int) -> bool:
     private. 1004 is reserved, 1005/1006/1015 must never be sent.
     """
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def fit_close_reason(reason: str) -> str:
+    """Return ``reason`` cut to at most 123 bytes of UTF-8, on a character boundary."""
+    encoded = reason.encode()
+    if len(encoded) <= 123:
+        return reason
+    return encoded[:123].decode("utf-8", "ignore")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +188,67 @@ class Frame:
             f"Frame({self.opcode.name}, fin={self.fin}, length={self.length}"
             f"{', rsv1' if self.rsv1 else ''})"
         )
+
+
+class MaskLater:
+    """A client frame left for the front end to mask on its way out, a piece at a time
+    through one buffer, instead of a masked copy of the whole payload.
+
+    The core emits one in :meth:`~blazews.sansio.protocol.Protocol.data_to_send`
+    instead of the frame's bytes when the front end opted in (``Protocol.mask_later``)
+    and the payload is that large; ``blazews.sync`` does, for payloads over 1 MiB. A
+    whole masked copy of a 64 MiB message page-faults on every page of it (glibc maps
+    such blocks afresh each time) and doubles the memory a send takes; see the micro
+    benchmark's "Blocking clients sending large messages" section for the figures.
+
+    Attributes:
+        head: The frame header, masking key included.
+        key: The 4-byte masking key.
+        payload: The unmasked payload (a byte view of the object sent; it must not
+            change until the frame is written).
+        length: The frame's size on the wire, header included.
+    """
+
+    __slots__ = ("head", "key", "length", "payload")
+
+    def __init__(self, first: int, payload: Any, key: bytes) -> None:
+        view = memoryview(payload)
+        if not view.c_contiguous:
+            view = memoryview(view.tobytes())
+        elif view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        self.payload = view
+        self.key = key
+        self.head = frame_header(first, view.nbytes, key)
+        self.length = len(self.head) + view.nbytes
+
+    def pieces(self, buf: bytearray) -> Generator[memoryview, None, None]:
+        """Fill ``buf`` with the frame's next bytes, masked, and yield a view of them,
+        until the frame is done. Each view must be written before the next is asked
+        for: they all share ``buf``.
+
+        Raises:
+            ValueError: ``buf`` has no room beyond the header.
+        """
+        if len(buf) <= len(self.head):
+            raise ValueError("the buffer must be larger than the frame header")
+        payload = self.payload
+        with memoryview(buf) as view:
+            at = len(self.head)
+            view[:at] = self.head
+            done = 0
+            total = payload.nbytes
+            while True:
+                n = min(len(view) - at, total - done)
+                with view[at : at + n] as part:
+                    part[:] = payload[done : done + n]
+                    mask_bytes(self.key, part, done)
+                done += n
+                with view[: at + n] as filled:
+                    yield filled
+                if done == total:
+                    return
+                at = 0
 
 
 _U16 = struct.Struct("!H")

@@ -31,8 +31,9 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ..buffers import BufferPool
 from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosed, ConnectionClosedOK
-from ..sansio.frames import MessageType
+from ..sansio.frames import MaskLater, MessageType
 from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import Message, Ping, Pong, Protocol, State
 
@@ -45,6 +46,12 @@ RECV_BUFFER_SIZE = 65536
 
 _TYPES = (MessageType.BINARY, MessageType.TEXT, MessageType.BINARY)
 _IOV_MAX = 512
+
+# A client's payloads larger than this are masked on their way out, a piece at a time
+# through a pooled buffer of this size (see MaskLater), not copied whole and masked
+# first. The pool is shared by the process's connections; it holds two buffers at most.
+_MASK_PIECE = 1 << 20
+_SEND_PIECES = BufferPool(max_bytes=2 * _MASK_PIECE, tiers=(_MASK_PIECE,))
 
 _C = TypeVar("_C", bound="Connection")
 
@@ -138,6 +145,7 @@ class Connection:
             raise ValueError("max_queue must be at least 1")
         self.socket = sock
         self.protocol = protocol
+        protocol.mask_later = _MASK_PIECE + 1
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
@@ -210,9 +218,33 @@ class Connection:
     # -- writing ---------------------------------------------------------------------
 
     def _write_chunks(self, chunks: list[Any]) -> None:
+        if len(chunks) == 1 and type(chunks[0]) is not MaskLater:
+            self.socket.sendall(chunks[0])
+            return
+        start = 0
+        for i, chunk in enumerate(chunks):
+            if type(chunk) is MaskLater:
+                self._write_plain(chunks[start:i])
+                self._write_masked(chunk)
+                start = i + 1
+        self._write_plain(chunks[start:] if start else chunks)
+
+    def _write_masked(self, frame: MaskLater) -> None:
+        """Write a client frame whose payload is masked on the way, piece by piece."""
+        buf = _SEND_PIECES.get(_MASK_PIECE)
+        pieces = frame.pieces(buf)
+        try:
+            for piece in pieces:
+                self.socket.sendall(piece)
+        finally:
+            pieces.close()  # (a failed write left it holding a view of buf)
+            _SEND_PIECES.put(buf)
+
+    def _write_plain(self, chunks: list[Any]) -> None:
         sock = self.socket
-        if len(chunks) == 1:
-            sock.sendall(chunks[0])
+        if len(chunks) <= 1:
+            if chunks:
+                sock.sendall(chunks[0])
             return
         if isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
             for chunk in chunks:
