@@ -87,3 +87,16 @@ def test_quick_run_reports_every_row(tmp_path: Path) -> None:
         assert "not available yet" in report
     for label in pool_rows:
         assert f"| {label} |" in report
+
+    send_rows = {(r["label"], r["size"]): r for r in data["send"]}
+    labels = {label for label, _ in send_rows}
+    assert {"blazews.sync (masked in 1 MiB pieces)", "blazews.sync, whole masked copy"} <= labels
+    if _installed("websockets"):
+        assert "websockets.sync" in labels
+    for (label, _), r in send_rows.items():
+        assert r["gb_per_s"] > 0
+        assert f"| {label} |" in report
+    # The 4 MiB message: no masked copy of it with pieces, one without.
+    pieces = send_rows[("blazews.sync (masked in 1 MiB pieces)", 4 << 20)]["peak_bytes"]
+    whole = send_rows[("blazews.sync, whole masked copy", 4 << 20)]["peak_bytes"]
+    assert pieces < 2 << 20 < 4 << 20 <= whole

@@ -2,7 +2,8 @@
 
 Runs, side by side in one process: masking and UTF-8 validation per SIMD level beside
 websockets, aiohttp and a memory copy; the seed table (read_message vs
-read_message_into, with allocations); the buffer pool against ``bytearray``. Prints
+read_message_into, with allocations); the buffer pool against ``bytearray``; blocking
+clients sending large messages (blazews.sync beside websockets.sync). Prints
 where it ran, then the tables; writes ``micro.md`` and ``micro.json`` to the output
 folder (``benchmarks/results`` by default).
 """
@@ -17,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import dump_json, loadavg, machine_info, write_atomic
-from benchmarks.micro import kernels, report, seed
+from benchmarks.micro import kernels, report, seed, send
 
-SECTIONS = ("mask", "utf8", "seed", "pool")
+SECTIONS = ("mask", "utf8", "seed", "pool", "send")
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 # (seconds per repeat, repeats, messages in the seed stream)
@@ -80,8 +81,11 @@ def main(argv: list[str] | None = None) -> int:
             data["utf8"] = kernels.bench_utf8(native, target=target, repeat=repeat)
         elif section == "seed":
             data["seed"] = seed.bench_seed(target=target, repeat=repeat, frames=frames)
-        else:
+        elif section == "pool":
             data["pool"] = seed.bench_pool(target=target, repeat=repeat)
+        else:
+            sizes = (send.SIZES[0] + 1, 4 << 20) if args.quick else send.SIZES
+            data["send"] = send.bench_send(target=target * 4, repeat=repeat, sizes=sizes)
         print(f"[{section}] {len(data[section])} results in {time.perf_counter() - t0:.1f} s")
         sys.stdout.flush()
     data["elapsed_s"] = time.perf_counter() - started
