@@ -46,29 +46,37 @@ def directs(monkeypatch: Any) -> list[int]:
 
 
 class Server:
-    """A blazews server whose handler the test drives through ``conn``."""
+    """A blazews server whose handler waits while the test drives its connection:
+    ``async with Server() as (reader, writer, conn)`` gives a raw client's stream and
+    the server side's connection."""
 
     def __init__(self) -> None:
-        self.conn: asyncio.Future[Any] | None = None
         self.server: Any = None
 
-    async def __aenter__(self) -> Server:
-        self.conn = asyncio.get_running_loop().create_future()
+    async def __aenter__(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Any]:
+        connected: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         done = asyncio.Event()
         self._done = done
 
         async def handler(conn: Any) -> None:
-            assert self.conn is not None
-            self.conn.set_result(conn)
+            connected.set_result(conn)
             await done.wait()
 
         self.server = await blazews.serve(handler, "127.0.0.1", 0, max_message_size=8 * MiB)
-        return self
+        reader, writer = await raw_client(self.server.port)
+        return reader, writer, await connected
 
     async def __aexit__(self, *exc: object) -> None:
         self._done.set()
         self.server.close()
         await self.server.wait_closed()
+
+
+async def waiting_read(conn: Any, buf: Any, settle: float = 0.02) -> asyncio.Future[Any]:
+    """Start ``conn.read_message_into(buf)`` and let it wait for a message."""
+    read = asyncio.ensure_future(conn.read_message_into(buf))
+    await asyncio.sleep(settle)
+    return read
 
 
 async def pieces(writer: asyncio.StreamWriter, data: bytes, cuts: list[int]) -> None:
@@ -96,12 +104,9 @@ def test_a_waiting_reader_gets_a_large_payload_read_into_its_buffer(
     loop: str, size: int, cuts: list[int], directs: list[int]
 ) -> None:
     async def main() -> None:
-        async with Server() as srv:
-            reader, writer = await raw_client(srv.server.port)
-            conn = await srv.conn
+        async with Server() as (reader, writer, conn):
             buf = bytearray(size + 7)
-            read = asyncio.ensure_future(conn.read_message_into(buf))
-            await asyncio.sleep(0.02)
+            read = await waiting_read(conn, buf)
             payload = os.urandom(size)
             await pieces(writer, frame(BINARY, payload, mask=True), cuts)
             assert await read == (MessageType.BINARY, size)
@@ -121,16 +126,13 @@ def test_a_reader_coming_while_the_frame_arrives_gets_the_rest_directly(
     loop: str, directs: list[int]
 ) -> None:
     async def main() -> None:
-        async with Server() as srv:
-            reader, writer = await raw_client(srv.server.port)
-            conn = await srv.conn
+        async with Server() as (reader, writer, conn):
             payload = os.urandom(2 * MiB)
             data = frame(BINARY, payload, mask=True)
             writer.write(data[: 400 * KiB])
             await asyncio.sleep(0.1)  # in a grown receive buffer by now
             buf = bytearray(2 * MiB)
-            read = asyncio.ensure_future(conn.read_message_into(buf))
-            await asyncio.sleep(0.05)
+            read = await waiting_read(conn, buf, 0.05)
             writer.write(data[400 * KiB :])
             assert await read == (MessageType.BINARY, 2 * MiB)
             assert buf == payload
@@ -151,9 +153,7 @@ def test_a_reader_that_keeps_reading_gets_every_frame_of_a_stream_directly(
     sizes = [MiB, 200 * KiB, MiB, 300 * KiB, 3 * MiB, MiB]
 
     async def main() -> None:
-        async with Server() as srv:
-            reader, writer = await raw_client(srv.server.port)
-            conn = await srv.conn
+        async with Server() as (reader, writer, conn):
             payloads = [os.urandom(size) for size in sizes]
 
             async def read_all() -> list[bytes]:  # as a handler reads: one await each
@@ -179,13 +179,10 @@ def test_reading_resumes_after_a_direct_payload_if_the_reader_does_not_come_back
     loop: str, directs: list[int]
 ) -> None:
     async def main() -> None:
-        async with Server() as srv:
-            reader, writer = await raw_client(srv.server.port)
-            conn = await srv.conn
+        async with Server() as (reader, writer, conn):
             payload = os.urandom(MiB)
             buf = bytearray(MiB)
-            read = asyncio.ensure_future(conn.read_message_into(buf))
-            await asyncio.sleep(0.02)
+            read = await waiting_read(conn, buf)
             ping = frame(PING, b"still there?", mask=True)
             writer.write(frame(BINARY, payload, mask=True) + ping)
             assert await read == (MessageType.BINARY, MiB)
@@ -202,19 +199,15 @@ def test_reading_resumes_after_a_direct_payload_if_the_reader_does_not_come_back
 @LOOPS
 def test_text_is_validated_and_invalid_utf8_closes_1007(loop: str, directs: list[int]) -> None:
     async def main() -> None:
-        async with Server() as srv:
-            reader, writer = await raw_client(srv.server.port)
-            conn = await srv.conn
+        async with Server() as (reader, writer, conn):
             text = "é" * (100 * KiB)
             buf = bytearray(MiB)
-            read = asyncio.ensure_future(conn.read_message_into(buf))
-            await asyncio.sleep(0.02)
+            read = await waiting_read(conn, buf)
             await pieces(writer, frame(TEXT, text.encode(), mask=True), [14])
             assert await read == (MessageType.TEXT, len(text.encode()))
             assert buf[: len(text.encode())].decode() == text
             bad = b"a" * (100 * KiB) + b"\xff"
-            read = asyncio.ensure_future(conn.read_message_into(buf))
-            await asyncio.sleep(0.02)
+            read = await waiting_read(conn, buf)
             await pieces(writer, frame(TEXT, bad, mask=True), [14])
             with pytest.raises(blazews.ConnectionClosedError):
                 await read
@@ -231,14 +224,11 @@ def test_text_is_validated_and_invalid_utf8_closes_1007(loop: str, directs: list
 @LOOPS
 def test_a_reader_cancelled_halfway_loses_nothing(loop: str, directs: list[int]) -> None:
     async def main() -> None:
-        async with Server() as srv:
-            reader, writer = await raw_client(srv.server.port)
-            conn = await srv.conn
+        async with Server() as (reader, writer, conn):
             payload = os.urandom(MiB)
             data = frame(BINARY, payload, mask=True)
             buf = bytearray(MiB)
-            read = asyncio.ensure_future(conn.read_message_into(buf))
-            await asyncio.sleep(0.02)
+            read = await waiting_read(conn, buf)
             writer.write(data[: 300 * KiB])
             await asyncio.sleep(0.1)
             assert conn._direct is not None
@@ -258,13 +248,10 @@ def test_a_reader_cancelled_halfway_loses_nothing(loop: str, directs: list[int])
 @LOOPS
 def test_a_buffer_too_small_is_left_alone(loop: str, directs: list[int]) -> None:
     async def main() -> None:
-        async with Server() as srv:
-            reader, writer = await raw_client(srv.server.port)
-            conn = await srv.conn
+        async with Server() as (reader, writer, conn):
             payload = os.urandom(MiB)
             small = bytearray(MiB - 1)
-            read = asyncio.ensure_future(conn.read_message_into(small))
-            await asyncio.sleep(0.02)
+            read = await waiting_read(conn, small)
             await pieces(writer, frame(BINARY, payload, mask=True), [14])
             with pytest.raises(BufferTooSmall):
                 await read
@@ -280,12 +267,9 @@ def test_a_buffer_too_small_is_left_alone(loop: str, directs: list[int]) -> None
 @LOOPS
 def test_eof_halfway_closes_with_1006(loop: str, directs: list[int]) -> None:
     async def main() -> None:
-        async with Server() as srv:
-            reader, writer = await raw_client(srv.server.port)
-            conn = await srv.conn
+        async with Server() as (reader, writer, conn):
             buf = bytearray(MiB)
-            read = asyncio.ensure_future(conn.read_message_into(buf))
-            await asyncio.sleep(0.02)
+            read = await waiting_read(conn, buf)
             writer.write(frame(BINARY, os.urandom(MiB), mask=True)[: 200 * KiB])
             await asyncio.sleep(0.1)
             writer.close()
@@ -311,8 +295,7 @@ def test_a_client_reads_an_unmasked_payload_directly(loop: str, directs: list[in
             url = f"ws://127.0.0.1:{server.port}"
             async with blazews.connect(url, max_message_size=4 * MiB, compression=None) as conn:
                 buf = bytearray(4 * MiB)
-                read = asyncio.ensure_future(conn.read_message_into(buf))
-                await asyncio.sleep(0.02)
+                read = await waiting_read(conn, buf)
                 await conn.send(b"go")
                 assert await read == (MessageType.BINARY, 3 * MiB)
                 assert buf[: 3 * MiB] == payload
