@@ -16,8 +16,6 @@ was allocated before it.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import socket
 import statistics
@@ -27,11 +25,12 @@ from collections.abc import Callable
 from typing import Any
 
 SIZES = (1 << 20, 16 << 20, 64 << 20)
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 def _sink(listener: socket.socket) -> None:
     """Accept connections one after another, answer the handshake, discard the rest."""
+    from blazews.sansio.handshake import accept_key
+
     buf = bytearray(1 << 20)
     while True:
         conn, _ = listener.accept()
@@ -44,14 +43,15 @@ def _sink(listener: socket.socket) -> None:
                 head += chunk
             else:
                 key = next(
-                    line.split(b":", 1)[1].strip()
+                    line.split(b":", 1)[1].strip().decode()
                     for line in head.split(b"\r\n")
                     if line.lower().startswith(b"sec-websocket-key:")
                 )
-                accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
                 conn.sendall(
                     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                    + accept_key(key).encode()
+                    + b"\r\n\r\n"
                 )
                 while conn.recv_into(buf):
                     pass
