@@ -42,6 +42,7 @@ def _namespace(module: Any, name: str) -> types.SimpleNamespace:
         name=name,
         compiled=module is not _kernels_py,
         mask_bytes=module.mask_bytes,
+        mask_into=module.mask_into,
         apply_mask=module.apply_mask,
         validate_utf8=module.validate_utf8,
         frame_header=module.frame_header,

@@ -85,6 +85,51 @@ def test_chunked_masking_matches_whole(impl: types.SimpleNamespace) -> None:
         assert buf == whole
 
 
+def test_mask_into_every_length_and_offset(impl: types.SimpleNamespace) -> None:
+    for n in range(0, 301, 3):
+        for offset in range(5):
+            start = 1 + (n + offset) % 31
+            out = bytearray(b"\xaa" * (start + n + GUARD))
+            impl.mask_into(KEY, memoryview(b"x" + DATA[:n])[1:], out[start : start + n], offset)
+            assert out == b"\xaa" * len(out)  # (a slice of a bytearray is a copy)
+            impl.mask_into(
+                KEY, memoryview(b"x" + DATA[:n])[1:], memoryview(out)[start:-GUARD], offset
+            )
+            assert out[start:-GUARD] == expected(n, offset), (n, offset)
+            assert out[:start] == b"\xaa" * start and out[-GUARD:] == b"\xaa" * GUARD
+
+
+@pytest.mark.parametrize("n", [65536, (1 << 20) + 3])
+def test_mask_into_large_and_in_place(impl: types.SimpleNamespace, n: int) -> None:
+    rng = random.Random(n)
+    data = rng.randbytes(n)
+    out = bytearray(n)
+    impl.mask_into(KEY, data, out, 3)  # (without the GIL, compiled)
+    assert out == _kernels_py.apply_mask(data, KEY[3:] + KEY[:3])
+    impl.mask_into(KEY, out, out, 3)  # src itself as dst: back to the data
+    assert out == data
+    ints = array.array("i", range(1000))  # items of 4 bytes, either side
+    words = array.array("i", bytes(4000))
+    impl.mask_into(KEY, ints, words)
+    assert words.tobytes() == naive_mask(ints.tobytes(), KEY)
+    strided = memoryview(data)[:200:2]  # not contiguous, either side
+    out = bytearray(200)
+    impl.mask_into(KEY, strided, memoryview(out)[::2])
+    assert out[::2] == naive_mask(bytes(strided), KEY)
+    assert out[1::2] == bytes(100)
+
+
+def test_mask_into_errors(impl: types.SimpleNamespace) -> None:
+    with pytest.raises(ValueError, match="differ in size"):
+        impl.mask_into(KEY, b"abc", bytearray(4))
+    with pytest.raises(ValueError, match="4 bytes"):
+        impl.mask_into(b"abc", b"abcd", bytearray(4))
+    with pytest.raises(TypeError):
+        impl.mask_into(KEY, b"abcd", b"read")
+    with pytest.raises(TypeError):
+        impl.mask_into(KEY, "text", bytearray(4))
+
+
 @pytest.mark.parametrize(
     "n",
     [65535, 65536, 65537, (1 << 20) + 3, 4 << 20] + random.Random(2).sample(range(1, 4 << 20), 4),

@@ -20,6 +20,7 @@ __all__ = [
     "frame_header",
     "frame_payload",
     "mask_bytes",
+    "mask_into",
     "simd_level",
     "validate_utf8",
 ]
@@ -30,6 +31,7 @@ def _no_extensions() -> bool:
 
 
 mask_bytes: Callable[..., None]
+mask_into: Callable[..., None]
 apply_mask: Callable[[Any, Any], bytes]
 validate_utf8: Callable[[Any], bool]
 frame_header: Callable[..., bytes]
@@ -54,12 +56,14 @@ if _native is None:
         frame_header,
         frame_payload,
         mask_bytes,
+        mask_into,
         validate_utf8,
     )
 
     IMPLEMENTATION = "python"
 else:
     mask_bytes = _native.mask_bytes
+    mask_into = _native.mask_into
     apply_mask = _native.apply_mask
     validate_utf8 = _native.validate_utf8
     frame_header = _native.frame_header

@@ -17,6 +17,7 @@ __all__ = [
     "frame_header",
     "frame_payload",
     "mask_bytes",
+    "mask_into",
     "validate_utf8",
 ]
 
@@ -61,6 +62,40 @@ def mask_bytes(key: Any, buf: Any, offset: int = 0) -> None:
         raise TypeError("mask_bytes needs a writable buffer")
     view = view.cast("B") if view.format != "B" or view.ndim != 1 else view
     view[:] = _xor(view, key, offset)
+
+
+def mask_into(key: Any, src: Any, dst: Any, offset: int = 0) -> None:
+    """Write ``src`` XORed with the 4-byte ``key`` into ``dst``, in one pass.
+
+    What ``dst[:] = src`` and then :func:`mask_bytes` on ``dst`` do, without going
+    over the memory twice: for a front end masking a large payload piece by piece
+    into a buffer of its own.
+
+    Args:
+        key: The 4-byte masking key (any bytes-like object).
+        src: Any bytes-like object.
+        dst: A writable buffer of the same size in bytes (``src`` itself will do;
+            a partial overlap will not).
+        offset: How many payload bytes precede ``src``; only ``offset % 4`` matters.
+
+    Raises:
+        ValueError: If ``key`` is not 4 bytes long, or ``src`` and ``dst`` differ
+            in size.
+        TypeError: If ``dst`` is read-only, or either is not a buffer.
+    """
+    key = _check_key(key)
+    out = memoryview(dst)
+    if out.readonly:
+        raise TypeError("mask_into needs a writable buffer")
+    out = out.cast("B") if out.format != "B" or out.ndim != 1 else out
+    data = memoryview(src)
+    if not data.c_contiguous:
+        data = memoryview(data.tobytes())
+    elif data.format != "B" or data.ndim != 1:
+        data = data.cast("B")
+    if data.nbytes != out.nbytes:
+        raise ValueError(f"src and dst differ in size: {data.nbytes} and {out.nbytes} bytes")
+    out[:] = _xor(data, key, offset)
 
 
 def apply_mask(data: Any, key: Any) -> bytes:

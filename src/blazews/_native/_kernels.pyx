@@ -28,6 +28,7 @@ __all__ = [
     "frame_header",
     "frame_payload",
     "mask_bytes",
+    "mask_into",
     "simd_level",
     "validate_utf8",
 ]
@@ -128,6 +129,54 @@ def mask_bytes(key, buf, Py_ssize_t offset=0):
     else:
         bws_mask(p, p, n, kp, off)
     PyBuffer_Release(&view)
+
+
+def mask_into(key, src, dst, Py_ssize_t offset=0):
+    """Write ``src`` XORed with the 4-byte ``key`` into ``dst``, in one pass.
+
+    What ``dst[:] = src`` and then :func:`mask_bytes` on ``dst`` do, without going
+    over the memory twice: for a front end masking a large payload piece by piece
+    into a buffer of its own.
+
+    Args:
+        key: The 4-byte masking key (any bytes-like object).
+        src: Any bytes-like object.
+        dst: A writable buffer of the same size in bytes (``src`` itself will do;
+            a partial overlap will not).
+        offset: How many payload bytes precede ``src``; only ``offset % 4`` matters.
+
+    Raises:
+        ValueError: If ``key`` is not 4 bytes long, or ``src`` and ``dst`` differ
+            in size.
+        TypeError: If ``dst`` is read-only, or either is not a buffer.
+    """
+    cdef bytes k = _key(key)
+    cdef const uint8_t *kp = <const uint8_t *>PyBytes_AS_STRING(k)
+    cdef Py_buffer s
+    cdef Py_buffer d
+    cdef size_t n
+    cdef size_t off = <size_t>offset
+    if _get_buffer(src, &s, PyBUF_SIMPLE) < 0:
+        PyErr_Clear()
+        _kernels_py.mask_into(k, src, dst, offset)
+        return
+    if _get_buffer(dst, &d, PyBUF_WRITABLE) < 0:
+        PyBuffer_Release(&s)
+        PyErr_Clear()
+        _kernels_py.mask_into(k, src, dst, offset)
+        return
+    try:
+        if s.len != d.len:
+            raise ValueError(f"src and dst differ in size: {s.len} and {d.len} bytes")
+        n = <size_t>s.len
+        if s.len >= NOGIL_MIN:
+            with nogil:
+                bws_mask(<uint8_t *>d.buf, <const uint8_t *>s.buf, n, kp, off)
+        else:
+            bws_mask(<uint8_t *>d.buf, <const uint8_t *>s.buf, n, kp, off)
+    finally:
+        PyBuffer_Release(&d)
+        PyBuffer_Release(&s)
 
 
 def apply_mask(data, key):
