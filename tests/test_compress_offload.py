@@ -115,6 +115,26 @@ async def test_a_cancelled_send_still_goes_and_the_stream_stays_valid(
     assert got == [big, b"after"]  # the peer inflated both: the stream is intact
 
 
+async def test_a_send_cancelled_before_its_turn_keeps_a_copy_of_its_buffer(
+    sink_server: tuple[blazews.Server, list[Any]], compress_threads: list[str]
+) -> None:
+    server, got = sink_server
+    big = json_text(BIG).encode()
+    mutable = bytearray(b"m" * 1000)
+    async with blazews.connect(f"ws://127.0.0.1:{server.port}/") as client:
+        first = asyncio.ensure_future(client.send(big))
+        await asyncio.sleep(0)  # compression under way in a worker
+        second = asyncio.ensure_future(client.send(mutable, compress=False))
+        await asyncio.sleep(0)  # it waits its turn behind the first
+        second.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        mutable[:] = b"x" * 1000  # the caller is free to reuse its buffer
+        await first
+        await wait_for(got, 2)
+    assert got == [big, b"m" * 1000]
+
+
 async def test_incompressible_large_data_goes_uncompressed(
     sink_server: tuple[blazews.Server, list[Any]], compress_threads: list[str]
 ) -> None:

@@ -68,3 +68,10 @@ else:
 
 DEFAULT_BUFFER_POOL = BufferPool()
 """The process-wide pool with the default tiers and a 4 MiB bound."""
+
+# A client's payloads larger than this are masked on their way out, a piece at a time
+# through a pooled buffer of this size (see MaskLater), not copied whole and masked
+# first: by blazews.sync and the asyncio client. The pool is shared by the process's
+# connections; it keeps two buffers at most (more are made when more are in use).
+_MASK_PIECE = 1 << 20
+_SEND_PIECES = BufferPool(max_bytes=2 * _MASK_PIECE, tiers=(_MASK_PIECE,))

@@ -8,6 +8,7 @@ from collections.abc import Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
+from ..buffers import _MASK_PIECE
 from ..sansio.client import ClientProtocol
 from ..sansio.extensions import ClientExtensionFactory, with_compression
 from ..sansio.http11 import Headers, Response
@@ -27,6 +28,7 @@ class ClientConnection(Connection):
 
     def __init__(self, protocol: ClientProtocol, **kwargs: Any) -> None:
         super().__init__(protocol, **kwargs)
+        protocol.mask_later = _MASK_PIECE + 1  # large payloads: see ._send
         self._handshake_done: asyncio.Future[None] = self.loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

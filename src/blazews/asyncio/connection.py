@@ -13,7 +13,8 @@ application catches up (backpressure). A :meth:`Connection.read_message_into` ca
 waiting on an empty queue gets the next message copied from the receive buffer
 straight into its own buffer; the payload of a large one (64 KiB or more still to
 come) is read by the loop into that buffer itself. ``send`` waits while the
-transport's write buffer is above its high-water mark.
+transport's write buffer is above its high-water mark; a client's payloads over
+1 MiB are masked on their way out, a piece at a time (:mod:`._send`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any, cast
 from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 from ..sansio._direct import bytes_missing
 from ..sansio.extensions.permessage_deflate import Compressed, PerMessageDeflate
-from ..sansio.frames import MessageType
+from ..sansio.frames import MaskLater, MessageType
 from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import Message, MessageQueue, Pong, Protocol, State
 from ._receive import (
@@ -38,6 +39,7 @@ from ._receive import (
     _done_with,
     _read_ahead_only,
 )
+from ._send import Outbox
 
 __all__ = ["RECEIVE_BUFFER_SIZE", "Connection"]
 
@@ -94,6 +96,7 @@ class Connection(ReceiveBuffer):
         "_into",
         "_into_result",
         "_keepalive_task",
+        "_out",
         "_pings",
         "_queue",
         "_recv_waiter",
@@ -151,6 +154,8 @@ class Connection(ReceiveBuffer):
         self._recv_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
+        # Chunks held back behind a large client frame masked piece by piece.
+        self._out: Outbox | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._closed = self.loop.create_future()
         self._keepalive_task: asyncio.Task[None] | None = None
@@ -230,6 +235,9 @@ class Connection(ReceiveBuffer):
         self._rtail = None
         self._rstart = self._rend = 0
         self._release_buffer()
+        if self._out is not None:
+            self._out.drop()
+            self._out = None
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
         if self._close_timer is not None:
@@ -237,10 +245,7 @@ class Connection(ReceiveBuffer):
         if not self._closed.done():
             self._closed.set_result(None)
         self._wake_reader()
-        for drain in self._drain_waiters:
-            if not drain.done():
-                drain.set_result(None)
-        self._drain_waiters.clear()
+        self._wake_drainers()
         for pong, _ in self._pings.values():
             if not pong.done():
                 pong.set_exception(self.protocol.close_exc())
@@ -252,6 +257,11 @@ class Connection(ReceiveBuffer):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        if self._out is not None:
+            self._pump()
+        self._wake_drainers()
+
+    def _wake_drainers(self) -> None:
         for waiter in self._drain_waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -270,14 +280,34 @@ class Connection(ReceiveBuffer):
             self._closing()
 
     def _flush(self) -> None:
-        """Write what the core produced."""
+        """Write what the core produced (a client's large frames through the outbox)."""
         out = self.protocol.data_to_send()
         transport = self.transport
         if out and transport is not None and not transport.is_closing():
-            if len(out) == 1:
-                transport.write(out[0])
+            if self._out is None:
+                if len(out) == 1:
+                    if type(out[0]) is not MaskLater:
+                        transport.write(out[0])
+                        return
+                elif MaskLater not in map(type, out):
+                    transport.writelines(out)
+                    return
+                self._out = Outbox(out)
             else:
-                transport.writelines(out)
+                self._out.add(out)
+            self._pump()
+
+    def _pump(self) -> None:
+        """Write what the outbox holds, unless the transport's buffer is full."""
+        out = self._out
+        transport = self.transport
+        if out is not None and transport is not None and out.pump(transport, self._paused):
+            if not out.lost:  # (a lost one stays for its senders to see, until
+                self._out = None  # connection_lost)
+            self._wake_drainers()
+
+    def _paused(self) -> bool:
+        return self._writing_paused
 
     def _dispatch(self, events: list[Any]) -> None:
         queue = self._queue
@@ -503,10 +533,16 @@ class Connection(ReceiveBuffer):
         calls (one sent after such a message waits for it). Once its compression has
         started, a message is sent even if this call is cancelled.
 
-        Waits while the write buffer is above its high-water mark.
+        Waits while the write buffer is above its high-water mark. A client masks a
+        payload over 1 MiB on its way out, a piece at a time (see
+        :mod:`blazews.asyncio._send`), instead of copying it whole first; the call
+        then returns once the last piece is written, and until then the payload must
+        not change. If the call is cancelled before, what is left of a payload that
+        is not ``bytes`` is copied, and the message still goes out whole.
 
         Raises:
-            ConnectionClosed: The connection is closed or closing.
+            ConnectionClosed: The connection is closed or closing, or it closed
+                before the message held behind such a payload was written.
         """
         chain = self._send_chain
         if chain is not None and chain.done():
@@ -515,12 +551,31 @@ class Connection(ReceiveBuffer):
             self.protocol.send_data(data, compress=compress)
             self._process()
         else:
-            task = self.loop.create_task(self._send_in_turn(chain, data, compress))
+            box = [data]  # copied if this call is cancelled before its turn
+            task = self.loop.create_task(self._send_in_turn(chain, box, compress))
             task.add_done_callback(_retrieve)
             self._send_chain = task
-            await asyncio.shield(task)
-        if self._writing_paused:
-            await self._drain()
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if not task.done() and not isinstance(data, (bytes, str)):
+                    box[0] = memoryview(data).tobytes()
+                self._detach()
+                raise
+        out = self._out
+        if self._writing_paused or out is not None:
+            try:
+                await self._drain()
+            except asyncio.CancelledError:
+                self._detach()
+                raise
+            if out is not None and out.lost:  # the connection went first
+                raise self.protocol.close_exc()
+
+    def _detach(self) -> None:
+        """A send was cancelled: the payloads held in the outbox may change now."""
+        if self._out is not None:
+            self._out.detach()
 
     def _offloads(self, data: Any) -> bool:
         """Whether ``data`` is to be compressed in a worker thread."""
@@ -537,11 +592,12 @@ class Connection(ReceiveBuffer):
         return size >= least
 
     async def _send_in_turn(
-        self, before: asyncio.Task[None] | None, data: Any, compress: bool
+        self, before: asyncio.Task[None] | None, box: list[Any], compress: bool
     ) -> None:
-        """Send ``data`` once ``before`` is done, compressing it in a thread if large."""
+        """Send ``box[0]`` once ``before`` is done, compressing it in a thread if large."""
         if before is not None and not before.done():
             await asyncio.wait([before])  # its outcome is its caller's business
+        data = box[0]
         text = isinstance(data, str)
         payload = data.encode() if text else data
         deflate = self._deflate
@@ -562,7 +618,7 @@ class Connection(ReceiveBuffer):
         self._process()
 
     async def _drain(self) -> None:
-        while self._writing_paused and not self._closed.done():
+        while (self._writing_paused or self._out is not None) and not self._closed.done():
             waiter = self.loop.create_future()
             self._drain_waiters.append(waiter)
             await waiter

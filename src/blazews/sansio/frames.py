@@ -15,7 +15,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
-from .._impl import frame_header, mask_bytes, validate_utf8
+from .._impl import frame_header, mask_into, validate_utf8
 from ..exceptions import ProtocolError
 
 __all__ = [
@@ -196,10 +196,10 @@ class MaskLater:
 
     The core emits one in :meth:`~blazews.sansio.protocol.Protocol.data_to_send`
     instead of the frame's bytes when the front end opted in (``Protocol.mask_later``)
-    and the payload is that large; ``blazews.sync`` does, for payloads over 1 MiB. A
-    whole masked copy of a 64 MiB message page-faults on every page of it (glibc maps
-    such blocks afresh each time) and doubles the memory a send takes; see the micro
-    benchmark's "Blocking clients sending large messages" section for the figures.
+    and the payload is that large; ``blazews.sync`` and the asyncio client do, for
+    payloads over 1 MiB. A whole masked copy of a large message page-faults on its
+    pages whenever glibc maps the block afresh, and doubles the memory a send takes;
+    see the micro benchmark's "Clients sending large messages" section for figures.
 
     Attributes:
         head: The frame header, masking key included.
@@ -222,6 +222,36 @@ class MaskLater:
         self.head = frame_header(first, view.nbytes, key)
         self.length = len(self.head) + view.nbytes
 
+    def fill(self, buf: Any, at: int) -> int:
+        """Fill ``buf`` with the frame's bytes on the wire from offset ``at`` on,
+        masked; return how many (all of ``buf`` unless the frame ends first).
+
+        Any writable byte buffer will do, one per call or the same again: the
+        frame keeps no state, so a caller may give a buffer away (to a transport
+        still holding it) and go on with another.
+
+        Raises:
+            ValueError: ``at`` is outside the frame, or ``buf`` is empty.
+        """
+        if not 0 <= at < self.length:
+            raise ValueError("the frame has no byte at this offset")
+        head = self.head
+        with memoryview(buf) as view:
+            if not view.nbytes:
+                raise ValueError("an empty buffer takes nothing")
+            filled = 0
+            if at < len(head):
+                filled = min(len(head) - at, len(view))
+                view[:filled] = head[at : at + filled]
+                at += filled
+            done = at - len(head)  # payload bytes before this piece
+            n = min(len(view) - filled, self.payload.nbytes - done)
+            if n > 0:
+                with view[filled : filled + n] as part:
+                    mask_into(self.key, self.payload[done : done + n], part, done)
+                filled += n
+        return filled
+
     def pieces(self, buf: bytearray) -> Generator[memoryview, None, None]:
         """Fill ``buf`` with the frame's next bytes, masked, and yield a view of them,
         until the frame is done. Each view must be written before the next is asked
@@ -232,23 +262,24 @@ class MaskLater:
         """
         if len(buf) <= len(self.head):
             raise ValueError("the buffer must be larger than the frame header")
-        payload = self.payload
         with memoryview(buf) as view:
-            at = len(self.head)
-            view[:at] = self.head
-            done = 0
-            total = payload.nbytes
-            while True:
-                n = min(len(view) - at, total - done)
-                with view[at : at + n] as part:
-                    part[:] = payload[done : done + n]
-                    mask_bytes(self.key, part, done)
-                done += n
-                with view[: at + n] as filled:
+            at = 0
+            while at < self.length:
+                n = self.fill(view, at)
+                at += n
+                with view[:n] as filled:
                     yield filled
-                if done == total:
-                    return
-                at = 0
+
+    def detach(self) -> None:
+        """Copy the payload unless it is ``bytes``: the object sent may then change.
+
+        For a front end whose caller stops waiting (a cancelled send) while the
+        frame is still to be written from the caller's buffer.
+        """
+        payload = self.payload
+        if type(payload.obj) is not bytes:
+            self.payload = memoryview(payload.tobytes())
+            payload.release()
 
 
 _U16 = struct.Struct("!H")

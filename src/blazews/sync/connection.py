@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ..buffers import BufferPool
+from ..buffers import _MASK_PIECE, _SEND_PIECES
 from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 from ..sansio.frames import MaskLater, MessageType
 from ..sansio.http11 import Headers, Request, Response
@@ -46,12 +46,6 @@ RECV_BUFFER_SIZE = 65536
 
 _TYPES = (MessageType.BINARY, MessageType.TEXT, MessageType.BINARY)
 _IOV_MAX = 512
-
-# A client's payloads larger than this are masked on their way out, a piece at a time
-# through a pooled buffer of this size (see MaskLater), not copied whole and masked
-# first. The pool is shared by the process's connections; it holds two buffers at most.
-_MASK_PIECE = 1 << 20
-_SEND_PIECES = BufferPool(max_bytes=2 * _MASK_PIECE, tiers=(_MASK_PIECE,))
 
 _C = TypeVar("_C", bound="Connection")
 
