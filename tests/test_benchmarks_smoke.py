@@ -90,16 +90,22 @@ def test_quick_run_reports_every_row(tmp_path: Path) -> None:
 
     send_rows = {(r["label"], r["size"]): r for r in data["send"]}
     labels = {label for label, _ in send_rows}
-    assert {"blazews.sync (masked in 1 MiB pieces)", "blazews.sync, whole masked copy"} <= labels
+    blazews_clients = ("blazews.sync", "blazews asyncio")
+    for client in blazews_clients:
+        assert {f"{client} (masked in 1 MiB pieces)", f"{client}, whole masked copy"} <= labels
     if _installed("websockets"):
-        assert "websockets.sync" in labels
+        assert {"websockets.sync", "websockets asyncio"} <= labels
+    if _installed("aiohttp"):
+        assert "aiohttp" in labels
     for (label, _), r in send_rows.items():
         assert r["gb_per_s"] > 0
-        assert f"| {label} |" in report
+        assert f"| {label} | {r['loop']} |" in report
+        assert (r["loop"] == "-") == (".sync" in label)
     # The 4 MiB message: no masked copy of it with pieces, one without. (Pure Python,
-    # mask_bytes itself makes a few piece-sized temporaries.)
-    pieces = send_rows[("blazews.sync (masked in 1 MiB pieces)", 4 << 20)]["peak_bytes"]
-    whole = send_rows[("blazews.sync, whole masked copy", 4 << 20)]["peak_bytes"]
-    assert 4 << 20 <= whole and pieces < whole
-    if data["machine"]["implementation"] == "compiled":
-        assert pieces < 2 << 20
+    # mask_into itself makes a few piece-sized temporaries.)
+    for client in blazews_clients:
+        pieces = send_rows[(f"{client} (masked in 1 MiB pieces)", 4 << 20)]["peak_bytes"]
+        whole = send_rows[(f"{client}, whole masked copy", 4 << 20)]["peak_bytes"]
+        assert 4 << 20 <= whole and pieces < whole, client
+        if data["machine"]["implementation"] == "compiled":
+            assert pieces < 2 << 20, client

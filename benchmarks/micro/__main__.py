@@ -2,8 +2,9 @@
 
 Runs, side by side in one process: masking and UTF-8 validation per SIMD level beside
 websockets, aiohttp and a memory copy; the seed table (read_message vs
-read_message_into, with allocations); the buffer pool against ``bytearray``; blocking
-clients sending large messages (blazews.sync beside websockets.sync). Prints
+read_message_into, with allocations); the buffer pool against ``bytearray``; clients
+sending large messages (blazews's blocking and asyncio clients beside websockets's and
+aiohttp's). Prints
 where it ran, then the tables; writes ``micro.md`` and ``micro.json`` to the output
 folder (``benchmarks/results`` by default).
 """

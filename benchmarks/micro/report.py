@@ -115,10 +115,11 @@ def pool_table(results: list[dict[str, Any]]) -> str:
 
 
 def send_table(results: list[dict[str, Any]]) -> str:
-    headers = ["client", "message", "GB/s", "peak traced memory per send"]
+    headers = ["client", "loop", "message", "GB/s", "peak traced memory per send"]
     rows = [
         [
             r["label"],
+            r.get("loop", "-"),
             size_label(r["size"]),
             f"{r['gb_per_s']:.2f}",
             f"{r['peak_bytes'] / (1 << 20):.2f} MiB",
@@ -209,14 +210,16 @@ def render(data: dict[str, Any]) -> str:
         ]
     if "send" in data:
         lines += [
-            "## Blocking clients sending large messages",
+            "## Clients sending large messages",
             "",
-            "To a sink in another process, one message at a time. blazews.sync masks a "
-            "payload over 1 MiB on its way out, in 1 MiB pieces through a pooled buffer; "
-            "the second row turns that off (a whole masked copy per message, as "
-            "websockets.sync does; a payload of exactly 1 MiB is copied whole in both "
-            "blazews rows). Peak: tracemalloc's high-water above the start of "
-            "one send. Throughput is a median over the repeats (each ~4x the target).",
+            "To a sink in another process, one message at a time, each send awaited (or "
+            "returned) before the next; the asyncio clients on one event loop (the "
+            "'loop' column). blazews masks a payload over 1 MiB on its way out, in "
+            "1 MiB pieces through a pooled buffer; its 'whole masked copy' rows turn "
+            "that off (a whole masked copy per message, as websockets and aiohttp do; "
+            "a payload of exactly 1 MiB is copied whole in all blazews rows). Peak: "
+            "tracemalloc's high-water above the start of one send. Throughput is a "
+            "median over the repeats (each ~4x the target).",
             "",
             send_table(data["send"]),
             "",
