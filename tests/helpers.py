@@ -272,3 +272,24 @@ class RawServer:
             )
             self.behaviour(sock)
         self.listener.close()
+
+
+class HeldSink:
+    """A raw server that reads nothing until ``release()``, then keeps every byte."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.got: list[bytes] = []
+        self.server = RawServer(self._sink)
+
+    def _sink(self, sock: socket.socket) -> None:
+        self.go.wait(20)
+        while chunk := sock.recv(1 << 20):
+            self.got.append(chunk)
+
+    def release(self) -> None:
+        self.go.set()
+
+    def frames(self) -> list[RawFrame]:
+        self.server.thread.join(10)
+        return parse_frames(b"".join(self.got))

@@ -18,7 +18,6 @@ import os
 import random
 import socket
 import struct
-import threading
 import tracemalloc
 
 import pytest
@@ -26,7 +25,7 @@ import pytest
 import blazews
 from blazews import IMPLEMENTATION, ConnectionClosed, MaskLater, sync
 from blazews.sansio.protocol import Protocol, Side
-from helpers import BINARY, CONT, PING, TEXT, RawFrame, RawServer, parse_frames, run_on
+from helpers import BINARY, CONT, PING, TEXT, HeldSink, RawServer, parse_frames, run_on
 
 KiB = 1024
 MiB = 1 << 20
@@ -202,27 +201,6 @@ def test_sending_a_large_message_allocates_no_copy_of_it() -> None:
 
 
 # -- the asyncio client: an outbox pumped as the transport drains ---------------------
-
-
-class HeldSink:
-    """A raw server that reads nothing until ``release()``, then keeps every byte."""
-
-    def __init__(self) -> None:
-        self.go = threading.Event()
-        self.got: list[bytes] = []
-        self.server = RawServer(self._sink)
-
-    def _sink(self, sock: socket.socket) -> None:
-        self.go.wait(20)
-        while chunk := sock.recv(1 << 20):
-            self.got.append(chunk)
-
-    def release(self) -> None:
-        self.go.set()
-
-    def frames(self) -> list[RawFrame]:
-        self.server.thread.join(10)
-        return parse_frames(b"".join(self.got))
 
 
 async def stuck_send(conn: blazews.ClientConnection, payload: object) -> asyncio.Task[None]:

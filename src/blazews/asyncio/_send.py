@@ -1,5 +1,6 @@
 """The outbox of an asyncio client: a large frame masked on its way out, a piece at a
-time, and the frames held back behind it.
+time, and the frames held back behind it. Also :func:`stable`: what a transport may
+keep must not change.
 
 The core hands a client frame whose payload is over 1 MiB to the front end as a
 :class:`~blazews.sansio.frames.MaskLater` (``Protocol.mask_later``) instead of a
@@ -27,7 +28,27 @@ from typing import Any
 from ..buffers import _MASK_PIECE, _SEND_PIECES
 from ..sansio.frames import MaskLater
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "stable"]
+
+
+def stable(data: Any, least: int) -> Any:
+    """Return ``data``, or a ``bytes`` copy of it if it may change while the transport
+    still holds it: a bytes-like object of at least ``least`` bytes (the size from
+    which the core sends a payload as itself: a server's over ``COALESCE_MAX``, a
+    client's masked later) that is not backed by ``bytes``.
+
+    uvloop keeps a reference to what it could not write at once, so a bytearray
+    refilled after ``send`` returned would go out with its new content. A view of
+    ``bytes`` is never copied: it comes back as the bytes, or as a view of its own
+    (the caller may release theirs, as a Listener does its borrowed payloads).
+    """
+    view = memoryview(data)
+    obj = view.obj
+    if type(obj) is bytes:
+        return obj if view.nbytes == len(obj) else view
+    if view.nbytes < least:
+        return data
+    return view.tobytes()
 
 
 class Outbox:

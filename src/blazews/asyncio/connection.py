@@ -39,7 +39,7 @@ from ._receive import (
     _done_with,
     _read_ahead_only,
 )
-from ._send import Outbox
+from ._send import Outbox, stable
 
 __all__ = ["RECEIVE_BUFFER_SIZE", "Connection"]
 
@@ -168,6 +168,12 @@ class Connection(ReceiveBuffer):
     # Whether the core lends single-frame payloads as views of the receive buffer;
     # only front ends that are done with them when dispatching returns may set it.
     _borrow = False
+
+    # The payload size from which what send is given goes to the transport as itself
+    # (so it is copied first unless it is bytes; see _send.stable): 0, never. A
+    # server's large payloads go beside their header; a client's large ones are
+    # masked from the caller's buffer while send waits.
+    _kept_from = 0
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -538,12 +544,17 @@ class Connection(ReceiveBuffer):
         :mod:`blazews.asyncio._send`), instead of copying it whole first; the call
         then returns once the last piece is written, and until then the payload must
         not change. If the call is cancelled before, what is left of a payload that
-        is not ``bytes`` is copied, and the message still goes out whole.
+        is not ``bytes`` is copied, and the message still goes out whole. A server
+        sends a ``bytes`` payload over 16 KiB without copying it; another bytes-like
+        object that large is copied first (the transport may keep what it is given
+        past this call), so a buffer may be refilled as soon as the call returns.
 
         Raises:
             ConnectionClosed: The connection is closed or closing, or it closed
                 before the message held behind such a payload was written.
         """
+        if self._kept_from and type(data) is not bytes and type(data) is not str:
+            data = stable(data, self._kept_from)
         chain = self._send_chain
         if chain is not None and chain.done():
             chain = self._send_chain = None

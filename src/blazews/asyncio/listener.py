@@ -40,6 +40,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
+from ..buffers import _MASK_PIECE
 from ..sansio.client import ClientProtocol
 from ..sansio.extensions import ClientExtensionFactory, ServerExtensionFactory
 from ..sansio.frames import MessageType
@@ -54,6 +55,7 @@ from ..sansio.protocol import (
     State,
 )
 from ..sansio.server import ServerProtocol, SubprotocolSelector
+from ._send import stable
 from .client import ClientConnection, connect
 from .connection import Connection
 from .server import ProcessRequest, ProcessResponse, ServerConnection, serve
@@ -148,7 +150,11 @@ class ListenerConnection:
         """Send a message: ``str`` as text, any bytes-like object as binary.
 
         Sends made during a callback are written together once the messages of the
-        current read are all dispatched; the others are written at once.
+        current read are all dispatched; the others are written at once. ``data`` may
+        change as soon as this returns: a large payload the transport would keep
+        (a server's over 16 KiB, a client's over 1 MiB) is copied first unless it is
+        ``bytes``; a client masks a ``bytes`` payload over 1 MiB on its way out, a
+        piece at a time, with no copy.
 
         Args:
             data: The payload: ``str``, or any bytes-like object (a borrowed payload
@@ -163,15 +169,11 @@ class ListenerConnection:
             ConnectionClosed: The connection is closed or closing.
         """
         conn = self._conn
-        if type(data) is memoryview:
-            # Payloads are released after on_message, and the transport may keep what
-            # it is given: a view of the receive buffer is copied, one of bytes is
-            # swapped for them.
-            obj = data.obj
-            if obj is conn._rbuf:
-                data = bytes(data)
-            elif type(obj) is bytes and len(obj) == data.nbytes:
-                data = obj
+        if type(data) is not bytes and type(data) is not str:
+            # The core copies a payload into its frame unless it is large; a large
+            # one that may change (a borrowed payload, a buffer refilled once this
+            # returns) is copied here, since the transport may keep what it is given.
+            data = stable(data, conn._kept_from)
         if kind is None:
             self._protocol.send_data(data, compress=compress)
         elif kind == 1:
@@ -462,6 +464,9 @@ class _ServerListenerConnection(_ListenerSide, ServerConnection):
 
 class _ClientListenerConnection(_ListenerSide, ClientConnection):
     __slots__ = _LISTENER_SLOTS
+
+    # send returns at once: a payload masked later must not change after it.
+    _kept_from = _MASK_PIECE + 1
 
 
 async def _run_listener(conn: ServerConnection) -> None:

@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from ..sansio.extensions import ServerExtensionFactory, with_compression
+from ..sansio.frames import COALESCE_MAX
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, State
 from ..sansio.server import ServerProtocol, SubprotocolSelector
@@ -32,6 +33,8 @@ class ServerConnection(Connection):
     __slots__ = ("_open_timer", "_task", "server")
 
     protocol: ServerProtocol
+
+    _kept_from = COALESCE_MAX + 1  # (see Connection)
 
     def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:
         super().__init__(protocol, **kwargs)

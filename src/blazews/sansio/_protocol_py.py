@@ -44,7 +44,7 @@ from ..exceptions import (
     ProtocolError,
 )
 from .extensions import Extension
-from .frames import Close, MaskLater, fit_close_reason, is_valid_close_code
+from .frames import COALESCE_MAX, Close, MaskLater, fit_close_reason, is_valid_close_code
 from .states import Side, State
 
 try:
@@ -108,7 +108,7 @@ _CLOSED = State.CLOSED
 
 # A server frame whose payload is at most this long is sent as one object, the
 # payload copied behind the header; a longer one is sent as header + payload.
-_COALESCE = 16384
+_COALESCE = COALESCE_MAX
 
 # A message's first fragment up to this size gets an assembly buffer with room for
 # three more like it; a larger one gets a buffer of its size.

@@ -19,6 +19,7 @@ from .._impl import frame_header, mask_into, validate_utf8
 from ..exceptions import ProtocolError
 
 __all__ = [
+    "COALESCE_MAX",
     "Close",
     "CloseCode",
     "Frame",
@@ -188,6 +189,13 @@ class Frame:
             f"Frame({self.opcode.name}, fin={self.fin}, length={self.length}"
             f"{', rsv1' if self.rsv1 else ''})"
         )
+
+
+COALESCE_MAX = 16384
+"""The largest server payload the core copies into its frame. A larger one comes out
+of :meth:`~blazews.sansio.protocol.Protocol.data_to_send` as itself, beside its
+header: a front end whose transport may keep what it is given (uvloop does, while the
+socket is full) must not hand it a buffer that may change."""
 
 
 class MaskLater:
