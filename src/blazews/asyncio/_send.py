@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ..buffers import _MASK_PIECE, _SEND_PIECES
@@ -66,7 +67,7 @@ class Outbox:
         """Hold ``chunks`` behind what is already here."""
         self._chunks.extend(chunks)
 
-    def pump(self, transport: asyncio.Transport, paused: Any) -> bool:
+    def pump(self, transport: asyncio.Transport, paused: Callable[[], bool]) -> bool:
         """Write to ``transport`` until everything is written (return True) or
         ``paused()`` says the transport's buffer is full (return False).
 

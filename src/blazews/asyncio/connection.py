@@ -295,8 +295,8 @@ class Connection(ReceiveBuffer):
                     if type(out[0]) is not MaskLater:
                         transport.write(out[0])
                         return
-                elif MaskLater not in map(type, out):
-                    transport.writelines(out)
+                elif not self.protocol.mask_later or MaskLater not in map(type, out):
+                    transport.writelines(out)  # (only a client's core makes MaskLater)
                     return
                 self._out = Outbox(out)
             else:
@@ -569,8 +569,8 @@ class Connection(ReceiveBuffer):
             try:
                 await asyncio.shield(task)
             except asyncio.CancelledError:
-                if not task.done() and not isinstance(data, (bytes, str)):
-                    box[0] = memoryview(data).tobytes()
+                if not task.done() and type(data) is not str:
+                    box[0] = stable(data, 0)
                 self._detach()
                 raise
         out = self._out
