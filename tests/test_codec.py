@@ -6,6 +6,7 @@ builds). Any frame stream, cut into arbitrary chunks, must give the same result.
 
 from __future__ import annotations
 
+import array
 import os
 import struct
 from typing import Any
@@ -303,3 +304,65 @@ def test_incomplete_frame_size(cls: Any) -> None:
 def test_compiled_codec_unmasks_small_payloads_in_c() -> None:
     assert _protocol_c._COMPILED is True
     assert _protocol_py._COMPILED is False
+
+
+def _masked_binary(payload: bytes) -> bytes:
+    return frame(2, payload, True, 0, b"\x01\x02\x03\x04", 0)
+
+
+@pytest.mark.parametrize("cls", implementations, ids=lambda c: c.__module__.rsplit(".", 1)[1])
+@pytest.mark.parametrize(
+    "make",
+    [
+        bytes,  # read-only
+        lambda data: memoryview(array.array("H", data + b"\x00" * (len(data) % 2))),  # not bytes
+        lambda data: memoryview(bytearray(b"".join(bytes([b, 0]) for b in data)))[::2],  # strided
+    ],
+    ids=["read-only", "items of 2 bytes", "strided"],
+)
+def test_receive_into_buffer_refuses_what_it_cannot_parse_in_place(cls: Any, make: Any) -> None:
+    # The compiled parser reads the buffer through a pointer: a buffer it could not
+    # read as contiguous bytes, or unmask in, is refused, in both builds alike.
+    proto = cls(Side.SERVER)
+    data = _masked_binary(b"hello")
+    with pytest.raises(TypeError, match="writable, contiguous buffer"):
+        proto.receive_into_buffer(make(data), 0, len(data), True)
+    assert proto.events_received() == []
+    view = memoryview(bytearray(data))  # a view of a bytearray is fine
+    assert proto.receive_into_buffer(view, 0, len(data), True) == len(data)
+    assert [bytes(e.data) for e in proto.events_received()] == [b"hello"]
+
+
+@pytest.mark.parametrize("cls", implementations, ids=lambda c: c.__module__.rsplit(".", 1)[1])
+def test_receive_into_buffer_refuses_bounds_outside_the_buffer(cls: Any) -> None:
+    proto = cls(Side.SERVER)
+    data = _masked_binary(b"hello")
+    buf = bytearray(data)
+    with pytest.raises(ValueError, match="within the buffer"):
+        proto.receive_into_buffer(buf, 0, len(buf) + 1)  # would read past the end
+    with pytest.raises(ValueError, match="within the buffer"):
+        proto.receive_into_buffer(buf, -1, len(buf))
+    assert proto.events_received() == []
+    assert proto.receive_into_buffer(buf, 0, len(buf)) == len(buf)
+    assert [e.data for e in proto.events_received()] == [b"hello"]
+
+
+@pytest.mark.parametrize("cls", implementations, ids=lambda c: c.__module__.rsplit(".", 1)[1])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda data: memoryview(b"".join(bytes([b, 0]) for b in data))[::2],
+        lambda data: memoryview(data).cast("H"),
+        lambda data: array.array("H", data),
+    ],
+    ids=["strided", "memoryview of 2-byte items", "array of 2-byte items"],
+)
+def test_receive_data_parses_any_bytes_like_as_its_bytes(cls: Any, make: Any) -> None:
+    # Before, the compiled build refused a view of 2-byte items and the pure one
+    # parsed only its first len() bytes.
+    data = _masked_binary(b"hello!") * 2  # an even length, for the 2-byte forms
+    assert len(data) % 2 == 0
+    proto = cls(Side.SERVER)
+    proto.receive_data(make(data))
+    assert [e.data for e in proto.events_received()] == [b"hello!", b"hello!"]
+    assert proto.protocol_error is None

@@ -52,8 +52,8 @@ cdef class Protocol:
     @cython.locals(
         n=Py_ssize_t, pos=Py_ssize_t, limit=cython.longlong, b0=int, b1=int, opcode=int,
         rsv=int, fin=int, masked=int, mask_expected=bint, length=cython.ulonglong,
-        hlen=Py_ssize_t, start=Py_ssize_t, end=Py_ssize_t, view="const unsigned char[:]",
-        mv=object, payload=object, wview="unsigned char[::1]",
+        hlen=Py_ssize_t, start=Py_ssize_t, end=Py_ssize_t, view="unsigned char *",
+        mv=object, payload=object,
     )
     cpdef Py_ssize_t _parse(self, object data, Py_ssize_t pos, Py_ssize_t n, int mode) except -1
 

@@ -44,7 +44,15 @@ from ..exceptions import (
     ProtocolError,
 )
 from .extensions import Extension
-from .frames import COALESCE_MAX, Close, MaskLater, fit_close_reason, is_valid_close_code
+from .frames import (
+    COALESCE_MAX,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    FRAGMENT_OVERHEAD,
+    Close,
+    MaskLater,
+    fit_close_reason,
+    is_valid_close_code,
+)
 from .states import Side, State
 
 try:
@@ -65,30 +73,16 @@ else:  # the kernels' C function, called with pointers into the buffer
         PyBytes_FromStringAndSize,
         _PyBytes_Resize,
     )
+    from cython.cimports.cpython.memoryview import PyMemoryView_GET_BUFFER  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.cpython.object import PyObject  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.cpython.ref import Py_DECREF, Py_INCREF  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.libc.string import memcpy  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "FRAGMENT_OVERHEAD", "Protocol"]
 
-DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
-"""Default limit on a received message, in bytes (1 MiB)."""
-
-FRAGMENT_OVERHEAD = 64
-"""Bytes charged per fragment, on top of its payload, against the fragment budget.
-
-An unfinished message may hold at most ``max_message_size`` payload bytes (1009
-beyond), and its payload bytes plus ``FRAGMENT_OVERHEAD`` per fragment may not exceed
-``2 * max_message_size`` (1009 beyond). A message of exactly the limit is accepted in
-up to ``max_message_size / 64`` fragments; a flood of empty fragments stops after
-``2 * max_message_size / 64`` of them.
-"""
-
-
 # Close codes of a normal closure: an empty close frame (1005) is one too.
 _OK_CODES = (1000, 1001, 1005)
 
-_U16 = struct.Struct("!H").unpack_from
 _U64 = struct.Struct("!Q").unpack_from
 
 
@@ -159,7 +153,6 @@ class Protocol:
         self.side = side
         self.state = state
         self.max_message_size = max_message_size
-        self.extensions: list[Extension] = list(extensions)
         self.close_rcvd: Close | None = None
         self.close_sent: Close | None = None
         self.close_rcvd_then_sent: bool | None = None
@@ -177,9 +170,7 @@ class Protocol:
         self._is_client = side is Side.CLIENT
         self._key_batch = b""  # masking keys (client): os.urandom, 256 keys at a time
         self._key_pos = 0
-        self._rsv_allowed = 0
-        for ext in self.extensions:
-            self._rsv_allowed |= ext.rsv_bits
+        self._set_extensions(extensions)
         # The message being assembled: its opcode (0 when none), the object its
         # fragments are copied into (None until one has bytes; see _assemble) and
         # how much of it they fill, and its charge against the limits.
@@ -206,6 +197,10 @@ class Protocol:
         """
         if self._discard or not data:
             return
+        if type(data) is not bytes and type(data) is not bytearray:
+            data = memoryview(data)
+            if data.itemsize != 1 or not data.c_contiguous:
+                data = data.tobytes()  # (parsed as bytes, by offset)
         if self.state is _CONNECTING:
             data = self._receive_handshake(data)
             if not data or self.state is not _OPEN:
@@ -230,17 +225,15 @@ class Protocol:
 
         The buffer-oriented twin of :meth:`receive_data`, for a front end that reads
         into a buffer it owns (``asyncio.BufferedProtocol``, ``socket.recv_into``).
-        Masked payloads may be unmasked in place, in ``buf`` (borrowed ones always
-        are); nothing outside ``buf[start:end]`` is read or written. The bytes not
-        used, at the end, begin
-        an incomplete frame: the caller keeps them and passes them again, followed by
-        what arrives next (moved within ``buf`` or to another buffer, as it likes).
-        :attr:`incomplete_frame_size` then tells how large that frame is, so that the
-        caller can make room for it. Events and output are what ``receive_data``
-        would give for the same bytes, and the two entry points may be mixed.
+        Masked payloads may be unmasked in place (borrowed ones always are); nothing
+        outside ``buf[start:end]`` is read or written. The bytes not used, at the end,
+        begin an incomplete frame: the caller passes them again, followed by what
+        arrives next (moved within ``buf`` or to another buffer, as it likes), and
+        :attr:`incomplete_frame_size` tells how large that frame is. Events and output
+        are what ``receive_data`` would give for the same bytes; the two may be mixed.
 
         Args:
-            buf: A writable buffer, a ``bytearray`` typically.
+            buf: A writable, contiguous buffer of bytes, a ``bytearray`` typically.
             start: Where the unparsed bytes begin.
             end: Where they end.
             borrow: Make the payload of each message that arrived in a single frame a
@@ -254,6 +247,10 @@ class Protocol:
             How many bytes, from ``start``, were used (parsed, or kept by the
             protocol); ``end - start`` when nothing is left for the caller to keep.
 
+        Raises:
+            TypeError: ``buf`` is read-only, not contiguous, or not of bytes.
+            ValueError: ``start`` or ``end`` lies outside ``buf``.
+
         Warning:
             A borrowed payload is the caller's buffer itself: it is valid only until
             the caller changes those bytes (compacts, refills or pools the buffer),
@@ -261,6 +258,12 @@ class Protocol:
             keeps a copy. While any borrowed view lives, a ``bytearray`` cannot be
             resized and a :class:`~blazews.buffers.BufferPool` refuses it back.
         """
+        if type(buf) is not bytearray:  # (compiled, _parse reads buf through a pointer)
+            with memoryview(buf) as view:
+                if view.readonly or view.itemsize != 1 or not view.c_contiguous:
+                    raise TypeError("receive_into_buffer needs a writable, contiguous buffer")
+        if start < 0 or end > len(buf):
+            raise ValueError("start and end must lie within the buffer")
         if self._discard or start >= end:
             return end - start
         first = start
@@ -448,12 +451,11 @@ class Protocol:
         self._write_frame(0x88, close.serialize())
 
     def _write_frame(self, first: int, data: Any) -> None:
-        # The header is written into the frame's own memory by encode_frame: one
-        # object per frame, never a header object joined to a payload. A client
-        # copies every payload anyway (masking), so its frames are always whole.
-        # A server copies payloads up to _COALESCE bytes; a larger one goes out as
-        # itself beside its header, which the front end writes with writelines /
-        # sendmsg: copying it would cost more than the second buffer does.
+        # The header is written into the frame's own memory (encode_frame): one object
+        # per frame. A client copies every payload anyway (masking); a server copies
+        # those up to _COALESCE bytes and sends a larger one as itself, beside its
+        # header (writelines / sendmsg): copying it would cost more than a 2nd buffer.
+        n = len(data) if type(data) is bytes else memoryview(data).nbytes
         if self._is_client:
             # RFC 6455 §5.3: keys a peer cannot predict. One os.urandom call per
             # frame would be a system call each; a batch of 256 keys is one.
@@ -463,12 +465,11 @@ class Protocol:
                 pos = 0
             self._key_pos = pos + 4
             key = self._key_batch[pos : pos + 4]
-            if self.mask_later and memoryview(data).nbytes >= self.mask_later:
+            if self.mask_later and n >= self.mask_later:
                 self._out.append(MaskLater(first, data, key))
             else:
                 self._out.append(encode_frame(first, data, key))
             return
-        n = len(data) if type(data) is bytes else memoryview(data).nbytes
         if n <= _COALESCE:
             self._out.append(encode_frame(first, data, None))
         else:
@@ -527,14 +528,15 @@ class Protocol:
         message's payload is a view of it; see :meth:`receive_into_buffer`). Sets
         :attr:`incomplete_frame_size`.
         """
-        view = data  # compiled: a typed buffer view, indexed in C
         mv = memoryview(data)  # payloads are sliced from it: one copy at most
+        if cython.compiled:  # a pointer into the buffer mv holds (till mv.release())
+            view = cython.cast(cython.p_uchar, PyMemoryView_GET_BUFFER(mv).buf)
+        else:
+            view = data
         payload: Any
         self.incomplete_frame_size = 0
         # An extension transforms the payload: it gets bytes.
         self._lend = mode == _BORROW and not self.extensions
-        if self._lend and cython.compiled:
-            wview = data  # compiled: a writable typed view
         mask_expected = not self._is_client
         limit = -1 if self.max_message_size is None else self.max_message_size
         if limit >= 0 and self.extensions:
@@ -632,9 +634,7 @@ class Protocol:
                 # Lent as a view of the buffer: unmasked where it lies.
                 if masked and cython.compiled:
                     if length:  # a C call: the SIMD kernel, no Python objects
-                        mask_inplace(
-                            cython.address(wview[start]), length, cython.address(view[start - 4])
-                        )
+                        mask_inplace(view + start, length, view + start - 4)
                 elif masked:
                     mask_bytes(mv[start - 4 : start], mv[start:end])
                 payload = mv[start:end]

@@ -20,6 +20,8 @@ from ..exceptions import ProtocolError
 
 __all__ = [
     "COALESCE_MAX",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "FRAGMENT_OVERHEAD",
     "Close",
     "CloseCode",
     "Frame",
@@ -196,6 +198,20 @@ COALESCE_MAX = 16384
 of :meth:`~blazews.sansio.protocol.Protocol.data_to_send` as itself, beside its
 header: a front end whose transport may keep what it is given (uvloop does, while the
 socket is full) must not hand it a buffer that may change."""
+
+
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+"""Default limit on a received message, in bytes (1 MiB)."""
+
+FRAGMENT_OVERHEAD = 64
+"""Bytes charged per fragment, on top of its payload, against the fragment budget.
+
+An unfinished message may hold at most ``max_message_size`` payload bytes (1009
+beyond), and its payload bytes plus ``FRAGMENT_OVERHEAD`` per fragment may not exceed
+``2 * max_message_size`` (1009 beyond). A message of exactly the limit is accepted in
+up to ``max_message_size / 64`` fragments; a flood of empty fragments stops after
+``2 * max_message_size / 64`` of them.
+"""
 
 
 class MaskLater:
