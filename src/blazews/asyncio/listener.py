@@ -169,19 +169,23 @@ class ListenerConnection:
             ConnectionClosed: The connection is closed or closing.
         """
         conn = self._conn
-        if type(data) is not bytes and type(data) is not str:
-            # The core copies a payload into its frame unless it is large; a large
-            # one that may change (a borrowed payload, a buffer refilled once this
-            # returns) is copied here, since the transport may keep what it is given.
-            data = stable(data, conn._kept_from)
-        if kind is None:
-            self._protocol.send_data(data, compress=compress)
-        elif kind == 1:
-            self._protocol.send_text(data, compress=compress)
+        t = type(data)
+        if t is str:
+            data = data.encode()
+            opcode = 2 if kind == 2 else 1
         else:
-            if isinstance(data, str):
-                data = data.encode()
-            self._protocol.send_binary(data, compress=compress)
+            if t is not bytes and (t is not memoryview or data.nbytes >= conn._kept_from):
+                # The core copies a payload into its frame unless it is large; a large
+                # one that may change (a borrowed payload, a buffer refilled once this
+                # returns) is copied here, since the transport may keep what it is
+                # given.
+                data = stable(data, conn._kept_from)
+            opcode = 1 if kind == 1 else 2
+        # (send_frame: what send_data, send_text and send_binary come to)
+        if compress:
+            self._protocol.send_frame(opcode, data)
+        else:
+            self._protocol.send_frame(opcode, data, True, compress=False)
         if not conn._batching:
             conn._flush()
 
