@@ -1,28 +1,24 @@
-"""Tests of the blocking front end, :mod:`blazews.sync`, over real sockets.
+"""Tests of the blocking front end, :mod:`blazews.sync`, over real sockets: messages,
+closing, pings and keepalive, backpressure and timeouts.
 
-Peers: the sync front end itself, the asyncio front end (its loop in a thread), the
-``websockets`` package, and raw sockets that speak bytes written by hand here.
+Peers: the sync front end itself, and raw sockets that speak bytes written by hand
+(``sync_support``). The handshake and the other peers: ``test_sync_handshake.py``.
 """
 
 from __future__ import annotations
 
 import array
-import asyncio
-import base64
 import logging
 import os
 import socket
-import ssl
 import struct
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-import blazews.asyncio as bz_asyncio
 from blazews import sync
 from blazews.exceptions import (
     BufferTooSmall,
@@ -30,140 +26,21 @@ from blazews.exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
-    InvalidStatus,
     MessageTooBig,
     ProtocolError,
 )
 from blazews.sansio.frames import MessageType
 from blazews.sansio.protocol import State
 from helpers import RawServer
-
-FAST: dict[str, Any] = dict(ping_interval=None, close_timeout=2.0, open_timeout=5.0)
-
-
-# -- helpers ---------------------------------------------------------------------------
-
-
-class Running:
-    """A sync server whose ``serve_forever`` runs in a thread."""
-
-    def __init__(self, server: sync.Server) -> None:
-        self.server = server
-        self.thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.server.port}/"
-
-
-@pytest.fixture
-def run_server() -> Iterator[Callable[..., Running]]:
-    started: list[Running] = []
-
-    def start(handler: Callable[[sync.ServerConnection], None], **kwargs: Any) -> Running:
-        options: dict[str, Any] = {**FAST, **kwargs}
-        if "path" not in options:
-            options.setdefault("host", "127.0.0.1")
-            options.setdefault("port", 0)
-        running = Running(sync.serve(handler, **options))
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        running.server.shutdown()
-        running.thread.join(5)
-        assert not running.thread.is_alive()
-
-
-def echo(conn: sync.ServerConnection) -> None:
-    for message in conn:
-        conn.send(message)
-
-
-class LoopThread:
-    """An asyncio loop running in its own thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
-
-@pytest.fixture
-def loop_thread() -> Iterator[LoopThread]:
-    lt = LoopThread()
-    yield lt
-    lt.stop()
-
-
-def raw_frame(opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bool = True) -> bytes:
-    """Build one frame by hand (RFC 6455 §5.2), masked with a fixed key if asked."""
-    n = len(payload)
-    first = (0x80 if fin else 0) | opcode
-    bit = 0x80 if mask else 0
-    if n < 126:
-        header = bytes((first, bit | n))
-    elif n < 65536:
-        header = struct.pack("!BBH", first, bit | 126, n)
-    else:
-        header = struct.pack("!BBQ", first, bit | 127, n)
-    if not mask:
-        return header + payload
-    key = b"\x01\x02\x03\x04"
-    return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
-def read_raw_frame(sock: socket.socket) -> tuple[int, bytes]:
-    """Read one unmasked frame from a raw socket; return ``(opcode, payload)``."""
-
-    def exactly(n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = sock.recv(n - len(data))
-            if not chunk:
-                raise EOFError
-            data += chunk
-        return data
-
-    b0, b1 = exactly(2)
-    n = b1 & 0x7F
-    if n == 126:
-        n = struct.unpack("!H", exactly(2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", exactly(8))[0]
-    assert not b1 & 0x80
-    return b0 & 0x0F, exactly(n)
-
-
-def raw_client(port: int) -> socket.socket:
-    """Open a TCP connection and perform the client handshake by hand."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(1)
-        assert chunk
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 101")
-    return sock
-
+from sync_support import (
+    FAST,
+    Running,
+    echo,
+    raw_client,
+    raw_frame,
+    read_raw_frame,
+    read_raw_frame_masked,
+)
 
 # -- echo between sync peers -----------------------------------------------------------
 
@@ -430,15 +307,6 @@ def test_close_code_is_known_once_the_close_frame_arrives() -> None:
         released.set()
 
 
-def read_raw_frame_masked(sock: socket.socket) -> tuple[int, bytes]:
-    b0, b1 = sock.recv(2, socket.MSG_WAITALL)
-    n = b1 & 0x7F
-    assert b1 & 0x80 and n < 126
-    key = sock.recv(4, socket.MSG_WAITALL)
-    payload = sock.recv(n, socket.MSG_WAITALL) if n else b""
-    return b0 & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
 # -- ping, keepalive ---------------------------------------------------------------------
 
 
@@ -633,249 +501,3 @@ def test_shutdown_closes_connections_with_1001() -> None:
     assert info.value.code == 1001
     with pytest.raises(OSError):
         sync.connect(running.url, **FAST)
-
-
-# -- handshake ---------------------------------------------------------------------------
-
-
-def test_process_request_rejects_with_403(run_server: Callable[..., Running]) -> None:
-    def process_request(conn: sync.ServerConnection, request: Any) -> Any:
-        if request.path != "/allowed":
-            return conn.reject(403, "forbidden\n", [("X-Why", "path")])
-        return None
-
-    running = run_server(echo, process_request=process_request)
-    with pytest.raises(InvalidStatus) as info:
-        sync.connect(running.url, **FAST)
-    assert info.value.status == 403
-    assert info.value.response.body == b"forbidden\n"
-    assert info.value.response.headers["X-Why"] == "path"
-    with sync.connect(running.url + "allowed", **FAST) as conn:
-        conn.send("ok")
-        assert conn.recv() == "ok"
-
-
-def test_process_response_adds_header(run_server: Callable[..., Running]) -> None:
-    def process_response(conn: sync.ServerConnection, request: Any, response: Any) -> Any:
-        response.headers["X-Extra"] = "yes"
-        return None
-
-    def failing(conn: sync.ServerConnection, request: Any) -> Any:
-        raise RuntimeError("hook failed")
-
-    running = run_server(echo, process_response=process_response)
-    with sync.connect(running.url, **FAST) as conn:
-        assert conn.response_headers is not None
-        assert conn.response_headers["X-Extra"] == "yes"
-    running = run_server(echo, process_request=failing)
-    with pytest.raises(InvalidStatus) as info:
-        sync.connect(running.url, **FAST)
-    assert info.value.status == 500
-
-
-def test_subprotocol_negotiation(run_server: Callable[..., Running]) -> None:
-    def handler(conn: sync.ServerConnection) -> None:
-        conn.send(conn.subprotocol or "none")
-
-    running = run_server(handler, subprotocols=["chat", "superchat"])
-    with sync.connect(running.url, subprotocols=["superchat", "chat"], **FAST) as conn:
-        assert conn.subprotocol == "superchat"
-        assert conn.recv() == "superchat"
-    with sync.connect(running.url, subprotocols=["other"], **FAST) as conn:
-        assert conn.subprotocol is None
-        assert conn.recv() == "none"
-    running = run_server(
-        handler, subprotocols=["a", "b"], select_subprotocol=lambda offer: offer[-1]
-    )
-    with sync.connect(running.url, subprotocols=["a", "b"], **FAST) as conn:
-        assert conn.subprotocol == "b"
-
-
-def test_additional_headers_and_origin(run_server: Callable[..., Running]) -> None:
-    def handler(conn: sync.ServerConnection) -> None:
-        headers = conn.request_headers
-        assert headers is not None
-        conn.send(f"{headers['X-Token']} {headers['Origin']}")
-
-    running = run_server(handler)
-    with sync.connect(
-        running.url, origin="https://example.test", additional_headers=[("X-Token", "t1")], **FAST
-    ) as conn:
-        assert conn.recv() == "t1 https://example.test"
-
-
-def test_bad_request_gets_400(run_server: Callable[..., Running]) -> None:
-    running = run_server(echo)
-    with socket.create_connection(("127.0.0.1", running.server.port), timeout=5) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        response = b""
-        while chunk := sock.recv(4096):
-            response += chunk
-    assert response.startswith(b"HTTP/1.1 400") or response.startswith(b"HTTP/1.1 426")
-
-
-def test_unix_socket(run_server: Callable[..., Running]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "ws.sock")
-        run_server(echo, path=path)
-        with sync.connect("ws://localhost/", unix_path=path, **FAST) as conn:
-            conn.send(b"over unix" * 1000)
-            assert conn.recv() == b"over unix" * 1000
-
-
-def test_wss_with_ssl_context(run_server: Callable[..., Running]) -> None:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
-    running = run_server(echo, ssl=server_ctx)
-    url = f"wss://localhost:{running.server.port}/"
-    with sync.connect(url, ssl=client_ctx, **FAST) as conn:
-        conn.send("secure")
-        assert conn.recv() == "secure"
-        big = os.urandom(300_000)
-        conn.send(big)
-        assert conn.recv() == big
-    assert conn.close_code == 1000
-    with pytest.raises(ValueError):
-        sync.connect(running.url, ssl=client_ctx)
-
-
-# -- interoperability --------------------------------------------------------------------
-
-
-def test_sync_client_against_asyncio_server(loop_thread: LoopThread) -> None:
-    async def handler(conn: Any) -> None:
-        async for message in conn:
-            await conn.send(message)
-
-    async def start() -> Any:
-        return await bz_asyncio.serve(handler, "127.0.0.1", 0, ping_interval=None)
-
-    server = loop_thread.run(start())
-    try:
-        with sync.connect(f"ws://127.0.0.1:{server.port}/", **FAST) as conn:
-            for message in ["text", b"bin", b"", os.urandom(1 << 20)]:
-                conn.send(message)
-                assert conn.recv() == message
-        assert conn.close_code == 1000
-    finally:
-
-        async def stop() -> None:
-            server.close()
-            await server.wait_closed()
-
-        loop_thread.run(stop())
-
-
-def test_asyncio_client_against_sync_server(
-    run_server: Callable[..., Running], loop_thread: LoopThread
-) -> None:
-    running = run_server(echo)
-    big = os.urandom(1 << 20)
-
-    async def client() -> list[Any]:
-        results: list[Any] = []
-        async with bz_asyncio.connect(running.url, ping_interval=None) as conn:
-            for message in ["text", b"bin", b"", big]:
-                await conn.send(message)
-                results.append(await conn.recv())
-        results.append(conn.close_code)
-        return results
-
-    assert loop_thread.run(client()) == ["text", b"bin", b"", big, 1000]
-
-
-def test_websockets_client_against_sync_server(run_server: Callable[..., Running]) -> None:
-    ws_client = pytest.importorskip("websockets.sync.client")
-    running = run_server(echo, subprotocols=["chat"])
-    with ws_client.connect(running.url, subprotocols=["chat"], compression=None) as ws:
-        assert ws.subprotocol == "chat"
-        for message in ["text", b"bin", os.urandom(500_000)]:
-            ws.send(message)
-            assert ws.recv() == message
-        ws.ping().wait(5)
-    assert ws.close_code == 1000
-
-
-def test_sync_client_against_websockets_server() -> None:
-    ws_server = pytest.importorskip("websockets.sync.server")
-
-    def handler(ws: Any) -> None:
-        for message in ws:
-            ws.send(message)
-
-    with ws_server.serve(handler, "127.0.0.1", 0, compression=None) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        port = server.socket.getsockname()[1]
-        try:
-            with sync.connect(f"ws://127.0.0.1:{port}/", **FAST) as conn:
-                for message in ["text", b"bin", b"", os.urandom(500_000)]:
-                    conn.send(message)
-                    assert conn.recv() == message
-                assert conn.ping().wait(5) >= 0
-            assert conn.close_code == 1000
-        finally:
-            server.shutdown()
-            thread.join(5)
-
-
-def test_closing_handshake_does_not_wait_for_timeouts(run_server: Callable[..., Running]) -> None:
-    def handler(conn: sync.ServerConnection) -> None:
-        if conn.recv() == "close":
-            conn.close(1000, "server closes")
-
-    running = run_server(handler, close_timeout=5)
-    for who in ("client", "server"):
-        conn = sync.connect(running.url, ping_interval=None, close_timeout=5)
-        start = time.monotonic()
-        if who == "client":
-            conn.send("stay")
-            conn.close()
-        else:
-            conn.send("close")
-            with pytest.raises(ConnectionClosedOK):
-                conn.recv()
-            conn.close()
-        assert time.monotonic() - start < 1, who  # the server closed TCP promptly
-        assert conn.close_code == 1000
-
-
-def test_permessage_deflate_by_default_and_per_message_opt_out(
-    run_server: Callable[..., Running],
-) -> None:
-    seen: list[tuple[bool, bytes]] = []
-
-    def handler(conn: sync.ServerConnection) -> None:
-        for message in conn:
-            conn.send(message)
-
-    running = run_server(handler)
-    with sync.connect(running.url, **FAST) as conn:
-        header = conn.response_headers["Sec-WebSocket-Extensions"] if conn.response_headers else ""
-        assert header.startswith("permessage-deflate")
-        text = '{"key": "value", "list": [1, 2, 3]}' * 200
-        # Watch what the core hands to the socket: compressed frames carry RSV1.
-        original = conn.protocol.data_to_send
-
-        def spy() -> list[bytes]:
-            chunks = original()
-            if chunks:
-                seen.append((bool(chunks[0][0] & 0x40), b"".join(chunks)))
-            return chunks
-
-        conn.protocol.data_to_send = spy  # type: ignore[method-assign]
-        conn.send(text)
-        assert conn.recv() == text
-        conn.send(text, compress=False)
-        assert conn.recv() == text
-    rsv1 = [flag for flag, data in seen if len(data) > 100]
-    assert rsv1[:2] == [True, False]
-    assert len(seen[0][1]) < len(text) // 4  # it really was compressed
-
-    with sync.connect(running.url, compression=None, **FAST) as conn:
-        assert conn.response_headers is not None
-        assert "Sec-WebSocket-Extensions" not in conn.response_headers

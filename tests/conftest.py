@@ -1,0 +1,38 @@
+"""Fixtures shared by test modules (the sync front end's, for now)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from blazews import sync
+from sync_support import FAST, LoopThread, Running
+
+
+@pytest.fixture
+def run_server() -> Iterator[Callable[..., Running]]:
+    started: list[Running] = []
+
+    def start(handler: Callable[[sync.ServerConnection], None], **kwargs: Any) -> Running:
+        options: dict[str, Any] = {**FAST, **kwargs}
+        if "path" not in options:
+            options.setdefault("host", "127.0.0.1")
+            options.setdefault("port", 0)
+        running = Running(sync.serve(handler, **options))
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.server.shutdown()
+        running.thread.join(5)
+        assert not running.thread.is_alive()
+
+
+@pytest.fixture
+def loop_thread() -> Iterator[LoopThread]:
+    lt = LoopThread()
+    yield lt
+    lt.stop()
