@@ -46,6 +46,7 @@ __all__ = ["RECEIVE_BUFFER_SIZE", "Connection"]
 logger = logging.getLogger("blazews")
 
 _TYPES = (None, MessageType.TEXT, MessageType.BINARY)
+_CLOSING = State.CLOSING  # (a global: an enum attribute costs ~60 ns, every read)
 
 
 COMPRESS_IN_THREAD = 131072
@@ -282,7 +283,7 @@ class Connection(ReceiveBuffer):
         events = protocol.events_received()
         if events:
             self._dispatch(events)
-        if protocol.state >= State.CLOSING:
+        if protocol.state >= _CLOSING:
             self._closing()
 
     def _flush(self) -> None:
