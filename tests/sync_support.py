@@ -13,6 +13,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from blazews import sync
+from helpers import frame
 
 FAST: dict[str, Any] = dict(ping_interval=None, close_timeout=2.0, open_timeout=5.0)
 
@@ -54,19 +55,7 @@ class LoopThread:
 
 def raw_frame(opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bool = True) -> bytes:
     """Build one frame by hand (RFC 6455 §5.2), masked with a fixed key if asked."""
-    n = len(payload)
-    first = (0x80 if fin else 0) | opcode
-    bit = 0x80 if mask else 0
-    if n < 126:
-        header = bytes((first, bit | n))
-    elif n < 65536:
-        header = struct.pack("!BBH", first, bit | 126, n)
-    else:
-        header = struct.pack("!BBQ", first, bit | 127, n)
-    if not mask:
-        return header + payload
-    key = b"\x01\x02\x03\x04"
-    return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return frame(opcode, payload, fin=fin, mask=b"\x01\x02\x03\x04" if mask else False)
 
 
 def read_raw_frame(sock: socket.socket) -> tuple[int, bytes]:
