@@ -359,7 +359,7 @@ def test_receive_into_buffer_refuses_bounds_outside_the_buffer(cls: Any) -> None
 )
 def test_receive_data_parses_any_bytes_like_as_its_bytes(cls: Any, make: Any) -> None:
     # Before, the compiled build refused a view of 2-byte items and the pure one
-    # parsed only its first len() bytes.
+    # misparsed it (it read items where bytes were meant, len() of them).
     data = _masked_binary(b"hello!") * 2  # an even length, for the 2-byte forms
     assert len(data) % 2 == 0
     proto = cls(Side.SERVER)
