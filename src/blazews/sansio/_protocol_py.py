@@ -198,9 +198,9 @@ class Protocol:
         if self._discard or not data:
             return
         if type(data) is not bytes and type(data) is not bytearray:
-            data = memoryview(data)
-            if data.itemsize != 1 or not data.c_contiguous:
-                data = data.tobytes()  # (parsed as bytes, by offset)
+            view = data if type(data) is memoryview else memoryview(data)
+            if view.itemsize != 1 or not view.c_contiguous:
+                data = view.tobytes()  # (parsed as bytes, by offset)
         if self.state is _CONNECTING:
             data = self._receive_handshake(data)
             if not data or self.state is not _OPEN:
