@@ -73,6 +73,15 @@ def test_bench_runs_the_e2e_harness_from_a_checkout(tmp_path: Path) -> None:
     )
     assert inside.returncode == 0, inside.stderr
     assert "--scenario" in inside.stdout
+    assert inside.stdout.startswith("usage: python -m blazews bench ")
+    wrong = subprocess.run(
+        [sys.executable, "-m", "blazews", "bench", "--repeats", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert wrong.returncode == 2
+    assert "python -m blazews bench: error: --repeats" in wrong.stderr
     outside = subprocess.run(
         [sys.executable, "-m", "blazews", "bench"], cwd=tmp_path, capture_output=True, text=True
     )

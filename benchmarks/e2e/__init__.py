@@ -9,7 +9,7 @@ subprocess, apart from its load generator. Writes ``e2e.md``, ``e2e.json`` and `
 ``benchmarks/results/`` (or ``--output``).
 
 Entry point for other front ends (``make bench``, ``python -m blazews bench``):
-``benchmarks.e2e.main(argv) -> exit status``.
+``benchmarks.e2e.main(argv, prog) -> exit status``.
 
 Never part of the default test run; ``tests/test_e2e_smoke.py`` only checks that the
 harness runs every scenario and reports every row.
@@ -20,12 +20,14 @@ from __future__ import annotations
 __all__ = ["main"]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.e2e") -> int:
     """Run the end-to-end benchmarks with command-line ``argv``; return the exit status.
+
+    ``prog`` is the command the usage and error messages name.
 
     Imported lazily: the benchmark's subprocesses import this package too, and should
     not pay for the orchestrator's imports.
     """
     from benchmarks.e2e.runner import main as run
 
-    return run(argv)
+    return run(argv, prog)

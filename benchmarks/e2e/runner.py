@@ -343,9 +343,9 @@ def _header_len(size: int) -> int:
 # ---- command line -------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> Config:
+def parse_args(argv: list[str] | None, prog: str = "python -m benchmarks.e2e") -> Config:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.e2e",
+        prog=prog,
         description="End-to-end benchmarks of blazews against websockets, aiohttp and picows.",
     )
     parser.add_argument(
@@ -399,9 +399,9 @@ def parse_args(argv: list[str] | None) -> Config:
     return cfg
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.e2e") -> int:
     """Run the benchmarks; return the exit status (1 if a measurement failed)."""
-    cfg = parse_args(argv)
+    cfg = parse_args(argv, prog)
     runner = Runner(cfg)
     if runner.load_cpu is not None:
         os.sched_setaffinity(0, {runner.load_cpu})

@@ -171,7 +171,7 @@ def _run_bench(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    return int(e2e.main(argv))
+    return int(e2e.main(argv, "python -m blazews bench"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
