@@ -20,14 +20,16 @@ from __future__ import annotations
 __all__ = ["main"]
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.e2e") -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run the end-to-end benchmarks with command-line ``argv``; return the exit status.
 
-    ``prog`` is the command the usage and error messages name.
+    ``prog`` is the command the usage and error messages name (by default
+    ``python -m benchmarks.e2e``).
 
     Imported lazily: the benchmark's subprocesses import this package too, and should
     not pay for the orchestrator's imports.
     """
+    from benchmarks.e2e.runner import PROG
     from benchmarks.e2e.runner import main as run
 
-    return run(argv, prog)
+    return run(argv, prog or PROG)

@@ -342,8 +342,10 @@ def _header_len(size: int) -> int:
 
 # ---- command line -------------------------------------------------------------------
 
+PROG = "python -m benchmarks.e2e"  # the command usage and error messages name by default
 
-def parse_args(argv: list[str] | None, prog: str = "python -m benchmarks.e2e") -> Config:
+
+def parse_args(argv: list[str] | None, prog: str = PROG) -> Config:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="End-to-end benchmarks of blazews against websockets, aiohttp and picows.",
@@ -399,7 +401,7 @@ def parse_args(argv: list[str] | None, prog: str = "python -m benchmarks.e2e") -
     return cfg
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.e2e") -> int:
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     """Run the benchmarks; return the exit status (1 if a measurement failed)."""
     cfg = parse_args(argv, prog)
     runner = Runner(cfg)
