@@ -80,8 +80,7 @@ test-pure: install
 
 # The Autobahn TestSuite alone: servers and clients, both front ends, compiled and pure.
 autobahn: install
-	BLAZEWS_AUTOBAHN_FULL=1 $(PY) -m pytest -q tests/compliance
-	BLAZEWS_AUTOBAHN_FULL=1 BLAZEWS_NO_EXTENSIONS=1 $(PY) -m pytest -q tests/compliance
+	BLAZEWS_AUTOBAHN_FULL=1 $(MAKE) --no-print-directory autobahn-compiled autobahn-pure
 
 # Every benchmark, side by side with websockets, aiohttp and picows in one run:
 # the micro-benchmarks, then the end-to-end ones (both loops). Reports and plots
