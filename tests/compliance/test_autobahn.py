@@ -6,10 +6,10 @@ and 13.* case must be OK. The implementation under test is the one this pytest
 process runs (compiled, or pure Python under ``BLAZEWS_NO_EXTENSIONS=1``): the
 subprocesses inherit the environment.
 
-The asyncio front end, compiled, always runs all 517 cases. To keep CI (``make
-test``) within its time, the blocking and the pure-Python runs leave out the
-performance cases: section 9 and the larger half of section 12 (section 9's sizes,
-compressed). ``BLAZEWS_AUTOBAHN_FULL=1`` (``make autobahn``) runs everything everywhere.
+The compiled implementation runs all 517 cases with every front end. To keep CI
+(``make test``) within its time, the pure-Python runs leave out the performance
+cases: section 9 and the larger half of section 12 (section 9's sizes, compressed).
+``BLAZEWS_AUTOBAHN_FULL=1`` (``make autobahn``) runs everything everywhere.
 """
 
 from __future__ import annotations
@@ -34,16 +34,10 @@ FULL = os.environ.get("BLAZEWS_AUTOBAHN_FULL", "") not in ("", "0")
 PERFORMANCE = ["9.*", "12.*.1*"]  # 54 + 50 cases; 12.x.y for y = 1 and 10-18
 
 
-def excluded(front_end: str) -> list[str]:
-    """The case globs a run leaves out (see the module docstring)."""
-    if FULL or (front_end == "asyncio" and blazews.IMPLEMENTATION == "compiled"):
-        return []
-    return PERFORMANCE
-
-
-def expected_counts(front_end: str) -> tuple[int, int]:
-    """How many cases run in all, and how many of them in sections 12 and 13."""
-    return (517, 216) if not excluded(front_end) else (517 - 104, 216 - 50)
+# The case globs each run leaves out (see the module docstring); how many cases then
+# run in all, and how many of them in sections 12 and 13.
+EXCLUDED = [] if FULL or blazews.IMPLEMENTATION == "compiled" else PERFORMANCE
+EXPECTED = (517, 216) if not EXCLUDED else (517 - 104, 216 - 50)
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,11 +63,11 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.
     raise TimeoutError(f"nothing listens on port {port}")
 
 
-def check_report(outdir: Path, front_end: str) -> dict[str, dict[str, str]]:
+def check_report(outdir: Path) -> dict[str, dict[str, str]]:
     index = json.loads((outdir / "index.json").read_text())
     assert len(index) == 1, index.keys()
     (cases,) = index.values()
-    total, compressed = expected_counts(front_end)
+    total, compressed = EXPECTED
     assert len(cases) == total, f"{len(cases)} cases ran, not {total}"
     bad = {
         case: f"{result['behavior']}/{result['behaviorClose']}"
@@ -98,7 +92,7 @@ def test_server(front_end: str, tmp_path: Path) -> None:
     try:
         wait_for_port(port, server)
         args = [KOSOKU, "-m", "fuzzingclient", "-p", "2", "-o", str(tmp_path)]
-        for pattern in excluded(front_end):
+        for pattern in EXCLUDED:
             args += ["-x", pattern]
         run = subprocess.run(
             args + [f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=1200
@@ -107,7 +101,7 @@ def test_server(front_end: str, tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(10)
-    check_report(tmp_path, front_end)
+    check_report(tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -115,7 +109,7 @@ def test_server(front_end: str, tmp_path: Path) -> None:
 def test_client(front_end: str, tmp_path: Path) -> None:
     port = free_port()
     args = [KOSOKU, "-m", "fuzzingserver", "-o", str(tmp_path)]
-    for pattern in excluded(front_end):
+    for pattern in EXCLUDED:
         args += ["-x", pattern]
     fuzzer = subprocess.Popen(
         args + [f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -142,5 +136,5 @@ def test_client(front_end: str, tmp_path: Path) -> None:
         if fuzzer.poll() is None:
             fuzzer.kill()
             fuzzer.wait()
-    check_report(tmp_path, front_end)
+    check_report(tmp_path)
     assert fuzzer.returncode == 0, output
