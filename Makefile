@@ -82,7 +82,8 @@ test-compiled: install
 test-pure: install
 	BLAZEWS_NO_EXTENSIONS=1 $(PY) -m pytest -q
 
-# The Autobahn TestSuite alone: servers and clients, both front ends, compiled and pure.
+# The Autobahn TestSuite alone, every case in every run: servers and clients, every
+# front end, compiled and pure.
 autobahn: install
 	BLAZEWS_AUTOBAHN_FULL=1 $(MAKE) --no-print-directory autobahn-lane1 autobahn-lane2
 
