@@ -9,7 +9,8 @@ NATIVE := $(wildcard src/blazews/_native/*.c src/blazews/_native/*.h src/blazews
 	src/blazews/sansio/_protocol_py.py src/blazews/sansio/_protocol_c.pxd \
 	src/blazews/sansio/_events_py.py src/blazews/sansio/_events_c.pxd \
 	src/blazews/sync/_frame_reader_py.py src/blazews/sync/_frame_reader_c.pxd \
-	src/blazews/_buffers_py.py src/blazews/_buffers_c.pxd
+	src/blazews/_buffers_py.py src/blazews/_buffers_c.pxd \
+	src/blazews/asyncio/_readpath_py.py src/blazews/asyncio/_readpath_c.pxd
 
 .PHONY: install run test test-compiled test-pure test-levels test-noasm autobahn \
 	autobahn-lane1 autobahn-lane2 bench lint clean

@@ -32,6 +32,7 @@ PURE_MODULES = [
     ("blazews.sansio._protocol_c", os.path.join(SANSIO, "_protocol_c.py")),
     ("blazews.sync._frame_reader_c", os.path.join(PACKAGE, "sync", "_frame_reader_c.py")),
     ("blazews._buffers_c", os.path.join(PACKAGE, "_buffers_c.py")),
+    ("blazews.asyncio._readpath_c", os.path.join(PACKAGE, "asyncio", "_readpath_c.py")),
 ]
 
 # Compiler flags per SIMD level, for GCC/Clang ("unix") and MSVC.
@@ -166,7 +167,8 @@ def _extensions() -> list[Extension]:
         ],
     )
     # The protocol core (its events, cimported by the state machine, as is the
-    # kernels' mask_inplace), the frame reader and the buffer pool: _x_c.py is a link to
+    # kernels' mask_inplace), the frame reader, the buffer pool and the asyncio read
+    # path (which cimports the core): _x_c.py is a link to
     # the pure module _x_py.py, compiled with the C types of _x_c.pxd.
     pure = [
         Extension(
@@ -175,6 +177,7 @@ def _extensions() -> list[Extension]:
             depends=[
                 source[: -len(".py")] + ".pxd",
                 os.path.join(SANSIO, "_events_c.pxd"),
+                os.path.join(SANSIO, "_protocol_c.pxd"),  # the read path cimports the core
                 os.path.join(NATIVE, "_kernels.pxd"),  # the core cimports mask_inplace
             ],
         )

@@ -31,6 +31,26 @@ from blazews.sansio.uri import parse_uri
 from helpers import BINARY, CLOSE, CONT, PING, TEXT, close_payload, frame, parse_frames
 
 
+def test_compiled_read_path_is_live_in_the_default_build() -> None:
+    # Every read of every asyncio connection goes through ReadPath; a compiled build
+    # that quietly fell back to the pure one would lose its speed, not its tests.
+    from blazews.asyncio import _readpath_py
+    from blazews.asyncio.listener import ListenerConnection, _ServerListenerConnection
+
+    assert issubclass(Connection, receive_module.ReadPath)
+    assert issubclass(ListenerConnection, receive_module.SendHandle)
+    assert _ServerListenerConnection.buffer_updated is receive_module.ReadPath._lend_read
+    if os.environ.get("BLAZEWS_NO_EXTENSIONS", "") not in ("", "0"):
+        assert receive_module.ReadPath is _readpath_py.ReadPath
+    else:
+        from blazews.asyncio import _readpath_c  # type: ignore[attr-defined]
+
+        assert receive_module.ReadPath is _readpath_c.ReadPath
+        assert receive_module.SendHandle is _readpath_c.SendHandle
+        assert receive_module.LOOPS_HOLDING_VIEWS is _readpath_c.LOOPS_HOLDING_VIEWS
+        assert type(receive_module.ReadPath.__dict__["get_buffer"]).__name__ != "function"
+
+
 class Transport(asyncio.Transport):
     """A transport that records what is written and whether reading is paused."""
 

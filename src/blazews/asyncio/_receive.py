@@ -7,8 +7,8 @@ while a large frame arrives (as large as that frame plus some read-ahead, within
 message size limit) and goes back once the connection is idle, so that an idle
 connection holds none. An incomplete frame at the end is moved to the front only
 when the rest of it would not fit. What the bytes mean is the connection's business:
-its ``buffer_updated`` takes the new bytes with :meth:`ReceiveBuffer._bytes_read` and
-hands back what the core left unparsed with :meth:`ReceiveBuffer._parsed`.
+its ``buffer_updated`` takes the new bytes with :meth:`ReadPath._bytes_read` and
+hands back what the core left unparsed with :meth:`ReadPath._parsed`.
 
 Loops differ in when they let go of the view they read into. The selector loop has
 released it before ``buffer_updated`` runs, so an emptied buffer goes back at once.
@@ -26,19 +26,23 @@ import socket
 import sys
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .._impl import mask_bytes
+from .._impl import IMPLEMENTATION, mask_bytes
 from ..buffers import DEFAULT_BUFFER_POOL
 from ..sansio._direct import bytes_missing, direct_frame, direct_message
 
 if TYPE_CHECKING:
-    from ..sansio.protocol import Protocol
+    from ._readpath_py import LOOPS_HOLDING_VIEWS, RECEIVE_BUFFER_SIZE, ReadPath, SendHandle
+elif IMPLEMENTATION == "compiled":
+    try:
+        from ._readpath_c import LOOPS_HOLDING_VIEWS, RECEIVE_BUFFER_SIZE, ReadPath, SendHandle
+    except ImportError:  # (not built, or the core it cimports was not)
+        from ._readpath_py import LOOPS_HOLDING_VIEWS, RECEIVE_BUFFER_SIZE, ReadPath, SendHandle
+else:
+    from ._readpath_py import LOOPS_HOLDING_VIEWS, RECEIVE_BUFFER_SIZE, ReadPath, SendHandle
 
-__all__ = ["IDLE_RELEASE_DELAY", "RECEIVE_BUFFER_SIZE", "ReceiveBuffer"]
-
-RECEIVE_BUFFER_SIZE = 16384
-"""The receive buffer of a connection, in bytes (a :class:`~blazews.buffers.BufferPool` tier)."""
+__all__ = ["IDLE_RELEASE_DELAY", "RECEIVE_BUFFER_SIZE", "ReadPath", "ReceiveBuffer", "SendHandle"]
 
 IDLE_RELEASE_DELAY = 0.05
 """On a loop that holds the read view until ``buffer_updated`` returns (uvloop), how
@@ -192,7 +196,7 @@ def _done_with(view: memoryview, copy: bool = True) -> bytes:
 
 
 # Loop classes seen holding the view they read into while buffer_updated runs.
-_LOOPS_HOLDING_VIEWS: set[type] = set()
+_LOOPS_HOLDING_VIEWS = LOOPS_HOLDING_VIEWS
 
 
 class _Parked:
@@ -252,55 +256,25 @@ class _Direct:
         self.view = view
 
 
-class ReceiveBuffer(asyncio.BufferedProtocol):
-    """The receive buffer of a connection (the pooled buffer, a view of all of it, the
-    view the loop is reading into, and where the unparsed bytes begin and end).
+class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
+    """The receive buffer of a connection: how it is taken, grown, moved and given back
+    (its fields, and the common case of a read, are :class:`ReadPath`'s).
 
     The subclass provides ``protocol`` (whose incomplete frame size and message size
     limit decide how the buffer grows), ``loop`` and ``transport``.
     """
 
-    __slots__ = (
-        "_direct",
-        "_lowat",
-        "_lowat_sock",
-        "_rbuf",
-        "_release_pending",
-        "_rend",
-        "_rfull",
-        "_rstart",
-        "_rtail",
-        "_rview",
-    )
+    __slots__ = ()
 
-    protocol: Protocol
-    loop: asyncio.AbstractEventLoop
-    transport: asyncio.Transport | None
     _borrow: bool  # payloads lent to a callback only, never queued (a Listener)
-    _into: memoryview | None  # the buffer of a waiting read_message_into call
 
     def _filled_into(self, opcode: int, n: int) -> None:
         """A message of ``n`` bytes is in ``_into``: wake the reader (the connection's)."""
         raise NotImplementedError
 
-    def _process(self) -> None:
-        raise NotImplementedError
-
     def _resume_reading(self) -> None:
         """Resume reading unless something else keeps it paused (a full queue)."""
         raise NotImplementedError
-
-    def __init__(self) -> None:
-        self._rbuf: bytearray | None = None
-        self._rview: memoryview | None = None
-        self._rtail: memoryview | None = None
-        self._rstart = 0
-        self._rend = 0
-        self._rfull = False  # the last read filled the buffer to its end
-        self._release_pending = False
-        self._lowat_sock: Any = None  # the socket, where SO_RCVLOWAT is used
-        self._lowat = 1  # its current value
-        self._direct: _Direct | None = None  # a payload read into _into
 
     def _watch_socket(self, transport: asyncio.BaseTransport) -> None:
         """Use SO_RCVLOWAT on ``transport``'s socket if it is plain TCP (Linux)."""
@@ -324,7 +298,7 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
                 return
             self._lowat = want
 
-    def get_buffer(self, sizehint: int) -> memoryview:
+    def _get_buffer(self, sizehint: int) -> memoryview:
         direct = self._direct
         if direct is not None:
             return direct.view[direct.got : direct.length]
@@ -374,32 +348,9 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
         self._rstart, self._rend = 0, end - start
         return view
 
-    def _bytes_read(self, nbytes: int) -> tuple[bytearray, int, int, bool]:
-        """Account for ``nbytes`` the loop read; return the buffer, the bounds of its
-        unparsed bytes, and whether the loop let go of the view it read into."""
-        tail = self._rtail
-        released = True
-        if tail is not None:
-            self._rtail = None
-            loop_type = type(self.loop)
-            if loop_type in _LOOPS_HOLDING_VIEWS:
-                released = False  # dropped: it dies when the loop lets go of it
-            else:
-                try:
-                    tail.release()
-                except BufferError:  # uvloop lets go of it only once we return
-                    _LOOPS_HOLDING_VIEWS.add(loop_type)
-                    released = False
-        buf = self._rbuf
-        assert buf is not None
-        end = self._rend + nbytes
-        self._rend = end
-        self._rfull = end == len(buf)
-        return buf, self._rstart, end, released
-
-    def _parsed(self, buf: bytearray, start: int, end: int, released: bool) -> None:
+    def _parsed_rest(self, buf: bytearray, start: int, end: int, released: bool) -> None:
         """The core used ``buf`` up to ``start``: keep ``[start:end]``, or let the
-        buffer go when nothing is left."""
+        buffer go when nothing is left (``_parsed`` beyond its common case)."""
         if start != end and self._into is not None and self._begin_direct(buf, start, end):
             start = end  # the rest of the frame goes to the reader's buffer
         elif self._lowat_sock is not None and (

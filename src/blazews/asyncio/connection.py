@@ -46,7 +46,6 @@ __all__ = ["RECEIVE_BUFFER_SIZE", "Connection"]
 logger = logging.getLogger("blazews")
 
 _TYPES = (None, MessageType.TEXT, MessageType.BINARY)
-_CLOSING = State.CLOSING  # (a global: an enum attribute costs ~60 ns, every read)
 
 
 COMPRESS_IN_THREAD = 131072
@@ -94,10 +93,8 @@ class Connection(ReceiveBuffer):
         "_close_timer",
         "_closed",
         "_drain_waiters",
-        "_into",
         "_into_result",
         "_keepalive_task",
-        "_out",
         "_pings",
         "_queue",
         "_recv_waiter",
@@ -107,14 +104,11 @@ class Connection(ReceiveBuffer):
         "close_timeout",
         "compress_in_thread",
         "latency",
-        "loop",
         "max_queue",
         "ping_interval",
         "ping_timeout",
-        "protocol",
         "request",
         "response",
-        "transport",
         "write_limit",
     )
 
@@ -276,33 +270,25 @@ class Connection(ReceiveBuffer):
 
     # -- core glue -------------------------------------------------------------------
 
-    def _process(self) -> None:
-        """Write what the core produced, dispatch its events, close when it says so."""
-        protocol = self.protocol
-        self._flush()
-        events = protocol.events_received()
-        if events:
-            self._dispatch(events)
-        if protocol.state >= _CLOSING:
-            self._closing()
-
-    def _flush(self) -> None:
-        """Write what the core produced (a client's large frames through the outbox)."""
-        out = self.protocol.data_to_send()
+    def _write_rest(self, out: list[Any]) -> None:
+        """Write ``out``, what the core produced, beyond the common case of one frame
+        and nothing held back (``_flush``): several chunks, a client's large frames
+        through the outbox, nothing once the transport closes."""
         transport = self.transport
-        if out and transport is not None and not transport.is_closing():
-            if self._out is None:
-                if len(out) == 1:
-                    if type(out[0]) is not MaskLater:
-                        transport.write(out[0])
-                        return
-                elif not self.protocol.mask_later or MaskLater not in map(type, out):
-                    transport.writelines(out)  # (only a client's core makes MaskLater)
+        if transport is None or transport.is_closing():
+            return
+        if self._out is None:
+            if len(out) == 1:
+                if type(out[0]) is not MaskLater:
+                    transport.write(out[0])
                     return
-                self._out = Outbox(out)
-            else:
-                self._out.add(out)
-            self._pump()
+            elif not self.protocol.mask_later or MaskLater not in map(type, out):
+                transport.writelines(out)  # (only a client's core makes MaskLater)
+                return
+            self._out = Outbox(out)
+        else:
+            self._out.add(out)
+        self._pump()
 
     def _pump(self) -> None:
         """Write what the outbox holds, unless the transport's buffer is full."""

@@ -38,7 +38,7 @@ import logging
 import ssl as ssl_module
 from collections.abc import Callable, Generator, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from ..buffers import _MASK_PIECE
 from ..sansio.client import ClientProtocol
@@ -55,7 +55,7 @@ from ..sansio.protocol import (
     State,
 )
 from ..sansio.server import ServerProtocol, SubprotocolSelector
-from ._send import stable
+from ._receive import ReadPath, SendHandle
 from .client import ClientConnection, connect
 from .connection import Connection
 from .server import ProcessRequest, ProcessResponse, ServerConnection, serve
@@ -133,61 +133,18 @@ class Listener:
         """
 
 
-class ListenerConnection:
+class ListenerConnection(SendHandle):
     """The connection a :class:`Listener` is given: send, ping, close, inspect.
 
     Not built directly. Every method is a plain call: ``send`` and ``ping`` queue on
     the transport and return at once.
     """
 
-    __slots__ = ("_conn", "_protocol")
+    # _conn and _protocol, and send, are SendHandle's (compiled, with the read path).
+    __slots__ = ()
 
-    def __init__(self, conn: _ListenerSide) -> None:
-        self._conn = conn
-        self._protocol = conn.protocol
-
-    def send(self, data: Any, kind: MessageType | None = None, *, compress: bool = True) -> None:
-        """Send a message: ``str`` as text, any bytes-like object as binary.
-
-        Sends made during a callback are written together once the messages of the
-        current read are all dispatched; the others are written at once. ``data`` may
-        change as soon as this returns: a large payload the transport would keep
-        (a server's over 16 KiB, a client's over 1 MiB) is copied first unless it is
-        ``bytes``; a client masks a ``bytes`` payload over 1 MiB on its way out, a
-        piece at a time, with no copy.
-
-        Args:
-            data: The payload: ``str``, or any bytes-like object (a borrowed payload
-                included).
-            kind: :attr:`MessageType.TEXT` sends bytes-like ``data`` as a text frame
-                (it must be UTF-8, not checked), :attr:`MessageType.BINARY` sends
-                ``str`` as UTF-8 in a binary frame; ``None`` picks by type.
-            compress: ``False`` sends it uncompressed even when permessage-deflate is
-                in use.
-
-        Raises:
-            ConnectionClosed: The connection is closed or closing.
-        """
-        conn = self._conn
-        t = type(data)
-        if t is str:
-            data = data.encode()
-            opcode = 2 if kind == 2 else 1
-        else:
-            if t is not bytes and (t is not memoryview or data.nbytes >= conn._kept_from):
-                # The core copies a payload into its frame unless it is large; a large
-                # one that may change (a borrowed payload, a buffer refilled once this
-                # returns) is copied here, since the transport may keep what it is
-                # given.
-                data = stable(data, conn._kept_from)
-            opcode = 1 if kind == 1 else 2
-        # (send_frame: what send_data, send_text and send_binary come to)
-        if compress:
-            self._protocol.send_frame(opcode, data)
-        else:
-            self._protocol.send_frame(opcode, data, True, compress=False)
-        if not conn._batching:
-            conn._flush()
+    if TYPE_CHECKING:
+        _conn: _ListenerSide
 
     def ping(self, data: bytes | str | None = None) -> asyncio.Future[float]:
         """Send a ping; return a future of the round-trip time in seconds.
@@ -325,7 +282,6 @@ class _ListenerSide(Connection):
         super().__init__(*args, **kwargs)
         self.listener: Listener | None = None
         self.handle = ListenerConnection(self)
-        self._batching = False
         self._connected = False
         self._failed = False
 
@@ -357,19 +313,9 @@ class _ListenerSide(Connection):
     def _on_message_failed(self) -> None:
         self._callback_failed("on_message")
 
-    def buffer_updated(self, nbytes: int) -> None:
-        # Connection.buffer_updated's path for a connection that lends payloads to a
-        # callback, inlined: a Listener never waits in read_message_into nor queues
-        # views. Sends made by callbacks during the read are written together, by
-        # _process; the events it dispatches flush their own.
-        buf, start, end, released = self._bytes_read(nbytes)
-        self._batching = True
-        try:
-            start += self.protocol.receive_into_buffer(buf, start, end, True)
-        finally:
-            self._batching = False
-        self._process()
-        self._parsed(buf, start, end, released)
+    # Connection.buffer_updated's path for a connection that lends payloads to a
+    # callback, compiled: a Listener never waits in read_message_into nor queues views.
+    buffer_updated = ReadPath._lend_read
 
     def _callback_failed(self, name: str) -> None:
         # A listener that raised gets nothing more but on_close.
@@ -455,7 +401,7 @@ class _ListenerSide(Connection):
         raise TypeError("a listener connection delivers messages to its Listener")
 
 
-_LISTENER_SLOTS = ("_batching", "_connected", "_failed", "_listener_factory", "handle", "listener")
+_LISTENER_SLOTS = ("_connected", "_failed", "_listener_factory", "handle", "listener")
 
 
 class _ServerListenerConnection(_ListenerSide, ServerConnection):

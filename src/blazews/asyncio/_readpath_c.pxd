@@ -1,0 +1,52 @@
+# C types for the compiled build of _readpath_py.py (Cython pure-Python mode): the
+# .py stays the one source; this file only adds types. See setup.py.
+
+cimport cython
+
+from blazews.sansio._protocol_c cimport Protocol
+
+cdef object _OPEN, _CLOSING
+
+
+cdef class ReadPath:
+    cdef public bint _batching
+    cdef public object _direct
+    cdef public object _into
+    cdef public Py_ssize_t _lowat
+    cdef public object _lowat_sock
+    cdef public object _out
+    cdef public object _rbuf
+    cdef public bint _release_pending
+    cdef public Py_ssize_t _rend
+    cdef public bint _rfull
+    cdef public Py_ssize_t _rstart
+    cdef public object _rtail
+    cdef public object _rview
+    cdef public object loop
+    cdef public object protocol
+    cdef public object transport
+
+    @cython.locals(view=object, tail=object)
+    cpdef object get_buffer(self, Py_ssize_t sizehint)
+
+    @cython.locals(tail=object, released=bint, loop_type=object, end=Py_ssize_t)
+    cdef bint _took(self, Py_ssize_t nbytes) except -1
+
+    @cython.locals(protocol=Protocol)
+    cpdef void _parsed(self, object buf, Py_ssize_t start, Py_ssize_t end, bint released) except *
+
+    @cython.locals(protocol=Protocol)
+    cpdef void _flush(self) except *
+
+    cdef void _write(self, list out) except *
+
+    @cython.locals(protocol=Protocol)
+    cpdef void _process(self) except *
+
+    @cython.locals(released=bint, start=Py_ssize_t, end=Py_ssize_t, protocol=Protocol)
+    cpdef void _lend_read(self, Py_ssize_t nbytes) except *
+
+
+cdef class SendHandle:
+    cdef public ReadPath _conn
+    cdef public Protocol _protocol

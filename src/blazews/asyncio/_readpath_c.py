@@ -1,0 +1,1 @@
+_readpath_py.py

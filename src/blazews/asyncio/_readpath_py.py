@@ -1,0 +1,292 @@
+"""What runs for every socket read of a connection: the receive buffer's state and its
+common case, written once for two builds.
+
+:class:`ReadPath` is the base of :class:`~blazews.asyncio._receive.ReceiveBuffer`
+(and so of every asyncio connection): it holds the receive buffer's fields, the
+connection's transport and protocol, and does the common case of each step of a read
+(hand the loop the free end of the buffer, account for the bytes read, write what
+the core produced, keep or let go of the buffer) with no Python frame in the
+compiled build. Anything else (a buffer to take or to grow, an incomplete frame, a
+waiting ``read_message_into``, SO_RCVLOWAT, events to dispatch) goes to the Python
+methods of the subclasses, named here.
+
+Why compiled: after the loop wakes up for a read, every Python frame and every module
+the read passes through runs cold; on 1-in-flight echo of 256 B through a Listener
+(uvloop), the Python glue around the core cost ~1 us per side of a ~100 us round
+trip. :class:`SendHandle` is the same for ``ListenerConnection.send``, kept in this
+module since a message's read has just run through it.
+
+Like the core, Cython compiles this file (through the ``_readpath_c.py`` link, typed by
+``_readpath_c.pxd``) into ``_readpath_c``; :mod:`._receive` picks the build.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+try:
+    import cython  # type: ignore[import-untyped, import-not-found, unused-ignore]
+except ImportError:  # (compiled: Cython's own; pure: its shadow module, or else this)
+    from ..sansio._nocython import NO_CYTHON
+
+    globals()["cython"] = NO_CYTHON  # (not "cython = ...": Cython reserves the name)
+
+from ..sansio.frames import MaskLater
+from ..sansio.states import State
+from ._send import stable
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ..sansio.frames import MessageType
+    from ..sansio.protocol import Protocol as CoreProtocol
+    from ._receive import _Direct
+    from ._send import Outbox
+
+__all__ = ["LOOPS_HOLDING_VIEWS", "RECEIVE_BUFFER_SIZE", "ReadPath", "SendHandle"]
+
+RECEIVE_BUFFER_SIZE = 16384
+"""The receive buffer of a connection, in bytes (a :class:`~blazews.buffers.BufferPool` tier)."""
+
+# Loop classes seen holding the view they read into while buffer_updated runs.
+LOOPS_HOLDING_VIEWS: set[type] = set()
+
+_OPEN = State.OPEN
+_CLOSING = State.CLOSING
+
+
+@cython.cclass
+class ReadPath:
+    """A connection's receive buffer (the pooled buffer, a view of all of it, the view
+    the loop is reading into, and where the unparsed bytes begin and end), its
+    transport and protocol, and the common case of a read.
+
+    Subclasses provide the Python methods named below: ``_get_buffer``,
+    ``_parsed_rest``, ``_write_rest``, ``_dispatch`` and ``_closing``.
+    """
+
+    __slots__ = (
+        "_batching",
+        "_direct",
+        "_into",
+        "_lowat",
+        "_lowat_sock",
+        "_out",
+        "_rbuf",
+        "_release_pending",
+        "_rend",
+        "_rfull",
+        "_rstart",
+        "_rtail",
+        "_rview",
+        "loop",
+        "protocol",
+        "transport",
+    )
+
+    if TYPE_CHECKING:
+        protocol: CoreProtocol
+        loop: asyncio.AbstractEventLoop
+        transport: asyncio.Transport | None
+        _out: Outbox | None
+        _into: memoryview | None  # the buffer of a waiting read_message_into call
+        _direct: _Direct | None  # a payload being read into _into
+
+    def __init__(self) -> None:
+        self._rbuf: bytearray | None = None
+        self._rview: memoryview | None = None
+        self._rtail: memoryview | None = None
+        self._rstart = 0
+        self._rend = 0
+        self._rfull = False  # the last read filled the buffer to its end
+        self._release_pending = False
+        self._lowat_sock: Any = None  # the socket, where SO_RCVLOWAT is used
+        self._lowat = 1  # its current value
+        self._direct = None
+        self._batching = False  # a Listener's callbacks run: their sends wait
+
+    # -- the subclasses' part ----------------------------------------------------------
+
+    def _get_buffer(self, sizehint: int) -> memoryview:
+        """``get_buffer`` beyond its common case."""
+        raise NotImplementedError
+
+    def _parsed_rest(self, buf: bytearray, start: int, end: int, released: bool) -> None:
+        """``_parsed`` beyond its common case."""
+        raise NotImplementedError
+
+    def _write_rest(self, out: list[Any]) -> None:
+        """Write ``out`` beyond the common case of one frame and nothing held back."""
+        raise NotImplementedError
+
+    def _dispatch(self, events: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _closing(self) -> None:
+        raise NotImplementedError
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        view = self._rview
+        if view is not None and self._direct is None and self._into is None and not self._rfull:
+            tail = view[self._rend :]
+            self._rtail = tail
+            return tail
+        return self._get_buffer(sizehint)
+
+    def _took(self, nbytes: int) -> bool:
+        """Account for ``nbytes`` the loop read; return whether it let go of the view it
+        read into (then a buffer emptied by this read may go back at once)."""
+        tail = self._rtail
+        released = True
+        if tail is not None:
+            self._rtail = None
+            loop_type = type(self.loop)
+            if loop_type in LOOPS_HOLDING_VIEWS:
+                released = False  # dropped: it dies when the loop lets go of it
+            else:
+                try:
+                    tail.release()
+                except BufferError:  # uvloop lets go of it only once we return
+                    LOOPS_HOLDING_VIEWS.add(loop_type)
+                    released = False
+        buf = self._rbuf
+        assert buf is not None
+        end = self._rend + nbytes
+        self._rend = end
+        self._rfull = end == len(buf)
+        return released
+
+    def _bytes_read(self, nbytes: int) -> tuple[bytearray, int, int, bool]:
+        """Account for ``nbytes`` the loop read; return the buffer, the bounds of its
+        unparsed bytes, and whether the loop let go of the view it read into."""
+        released = self._took(nbytes)
+        buf = self._rbuf
+        assert buf is not None
+        return buf, self._rstart, self._rend, released
+
+    def _parsed(self, buf: bytearray, start: int, end: int, released: bool) -> None:
+        """The core used ``buf`` up to ``start``: keep ``[start:end]``, or let the
+        buffer go when nothing is left."""
+        protocol = self.protocol
+        if (
+            start == end
+            and not released
+            and self._release_pending  # parked already: it waits for the sweep
+            and self._into is None
+            and self._lowat == 1
+            and protocol.incomplete_frame_size == 0
+        ):
+            self._rstart = self._rend = 0
+            return
+        self._parsed_rest(buf, start, end, released)
+
+    # -- writing what the core produced -----------------------------------------------
+
+    def _flush(self) -> None:
+        """Write what the core produced (a client's large frames through the outbox)."""
+        out = self.protocol.data_to_send()
+        if out:
+            self._write(out)
+
+    def _write(self, out: list[Any]) -> None:
+        transport = self.transport
+        if (
+            len(out) == 1
+            and self._out is None
+            and transport is not None
+            and type(out[0]) is not MaskLater
+            and not transport.is_closing()
+        ):
+            transport.write(out[0])
+        else:
+            self._write_rest(out)
+
+    def _process(self) -> None:
+        """Write what the core produced, dispatch its events, close when it says so."""
+        protocol = self.protocol
+        out = protocol.data_to_send()
+        if out:
+            self._write(out)
+        events = protocol.events_received()
+        if events:
+            self._dispatch(events)
+        state = protocol.state
+        if state is not _OPEN and state >= _CLOSING:
+            self._closing()
+
+    # -- a Listener's read -------------------------------------------------------------
+
+    def _lend_read(self, nbytes: int) -> None:
+        """``buffer_updated`` for a connection that lends payloads to a callback (a
+        Listener): it never waits in ``read_message_into`` nor queues views. Sends made
+        by the callbacks during the read are written together, by ``_process``; the
+        events it dispatches flush their own."""
+        released = self._took(nbytes)
+        buf = self._rbuf
+        assert buf is not None
+        start = self._rstart
+        end = self._rend
+        protocol = self.protocol
+        self._batching = True
+        try:
+            start += protocol.receive_into_buffer(buf, start, end, True)
+        finally:
+            self._batching = False
+        self._process()
+        self._parsed(buf, start, end, released)
+
+
+@cython.cclass
+class SendHandle:
+    """The base of ``ListenerConnection``: its connection and protocol, and ``send``."""
+
+    __slots__ = ("_conn", "_protocol")
+
+    def __init__(self, conn: Any) -> None:
+        self._conn: Any = conn  # the _ListenerSide connection
+        self._protocol: CoreProtocol = conn.protocol
+
+    def send(self, data: Any, kind: MessageType | None = None, *, compress: bool = True) -> None:
+        """Send a message: ``str`` as text, any bytes-like object as binary.
+
+        Sends made during a callback are written together once the messages of the
+        current read are all dispatched; the others are written at once. ``data`` may
+        change as soon as this returns: a large payload the transport would keep
+        (a server's over 16 KiB, a client's over 1 MiB) is copied first unless it is
+        ``bytes``; a client masks a ``bytes`` payload over 1 MiB on its way out, a
+        piece at a time, with no copy.
+
+        Args:
+            data: The payload: ``str``, or any bytes-like object (a borrowed payload
+                included).
+            kind: :attr:`MessageType.TEXT` sends bytes-like ``data`` as a text frame
+                (it must be UTF-8, not checked), :attr:`MessageType.BINARY` sends
+                ``str`` as UTF-8 in a binary frame; ``None`` picks by type.
+            compress: ``False`` sends it uncompressed even when permessage-deflate is
+                in use.
+
+        Raises:
+            ConnectionClosed: The connection is closed or closing.
+        """
+        conn: ReadPath = self._conn
+        t = type(data)
+        if t is str:
+            data = data.encode()
+            opcode = 2 if kind == 2 else 1
+        else:
+            if t is not bytes and (t is not memoryview or data.nbytes >= self._conn._kept_from):
+                # The core copies a payload into its frame unless it is large; a large
+                # one that may change (a borrowed payload, a buffer refilled once this
+                # returns) is copied here, since the transport may keep what it is
+                # given.
+                data = stable(data, self._conn._kept_from)
+            opcode = 1 if kind == 1 else 2
+        # (send_frame: what send_data, send_text and send_binary come to)
+        if compress:
+            self._protocol.send_frame(opcode, data)
+        else:
+            self._protocol.send_frame(opcode, data, True, compress=False)
+        if not conn._batching:
+            conn._flush()
