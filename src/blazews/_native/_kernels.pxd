@@ -7,3 +7,9 @@ from libc.stdint cimport uint8_t
 
 # Unmask (XOR with the 4-byte key) n bytes at p in place, with the active SIMD level.
 cdef void mask_inplace(uint8_t *p, size_t n, const uint8_t *key) noexcept nogil
+
+
+# encode_frame(first, data, keys[at:at + 4]) for the core, without a Python call nor
+# a key object: the masking key is the 4 bytes of keys at at (None: no key, a server's
+# frame). first must be a byte.
+cdef bytes frame_of(int first, object data, bytes keys, Py_ssize_t at)

@@ -287,44 +287,45 @@ def encode_frame(int first, data, key=None):
     Raises:
         ValueError: ``first`` is not a byte, or ``key`` is not 4 bytes long.
     """
-    cdef Py_buffer view
-    cdef const uint8_t *kp = NULL
-    cdef bytes k
-    cdef bytes out
-    cdef uint8_t *dst
-    cdef const uint8_t *src
-    cdef Py_ssize_t h
-    cdef size_t n
     _check_first(first)
-    if key is not None:
-        k = _key(key)
-        kp = <const uint8_t *>PyBytes_AS_STRING(k)
+    return frame_of(first, data, None if key is None else _key(key), 0)
+
+
+cdef bytes frame_of(int first, object data, bytes keys, Py_ssize_t at):
+    cdef Py_buffer view
+    cdef const uint8_t *key = NULL
+    if keys is not None:
+        key = <const uint8_t *>PyBytes_AS_STRING(keys) + at
     if _get_buffer(data, &view, PyBUF_SIMPLE) < 0:
         PyErr_Clear()  # not contiguous, say: the pure twin copes or raises
-        return _kernels_py.encode_frame(first, data, key)
+        return _kernels_py.encode_frame(first, data, None if keys is None else keys[at : at + 4])
     try:
-        n = <size_t>view.len
-        h = 2 if n < 126 else 4 if n < 65536 else 10
-        if kp != NULL:
-            h += 4
-        out = PyBytes_FromStringAndSize(NULL, h + view.len)
-        dst = <uint8_t *>PyBytes_AS_STRING(out)
-        _put_header(dst, first, <uint64_t>n, kp)
-        dst += h
-        src = <const uint8_t *>view.buf
-        if kp == NULL:
-            if view.len >= NOGIL_MIN:
-                with nogil:
-                    memcpy(dst, src, n)
-            else:
-                memcpy(dst, src, n)
-        elif view.len >= NOGIL_MIN:
-            with nogil:
-                bws_mask(dst, src, n, kp, 0)
-        else:
-            bws_mask(dst, src, n, kp, 0)
+        return _build_frame(first, <const uint8_t *>view.buf, <size_t>view.len, key)
     finally:
         PyBuffer_Release(&view)
+
+
+cdef inline bytes _build_frame(int first, const uint8_t *src, size_t n, const uint8_t *key):
+    cdef Py_ssize_t h = 2 if n < 126 else 4 if n < 65536 else 10
+    cdef bytes out
+    cdef uint8_t *dst
+    if key != NULL:
+        h += 4
+    out = PyBytes_FromStringAndSize(NULL, h + <Py_ssize_t>n)
+    dst = <uint8_t *>PyBytes_AS_STRING(out)
+    _put_header(dst, first, <uint64_t>n, key)
+    dst += h
+    if key == NULL:
+        if n >= <size_t>NOGIL_MIN:
+            with nogil:
+                memcpy(dst, src, n)
+        else:
+            memcpy(dst, src, n)
+    elif n >= <size_t>NOGIL_MIN:
+        with nogil:
+            bws_mask(dst, src, n, key, 0)
+    else:
+        bws_mask(dst, src, n, key, 0)
     return out
 
 

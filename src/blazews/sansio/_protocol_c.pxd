@@ -46,8 +46,8 @@ cdef class Protocol:
     @cython.locals(rsv=int)
     cpdef void send_frame(self, int opcode, object data, bint fin=*, bint compress=*) except *
 
-    @cython.locals(n=Py_ssize_t, pos=Py_ssize_t)
-    cpdef void _write_frame(self, int first, object data)
+    @cython.locals(n=Py_ssize_t, key=Py_ssize_t, t=object)
+    cpdef void _write_frame(self, int first, object data) except *
 
     @cython.locals(
         n=Py_ssize_t, pos=Py_ssize_t, limit=cython.longlong, b0=int, b1=int, opcode=int,

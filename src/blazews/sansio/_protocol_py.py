@@ -66,6 +66,7 @@ if not cython.compiled:  # compiled, the .pxd cimports them from _events_c
     from ._events_py import Message, MessageCallback, Ping, Pong
 else:  # the kernels' C function, called with pointers into the buffer
     from cython.cimports.blazews._native._kernels import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        frame_of,
         mask_inplace,
     )
     from cython.cimports.cpython.bytes import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
@@ -455,26 +456,29 @@ class Protocol:
         # per frame. A client copies every payload anyway (masking); a server copies
         # those up to _COALESCE bytes and sends a larger one as itself, beside its
         # header (writelines / sendmsg): copying it would cost more than a 2nd buffer.
-        n = len(data) if type(data) is bytes else memoryview(data).nbytes
+        t = type(data)
+        n = len(data) if t is bytes else (data if t is memoryview else memoryview(data)).nbytes
+        key = -1  # where the masking key is in _key_batch (a client)
         if self._is_client:
             # RFC 6455 §5.3: keys a peer cannot predict. One os.urandom call per
             # frame would be a system call each; a batch of 256 keys is one.
-            pos = self._key_pos
-            if pos >= len(self._key_batch):
+            key = self._key_pos
+            if key >= len(self._key_batch):
                 self._key_batch = os.urandom(_KEY_BATCH)
-                pos = 0
-            self._key_pos = pos + 4
-            key = self._key_batch[pos : pos + 4]
+                key = 0
+            self._key_pos = key + 4
             if self.mask_later and n >= self.mask_later:
-                self._out.append(MaskLater(first, data, key))
-            else:
-                self._out.append(encode_frame(first, data, key))
-            return
-        if n <= _COALESCE:
-            self._out.append(encode_frame(first, data, None))
-        else:
+                self._out.append(MaskLater(first, data, self._key_batch[key : key + 4]))
+                return
+        elif n > _COALESCE:
             self._out.append(frame_header(first, n, None))
             self._out.append(data)
+            return
+        if cython.compiled:  # the kernels' C function: no Python call, no key object
+            self._out.append(frame_of(first, data, None if key < 0 else self._key_batch, key))
+        else:
+            mask = None if key < 0 else self._key_batch[key : key + 4]
+            self._out.append(encode_frame(first, data, mask))
 
     # -- closing -------------------------------------------------------------------
 
