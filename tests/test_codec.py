@@ -276,6 +276,12 @@ def test_in_place_unmasking_at_boundary_sizes(cls: Any, size: int, offset: int) 
         if borrow:
             start = offset + len(head) - size
             assert buf[start : start + size] == payload  # unmasked where it lay
+            # A view of exactly the payload (compiled, not made by slicing): its
+            # length, its bytes, and the views made of it.
+            view = first.data
+            assert view.obj is buf and len(view) == view.nbytes == size
+            assert view.format == "B" and view.c_contiguous and not view.readonly
+            assert view[1:-1] == payload[1:-1] and view[::-1] == payload[::-1]
 
 
 @pytest.mark.parametrize("cls", implementations, ids=lambda c: c.__module__.rsplit(".", 1)[1])

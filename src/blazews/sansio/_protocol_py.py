@@ -36,13 +36,7 @@ from .._impl import (
     mask_bytes,
     validate_utf8,
 )
-from ..exceptions import (
-    ConnectionClosed,
-    ConnectionClosedError,
-    ConnectionClosedOK,
-    MessageTooBig,
-    ProtocolError,
-)
+from ..exceptions import ConnectionClosed, MessageTooBig, ProtocolError, _closed
 from .extensions import Extension
 from .frames import (
     COALESCE_MAX,
@@ -74,15 +68,15 @@ else:  # the kernels' C function, called with pointers into the buffer
         PyBytes_FromStringAndSize,
         _PyBytes_Resize,
     )
-    from cython.cimports.cpython.memoryview import PyMemoryView_GET_BUFFER  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    from cython.cimports.cpython.memoryview import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        PyMemoryView_FromObject,
+        PyMemoryView_GET_BUFFER,
+    )
     from cython.cimports.cpython.object import PyObject  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.cpython.ref import Py_DECREF, Py_INCREF  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.libc.string import memcpy  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "FRAGMENT_OVERHEAD", "Protocol"]
-
-# Close codes of a normal closure: an empty close frame (1005) is one too.
-_OK_CODES = (1000, 1001, 1005)
 
 _U64 = struct.Struct("!Q").unpack_from
 
@@ -485,19 +479,7 @@ class Protocol:
     def close_exc(self) -> ConnectionClosed:
         """Return the exception to raise once the connection is closed or closing."""
         rcvd, sent = self.close_rcvd, self.close_sent
-        exc: ConnectionClosed
-        if (
-            rcvd is not None
-            and sent is not None
-            and rcvd.code in _OK_CODES
-            and sent.code in _OK_CODES
-        ):
-            exc = ConnectionClosedOK(rcvd, sent, self.close_rcvd_then_sent)
-        else:
-            exc = ConnectionClosedError(rcvd, sent, self.close_rcvd_then_sent)
-        if self.protocol_error is not None:
-            exc.__cause__ = self.protocol_error
-        return exc
+        return _closed(rcvd, sent, self.close_rcvd_then_sent, self.protocol_error)
 
     # -- parsing -------------------------------------------------------------------
 
@@ -641,7 +623,14 @@ class Protocol:
                         mask_inplace(view + start, length, view + start - 4)
                 elif masked:
                     mask_bytes(mv[start - 4 : start], mv[start:end])
-                payload = mv[start:end]
+                if cython.compiled and PyMemoryView_GET_BUFFER(mv).ndim == 1:
+                    # mv[start:end] without a slice object: a view of mv, narrowed.
+                    payload = PyMemoryView_FromObject(mv)
+                    lent = PyMemoryView_GET_BUFFER(payload)
+                    lent.buf = cython.cast(cython.p_uchar, lent.buf) + start
+                    lent.len = lent.shape[0] = length
+                else:
+                    payload = mv[start:end]
             else:
                 # Copied out, unmasked on the way: one call, no intermediate view.
                 payload = frame_payload(data, start, end, masked != 0)
