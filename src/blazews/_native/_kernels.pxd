@@ -13,3 +13,8 @@ cdef void mask_inplace(uint8_t *p, size_t n, const uint8_t *key) noexcept nogil
 # a key object: the masking key is the 4 bytes of keys at at (None: no key, a server's
 # frame). first must be a byte.
 cdef bytes frame_of(int first, object data, bytes keys, Py_ssize_t at)
+
+# view[start:end] of a memoryview (0 <= start <= end <= len(view)) without a slice
+# object: a view on the same managed buffer, narrowed (so it is export-tracked as a
+# slice is); a slice when view is not one-dimensional, contiguous bytes.
+cdef object sub_view(object view, Py_ssize_t start, Py_ssize_t end)

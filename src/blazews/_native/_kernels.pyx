@@ -38,6 +38,12 @@ cdef extern from "Python.h":
     ctypedef struct Py_buffer:
         void *buf
         Py_ssize_t len
+        Py_ssize_t itemsize
+        int ndim
+        Py_ssize_t *shape
+        Py_ssize_t *strides
+        Py_ssize_t *suboffsets
+    Py_buffer *PyMemoryView_GET_BUFFER(object o)
     # Declared without an exception value: a failure is handled here, by handing the
     # call to the pure-Python twin, which raises the same error it always raises (or
     # copes, as with a strided memoryview).
@@ -52,6 +58,7 @@ cdef extern from "Python.h":
     object PyBytes_FromStringAndSize(const char *v, Py_ssize_t n)
     char *PyByteArray_AS_STRING(object o)
     Py_ssize_t PyByteArray_GET_SIZE(object o)
+    object PyMemoryView_FromObject(object o)
 
 
 cdef extern from "kernel.h" nogil:
@@ -212,6 +219,19 @@ def apply_mask(data, key):
     finally:
         PyBuffer_Release(&view)
     return out
+
+
+cdef object sub_view(object view, Py_ssize_t start, Py_ssize_t end):
+    cdef Py_buffer *b = PyMemoryView_GET_BUFFER(view)
+    cdef object sub
+    if b.ndim != 1 or b.itemsize != 1 or b.strides[0] != 1 or b.suboffsets != NULL:
+        return view[start:end]
+    sub = PyMemoryView_FromObject(view)  # a view on the same managed buffer
+    b = PyMemoryView_GET_BUFFER(sub)
+    b.buf = <char *>b.buf + start
+    b.len = end - start
+    b.shape[0] = end - start
+    return sub
 
 
 cdef inline Py_ssize_t _put_header(uint8_t *p, int first, uint64_t n, const uint8_t *key):

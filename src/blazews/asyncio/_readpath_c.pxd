@@ -26,7 +26,7 @@ cdef class ReadPath:
     cdef public object protocol
     cdef public object transport
 
-    @cython.locals(view=object, tail=object)
+    @cython.locals(view=object, tail=object, end=Py_ssize_t)
     cpdef object get_buffer(self, Py_ssize_t sizehint)
 
     @cython.locals(tail=object, released=bint, loop_type=object, end=Py_ssize_t)
@@ -50,3 +50,4 @@ cdef class ReadPath:
 cdef class SendHandle:
     cdef public ReadPath _conn
     cdef public Protocol _protocol
+    cdef public Py_ssize_t _kept_from

@@ -35,6 +35,9 @@ from ..sansio.frames import MaskLater
 from ..sansio.states import State
 from ._send import stable
 
+if cython.compiled:  # the kernels' C function
+    from cython.cimports.blazews._native._kernels import sub_view  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -130,7 +133,9 @@ class ReadPath:
     def get_buffer(self, sizehint: int) -> memoryview:
         view = self._rview
         if view is not None and self._direct is None and self._into is None and not self._rfull:
-            tail = view[self._rend :]
+            # (compiled: view[self._rend:] without a slice object)
+            end = len(view)
+            tail = sub_view(view, self._rend, end) if cython.compiled else view[self._rend : end]
             self._rtail = tail
             return tail
         return self._get_buffer(sizehint)
@@ -242,11 +247,12 @@ class ReadPath:
 class SendHandle:
     """The base of ``ListenerConnection``: its connection and protocol, and ``send``."""
 
-    __slots__ = ("_conn", "_protocol")
+    __slots__ = ("_conn", "_kept_from", "_protocol")
 
     def __init__(self, conn: Any) -> None:
         self._conn: Any = conn  # the _ListenerSide connection
         self._protocol: CoreProtocol = conn.protocol
+        self._kept_from: int = conn._kept_from  # (a class attribute: looked up once)
 
     def send(self, data: Any, kind: MessageType | None = None, *, compress: bool = True) -> None:
         """Send a message: ``str`` as text, any bytes-like object as binary.
@@ -276,12 +282,12 @@ class SendHandle:
             data = data.encode()
             opcode = 2 if kind == 2 else 1
         else:
-            if t is not bytes and (t is not memoryview or data.nbytes >= self._conn._kept_from):
+            if t is not bytes and (t is not memoryview or data.nbytes >= self._kept_from):
                 # The core copies a payload into its frame unless it is large; a large
                 # one that may change (a borrowed payload, a buffer refilled once this
                 # returns) is copied here, since the transport may keep what it is
                 # given.
-                data = stable(data, self._conn._kept_from)
+                data = stable(data, self._kept_from)
             opcode = 1 if kind == 1 else 2
         # (send_frame: what send_data, send_text and send_binary come to)
         if compress:

@@ -2,7 +2,6 @@
 # .py stays the one source; this file only adds types. See setup.py.
 
 cimport cython
-from cpython.buffer cimport Py_buffer
 from cpython.object cimport PyObject
 
 from blazews.sansio._events_c cimport Message, MessageCallback, Ping, Pong
@@ -44,6 +43,10 @@ cdef class Protocol:
 
     cpdef void _fail_with(self, object error)
 
+    cpdef list events_received(self)
+
+    cpdef list data_to_send(self)
+
     @cython.locals(rsv=int)
     cpdef void send_frame(self, int opcode, object data, bint fin=*, bint compress=*) except *
 
@@ -54,7 +57,7 @@ cdef class Protocol:
         n=Py_ssize_t, pos=Py_ssize_t, limit=cython.longlong, b0=int, b1=int, opcode=int,
         rsv=int, fin=int, masked=int, mask_expected=bint, length=cython.ulonglong,
         hlen=Py_ssize_t, start=Py_ssize_t, end=Py_ssize_t, view="unsigned char *",
-        mv=object, payload=object, lent="Py_buffer *",
+        mv=object, payload=object,
     )
     cpdef Py_ssize_t _parse(self, object data, Py_ssize_t pos, Py_ssize_t n, int mode) except -1
 

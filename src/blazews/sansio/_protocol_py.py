@@ -62,16 +62,14 @@ else:  # the kernels' C function, called with pointers into the buffer
     from cython.cimports.blazews._native._kernels import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
         frame_of,
         mask_inplace,
+        sub_view,
     )
     from cython.cimports.cpython.bytes import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
         PyBytes_AS_STRING,
         PyBytes_FromStringAndSize,
         _PyBytes_Resize,
     )
-    from cython.cimports.cpython.memoryview import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
-        PyMemoryView_FromObject,
-        PyMemoryView_GET_BUFFER,
-    )
+    from cython.cimports.cpython.memoryview import PyMemoryView_GET_BUFFER  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.cpython.object import PyObject  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.cpython.ref import Py_DECREF, Py_INCREF  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.libc.string import memcpy  # type: ignore[import-untyped, import-not-found, unused-ignore]
@@ -623,14 +621,8 @@ class Protocol:
                         mask_inplace(view + start, length, view + start - 4)
                 elif masked:
                     mask_bytes(mv[start - 4 : start], mv[start:end])
-                if cython.compiled and PyMemoryView_GET_BUFFER(mv).ndim == 1:
-                    # mv[start:end] without a slice object: a view of mv, narrowed.
-                    payload = PyMemoryView_FromObject(mv)
-                    lent = PyMemoryView_GET_BUFFER(payload)
-                    lent.buf = cython.cast(cython.p_uchar, lent.buf) + start
-                    lent.len = lent.shape[0] = length
-                else:
-                    payload = mv[start:end]
+                # (compiled: mv[start:end] without a slice object)
+                payload = sub_view(mv, start, end) if cython.compiled else mv[start:end]
             else:
                 # Copied out, unmasked on the way: one call, no intermediate view.
                 payload = frame_payload(data, start, end, masked != 0)
@@ -640,10 +632,12 @@ class Protocol:
             else:
                 self._data_frame(opcode, fin, rsv, payload)
         # Now, not when the frame goes: an error's traceback may keep the frame alive,
-        # and the view would keep the buffer from being resized. Views sliced from it
+        # and the view would keep the buffer from being resized (compiled, no frame
+        # holds it: it goes on return, with no release() call). Views sliced from it
         # (borrowed payloads) stay valid.
         self._lend = False
-        mv.release()
+        if not cython.compiled:
+            mv.release()
         return pos
 
     def _data_frame(self, opcode: int, fin: int, rsv: int, payload: bytes) -> None:
