@@ -272,17 +272,13 @@ class Connection(ReceiveBuffer):
 
     def _write_rest(self, out: list[Any]) -> None:
         """Write ``out``, what the core produced, beyond the common case of one frame
-        and nothing held back (``_flush``): several chunks, a client's large frames
-        through the outbox, nothing once the transport closes."""
+        and nothing held back (``ReadPath._write``): several chunks, a client's large
+        frames through the outbox, nothing once the transport closes."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         if self._out is None:
-            if len(out) == 1:
-                if type(out[0]) is not MaskLater:
-                    transport.write(out[0])
-                    return
-            elif not self.protocol.mask_later or MaskLater not in map(type, out):
+            if not self.protocol.mask_later or MaskLater not in map(type, out):
                 transport.writelines(out)  # (only a client's core makes MaskLater)
                 return
             self._out = Outbox(out)
