@@ -673,7 +673,7 @@ def test_uvloop_parks_an_emptied_buffer_until_the_sweep(monkeypatch: Any) -> Non
             async with blazews.connect(f"ws://127.0.0.1:{server.port}") as conn:
                 await asyncio.sleep(receive_module.IDLE_RELEASE_DELAY + 0.05)
                 loop = asyncio.get_running_loop()
-                assert type(loop) in receive_module._LOOPS_HOLDING_VIEWS
+                assert type(loop) in receive_module.LOOPS_HOLDING_VIEWS
                 for _ in range(20):
                     await conn.send(b"ping")
                     assert await conn.recv() == b"ping"

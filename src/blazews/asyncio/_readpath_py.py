@@ -46,10 +46,7 @@ if TYPE_CHECKING:
     from ._receive import _Direct
     from ._send import Outbox
 
-__all__ = ["LOOPS_HOLDING_VIEWS", "RECEIVE_BUFFER_SIZE", "ReadPath", "SendHandle"]
-
-RECEIVE_BUFFER_SIZE = 16384
-"""The receive buffer of a connection, in bytes (a :class:`~blazews.buffers.BufferPool` tier)."""
+__all__ = ["LOOPS_HOLDING_VIEWS", "ReadPath", "SendHandle"]
 
 # Loop classes seen holding the view they read into while buffer_updated runs.
 LOOPS_HOLDING_VIEWS: set[type] = set()

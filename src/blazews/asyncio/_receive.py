@@ -33,16 +33,19 @@ from ..buffers import DEFAULT_BUFFER_POOL
 from ..sansio._direct import bytes_missing, direct_frame, direct_message
 
 if TYPE_CHECKING:
-    from ._readpath_py import LOOPS_HOLDING_VIEWS, RECEIVE_BUFFER_SIZE, ReadPath, SendHandle
+    from ._readpath_py import LOOPS_HOLDING_VIEWS, ReadPath, SendHandle
 elif IMPLEMENTATION == "compiled":
     try:
-        from ._readpath_c import LOOPS_HOLDING_VIEWS, RECEIVE_BUFFER_SIZE, ReadPath, SendHandle
+        from ._readpath_c import LOOPS_HOLDING_VIEWS, ReadPath, SendHandle
     except ImportError:  # (not built, or the core it cimports was not)
-        from ._readpath_py import LOOPS_HOLDING_VIEWS, RECEIVE_BUFFER_SIZE, ReadPath, SendHandle
+        from ._readpath_py import LOOPS_HOLDING_VIEWS, ReadPath, SendHandle
 else:
-    from ._readpath_py import LOOPS_HOLDING_VIEWS, RECEIVE_BUFFER_SIZE, ReadPath, SendHandle
+    from ._readpath_py import LOOPS_HOLDING_VIEWS, ReadPath, SendHandle
 
 __all__ = ["IDLE_RELEASE_DELAY", "RECEIVE_BUFFER_SIZE", "ReadPath", "ReceiveBuffer", "SendHandle"]
+
+RECEIVE_BUFFER_SIZE = 16384
+"""The receive buffer of a connection, in bytes (a :class:`~blazews.buffers.BufferPool` tier)."""
 
 IDLE_RELEASE_DELAY = 0.05
 """On a loop that holds the read view until ``buffer_updated`` returns (uvloop), how
@@ -195,10 +198,6 @@ def _done_with(view: memoryview, copy: bool = True) -> bytes:
     return data
 
 
-# Loop classes seen holding the view they read into while buffer_updated runs.
-_LOOPS_HOLDING_VIEWS = LOOPS_HOLDING_VIEWS
-
-
 class _Parked:
     """The connections of one loop whose emptied receive buffer waits to go back (weak
     references: a loop closed before its sweep keeps none of them alive).
@@ -317,7 +316,7 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
             assert direct is not None
             return direct.view[direct.got : direct.length]
         if view is None:
-            if _LOOPS_HOLDING_VIEWS:  # parked buffers first go back to the pool
+            if LOOPS_HOLDING_VIEWS:  # parked buffers first go back to the pool
                 parked = _PARKED.get(self.loop)
                 if parked is not None and parked.conns:
                     parked.sweep()
