@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import blazews
 from blazews.sansio import _protocol_py, protocol
 from blazews.sansio.states import Side
+from helpers import parse_frames
 
 try:
     from blazews.sansio import _protocol_c
@@ -340,6 +341,41 @@ def test_receive_into_buffer_refuses_what_it_cannot_parse_in_place(cls: Any, mak
 
 
 @pytest.mark.parametrize("cls", implementations, ids=lambda c: c.__module__.rsplit(".", 1)[1])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda buf: memoryview(buf),  # flat bytes: parsed as it is
+        lambda buf: memoryview(buf).cast("c"),  # bytes of another format
+        lambda buf: memoryview(buf).cast("b"),
+        lambda buf: memoryview(buf).cast("B", (2, len(buf) // 2)),  # two dimensions
+    ],
+    ids=["B", "c", "b", "2-D"],
+)
+def test_receive_into_buffer_reads_any_view_of_writable_bytes_as_flat_bytes(
+    cls: Any, make: Any
+) -> None:
+    # A front end passes the view of its whole buffer it keeps (no view per read).
+    # Whatever its shape and format, the frames are parsed as bytes, payloads are
+    # lent as flat views of bytes, and the caller's view is left as it was.
+    proto = cls(Side.SERVER)
+    data = _masked_binary(b"hello") + _masked_binary(b"world!")
+    buf = bytearray(data + b"\x00" * (len(data) % 2))
+    view = make(buf)
+    assert proto.receive_into_buffer(view, 0, len(data), True) == len(data)
+    events = proto.events_received()
+    assert [bytes(e.data) for e in events] == [b"hello", b"world!"]
+    for e in events:
+        assert type(e.data) is memoryview
+        assert (e.data.format, e.data.ndim, e.data.readonly) == ("B", 1, False)
+    assert bytes(buf[6:11]) == b"hello"  # unmasked in place: lent from buf itself
+    assert view.tobytes()[:2] == data[:2]  # not released
+    view.release()
+    assert bytes(events[1].data) == b"world!"  # a lent payload outlives the view
+    with pytest.raises(ValueError, match="released"):
+        proto.receive_into_buffer(view, 0, len(data), True)
+
+
+@pytest.mark.parametrize("cls", implementations, ids=lambda c: c.__module__.rsplit(".", 1)[1])
 def test_receive_into_buffer_refuses_bounds_outside_the_buffer(cls: Any) -> None:
     proto = cls(Side.SERVER)
     data = _masked_binary(b"hello")
@@ -372,3 +408,21 @@ def test_receive_data_parses_any_bytes_like_as_its_bytes(cls: Any, make: Any) ->
     proto.receive_data(make(data))
     assert [e.data for e in proto.events_received()] == [b"hello!", b"hello!"]
     assert proto.protocol_error is None
+
+
+@pytest.mark.parametrize("side", [Side.SERVER, Side.CLIENT])
+@pytest.mark.parametrize("cls", implementations, ids=lambda c: c.__module__.rsplit(".", 1)[1])
+def test_sending_a_released_view_raises_and_queues_nothing(cls: Any, side: Side) -> None:
+    # The compiled core reads a view's size in C: a released one is refused as
+    # memoryview.nbytes refuses it, at any size (a large server payload is sent as
+    # itself: it must not reach the transport).
+    proto = cls(side)
+    for size in (5, 100_000):
+        view = memoryview(bytes(size))
+        view.release()
+        with pytest.raises(ValueError, match="released"):
+            proto.send_binary(view)
+        assert proto.data_to_send() == []
+    proto.send_binary(memoryview(b"still open"))
+    (sent,) = parse_frames(b"".join(bytes(b) for b in proto.data_to_send()))
+    assert (sent.opcode, sent.payload) == (2, b"still open")

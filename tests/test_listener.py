@@ -126,7 +126,14 @@ async def test_listener_client_against_a_coroutine_server() -> None:
         conn.send(b"binary")
         conn.send("as binary", MessageType.BINARY)
         conn.send(b"as text", MessageType.TEXT)
-        while len(listener.got) < 4:
+        conn.send(memoryview(b"as text too"), 1)  # kinds as plain ints
+        conn.send("as binary too", 2)
+        conn.send(bytearray(b"view"), None)
+        gone = memoryview(b"released")
+        gone.release()
+        with pytest.raises(ValueError, match="released"):
+            conn.send(gone)  # refused, nothing sent
+        while len(listener.got) < 7:
             listener.arrived.clear()
             await asyncio.wait_for(listener.arrived.wait(), 5)
         assert listener.got == [
@@ -134,10 +141,13 @@ async def test_listener_client_against_a_coroutine_server() -> None:
             (MessageType.BINARY, b"binary"),
             (MessageType.BINARY, b"as binary"),
             (MessageType.TEXT, b"as text"),
+            (MessageType.TEXT, b"as text too"),
+            (MessageType.BINARY, b"as binary too"),
+            (MessageType.BINARY, b"view"),
         ]
         await conn.close()
         assert listener.closed == (1000, "")
-        assert listener.calls == ["connect"] + ["message"] * 4 + ["close"]
+        assert listener.calls == ["connect"] + ["message"] * 7 + ["close"]
 
 
 async def test_listener_to_listener_context_manager(

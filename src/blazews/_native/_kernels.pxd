@@ -18,3 +18,10 @@ cdef bytes frame_of(int first, object data, bytes keys, Py_ssize_t at)
 # object: a view on the same managed buffer, narrowed (so it is export-tracked as a
 # slice is); a slice when view is not one-dimensional, contiguous bytes.
 cdef object sub_view(object view, Py_ssize_t start, Py_ssize_t end)
+
+# memoryview.nbytes of a memoryview as a C call (ValueError once it is released).
+cdef Py_ssize_t view_nbytes(object view) except -1
+
+# Whether a memoryview is what the core's parser reads as it is: flat, writable bytes
+# (one dimension, format "B", contiguous), not released.
+cdef bint byte_view(object view) noexcept

@@ -38,12 +38,17 @@ cdef extern from "Python.h":
     ctypedef struct Py_buffer:
         void *buf
         Py_ssize_t len
+        int readonly
         Py_ssize_t itemsize
+        char *format
         int ndim
         Py_ssize_t *shape
         Py_ssize_t *strides
         Py_ssize_t *suboffsets
     Py_buffer *PyMemoryView_GET_BUFFER(object o)
+    ctypedef struct PyMemoryViewObject:
+        int flags
+    int _Py_MEMORYVIEW_RELEASED
     # Declared without an exception value: a failure is handled here, by handing the
     # call to the pure-Python twin, which raises the same error it always raises (or
     # copes, as with a strided memoryview).
@@ -232,6 +237,29 @@ cdef object sub_view(object view, Py_ssize_t start, Py_ssize_t end):
     b.len = end - start
     b.shape[0] = end - start
     return sub
+
+
+cdef inline bint _released(object view) noexcept:
+    return (<PyMemoryViewObject *><void *>view).flags & _Py_MEMORYVIEW_RELEASED != 0
+
+
+cdef Py_ssize_t view_nbytes(object view) except -1:
+    if _released(view):
+        raise ValueError("operation forbidden on released memoryview object")
+    return PyMemoryView_GET_BUFFER(view).len
+
+
+cdef bint byte_view(object view) noexcept:
+    cdef Py_buffer *b = PyMemoryView_GET_BUFFER(view)
+    return (
+        not _released(view)
+        and not b.readonly
+        and b.ndim == 1
+        and b.itemsize == 1
+        and (b.strides == NULL or b.strides[0] == 1)
+        and b.suboffsets == NULL
+        and (b.format == NULL or (b.format[0] == b'B' and b.format[1] == 0))
+    )
 
 
 cdef inline Py_ssize_t _put_header(uint8_t *p, int first, uint64_t n, const uint8_t *key):

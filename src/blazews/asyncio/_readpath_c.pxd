@@ -5,7 +5,7 @@ cimport cython
 
 from blazews.sansio._protocol_c cimport Protocol
 
-cdef object _OPEN, _CLOSING
+cdef object _OPEN, _CLOSING, _TEXT, _BINARY
 
 
 cdef class ReadPath:
@@ -43,7 +43,7 @@ cdef class ReadPath:
     @cython.locals(protocol=Protocol)
     cpdef void _process(self) except *
 
-    @cython.locals(released=bint, start=Py_ssize_t, end=Py_ssize_t, protocol=Protocol)
+    @cython.locals(released=bint, start=Py_ssize_t, end=Py_ssize_t, protocol=Protocol, view=object)
     cpdef void _lend_read(self, Py_ssize_t nbytes) except *
 
 

@@ -31,17 +31,19 @@ except ImportError:  # (compiled: Cython's own; pure: its shadow module, or else
 
     globals()["cython"] = NO_CYTHON  # (not "cython = ...": Cython reserves the name)
 
-from ..sansio.frames import MaskLater
+from ..sansio.frames import MaskLater, MessageType
 from ..sansio.states import State
 from ._send import stable
 
-if cython.compiled:  # the kernels' C function
-    from cython.cimports.blazews._native._kernels import sub_view  # type: ignore[import-untyped, import-not-found, unused-ignore]
+if cython.compiled:  # the kernels' C functions
+    from cython.cimports.blazews._native._kernels import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        sub_view,
+        view_nbytes,
+    )
 
 if TYPE_CHECKING:
     import asyncio
 
-    from ..sansio.frames import MessageType
     from ..sansio.protocol import Protocol as CoreProtocol
     from ._receive import _Direct
     from ._send import Outbox
@@ -53,6 +55,9 @@ LOOPS_HOLDING_VIEWS: set[type] = set()
 
 _OPEN = State.OPEN
 _CLOSING = State.CLOSING
+# (send's kinds, compared by identity first: a comparison is a Python call)
+_TEXT = MessageType.TEXT
+_BINARY = MessageType.BINARY
 
 
 @cython.cclass
@@ -227,13 +232,14 @@ class ReadPath:
         events it dispatches flush their own."""
         released = self._took(nbytes)
         buf = self._rbuf
-        assert buf is not None
+        view = self._rview  # (all of buf: the core makes no view per read)
+        assert buf is not None and view is not None
         start = self._rstart
         end = self._rend
         protocol = self.protocol
         self._batching = True
         try:
-            start += protocol.receive_into_buffer(buf, start, end, True)
+            start += protocol.receive_into_buffer(view, start, end, True)
         finally:
             self._batching = False
         self._process()
@@ -277,15 +283,18 @@ class SendHandle:
         t = type(data)
         if t is str:
             data = data.encode()
-            opcode = 2 if kind == 2 else 1
+            opcode = 1 if kind is None or kind is _TEXT else 2 if kind == 2 else 1
         else:
-            if t is not bytes and (t is not memoryview or data.nbytes >= self._kept_from):
+            if t is not bytes and (
+                t is not memoryview
+                or (view_nbytes(data) if cython.compiled else data.nbytes) >= self._kept_from
+            ):
                 # The core copies a payload into its frame unless it is large; a large
                 # one that may change (a borrowed payload, a buffer refilled once this
                 # returns) is copied here, since the transport may keep what it is
                 # given.
                 data = stable(data, self._kept_from)
-            opcode = 1 if kind == 1 else 2
+            opcode = 2 if kind is None or kind is _BINARY else 1 if kind == 1 else 2
         # (send_frame: what send_data, send_text and send_binary come to)
         if compress:
             self._protocol.send_frame(opcode, data)

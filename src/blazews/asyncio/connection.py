@@ -185,13 +185,14 @@ class Connection(ReceiveBuffer):
             self._direct_read(nbytes)
             return
         buf, start, end, released = self._bytes_read(nbytes)
+        view: Any = self._rview  # all of buf: the core makes no view of its own
         protocol = self.protocol
         if self._into is not None and not self._queue:
             # A read_message_into call waits: the first message goes straight from
             # this buffer into the caller's (unmasked on the way), the rest as usual.
             protocol.message_sink = self._fill_into
             try:
-                start += protocol.receive_into_buffer(buf, start, end, True)
+                start += protocol.receive_into_buffer(view, start, end, True)
             finally:
                 protocol.message_sink = None
             self._process()
@@ -201,16 +202,16 @@ class Connection(ReceiveBuffer):
             # quarter of it at least. Copying each into new bytes would cost more than
             # the copy: glibc maps such blocks afresh, page faults included.
             queued = len(self._queue)
-            start += protocol.receive_into_buffer(buf, start, end, True)
+            start += protocol.receive_into_buffer(view, start, end, True)
             self._process()
             new: list[Any] = self._queue[queued:]  # payloads: bytes, or views of buf
             lent = [m for m in new if type(m.data) is memoryview]
             if lent and sum(len(m.data) for m in lent) < len(buf) >> 2:
                 # Too little of the buffer to pin all of it while queued: copies.
                 for m in lent:
-                    view: Any = m.data
-                    m.data = view.tobytes()
-                    view.release()
+                    piece: Any = m.data
+                    m.data = piece.tobytes()
+                    piece.release()
             elif lent:
                 start, end = self._give_away(start, end, len(lent))
                 if self._rbuf is None:  # nothing left over, and no buffer taken
@@ -220,7 +221,7 @@ class Connection(ReceiveBuffer):
                     return
                 buf, released = self._rbuf, True  # the loop never saw this one
         else:
-            start += protocol.receive_into_buffer(buf, start, end, self._borrow)
+            start += protocol.receive_into_buffer(view, start, end, self._borrow)
             self._process()
         self._parsed(buf, start, end, released)
 

@@ -58,11 +58,13 @@ except ImportError:  # (compiled: Cython's own; pure: its shadow module, or else
 
 if not cython.compiled:  # compiled, the .pxd cimports them from _events_c
     from ._events_py import Message, MessageCallback, Ping, Pong
-else:  # the kernels' C function, called with pointers into the buffer
+else:  # the kernels' C functions (some called with pointers into the buffer)
     from cython.cimports.blazews._native._kernels import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        byte_view,
         frame_of,
         mask_inplace,
         sub_view,
+        view_nbytes,
     )
     from cython.cimports.cpython.bytes import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
         PyBytes_AS_STRING,
@@ -212,7 +214,7 @@ class Protocol:
                 buf += memoryview(data)[pos:]
 
     def receive_into_buffer(
-        self, buf: bytearray, start: int, end: int, borrow: bool = False
+        self, buf: bytearray | memoryview, start: int, end: int, borrow: bool = False
     ) -> int:
         """Parse the frames in ``buf[start:end]`` where they lie; return the bytes used.
 
@@ -226,7 +228,9 @@ class Protocol:
         are what ``receive_data`` would give for the same bytes; the two may be mixed.
 
         Args:
-            buf: A writable, contiguous buffer of bytes, a ``bytearray`` typically.
+            buf: A writable, contiguous buffer of bytes: a ``bytearray``, or a
+                ``memoryview`` of all of one that the caller keeps (then no view is
+                made per call).
             start: Where the unparsed bytes begin.
             end: Where they end.
             borrow: Make the payload of each message that arrived in a single frame a
@@ -251,10 +255,13 @@ class Protocol:
             keeps a copy. While any borrowed view lives, a ``bytearray`` cannot be
             resized and a :class:`~blazews.buffers.BufferPool` refuses it back.
         """
-        if type(buf) is not bytearray:  # (compiled, _parse reads buf through a pointer)
-            with memoryview(buf) as view:
-                if view.readonly or view.itemsize != 1 or not view.c_contiguous:
-                    raise TypeError("receive_into_buffer needs a writable, contiguous buffer")
+        t: Any = type(buf)
+        if t is not bytearray and not (cython.compiled and t is memoryview and byte_view(buf)):
+            view = memoryview(buf)
+            if view.readonly or view.itemsize != 1 or not view.c_contiguous:
+                raise TypeError("receive_into_buffer needs a writable, contiguous buffer")
+            # Flat bytes, as _parse reads them (compiled, through a pointer).
+            buf = view if view.ndim == 1 and view.format == "B" else view.cast("B")
         if start < 0 or end > len(buf):
             raise ValueError("start and end must lie within the buffer")
         if self._discard or start >= end:
@@ -449,7 +456,12 @@ class Protocol:
         # those up to _COALESCE bytes and sends a larger one as itself, beside its
         # header (writelines / sendmsg): copying it would cost more than a 2nd buffer.
         t = type(data)
-        n = len(data) if t is bytes else (data if t is memoryview else memoryview(data)).nbytes
+        if t is bytes:
+            n = len(data)
+        elif cython.compiled and t is memoryview:
+            n = view_nbytes(data)  # (a C call: no attribute lookup)
+        else:
+            n = (data if t is memoryview else memoryview(data)).nbytes
         key = -1  # where the masking key is in _key_batch (a client)
         if self._is_client:
             # RFC 6455 §5.3: keys a peer cannot predict. One os.urandom call per
@@ -512,7 +524,9 @@ class Protocol:
         message's payload is a view of it; see :meth:`receive_into_buffer`). Sets
         :attr:`incomplete_frame_size`.
         """
-        mv = memoryview(data)  # payloads are sliced from it: one copy at most
+        # Payloads are sliced from it: one copy at most. (A front end passes a view of
+        # its whole buffer that it keeps: no view to make per read.)
+        mv = data if type(data) is memoryview else memoryview(data)
         if cython.compiled:  # a pointer into the buffer mv holds (till mv.release())
             view = cython.cast(cython.p_uchar, PyMemoryView_GET_BUFFER(mv).buf)
         else:
@@ -636,7 +650,7 @@ class Protocol:
         # holds it: it goes on return, with no release() call). Views sliced from it
         # (borrowed payloads) stay valid.
         self._lend = False
-        if not cython.compiled:
+        if not cython.compiled and mv is not data:
             mv.release()
         return pos
 
