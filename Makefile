@@ -110,6 +110,13 @@ bench-micro: install
 	$(PY) -c 'import aiohttp, websockets' 2>/dev/null || $(PY) -m pip install -q aiohttp websockets
 	$(PY) -m benchmarks.micro
 
+# Instructions per echoed message (1 in flight, server side) under callgrind, for every
+# library: what the wall clock of a noisy machine cannot resolve. Needs valgrind.
+# Writes benchmarks/results/instructions.md + .json.
+.PHONY: bench-instructions
+bench-instructions: install
+	$(PY) -m benchmarks.instructions
+
 # Fuzzing with atheris (libFuzzer): each target for FUZZ_TIME seconds, from the seeds in
 # fuzzing/corpus/<target> (known crash-* inputs left out, so they do not stop the run);
 # inputs it finds go to build/fuzz/<target>, crashes to fuzzing/corpus/<target>/crash-*

@@ -109,3 +109,26 @@ def test_quick_run_reports_every_row(tmp_path: Path) -> None:
         assert 4 << 20 <= whole and pieces < whole, client
         if data["machine"]["implementation"] == "compiled":
             assert pieces < 2 << 20, client
+
+
+def test_instruction_count_runs_and_reports(tmp_path: Path) -> None:
+    # The callgrind benchmark's harness: a neutral client's round trips through the
+    # e2e echo server, counted twice, differenced. It checks the harness (a count in
+    # a plausible range, the report's row), never a figure.
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.instructions", "--libs", "blazews-listener"]
+        + ["--messages", "50", "--output", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads((tmp_path / "instructions.json").read_text(encoding="utf-8"))
+    per = data["per_message"]["blazews-listener"]
+    assert 1_000 < per < 1_000_000  # a read, a parse, a callback and a write
+    report = (tmp_path / "instructions.md").read_text(encoding="utf-8")
+    assert "| blazews-listener |" in report
+    assert '"loop": "uvloop"' in report  # the run's set-up is in the report
