@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from benchmarks.common import machine_info, md_table, package_version, write_ato
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 LIBS = ["blazews-listener", "blazews", "picows", "websockets", "aiohttp"]
+CODES = ["blazews", "picows", "websockets", "aiohttp", "aiofastnet", "uvloop", "CPython"]
+CODES += ["libc", "other"]
 SIZE = 256
 
 
@@ -79,9 +82,10 @@ def round_trips(port: int, count: int, size: int = SIZE) -> None:
     sock.close()
 
 
-def count_instructions(lib: str, loop: str, messages: int) -> int:
+def count_instructions(lib: str, loop: str, messages: int) -> Counter[str]:
     """Run ``lib``'s echo server under callgrind for ``messages`` round trips (after
-    10 of warm-up); return the instructions its process executed in all."""
+    10 of warm-up); return the instructions its process executed, in all (``""``) and
+    by the code they ran in (see :func:`code_of`)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         cmd = [
@@ -112,7 +116,56 @@ def count_instructions(lib: str, loop: str, messages: int) -> int:
     found = re.search(r"^(?:summary|totals):\s*(\d+)", text, re.MULTILINE)
     if found is None:
         raise RuntimeError(f"{lib}: no instruction count in callgrind's output")
-    return int(found.group(1))
+    counts = by_object(text)
+    if sum(counts.values()) != int(found.group(1)):
+        raise RuntimeError(f"{lib}: callgrind's output not understood (counts do not add up)")
+    counts[""] = int(found.group(1))
+    return counts
+
+
+def by_object(text: str) -> Counter[str]:
+    """Sum the instructions of a callgrind output file by the code they ran in.
+
+    Its format: ``ob=`` names the object file of the lines that follow (``(n) name``
+    the first time, ``(n)`` after; ``cob=`` lines name the callee's and may come
+    first); a line that starts with a number, ``+``, ``-`` or ``*`` is a position
+    and its cost, except the one after ``calls=``: a call's inclusive cost.
+    """
+    names: dict[str, str] = {}
+    obj = "?"
+    after_call = False
+    counts: Counter[str] = Counter()
+    for line in text.splitlines():
+        first = line[:1]
+        if first.isdigit() or first in "+-*":
+            if after_call:
+                after_call = False
+            elif len(fields := line.split()) >= 2:
+                counts[code_of(obj)] += int(fields[1])
+        elif line.startswith(("ob=", "cob=")):
+            named = re.match(r"c?ob=(\(\d+\))?\s*(.*)", line)
+            assert named is not None
+            key, name = named.group(1), named.group(2)
+            if key and name:
+                names[key] = name
+            if first == "o":
+                obj = name or names.get(key or "", "?")
+        elif line.startswith("calls="):
+            after_call = True
+    return counts
+
+
+def code_of(path: str) -> str:
+    """Name the code an object file belongs to: a library, the interpreter, libc."""
+    for name in ("blazews", "picows", "aiofastnet", "websockets", "aiohttp", "uvloop"):
+        if f"/{name}/" in path:
+            return name
+    base = os.path.basename(path)
+    if base.startswith("libpython") or base.startswith("python"):
+        return "CPython"
+    if base.startswith(("libc.", "libc-", "ld-linux", "libm.")):
+        return "libc"
+    return "other"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,10 +180,12 @@ def main(argv: list[str] | None = None) -> None:
     libs = [lib for lib in ns.libs.split(",") if lib]
     short, long = ns.messages, 10 * ns.messages
     per: dict[str, float] = {}
+    by_code: dict[str, dict[str, float]] = {}
     for lib in libs:
         a = count_instructions(lib, ns.loop, short)
         b = count_instructions(lib, ns.loop, long)
-        per[lib] = (b - a) / (long - short)
+        per[lib] = (b[""] - a[""]) / (long - short)
+        by_code[lib] = {k: (b[k] - a[k]) / (long - short) for k in b.keys() | a.keys() if k}
         print(f"{lib:18} {per[lib]:9,.0f} instructions per message", flush=True)
     info: dict[str, Any] = machine_info()
     info.update(loop=ns.loop, uvloop=package_version("uvloop"), picows=package_version("picows"))
@@ -144,6 +199,15 @@ def main(argv: list[str] | None = None) -> None:
         "",
         md_table(["server", "instructions per message", "vs picows"], rows),
         "",
+        "By the code they ran in (the object file of each instruction; uvloop includes its",
+        "transports; libc includes the GIL's locks; other: the standard library's extension",
+        "modules and the rest):",
+        "",
+        md_table(
+            ["server", *CODES],
+            [[lib] + [f"{by_code[lib].get(c, 0):,.0f}" for c in CODES] for lib in by_code],
+        ),
+        "",
         "```",
         json.dumps(info, indent=1, sort_keys=True),
         "```",
@@ -152,7 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     ns.output.mkdir(parents=True, exist_ok=True)
     write_atomic(ns.output / "instructions.md", "\n".join(report))
     write_atomic(
-        ns.output / "instructions.json", json.dumps({"machine": info, "per_message": per}, indent=1)
+        ns.output / "instructions.json",
+        json.dumps({"machine": info, "per_message": per, "by_code": by_code}, indent=1),
     )
     print(f"markdown: {ns.output / 'instructions.md'}")
 

@@ -129,6 +129,11 @@ def test_instruction_count_runs_and_reports(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "instructions.json").read_text(encoding="utf-8"))
     per = data["per_message"]["blazews-listener"]
     assert 1_000 < per < 1_000_000  # a read, a parse, a callback and a write
+    by_code = data["by_code"]["blazews-listener"]
+    assert abs(sum(by_code.values()) - per) <= 0.02 * per  # every function counted once
+    assert by_code["CPython"] > 0 and by_code["uvloop"] > 0
+    if data["machine"]["implementation"] == "compiled":
+        assert by_code["blazews"] > 0  # its compiled modules
     report = (tmp_path / "instructions.md").read_text(encoding="utf-8")
     assert "| blazews-listener |" in report
     assert '"loop": "uvloop"' in report  # the run's set-up is in the report
