@@ -23,17 +23,23 @@ def _installed(module: str) -> bool:
         return False
 
 
-def test_quick_run_reports_every_row(tmp_path: Path) -> None:
+def _run(module: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m module args`` from the repository; it must succeed."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.micro", "--quick", "--output", str(tmp_path)],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_quick_run_reports_every_row(tmp_path: Path) -> None:
+    proc = _run("benchmarks.micro", "--quick", "--output", str(tmp_path), timeout=300)
     for line in ("CPU:", "SIMD level:", "Python:"):
         assert line in proc.stdout
 
@@ -115,17 +121,8 @@ def test_instruction_count_runs_and_reports(tmp_path: Path) -> None:
     # The callgrind benchmark's harness: a neutral client's round trips through the
     # e2e echo server, counted twice, differenced. It checks the harness (a count in
     # a plausible range, the report's row), never a figure.
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.instructions", "--libs", "blazews-listener"]
-        + ["--messages", "50", "--output", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    args = ["--libs", "blazews-listener", "--messages", "50", "--output", str(tmp_path)]
+    _run("benchmarks.instructions", *args, timeout=600)
     data = json.loads((tmp_path / "instructions.json").read_text(encoding="utf-8"))
     per = data["per_message"]["blazews-listener"]
     assert 1_000 < per < 1_000_000  # a read, a parse, a callback and a write
