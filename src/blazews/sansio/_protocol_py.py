@@ -229,8 +229,7 @@ class Protocol:
 
         Args:
             buf: A writable, contiguous buffer of bytes: a ``bytearray``, or a
-                ``memoryview`` of all of one that the caller keeps (then no view is
-                made per call).
+                ``memoryview`` of all of one that the caller keeps (no view made per call).
             start: Where the unparsed bytes begin.
             end: Where they end.
             borrow: Make the payload of each message that arrived in a single frame a
@@ -259,6 +258,7 @@ class Protocol:
         if t is not bytearray and not (cython.compiled and t is memoryview and byte_view(buf)):
             view = memoryview(buf)
             if view.readonly or view.itemsize != 1 or not view.c_contiguous:
+                view.release()  # (a traceback would keep it, and buf exported)
                 raise TypeError("receive_into_buffer needs a writable, contiguous buffer")
             # Flat bytes, as _parse reads them (compiled, through a pointer).
             buf = view if view.ndim == 1 and view.format == "B" else view.cast("B")
@@ -456,12 +456,10 @@ class Protocol:
         # those up to _COALESCE bytes and sends a larger one as itself, beside its
         # header (writelines / sendmsg): copying it would cost more than a 2nd buffer.
         t = type(data)
-        if t is bytes:
-            n = len(data)
-        elif cython.compiled and t is memoryview:
+        if cython.compiled and t is memoryview:
             n = view_nbytes(data)  # (a C call: no attribute lookup)
         else:
-            n = (data if t is memoryview else memoryview(data)).nbytes
+            n = len(data) if t is bytes else (data if t is memoryview else memoryview(data)).nbytes
         key = -1  # where the masking key is in _key_batch (a client)
         if self._is_client:
             # RFC 6455 §5.3: keys a peer cannot predict. One os.urandom call per
@@ -524,8 +522,7 @@ class Protocol:
         message's payload is a view of it; see :meth:`receive_into_buffer`). Sets
         :attr:`incomplete_frame_size`.
         """
-        # Payloads are sliced from it: one copy at most. (A front end passes a view of
-        # its whole buffer that it keeps: no view to make per read.)
+        # Payloads are sliced from it (a front end's view of its buffer: used as is).
         mv = data if type(data) is memoryview else memoryview(data)
         if cython.compiled:  # a pointer into the buffer mv holds (till mv.release())
             view = cython.cast(cython.p_uchar, PyMemoryView_GET_BUFFER(mv).buf)
