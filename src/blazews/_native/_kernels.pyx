@@ -226,10 +226,20 @@ def apply_mask(data, key):
     return out
 
 
+cdef inline bint _flat(const Py_buffer *b) noexcept:
+    """Whether a buffer is one dimension of contiguous 1-byte items."""
+    return (
+        b.ndim == 1
+        and b.itemsize == 1
+        and (b.strides == NULL or b.strides[0] == 1)
+        and b.suboffsets == NULL
+    )
+
+
 cdef object sub_view(object view, Py_ssize_t start, Py_ssize_t end):
     cdef Py_buffer *b = PyMemoryView_GET_BUFFER(view)
     cdef object sub
-    if b.ndim != 1 or b.itemsize != 1 or b.strides[0] != 1 or b.suboffsets != NULL:
+    if not _flat(b):
         return view[start:end]
     sub = PyMemoryView_FromObject(view)  # a view on the same managed buffer
     b = PyMemoryView_GET_BUFFER(sub)
@@ -254,10 +264,7 @@ cdef bint byte_view(object view) noexcept:
     return (
         not _released(view)
         and not b.readonly
-        and b.ndim == 1
-        and b.itemsize == 1
-        and (b.strides == NULL or b.strides[0] == 1)
-        and b.suboffsets == NULL
+        and _flat(b)
         and (b.format == NULL or (b.format[0] == b'B' and b.format[1] == 0))
     )
 

@@ -524,7 +524,7 @@ class Protocol:
         """
         # Payloads are sliced from it (a front end's view of its buffer: used as is).
         mv = data if type(data) is memoryview else memoryview(data)
-        if cython.compiled:  # a pointer into the buffer mv holds (till mv.release())
+        if cython.compiled:  # a pointer into the buffer mv holds (while mv lives)
             view = cython.cast(cython.p_uchar, PyMemoryView_GET_BUFFER(mv).buf)
         else:
             view = data
