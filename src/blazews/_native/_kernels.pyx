@@ -349,8 +349,19 @@ def encode_frame(int first, data, key=None):
 cdef bytes frame_of(int first, object data, bytes keys, Py_ssize_t at):
     cdef Py_buffer view
     cdef const uint8_t *key = NULL
+    cdef Py_buffer *b
     if keys is not None:
         key = <const uint8_t *>PyBytes_AS_STRING(keys) + at
+    # Bytes, and a flat view that is not released, are read in place: no export and
+    # release around the copy. (Not past NOGIL_MIN: with the GIL let go while it
+    # copies, only an export keeps another thread from releasing the memory.)
+    if type(data) is bytes and PyBytes_GET_SIZE(data) < NOGIL_MIN:
+        return _build_frame(first, <const uint8_t *>PyBytes_AS_STRING(data),
+                            <size_t>PyBytes_GET_SIZE(data), key)
+    if type(data) is memoryview and not _released(data):
+        b = PyMemoryView_GET_BUFFER(data)
+        if b.len < NOGIL_MIN and _flat(b):
+            return _build_frame(first, <const uint8_t *>b.buf, <size_t>b.len, key)
     if _get_buffer(data, &view, PyBUF_SIMPLE) < 0:
         PyErr_Clear()  # not contiguous, say: the pure twin copes or raises
         return _kernels_py.encode_frame(first, data, None if keys is None else keys[at : at + 4])

@@ -61,7 +61,7 @@ cdef class Protocol:
     )
     cpdef Py_ssize_t _parse(self, object data, Py_ssize_t pos, Py_ssize_t n, int mode) except -1
 
-    @cython.locals(before=Py_ssize_t, pos=Py_ssize_t, first=Py_ssize_t)
+    @cython.locals(before=Py_ssize_t, pos=Py_ssize_t, first=Py_ssize_t, held=bytearray)
     cpdef Py_ssize_t receive_into_buffer(
         self, object buf, Py_ssize_t start, Py_ssize_t end, bint borrow=*
     ) except -1
