@@ -9,12 +9,18 @@ test, they run in both builds and at every SIMD level.
 from __future__ import annotations
 
 import array
+import asyncio
 import os
 from typing import Any
 
 import pytest
+import uvloop
 
-from helpers import client, parse_frames, server
+import blazews
+from blazews.asyncio import _receive as receive_module
+from blazews.asyncio.connection import Connection
+from blazews.sansio.protocol import Protocol, Side
+from helpers import PING, client, frame, parse_frames, server
 
 # Around each header length boundary, and around the 64 KiB past which a frame is
 # built with the GIL let go (the shortcut stops short of it).
@@ -63,3 +69,93 @@ def test_a_released_view_is_refused_at_every_size() -> None:
             with pytest.raises(ValueError):
                 proto.send_binary(view)
             assert proto.data_to_send() == []
+
+
+def test_on_uvloop_an_emptied_buffer_is_read_into_through_its_own_view(
+    monkeypatch: Any,
+) -> None:
+    # uvloop holds the view it read into until buffer_updated returns: an emptied
+    # buffer is then handed out whole through the view the connection keeps, not a
+    # new one per read. A frame that outgrows the buffer while uvloop still holds
+    # that view moves to a larger one all the same, and the sweep still gives the
+    # buffer back. (A delay long enough that no sweep falls between the checks.)
+    monkeypatch.setattr(receive_module, "IDLE_RELEASE_DELAY", 0.5)
+
+    async def main() -> None:
+        async with blazews.serve(echo, "127.0.0.1", 0, compression=None) as server:
+            async with blazews.connect(f"ws://127.0.0.1:{server.port}") as conn:
+                # (The last few small: a grown buffer goes back a turn after its read.)
+                for size in (10, 100_000, 10, 300_000, 10, 10, 10):
+                    payload = os.urandom(size)
+                    await conn.send(payload)
+                    assert await conn.recv() == payload
+                (server_conn,) = server.connections
+                assert conn._holds_views and server_conn._holds_views
+                # (The server's buffer may be gone: on one loop, a connection that
+                # takes a buffer sweeps the others' parked ones.)
+                assert conn._rbuf is not None and conn._rstart == conn._rend == 0  # parked
+                assert conn.get_buffer(-1) is conn._rview
+                await asyncio.sleep(receive_module.IDLE_RELEASE_DELAY + 0.1)
+                assert conn._rbuf is None and server_conn._rbuf is None
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), 20))
+    finally:
+        loop.close()
+
+
+async def echo(conn: Any) -> None:
+    async for message in conn:
+        await conn.send(message)
+
+
+async def test_on_a_loop_that_lets_go_each_read_gets_a_view_of_its_own() -> None:
+    # The default loop lets go of the view before buffer_updated: the connection
+    # releases it there, so it must never be the view the connection keeps.
+    conn = Connection(Protocol(Side.SERVER))
+    conn.connection_made(RecordingTransport())
+    for _ in range(3):
+        view = conn.get_buffer(-1)
+        assert view is not conn._rview
+        ping = frame(PING, b"hi", mask=os.urandom(4))
+        view[: len(ping)] = ping
+        conn.buffer_updated(len(ping))
+        with pytest.raises(ValueError):
+            view.tobytes()  # released by the connection
+    assert not conn._holds_views
+
+
+class _Recording:
+    """What is written; whether closing."""
+
+    __slots__ = ()
+    written: list[bytes]
+    closed: bool
+
+    def __init__(self) -> None:
+        asyncio.Transport.__init__(self)  # type: ignore[arg-type]
+        self.written = []
+        self.closed = False
+
+    def write(self, data: Any) -> None:
+        self.written.append(bytes(data))
+
+    def writelines(self, lines: Any) -> None:
+        self.written.append(b"".join(bytes(line) for line in lines))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+class RecordingTransport(_Recording, asyncio.Transport):
+    """A transport that records what is written."""

@@ -10,6 +10,7 @@ cdef object _OPEN, _CLOSING, _TEXT, _BINARY
 
 cdef class ReadPath:
     cdef public bint _batching
+    cdef public bint _holds_views
     cdef public object _direct
     cdef public object _into
     cdef public Py_ssize_t _lowat
@@ -26,10 +27,10 @@ cdef class ReadPath:
     cdef public object protocol
     cdef public object transport
 
-    @cython.locals(view=object, tail=object, end=Py_ssize_t)
+    @cython.locals(view=object, tail=object, start=Py_ssize_t, end=Py_ssize_t)
     cpdef object get_buffer(self, Py_ssize_t sizehint)
 
-    @cython.locals(tail=object, released=bint, loop_type=object, end=Py_ssize_t)
+    @cython.locals(tail=object, released=bint, end=Py_ssize_t)
     cdef bint _took(self, Py_ssize_t nbytes) except -1
 
     @cython.locals(protocol=Protocol)

@@ -73,6 +73,7 @@ class ReadPath:
     __slots__ = (
         "_batching",
         "_direct",
+        "_holds_views",
         "_into",
         "_lowat",
         "_lowat_sock",
@@ -109,6 +110,8 @@ class ReadPath:
         self._lowat = 1  # its current value
         self._direct = None
         self._batching = False  # a Listener's callbacks run: their sends wait
+        # The loop holds the view it read into until buffer_updated returns (uvloop).
+        self._holds_views = False
 
     # -- the subclasses' part ----------------------------------------------------------
 
@@ -135,9 +138,16 @@ class ReadPath:
     def get_buffer(self, sizehint: int) -> memoryview:
         view = self._rview
         if view is not None and self._direct is None and self._into is None and not self._rfull:
-            # (compiled: view[self._rend:] without a slice object)
+            start = self._rend
+            if start == 0 and self._holds_views:
+                # All of an empty buffer: its view, not a new one. (Where the loop
+                # lets go of the view, _took releases the one it read into: that
+                # must not be this one.)
+                self._rtail = view
+                return view
+            # (compiled: view[start:] without a slice object)
             end = len(view)
-            tail = sub_view(view, self._rend, end) if cython.compiled else view[self._rend : end]
+            tail = sub_view(view, start, end) if cython.compiled else view[start:end]
             self._rtail = tail
             return tail
         return self._get_buffer(sizehint)
@@ -149,14 +159,17 @@ class ReadPath:
         released = True
         if tail is not None:
             self._rtail = None
-            loop_type = type(self.loop)
-            if loop_type in LOOPS_HOLDING_VIEWS:
-                released = False  # dropped: it dies when the loop lets go of it
+            if self._holds_views:
+                released = False  # a tail dies when the loop lets go of it
+            elif type(self.loop) in LOOPS_HOLDING_VIEWS:
+                self._holds_views = True
+                released = False
             else:
                 try:
                     tail.release()
                 except BufferError:  # uvloop lets go of it only once we return
-                    LOOPS_HOLDING_VIEWS.add(loop_type)
+                    LOOPS_HOLDING_VIEWS.add(type(self.loop))
+                    self._holds_views = True
                     released = False
         buf = self._rbuf
         assert buf is not None

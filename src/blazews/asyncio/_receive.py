@@ -185,6 +185,17 @@ def _large(need: int, most: int, ahead: bool = False) -> _LargeBuffer:
 _LEND_MIN = RECEIVE_BUFFER_SIZE + 1
 
 
+def _let_go(view: memoryview) -> None:
+    """Release a view of all of a receive buffer, unless the loop still reads through
+    it (handed out whole by ``get_buffer``, uvloop holds it until ``buffer_updated``
+    returns): then it goes when the loop lets go of it, and until then the pools
+    refuse its buffer, as they refuse any buffer something exports."""
+    try:
+        view.release()
+    except BufferError:
+        pass
+
+
 def _done_with(view: memoryview, copy: bool = True) -> bytes:
     """Finish with a payload lent from a given-away receive buffer: return a copy (if
     ``copy``), release the view, and store the buffer once no view of it is left."""
@@ -325,7 +336,8 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
             view = self._rview = memoryview(buf)
         elif self._rfull and len(view) == RECEIVE_BUFFER_SIZE:
             view = self._read_ahead()
-        tail = self._rtail = view[self._rend :]
+        # (all of an empty buffer: its view, where the loop holds the one it reads into)
+        tail = self._rtail = view if self._rend == 0 and self._holds_views else view[self._rend :]
         return tail
 
     def _read_ahead(self) -> memoryview:
@@ -404,7 +416,7 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
             fresh_view = memoryview(fresh)
             fresh_view[:kept] = view[start:end]
             self._rbuf, self._rview = fresh, fresh_view
-        view.release()
+        _let_go(view)
         return 0, kept
 
     def _keep(self, start: int, end: int) -> None:
@@ -521,7 +533,7 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
         assert buf is not None
         self._rview = None
         self._rbuf = None
-        view.release()
+        _let_go(view)
         # Both refuse a buffer something still exports: a view the loop has not let go
         # of yet, or a borrowed payload an application kept.
         if len(buf) > RECEIVE_BUFFER_SIZE:
