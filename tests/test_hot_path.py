@@ -158,4 +158,41 @@ class _Recording:
 
 
 class RecordingTransport(_Recording, asyncio.Transport):
-    """A transport that records what is written."""
+    """A transport whose instances have a dict: an instance may replace a method."""
+
+
+class SlottedTransport(_Recording, asyncio.Transport):
+    """A transport whose instances have no dict, as uvloop's."""
+
+    __slots__ = ("closed", "written")
+
+
+async def test_writes_reach_the_transports_own_methods_whatever_their_type() -> None:
+    # The write path takes write and is_closing from the transport's type when its
+    # instances cannot replace them; where they can, an instance's own are used.
+    # Connections on transports of different types take turns, each reading a ping
+    # and writing its pong.
+    replaced: list[bytes] = []
+    plain = RecordingTransport()
+    patched = RecordingTransport()
+    patched.write = replaced.append  # type: ignore[method-assign]
+    closing = RecordingTransport()
+    closing.closed = True
+    slotted = SlottedTransport()
+    conns = []
+    for transport in (plain, patched, closing, slotted):
+        conn = Connection(Protocol(Side.SERVER))
+        conn.connection_made(transport)
+        conns.append(conn)
+    for round_ in range(3):
+        for conn in conns:
+            ping = frame(PING, b"%d" % round_, mask=os.urandom(4))
+            view = conn.get_buffer(-1)
+            view[: len(ping)] = ping
+            conn.buffer_updated(len(ping))
+    pongs = [b"\x8a\x01%d" % i for i in range(3)]
+    assert plain.written == pongs
+    assert [bytes(p) for p in replaced] == pongs and patched.written == []
+    assert closing.written == []
+    assert slotted.written == pongs
+    assert [f.payload for f in parse_frames(slotted.written)] == [b"0", b"1", b"2"]

@@ -6,6 +6,9 @@ cimport cython
 from blazews.sansio._protocol_c cimport Protocol
 
 cdef object _OPEN, _CLOSING, _TEXT, _BINARY
+cdef tuple _wmethods
+
+cdef tuple _learn_transport(object t)
 
 
 cdef class ReadPath:
@@ -39,6 +42,7 @@ cdef class ReadPath:
     @cython.locals(protocol=Protocol)
     cpdef void _flush(self) except *
 
+    @cython.locals(known=tuple)
     cdef void _write(self, list out) except *
 
     @cython.locals(protocol=Protocol)

@@ -59,6 +59,21 @@ _CLOSING = State.CLOSING
 _TEXT = MessageType.TEXT
 _BINARY = MessageType.BINARY
 
+# The last transport type _write met, whether its write and is_closing are taken from
+# the type instead of looked up by name on each write, and those two: only for a type
+# whose instances cannot override them (no instance dict, no attribute hook of its
+# own), as uvloop's. Cuts two lookups by name per message written. One tuple, read
+# once per write: connections of loops in other threads may replace it meanwhile.
+_wmethods: tuple[Any, bool, Any, Any] = (None, False, None, None)
+
+
+def _learn_transport(t: Any) -> tuple[Any, bool, Any, Any]:
+    """Make ``t`` the transport type ``_write`` knows; return ``_wmethods`` for it."""
+    global _wmethods
+    direct = t.__dictoffset__ == 0 and t.__getattribute__ is object.__getattribute__
+    _wmethods = (t, True, t.write, t.is_closing) if direct else (t, False, None, None)
+    return _wmethods
+
 
 @cython.cclass
 class ReadPath:
@@ -217,11 +232,18 @@ class ReadPath:
             and self._out is None
             and transport is not None
             and type(out[0]) is not MaskLater
-            and not transport.is_closing()
         ):
-            transport.write(out[0])
-        else:
-            self._write_rest(out)
+            known = _wmethods
+            if known[0] is not type(transport):
+                known = _learn_transport(type(transport))
+            if known[1]:
+                if not known[3](transport):
+                    known[2](transport, out[0])
+                    return
+            elif not transport.is_closing():
+                transport.write(out[0])
+                return
+        self._write_rest(out)
 
     def _process(self) -> None:
         """Write what the core produced, dispatch its events, close when it says so."""
