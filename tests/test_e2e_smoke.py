@@ -139,6 +139,15 @@ def test_deflate_runs_by_default() -> None:
     assert parse_args(["--scenario", "deflate"]).scenarios == ["deflate"]
 
 
+def test_echo_runs_more_repeats_unless_told() -> None:
+    assert (parse_args([]).repeats, parse_args([]).echo_repeats) == (3, 9)
+    assert parse_args(["--repeats", "5"]).echo_repeats == 5
+    assert parse_args(["--repeats", "5", "--echo-repeats", "2"]).echo_repeats == 2
+    assert parse_args(["--quick"]).echo_repeats == 1
+    with pytest.raises(SystemExit):
+        parse_args(["--echo-repeats", "0"])
+
+
 def test_machine_header(run: dict[str, Any]) -> None:
     md = run["markdown"]
     for needle in (

@@ -492,7 +492,8 @@ def markdown(
     parts = [
         "# blazews end-to-end benchmarks",
         "",
-        f"{meta['date']}, {mode}; {cfg['repeats']} repeat(s) of {cfg['duration']} s "
+        f"{meta['date']}, {mode}; {cfg['repeats']} repeat(s) "
+        f"({cfg.get('echo_repeats', cfg['repeats'])} for echo) of {cfg['duration']} s "
         f"after {cfg['warmup']} s of warm-up; medians of the repeats, spread is half "
         f"the range over the median. Took {meta.get('elapsed_s', '?')} s "
         f"({', '.join(f'{k} {v} s' for k, v in meta.get('scenario_s', {}).items())}).",
