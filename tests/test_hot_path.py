@@ -20,7 +20,7 @@ import blazews
 from blazews.asyncio import _receive as receive_module
 from blazews.asyncio.connection import Connection
 from blazews.sansio.protocol import Protocol, Side
-from helpers import PING, client, frame, parse_frames, server
+from helpers import PING, client, frame, parse_frames, run_on, sent_frames, server
 
 # Around each header length boundary, and around the 64 KiB past which a frame is
 # built with the GIL let go (the shortcut stops short of it).
@@ -55,10 +55,39 @@ def test_every_kind_of_payload_makes_the_same_frame(size: int, side: str) -> Non
     for name, payload in payload_kinds(data).items():
         proto = server() if side == "server" else client()
         proto.send_binary(payload)
-        # (A server sends a large payload as itself, beside its header: any view.)
-        (sent,) = parse_frames(b"".join(memoryview(p).tobytes() for p in proto.data_to_send()))
+        (sent,) = sent_frames(proto)  # (b"".join: each piece one contiguous buffer)
         assert (sent.opcode, sent.fin, sent.masked) == (2, True, side == "client"), name
         assert sent.payload == data, name
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_listener_sends_strided_views_of_any_size(loop: str, compression: str | None) -> None:
+    # A strided view is sent as one contiguous piece: a server sends a large payload
+    # as itself, and neither the transports nor the compressors take strides.
+    data = os.urandom(80_000)
+    got: list[Any] = []
+
+    class Echo(blazews.Listener):
+        def on_message(self, conn: Any, kind: Any, payload: Any) -> None:
+            size = int(bytes(payload))
+            conn.send(memoryview(data)[: 2 * size : 2])
+
+    async def main() -> None:
+        server = await blazews.serve_listener(Echo, "127.0.0.1", 0, compression=compression)
+        try:
+            url = f"ws://127.0.0.1:{server.port}"
+            async with blazews.connect(url, compression=compression) as conn:
+                for size in (10, 1000, 20_000, 40_000):
+                    await conn.send(str(size))
+                    got.append((size, await conn.recv()))
+        finally:
+            server.close()
+
+    run_on(loop, main)
+    assert [(size, bytes(m)) for size, m in got] == [
+        (size, data[: 2 * size : 2]) for size in (10, 1000, 20_000, 40_000)
+    ]
 
 
 def test_a_released_view_is_refused_at_every_size() -> None:

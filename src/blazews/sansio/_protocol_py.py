@@ -16,9 +16,8 @@ A peer's protocol error never raises out of ``receive_data``: the connection fai
 with the error's close code, the error is kept in :attr:`Protocol.protocol_error`,
 and from then on nothing is parsed or buffered.
 
-:meth:`Protocol.receive_into_buffer` is the buffer-oriented twin of ``receive_data``
-for front ends that read into a buffer they own: frames are parsed where they lie,
-payloads are unmasked in place, and the caller keeps the bytes of an incomplete frame.
+:meth:`Protocol.receive_into_buffer` is ``receive_data`` for front ends that read into
+a buffer they own: frames are parsed and unmasked where they lie.
 """
 
 from __future__ import annotations
@@ -66,6 +65,7 @@ else:  # the kernels' C functions (some called with pointers into the buffer)
         sub_view,
         view_nbytes,
     )
+    from cython.cimports.cpython.buffer import PyBuffer_IsContiguous  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.cpython.bytes import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
         PyBytes_AS_STRING,
         PyBytes_FromStringAndSize,
@@ -379,6 +379,12 @@ class Protocol:
         """
         if self.state is not _OPEN:
             raise self.close_exc()
+        if type(data) is memoryview and not (
+            PyBuffer_IsContiguous(PyMemoryView_GET_BUFFER(data), b"C")
+            if cython.compiled
+            else data.c_contiguous
+        ):
+            data = data.tobytes()  # strided: one piece, as frames and transports need
         rsv = 0
         if self.extensions:
             for ext in self.extensions:
@@ -451,10 +457,8 @@ class Protocol:
         self._write_frame(0x88, close.serialize())
 
     def _write_frame(self, first: int, data: Any) -> None:
-        # The header is written into the frame's own memory (encode_frame): one object
-        # per frame. A client copies every payload anyway (masking); a server copies
-        # those up to _COALESCE bytes and sends a larger one as itself, beside its
-        # header (writelines / sendmsg): copying it would cost more than a 2nd buffer.
+        # Header and payload in one object (encode_frame), but a server's payload over
+        # _COALESCE bytes: sent as itself beside its header (writelines / sendmsg).
         t = type(data)
         if cython.compiled and t is memoryview:
             n = view_nbytes(data)  # (a C call: no attribute lookup)
@@ -642,10 +646,9 @@ class Protocol:
                 self._control_frame(opcode, payload)
             else:
                 self._data_frame(opcode, fin, rsv, payload)
-        # Now, not when the frame goes: an error's traceback may keep the frame alive,
-        # and the view would keep the buffer from being resized (compiled, no frame
-        # holds it: it goes on return, with no release() call). Views sliced from it
-        # (borrowed payloads) stay valid.
+        # Now, not when the frame goes: a traceback may keep it, and the view would keep
+        # the buffer from being resized (compiled, no frame holds it). Views sliced from
+        # it (borrowed payloads) stay valid.
         self._lend = False
         if not cython.compiled and mv is not data:
             mv.release()
@@ -716,12 +719,11 @@ class Protocol:
                 self._events.append(Message(opcode, data))
 
     def _assemble(self, payload: Any) -> None:
-        # Copy a fragment's payload behind the previous ones. Compiled, they are
-        # copied (memcpy) into the bytes object that becomes the message, grown by
-        # realloc (first room for 4 such fragments, then doubling, never past the
-        # message limit) and cut to size at the end: a fragmented message costs that
-        # one object, not a bytes object and a list slot per frame and a join. Pure,
-        # a bytearray grows and is copied into bytes once.
+        # Copy a fragment's payload behind the previous ones. Compiled, into the bytes
+        # object that becomes the message, grown by realloc (room for 4 such fragments,
+        # then doubling, never past the message limit), cut to size at the end: one
+        # object per message, no bytes per frame nor join. Pure, a bytearray grows and
+        # is copied into bytes once.
         n = self._asm_n
         if not cython.compiled:
             if self._asm is None:
