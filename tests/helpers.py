@@ -293,3 +293,49 @@ class HeldSink:
     def frames(self) -> list[RawFrame]:
         self.server.thread.join(10)
         return parse_frames(b"".join(self.got))
+
+
+class RecordingTransport(asyncio.Transport):
+    """A transport that records what is written and whether reading is paused.
+
+    Its instances have no dict, as uvloop's transports (a subclass without
+    ``__slots__`` has one).
+    """
+
+    __slots__ = ("closed", "paused", "written")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+        self.closed = False
+        self.paused = False
+
+    def write(self, data: Any) -> None:
+        self.written.append(bytes(data))
+
+    def writelines(self, lines: Any) -> None:
+        self.written.append(b"".join(bytes(line) for line in lines))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default

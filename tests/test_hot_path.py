@@ -20,7 +20,16 @@ import blazews
 from blazews.asyncio import _receive as receive_module
 from blazews.asyncio.connection import Connection
 from blazews.sansio.protocol import Protocol, Side
-from helpers import PING, client, frame, parse_frames, run_on, sent_frames, server
+from helpers import (
+    PING,
+    RecordingTransport,
+    client,
+    frame,
+    parse_frames,
+    run_on,
+    sent_frames,
+    server,
+)
 
 # Around each header length boundary, and around the 64 KiB past which a frame is
 # built with the GIL let go (the shortcut stops short of it).
@@ -155,45 +164,8 @@ async def test_on_a_loop_that_lets_go_each_read_gets_a_view_of_its_own() -> None
     assert not conn._holds_views
 
 
-class _Recording:
-    """What is written; whether closing."""
-
-    __slots__ = ()
-    written: list[bytes]
-    closed: bool
-
-    def __init__(self) -> None:
-        asyncio.Transport.__init__(self)  # type: ignore[arg-type]
-        self.written = []
-        self.closed = False
-
-    def write(self, data: Any) -> None:
-        self.written.append(bytes(data))
-
-    def writelines(self, lines: Any) -> None:
-        self.written.append(b"".join(bytes(line) for line in lines))
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-
-class RecordingTransport(_Recording, asyncio.Transport):
-    """A transport whose instances have a dict: an instance may replace a method."""
-
-
-class SlottedTransport(_Recording, asyncio.Transport):
-    """A transport whose instances have no dict, as uvloop's."""
-
-    __slots__ = ("closed", "written")
+class DictTransport(RecordingTransport):
+    """A recording transport whose instances have a dict: one may replace a method."""
 
 
 async def test_writes_reach_the_transports_own_methods_whatever_their_type() -> None:
@@ -202,12 +174,12 @@ async def test_writes_reach_the_transports_own_methods_whatever_their_type() -> 
     # Connections on transports of different types take turns, each reading a ping
     # and writing its pong.
     replaced: list[bytes] = []
-    plain = RecordingTransport()
-    patched = RecordingTransport()
+    plain = DictTransport()
+    patched = DictTransport()
     patched.write = replaced.append  # type: ignore[method-assign]
-    closing = RecordingTransport()
+    closing = DictTransport()
     closing.closed = True
-    slotted = SlottedTransport()
+    slotted = RecordingTransport()
     conns = []
     for transport in (plain, patched, closing, slotted):
         conn = Connection(Protocol(Side.SERVER))

@@ -28,7 +28,17 @@ from blazews.sansio.client import ClientProtocol
 from blazews.sansio.handshake import accept_key
 from blazews.sansio.protocol import Protocol, Side
 from blazews.sansio.uri import parse_uri
-from helpers import BINARY, CLOSE, CONT, PING, TEXT, close_payload, frame, parse_frames
+from helpers import (
+    BINARY,
+    CLOSE,
+    CONT,
+    PING,
+    TEXT,
+    RecordingTransport,
+    close_payload,
+    frame,
+    parse_frames,
+)
 
 
 def test_compiled_read_path_is_live_in_the_default_build() -> None:
@@ -51,51 +61,11 @@ def test_compiled_read_path_is_live_in_the_default_build() -> None:
         assert type(receive_module.ReadPath.__dict__["get_buffer"]).__name__ != "function"
 
 
-class Transport(asyncio.Transport):
-    """A transport that records what is written and whether reading is paused."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written: list[bytes] = []
-        self.closed = False
-        self.paused = False
-
-    def write(self, data: Any) -> None:
-        self.written.append(bytes(data))
-
-    def writelines(self, lines: Any) -> None:
-        self.written.append(b"".join(bytes(line) for line in lines))
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-
 def open_connection(**kwargs: Any) -> Connection:
     """A server-side Connection, open, on a :class:`Transport`."""
     limit = kwargs.pop("max_message_size", 1 << 20)
     conn = Connection(Protocol(Side.SERVER, max_message_size=limit), **kwargs)
-    conn.connection_made(Transport())
+    conn.connection_made(RecordingTransport())
     return conn
 
 
@@ -249,7 +219,7 @@ async def test_a_header_claiming_more_than_the_limit_allocates_nothing() -> None
     feed(conn, frame(BINARY, b"", mask=True, length=1001, with_payload=False))
     assert conn._rbuf is None
     transport = conn.transport
-    assert isinstance(transport, Transport) and transport.closed
+    assert isinstance(transport, RecordingTransport) and transport.closed
     (close,) = parse_frames(transport.written)
     assert close.opcode == CLOSE and close.payload[:2] == struct.pack("!H", 1009)
 
@@ -320,7 +290,7 @@ async def test_any_chunking_gives_the_same_messages(chunk: int | None) -> None:
     await asyncio.sleep(0)  # a grown buffer goes back after an idle turn of the loop
     assert conn._rbuf is None
     transport = conn.transport
-    assert isinstance(transport, Transport)
+    assert isinstance(transport, RecordingTransport)
     assert [(f.opcode, f.payload) for f in parse_frames(transport.written)] == [(0xA, b"ping")]
 
 
@@ -363,7 +333,7 @@ async def test_protocol_errors_close_with_their_code(data: bytes, code: int, chu
     error = conn.protocol.protocol_error
     assert error is not None and error.close_code == code
     transport = conn.transport
-    assert isinstance(transport, Transport) and transport.closed
+    assert isinstance(transport, RecordingTransport) and transport.closed
     close = parse_frames(transport.written)[-1]
     assert close.opcode == CLOSE and close.payload[:2] == struct.pack("!H", code)
     assert conn._rbuf is None
