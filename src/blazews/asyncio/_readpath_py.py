@@ -59,19 +59,19 @@ _CLOSING = State.CLOSING
 _TEXT = MessageType.TEXT
 _BINARY = MessageType.BINARY
 
-# The last transport type _write met, whether its write and is_closing are taken from
-# the type instead of looked up by name on each write, and those two: only for a type
+# The last transport type _write met, and its write and is_closing, taken from the
+# type instead of looked up by name on each write (None: looked up): only for a type
 # whose instances cannot override them (no instance dict, no attribute hook of its
 # own), as uvloop's. Cuts two lookups by name per message written. One tuple, read
 # once per write: connections of loops in other threads may replace it meanwhile.
-_wmethods: tuple[Any, bool, Any, Any] = (None, False, None, None)
+_wmethods: tuple[Any, Any, Any] = (None, None, None)
 
 
-def _learn_transport(t: Any) -> tuple[Any, bool, Any, Any]:
+def _learn_transport(t: Any) -> tuple[Any, Any, Any]:
     """Make ``t`` the transport type ``_write`` knows; return ``_wmethods`` for it."""
     global _wmethods
     direct = t.__dictoffset__ == 0 and t.__getattribute__ is object.__getattribute__
-    _wmethods = (t, True, t.write, t.is_closing) if direct else (t, False, None, None)
+    _wmethods = (t, t.write, t.is_closing) if direct else (t, None, None)
     return _wmethods
 
 
@@ -175,7 +175,7 @@ class ReadPath:
         if tail is not None:
             self._rtail = None
             if self._holds_views:
-                released = False  # a tail dies when the loop lets go of it
+                released = False  # the loop lets go of it once we return
             elif type(self.loop) in LOOPS_HOLDING_VIEWS:
                 self._holds_views = True
                 released = False
@@ -236,9 +236,9 @@ class ReadPath:
             known = _wmethods
             if known[0] is not type(transport):
                 known = _learn_transport(type(transport))
-            if known[1]:
-                if not known[3](transport):
-                    known[2](transport, out[0])
+            if known[1] is not None:
+                if not known[2](transport):
+                    known[1](transport, out[0])
                     return
             elif not transport.is_closing():
                 transport.write(out[0])
