@@ -339,3 +339,27 @@ class RecordingTransport(asyncio.Transport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return default
+
+
+def feed(conn: Any, data: bytes, chunk: int | None = None) -> int:
+    """Deliver ``data`` to an asyncio connection as the loop would, at most ``chunk``
+    bytes per read.
+
+    Returns the number of reads.
+    """
+    reads = 0
+    pos = 0
+    while pos < len(data):
+        view = conn.get_buffer(-1)
+        assert len(view) > 0
+        n = min(len(view), len(data) - pos, chunk or len(data))
+        view[:n] = data[pos : pos + n]
+        pos += n
+        conn.buffer_updated(n)
+        reads += 1
+    return reads
+
+
+async def echo_handler(conn: Any) -> None:
+    async for message in conn:
+        await conn.send(message)

@@ -24,6 +24,8 @@ from helpers import (
     PING,
     RecordingTransport,
     client,
+    echo_handler,
+    feed,
     frame,
     parse_frames,
     run_on,
@@ -120,7 +122,7 @@ def test_on_uvloop_an_emptied_buffer_is_read_into_through_its_own_view(
     monkeypatch.setattr(receive_module, "IDLE_RELEASE_DELAY", 0.5)
 
     async def main() -> None:
-        async with blazews.serve(echo, "127.0.0.1", 0, compression=None) as server:
+        async with blazews.serve(echo_handler, "127.0.0.1", 0, compression=None) as server:
             async with blazews.connect(f"ws://127.0.0.1:{server.port}") as conn:
                 # (The last few small: a grown buffer goes back a turn after its read.)
                 for size in (10, 100_000, 10, 300_000, 10, 10, 10):
@@ -141,11 +143,6 @@ def test_on_uvloop_an_emptied_buffer_is_read_into_through_its_own_view(
         loop.run_until_complete(asyncio.wait_for(main(), 20))
     finally:
         loop.close()
-
-
-async def echo(conn: Any) -> None:
-    async for message in conn:
-        await conn.send(message)
 
 
 async def test_on_a_loop_that_lets_go_each_read_gets_a_view_of_its_own() -> None:
@@ -187,10 +184,7 @@ async def test_writes_reach_the_transports_own_methods_whatever_their_type() -> 
         conns.append(conn)
     for round_ in range(3):
         for conn in conns:
-            ping = frame(PING, b"%d" % round_, mask=os.urandom(4))
-            view = conn.get_buffer(-1)
-            view[: len(ping)] = ping
-            conn.buffer_updated(len(ping))
+            feed(conn, frame(PING, b"%d" % round_, mask=os.urandom(4)))
     pongs = [b"\x8a\x01%d" % i for i in range(3)]
     assert plain.written == pongs
     assert [bytes(p) for p in replaced] == pongs and patched.written == []

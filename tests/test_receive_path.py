@@ -36,6 +36,8 @@ from helpers import (
     TEXT,
     RecordingTransport,
     close_payload,
+    echo_handler,
+    feed,
     frame,
     parse_frames,
 )
@@ -67,24 +69,6 @@ def open_connection(**kwargs: Any) -> Connection:
     conn = Connection(Protocol(Side.SERVER, max_message_size=limit), **kwargs)
     conn.connection_made(RecordingTransport())
     return conn
-
-
-def feed(conn: Connection, data: bytes, chunk: int | None = None) -> int:
-    """Deliver ``data`` as the loop would, at most ``chunk`` bytes per read.
-
-    Returns the number of reads.
-    """
-    reads = 0
-    pos = 0
-    while pos < len(data):
-        view = conn.get_buffer(-1)
-        assert len(view) > 0
-        n = min(len(view), len(data) - pos, chunk or len(data))
-        view[:n] = data[pos : pos + n]
-        pos += n
-        conn.buffer_updated(n)
-        reads += 1
-    return reads
 
 
 def masked(opcode: int, payload: bytes = b"", **kwargs: Any) -> bytes:
@@ -691,11 +675,6 @@ def test_parked_buffers_do_not_keep_a_closed_loop_alive() -> None:
     del loop
     gc.collect()
     assert gone() is None
-
-
-async def echo_handler(conn: Any) -> None:
-    async for message in conn:
-        await conn.send(message)
 
 
 # -- large payloads lent from the receive buffer ------------------------------------
