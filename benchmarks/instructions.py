@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
+import importlib.util
 import json
 import os
 import re
@@ -155,10 +157,33 @@ def by_object(text: str) -> Counter[str]:
     return counts
 
 
+LIBRARIES = ("blazews", "picows", "aiofastnet", "websockets", "aiohttp", "uvloop")
+
+
+@functools.cache
+def package_dirs() -> dict[str, str]:
+    """Each installed library's own package directory, resolved, ending in a separator.
+
+    Found without importing the libraries. Matching on these, not on a path fragment
+    such as ``/blazews/``, keeps a checkout named ``blazews`` (the name ``git clone``
+    gives) from claiming every object file of the ``.venv`` inside it.
+    """
+    dirs: dict[str, str] = {}
+    for name in LIBRARIES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            for location in spec.submodule_search_locations:
+                dirs[name] = os.path.join(os.path.realpath(location), "")
+                break
+    return dirs
+
+
+@functools.cache
 def code_of(path: str) -> str:
     """Name the code an object file belongs to: a library, the interpreter, libc."""
-    for name in ("blazews", "picows", "aiofastnet", "websockets", "aiohttp", "uvloop"):
-        if f"/{name}/" in path:
+    real = os.path.realpath(path)
+    for name, directory in package_dirs().items():
+        if real.startswith(directory):
             return name
     base = os.path.basename(path)
     if base.startswith("libpython") or base.startswith("python"):

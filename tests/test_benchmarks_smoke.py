@@ -134,3 +134,18 @@ def test_instruction_count_runs_and_reports(tmp_path: Path) -> None:
     report = (tmp_path / "instructions.md").read_text(encoding="utf-8")
     assert "| blazews-listener |" in report
     assert '"loop": "uvloop"' in report  # the run's set-up is in the report
+
+
+def test_instruction_count_attributes_objects_by_package_directory() -> None:
+    # A clone named blazews holds its .venv: an object file of uvloop or CPython
+    # there is not blazews' (issue 19: a path fragment once claimed them all).
+    from benchmarks.instructions import code_of, package_dirs
+
+    clone = "/home/user/blazews/.venv/lib/python3.11/site-packages"
+    assert code_of(f"{clone}/somelib/_speedups.cpython-311-x86_64-linux-gnu.so") == "other"
+    assert code_of("/home/user/blazews/.venv/bin/python3.11") == "CPython"
+    blazews_dir = package_dirs()["blazews"]
+    assert code_of(os.path.join(blazews_dir, "_native", "_kernels.so")) == "blazews"
+    if "uvloop" in package_dirs():
+        assert code_of(os.path.join(package_dirs()["uvloop"], "loop.so")) == "uvloop"
+        assert not package_dirs()["uvloop"].startswith(blazews_dir)
