@@ -658,6 +658,7 @@ def test_single_frame_bomb_is_refused_with_bounded_memory() -> None:
     with pytest.raises(MessageTooBig) as info:
         pair()[1].decode(BINARY, True, 0x40, BOMB, MIB)
     assert info.value.close_code == 1009
+    assert str(info.value) == "message larger than max_message_size once decompressed"
 
 
 def test_fragmented_bomb_over_the_protocol() -> None:

@@ -138,6 +138,7 @@ _CMWB = "client_max_window_bits"
 _PARAMS = (_SNCT, _CNCT, _SMWB, _CMWB)
 _WINDOW_BITS = re.compile(r"8|9|1[0-5]")  # RFC 7692 7.1.2: 8-15, no leading zero
 _TAIL = b"\x00\x00\xff\xff"
+_TOO_BIG = "message larger than max_message_size once decompressed"
 _RSV1 = 0x40
 
 
@@ -360,17 +361,13 @@ class PerMessageDeflate(Extension):
                 # One byte past the room proves the message too big without inflating it.
                 data = inflater.decompress(payload, max_size + 1)
                 if len(data) > max_size:
-                    raise MessageTooBig(
-                        f"message inflates past max_message_size ({max_size} bytes left)"
-                    )
+                    raise MessageTooBig(_TOO_BIG)
                 if fin and not inflater.eof:
                     more = inflater.decompress(_TAIL, max_size + 1 - len(data))
                     if more:
                         data += more
                         if len(data) > max_size:
-                            raise MessageTooBig(
-                                f"message inflates past max_message_size ({max_size} bytes left)"
-                            )
+                            raise MessageTooBig(_TOO_BIG)
         except self._inflate_backend.error as exc:
             self._decompressor = None
             raise ProtocolError(f"invalid compressed data: {exc}", 1007) from None
