@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import ssl
 import struct
@@ -151,6 +152,31 @@ async def test_handler_exception_closes_with_1011() -> None:
             with pytest.raises(ConnectionClosedError) as info:
                 await conn.recv()
             assert info.value.code == 1011
+
+
+async def test_handler_ended_by_a_normal_close_is_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The README's echo, met by a client that closes right after sending: the reply's
+    # send raises ConnectionClosedOK, which ends the handler without an error record.
+    ended = asyncio.Event()
+
+    async def handler(conn: Any) -> None:
+        message = await conn.recv()
+        await conn.wait_closed()
+        try:
+            await conn.send(message)
+        finally:
+            ended.set()
+
+    with caplog.at_level(logging.DEBUG, logger="blazews"):
+        async with blazews.serve(handler, "127.0.0.1", 0) as server:
+            async with blazews.connect(url(server)) as conn:
+                await conn.send("bye")
+            await asyncio.wait_for(ended.wait(), 5)
+            await asyncio.sleep(0.01)  # the handler's task logs as it ends
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("handler ended" in r.message for r in caplog.records)
 
 
 async def test_handler_return_closes_with_1000() -> None:

@@ -207,6 +207,32 @@ def test_handler_exception_closes_with_1011(
     assert any("handler failed" in record.message for record in caplog.records)
 
 
+def test_handler_ended_by_a_normal_close_is_no_error(
+    run_server: Callable[..., Running], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The README's echo, met by a client that closes right after sending: the reply's
+    # send raises ConnectionClosedOK, which ends the handler without an error record.
+    ended = threading.Event()
+
+    def handler(conn: sync.ServerConnection) -> None:
+        message = conn.recv()
+        with pytest.raises(ConnectionClosedOK):
+            conn.recv()  # the client's close
+        try:
+            conn.send(message)
+        finally:
+            ended.set()
+
+    running = run_server(handler)
+    with caplog.at_level(logging.DEBUG, logger="blazews"):
+        with sync.connect(running.url, **FAST) as conn:
+            conn.send("bye")
+        assert ended.wait(5)
+        time.sleep(0.05)  # the server thread logs after the handler returns
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("handler ended" in r.message for r in caplog.records)
+
+
 def test_peer_protocol_error_fails_with_1002(run_server: Callable[..., Running]) -> None:
     results: dict[str, Any] = {}
     done = threading.Event()

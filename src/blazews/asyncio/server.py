@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any
 
+from ..exceptions import ConnectionClosedError, ConnectionClosedOK
 from ..sansio.extensions import ServerExtensionFactory, with_compression
 from ..sansio.frames import COALESCE_MAX
 from ..sansio.http11 import Request, Response
@@ -148,6 +149,10 @@ class ServerConnection(Connection):
         try:
             try:
                 await self.server.handler(self)
+            except ConnectionClosedOK as exc:  # the peer closed: not the handler's fault
+                logger.debug("connection handler ended: %s", exc)
+            except ConnectionClosedError as exc:
+                logger.info("connection handler ended: %s", exc)
             except Exception:
                 logger.exception("connection handler failed")
                 if self.protocol.state is State.OPEN:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
+from ..exceptions import ConnectionClosedError, ConnectionClosedOK
 from ..sansio.extensions import ServerExtensionFactory, with_compression
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, State
@@ -209,6 +210,12 @@ class Server:
                 conn._start()
             try:
                 self.handler(conn)
+            except ConnectionClosedOK as exc:  # the peer closed: not the handler's fault
+                logger.debug("connection handler ended: %s", exc)
+                conn.close()
+            except ConnectionClosedError as exc:
+                logger.info("connection handler ended: %s", exc)
+                conn.close()
             except Exception:
                 logger.exception("connection handler failed")
                 if conn.protocol.state is State.OPEN:
