@@ -24,6 +24,7 @@ from blazews import BufferTooSmall, ConnectionClosedError, MessageType
 from blazews.asyncio import _receive as receive_module
 from blazews.asyncio.connection import RECEIVE_BUFFER_SIZE, Connection
 from blazews.buffers import DEFAULT_BUFFER_POOL
+from blazews.options import ConnectionOptions
 from blazews.sansio.client import ClientProtocol
 from blazews.sansio.handshake import accept_key
 from blazews.sansio.protocol import Protocol, Side
@@ -66,7 +67,7 @@ def test_compiled_read_path_is_live_in_the_default_build() -> None:
 def open_connection(**kwargs: Any) -> Connection:
     """A server-side Connection, open, on a :class:`Transport`."""
     limit = kwargs.pop("max_message_size", 1 << 20)
-    conn = Connection(Protocol(Side.SERVER, max_message_size=limit), **kwargs)
+    conn = Connection(Protocol(Side.SERVER, max_message_size=limit), ConnectionOptions(**kwargs))
     conn.connection_made(RecordingTransport())
     return conn
 

@@ -16,8 +16,6 @@ asyncio::
 Blocking: :mod:`blazews.sync` has the same API without ``await``.
 """
 
-from __future__ import annotations
-
 from ._impl import IMPLEMENTATION, apply_mask, cpu_features, mask_bytes, simd_level, validate_utf8
 from .asyncio import (
     ClientConnection,
@@ -46,6 +44,7 @@ from .exceptions import (
     NegotiationError,
     ProtocolError,
 )
+from .options import ClientOptions, ConnectionOptions, ServerOptions
 from .sansio.client import ClientProtocol
 from .sansio.extensions import ClientExtensionFactory, Extension, ServerExtensionFactory
 from .sansio.frames import Close, CloseCode, Frame, MaskLater, MessageType, Opcode
@@ -64,6 +63,7 @@ __all__ = [
     "BufferTooSmall",
     "ClientConnection",
     "ClientExtensionFactory",
+    "ClientOptions",
     "ClientProtocol",
     "Close",
     "CloseCode",
@@ -72,6 +72,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "ConnectionOptions",
     "Extension",
     "Frame",
     "Headers",
@@ -96,6 +97,7 @@ __all__ = [
     "Server",
     "ServerConnection",
     "ServerExtensionFactory",
+    "ServerOptions",
     "ServerProtocol",
     "Side",
     "State",

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+from ..options import ConnectionOptions
 from ..sansio._direct import bytes_missing
 from ..sansio.extensions.permessage_deflate import Compressed, PerMessageDeflate
 from ..sansio.frames import MaskLater, MessageType
@@ -48,10 +49,7 @@ logger = logging.getLogger("blazews")
 _TYPES = (None, MessageType.TEXT, MessageType.BINARY)
 
 
-COMPRESS_IN_THREAD = 131072
-"""Default ``compress_in_thread``: messages from this size (128 KiB) on are compressed
-off the event loop when permessage-deflate is in use (deflating 128 KiB of JSON takes
-about a millisecond, longer than a loop should stall)."""
+_DEFAULTS = ConnectionOptions()
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
@@ -101,42 +99,24 @@ class Connection(ReceiveBuffer):
         "_writing_paused",
         "_deflate",  # (sending)
         "_send_chain",
-        "close_timeout",
-        "compress_in_thread",
         "latency",
         "max_queue",
-        "ping_interval",
-        "ping_timeout",
+        "options",
         "request",
         "response",
-        "write_limit",
     )
 
-    def __init__(
-        self,
-        protocol: Protocol,
-        *,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        close_timeout: float | None = 10.0,
-        max_queue: int = 16,
-        write_limit: int | tuple[int, int | None] = 65536,
-        compress_in_thread: int | None = COMPRESS_IN_THREAD,
-    ) -> None:
+    def __init__(self, protocol: Protocol, options: ConnectionOptions = _DEFAULTS) -> None:
         super().__init__()  # the receive buffer's state
         self.protocol = protocol
-        self.compress_in_thread = compress_in_thread
+        # Shared by every connection of a server or client call; max_queue is read
+        # per message, so it is kept at hand.
+        self.options = options
+        self.max_queue = options.max_queue
         # The permessage-deflate extension, once looked up (False: none negotiated),
         # and the task of the last send that goes through a worker thread.
         self._deflate: PerMessageDeflate | bool | None = None
         self._send_chain: asyncio.Task[None] | None = None
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        if max_queue < 1:
-            raise ValueError("max_queue must be at least 1")
-        self.max_queue = max_queue
-        self.write_limit = write_limit
         self.request: Request | None = None
         self.response: Response | None = None
         self.latency = 0.0
@@ -175,7 +155,7 @@ class Connection(ReceiveBuffer):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport: no isinstance check.
         self.transport = cast(asyncio.Transport, transport)
-        limit = self.write_limit
+        limit = self.options.write_limit
         high, low = (limit, None) if isinstance(limit, int) else limit
         self.transport.set_write_buffer_limits(high, low)
         self._watch_socket(transport)
@@ -360,9 +340,9 @@ class Connection(ReceiveBuffer):
             return
         if self.protocol.close_transport():
             transport.close()
-        elif self._close_timer is None and self.close_timeout is not None:
+        elif self._close_timer is None and self.options.close_timeout is not None:
             # A client waits for the server to close the TCP connection, within bounds.
-            self._close_timer = self.loop.call_later(self.close_timeout, transport.abort)
+            self._close_timer = self.loop.call_later(self.options.close_timeout, transport.abort)
 
     # -- receiving -------------------------------------------------------------------
 
@@ -574,7 +554,7 @@ class Connection(ReceiveBuffer):
 
     def _offloads(self, data: Any) -> bool:
         """Whether ``data`` is to be compressed in a worker thread."""
-        least = self.compress_in_thread
+        least = self.options.compress_in_thread
         if least is None:
             return False
         deflate = self._deflate
@@ -653,17 +633,17 @@ class Connection(ReceiveBuffer):
                 break
 
     async def _keepalive(self) -> None:
-        assert self.ping_interval is not None
+        assert self.options.ping_interval is not None
         while self.protocol.state is State.OPEN:
-            await asyncio.sleep(self.ping_interval)
+            await asyncio.sleep(self.options.ping_interval)
             try:
                 waiter = await self.ping()
             except ConnectionClosed:
                 return
-            if self.ping_timeout is None:
+            if self.options.ping_timeout is None:
                 continue
             try:
-                await asyncio.wait_for(asyncio.shield(waiter), self.ping_timeout)
+                await asyncio.wait_for(asyncio.shield(waiter), self.options.ping_timeout)
             except asyncio.TimeoutError:
                 logger.info("keepalive ping timed out; closing the connection")
                 self.protocol.fail(1011, "keepalive ping timeout")
@@ -673,7 +653,7 @@ class Connection(ReceiveBuffer):
                 return
 
     def _start_keepalive(self) -> None:
-        if self.ping_interval is not None:
+        if self.options.ping_interval is not None:
             self._keepalive_task = self.loop.create_task(self._keepalive())
 
     # -- closing ---------------------------------------------------------------------
@@ -691,7 +671,7 @@ class Connection(ReceiveBuffer):
 
     async def _wait_closed_within_timeout(self) -> None:
         try:
-            await asyncio.wait_for(asyncio.shield(self._closed), self.close_timeout)
+            await asyncio.wait_for(asyncio.shield(self._closed), self.options.close_timeout)
         except asyncio.TimeoutError:
             if self.transport is not None:
                 self.transport.abort()

@@ -35,18 +35,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl as ssl_module
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from ..buffers import _MASK_PIECE
+from ..options import ClientKeywords, ClientOptions, ServerKeywords, ServerOptions
 from ..sansio.client import ClientProtocol
-from ..sansio.extensions import ClientExtensionFactory, ServerExtensionFactory
 from ..sansio.frames import MessageType
 from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import (
-    DEFAULT_MAX_MESSAGE_SIZE,
     Message,
     MessageCallback,
     Ping,
@@ -54,11 +52,14 @@ from ..sansio.protocol import (
     Protocol,
     State,
 )
-from ..sansio.server import ServerProtocol, SubprotocolSelector
+from ..sansio.server import ServerProtocol
 from ._receive import ReadPath, SendHandle
 from .client import ClientConnection, connect
 from .connection import Connection
-from .server import ProcessRequest, ProcessResponse, ServerConnection, serve
+from .server import ServerConnection, serve
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Listener", "ListenerConnection", "connect_listener", "serve_listener"]
 
@@ -67,6 +68,10 @@ logger = logging.getLogger("blazews")
 _TYPES = (None, MessageType.TEXT, MessageType.BINARY)
 
 L = TypeVar("L", bound="Listener")
+
+# What the Listener entry points refuse: their connections deliver each message as it
+# is parsed, with no queue.
+_NO_QUEUE = {"max_queue": "a Listener has no queue"}
 
 
 class Listener:
@@ -435,11 +440,8 @@ class serve_listener(serve):
     Args:
         factory: Called with no argument for each connection whose handshake
             succeeded; returns its :class:`Listener` (pass the class itself).
-        host, port, path, sock, ssl, subprotocols, select_subprotocol, extensions,
-            compression, process_request, process_response, open_timeout,
-            ping_interval, ping_timeout, close_timeout, max_message_size, write_limit,
-            max_line, max_headers, backlog, reuse_port: As for :func:`blazews.serve`.
-            There is no ``max_queue``: there is no queue.
+        host, port, options, **keywords: As for :func:`blazews.serve`, but for
+            ``max_queue``: there is no queue.
     """
 
     def __init__(
@@ -448,55 +450,16 @@ class serve_listener(serve):
         host: str | None = None,
         port: int | None = None,
         *,
-        path: str | None = None,
-        sock: Any = None,
-        ssl: ssl_module.SSLContext | None = None,
-        subprotocols: Sequence[str] | None = None,
-        select_subprotocol: SubprotocolSelector | None = None,
-        extensions: Sequence[ServerExtensionFactory] = (),
-        compression: str | None = "deflate",
-        process_request: ProcessRequest | None = None,
-        process_response: ProcessResponse | None = None,
-        open_timeout: float | None = 10.0,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        close_timeout: float | None = 10.0,
-        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        write_limit: int | tuple[int, int | None] = 65536,
-        max_line: int = 8192,
-        max_headers: int = 128,
-        backlog: int = 100,
-        reuse_port: bool | None = None,
+        options: ServerOptions | None = None,
+        **keywords: Unpack[ServerKeywords],
     ) -> None:
-        super().__init__(
-            _run_listener,
-            host,
-            port,
-            path=path,
-            sock=sock,
-            ssl=ssl,
-            subprotocols=subprotocols,
-            select_subprotocol=select_subprotocol,
-            extensions=extensions,
-            compression=compression,
-            process_request=process_request,
-            process_response=process_response,
-            open_timeout=open_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            max_message_size=max_message_size,
-            write_limit=write_limit,
-            max_line=max_line,
-            max_headers=max_headers,
-            backlog=backlog,
-            reuse_port=reuse_port,
-        )
+        options = ServerOptions.of("serve_listener", options, keywords, _NO_QUEUE)
+        self._setup(_run_listener, host, port, options)
         self.listener_factory = factory
 
     def _factory(self) -> ServerConnection:
         conn = _ServerListenerConnection(
-            ServerProtocol(**self.protocol_options), self.server, **self.connection_options
+            ServerProtocol(**self.protocol_options), self.server, self.options
         )
         conn._listener_factory = self.listener_factory
         return conn
@@ -506,7 +469,7 @@ class _ListenerConnect(connect):
     listener_factory: Callable[[], Listener]
 
     def _connection(self, protocol: ClientProtocol) -> ClientConnection:
-        conn = _ClientListenerConnection(protocol, **self.connection_options)
+        conn = _ClientListenerConnection(protocol, self.options)
         conn._listener_factory = self.listener_factory
         return conn
 
@@ -521,16 +484,15 @@ class connect_listener(Generic[L]):
     Args:
         factory: Called with no argument once the handshake succeeded; returns the
             :class:`Listener` (pass the class itself).
-        uri, origin, subprotocols, extensions, compression, additional_headers, ssl,
-            server_hostname, sock, unix_path, open_timeout, ping_interval,
-            ping_timeout, close_timeout, max_message_size, write_limit: As for
-            :func:`blazews.connect`. There is no ``max_queue``: there is no queue.
+        uri, options, **keywords: As for :func:`blazews.connect`, but for
+            ``max_queue``: there is no queue.
 
     Raises:
         InvalidURI: The URL is not a WebSocket URL.
         InvalidHandshake: The server refused or botched the handshake.
         TimeoutError: ``open_timeout`` elapsed.
         OSError: The TCP connection failed.
+        TypeError, ValueError: An option is unknown, of a wrong type or out of range.
     """
 
     def __init__(
@@ -538,40 +500,11 @@ class connect_listener(Generic[L]):
         factory: Callable[[], L],
         uri: str,
         *,
-        origin: str | None = None,
-        subprotocols: Sequence[str] | None = None,
-        extensions: Sequence[ClientExtensionFactory] = (),
-        compression: str | None = "deflate",
-        additional_headers: Iterable[tuple[str, str]] | Headers | None = None,
-        ssl: ssl_module.SSLContext | None = None,
-        server_hostname: str | None = None,
-        sock: Any = None,
-        unix_path: str | None = None,
-        open_timeout: float | None = 10.0,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        close_timeout: float | None = 10.0,
-        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        write_limit: int | tuple[int, int | None] = 65536,
+        options: ClientOptions | None = None,
+        **keywords: Unpack[ClientKeywords],
     ) -> None:
-        self._connect = _ListenerConnect(
-            uri,
-            origin=origin,
-            subprotocols=subprotocols,
-            extensions=extensions,
-            compression=compression,
-            additional_headers=additional_headers,
-            ssl=ssl,
-            server_hostname=server_hostname,
-            sock=sock,
-            unix_path=unix_path,
-            open_timeout=open_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            max_message_size=max_message_size,
-            write_limit=write_limit,
-        )
+        options = ClientOptions.of("connect_listener", options, keywords, _NO_QUEUE)
+        self._connect = _ListenerConnect(uri, options=options)
         self._connect.listener_factory = factory
 
     async def _create(self) -> tuple[ListenerConnection, L]:

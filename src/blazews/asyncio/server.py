@@ -5,27 +5,26 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConnectionClosedError, ConnectionClosedOK
-from ..sansio.extensions import ServerExtensionFactory, with_compression
+from ..options import MaybeAwaitable, ProcessRequest, ProcessResponse, ServerKeywords, ServerOptions
 from ..sansio.frames import COALESCE_MAX
 from ..sansio.http11 import Request, Response
-from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, State
-from ..sansio.server import ServerProtocol, SubprotocolSelector
-from .connection import COMPRESS_IN_THREAD, Connection
+from ..sansio.protocol import State
+from ..sansio.server import ServerProtocol
+from .connection import Connection
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Server", "ServerConnection", "serve"]
 
 logger = logging.getLogger("blazews")
 
 Handler = Callable[["ServerConnection"], Awaitable[None]]
-MaybeAwaitable = Response | None | Awaitable[Response | None]
-ProcessRequest = Callable[["ServerConnection", Request], MaybeAwaitable]
-ProcessResponse = Callable[["ServerConnection", Request, Response], MaybeAwaitable]
 
 
 class ServerConnection(Connection):
@@ -37,8 +36,8 @@ class ServerConnection(Connection):
 
     _kept_from = COALESCE_MAX + 1  # (see Connection)
 
-    def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:
-        super().__init__(protocol, **kwargs)
+    def __init__(self, protocol: ServerProtocol, server: Server, options: ServerOptions) -> None:
+        super().__init__(protocol, options)
         self.server = server
         self._open_timer: asyncio.TimerHandle | None = None
         # The task of process_request/process_response while they run, then that of
@@ -248,28 +247,13 @@ class serve:
             when it returns the connection is closed with 1000 (1011 if it raised).
         host: Address to listen on (all interfaces if ``None``).
         port: Port to listen on (``0``: any free port, see :attr:`Server.port`).
-        path: Listen on this Unix socket path instead of a TCP port.
-        sock: An already bound socket to listen on.
-        ssl: An :class:`ssl.SSLContext` to serve ``wss://``.
-        subprotocols: Subprotocols the server supports.
-        select_subprotocol: Policy picking one from the client's offer.
-        extensions: Extension factories the server accepts.
-        compression: ``"deflate"`` (the default) also accepts permessage-deflate with the
-            default policy of :mod:`blazews.sansio.extensions.permessage_deflate`,
-            unless ``extensions`` has a permessage-deflate factory; ``None``: no
-            compression.
-        process_request: ``f(connection, request)`` called before the handshake
-            response; return a :class:`Response` (e.g. ``connection.reject(403, ...)``)
-            to refuse the connection, or ``None`` to go on. May be a coroutine.
-        process_response: ``f(connection, request, response)`` may change the
-            response's headers or return a replacement. May be a coroutine.
-        open_timeout: Seconds a client has to complete the handshake.
-        ping_interval, ping_timeout, close_timeout, max_message_size, max_queue,
-            write_limit, compress_in_thread: As for :func:`blazews.connect`.
-        max_line: Longest request or header line (414/431 beyond).
-        max_headers: Most request headers (431 beyond).
-        backlog: The listen backlog.
-        reuse_port: Set ``SO_REUSEPORT``.
+        options: A :class:`~blazews.ServerOptions` to start from.
+        **keywords: Any option of :class:`~blazews.ServerOptions` (``ssl``,
+            ``subprotocols``, ``process_request``, ``ping_interval``,
+            ``max_message_size``, ...), which documents each one and its default.
+
+    Raises:
+        TypeError, ValueError: An option is unknown, of a wrong type or out of range.
     """
 
     def __init__(
@@ -278,76 +262,41 @@ class serve:
         host: str | None = None,
         port: int | None = None,
         *,
-        path: str | None = None,
-        sock: Any = None,
-        ssl: ssl_module.SSLContext | None = None,
-        subprotocols: Sequence[str] | None = None,
-        select_subprotocol: SubprotocolSelector | None = None,
-        extensions: Sequence[ServerExtensionFactory] = (),
-        compression: str | None = "deflate",
-        process_request: ProcessRequest | None = None,
-        process_response: ProcessResponse | None = None,
-        open_timeout: float | None = 10.0,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        close_timeout: float | None = 10.0,
-        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        max_queue: int = 16,
-        write_limit: int | tuple[int, int | None] = 65536,
-        compress_in_thread: int | None = COMPRESS_IN_THREAD,
-        max_line: int = 8192,
-        max_headers: int = 128,
-        backlog: int = 100,
-        reuse_port: bool | None = None,
+        options: ServerOptions | None = None,
+        **keywords: Unpack[ServerKeywords],
     ) -> None:
-        self.host, self.port, self.path, self.sock, self.ssl = host, port, path, sock, ssl
-        extensions = with_compression(compression, extensions, client=False)
-        self.backlog = backlog
-        self.reuse_port = reuse_port
+        self._setup(handler, host, port, ServerOptions.of("serve", options, keywords))
+
+    def _setup(
+        self, handler: Handler, host: str | None, port: int | None, options: ServerOptions
+    ) -> None:
+        self.host, self.port, self.options = host, port, options
         self.server = Server(
             handler,
-            process_request=process_request,
-            process_response=process_response,
-            open_timeout=open_timeout,
+            process_request=options.process_request,
+            process_response=options.process_response,
+            open_timeout=options.open_timeout,
         )
-        self.protocol_options: dict[str, Any] = dict(
-            # Tuples, so that every connection shares them rather than copying.
-            subprotocols=tuple(subprotocols or ()),
-            select_subprotocol=select_subprotocol,
-            extensions=tuple(extensions),
-            max_message_size=max_message_size,
-            max_line=max_line,
-            max_headers=max_headers,
-        )
-        self.connection_options: dict[str, Any] = dict(
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            max_queue=max_queue,
-            write_limit=write_limit,
-            compress_in_thread=compress_in_thread,
-        )
+        self.protocol_options = options.protocol_options()
 
     def _factory(self) -> ServerConnection:
         return ServerConnection(
-            ServerProtocol(**self.protocol_options), self.server, **self.connection_options
+            ServerProtocol(**self.protocol_options), self.server, self.options
         )
 
     async def _start(self) -> Server:
         loop = asyncio.get_running_loop()
-        if self.path is not None:
+        options = self.options
+        where: dict[str, Any] = {"sock": options.sock, "ssl": options.ssl}
+        where["backlog"] = options.backlog
+        if options.path is not None:
             self.server.server = await loop.create_unix_server(
-                self._factory, self.path, sock=self.sock, ssl=self.ssl, backlog=self.backlog
+                self._factory, options.path, **where
             )
         else:
+            where["reuse_port"] = options.reuse_port
             self.server.server = await loop.create_server(
-                self._factory,
-                self.host,
-                self.port,
-                sock=self.sock,
-                ssl=self.ssl,
-                backlog=self.backlog,
-                reuse_port=self.reuse_port,
+                self._factory, self.host, self.port, **where
             )
         return self.server
 

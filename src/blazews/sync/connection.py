@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from ..buffers import _MASK_PIECE, _SEND_PIECES
 from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+from ..options import ConnectionOptions
 from ..sansio.frames import MaskLater, MessageType
 from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import Message, Ping, Pong, Protocol, State
@@ -40,6 +41,14 @@ from ..sansio.protocol import Message, Ping, Pong, Protocol, State
 __all__ = ["Connection", "PongWaiter"]
 
 logger = logging.getLogger("blazews")
+
+_DEFAULTS = ConnectionOptions()
+
+# What the blocking entry points refuse, and why.
+SYNC_REFUSED = {
+    "write_limit": "blazews.sync's send writes its message before it returns",
+    "compress_in_thread": "blazews.sync compresses in the thread that sends",
+}
 
 RECV_BUFFER_SIZE = 65536
 """Size of each connection's receive buffer, in bytes."""
@@ -126,24 +135,13 @@ class Connection:
     """
 
     def __init__(
-        self,
-        sock: socket.socket,
-        protocol: Protocol,
-        *,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        close_timeout: float | None = 10.0,
-        max_queue: int = 16,
+        self, sock: socket.socket, protocol: Protocol, options: ConnectionOptions = _DEFAULTS
     ) -> None:
-        if max_queue < 1:
-            raise ValueError("max_queue must be at least 1")
         self.socket = sock
         self.protocol = protocol
         protocol.mask_later = _MASK_PIECE + 1
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        self.max_queue = max_queue
+        self.options = options
+        self.max_queue = options.max_queue
         self.request: Request | None = None
         self.response: Response | None = None
         self.latency = 0.0
@@ -388,7 +386,7 @@ class Connection:
         name = f"blazews-reader-{self._remote_address}"
         self._reader = threading.Thread(target=self._read_loop, name=name, daemon=True)
         self._reader.start()
-        if self.ping_interval is not None:
+        if self.options.ping_interval is not None:
             self._keepalive_thread = threading.Thread(
                 target=self._keepalive, name="blazews-keepalive", daemon=True
             )
@@ -413,7 +411,7 @@ class Connection:
                     break
                 if protocol.state is not State.OPEN:
                     if closing_deadline is None:
-                        closing_deadline = _deadline(self.close_timeout)
+                        closing_deadline = _deadline(self.options.close_timeout)
                     if protocol.close_transport() and not self._half_closed:
                         with cond:
                             self._flush_locked(timeout=_remaining(closing_deadline))
@@ -460,23 +458,23 @@ class Connection:
         self._closed_event.set()
 
     def _keepalive(self) -> None:
-        assert self.ping_interval is not None
-        while not self._closed_event.wait(self.ping_interval):
+        assert self.options.ping_interval is not None
+        while not self._closed_event.wait(self.options.ping_interval):
             try:
                 waiter = self.ping()
             except ConnectionClosed:
                 return
-            if self.ping_timeout is None:
+            if self.options.ping_timeout is None:
                 continue
             try:
-                waiter.wait(self.ping_timeout)
+                waiter.wait(self.options.ping_timeout)
             except TimeoutError:
                 logger.info("keepalive ping timed out; closing the connection")
                 with self._cond:
                     if self.protocol.state is State.OPEN:
                         self.protocol.fail(1011, "keepalive ping timeout")
                     self._absorb()
-                    self._flush_locked(timeout=self.close_timeout)
+                    self._flush_locked(timeout=self.options.close_timeout)
                 self._abort()
                 return
             except ConnectionClosed:
@@ -584,7 +582,7 @@ class Connection:
     def _raise_write_failed(self) -> None:
         reader = self._reader
         if reader is not None and reader is not threading.current_thread():
-            reader.join(self.close_timeout)
+            reader.join(self.options.close_timeout)
         with self._cond:
             self.protocol.receive_eof()
             exc = self.protocol.close_exc()
@@ -657,14 +655,14 @@ class Connection:
         Raises:
             ValueError: The code may not be sent, or the reason is too long.
         """
-        deadline = _deadline(self.close_timeout)
+        deadline = _deadline(self.options.close_timeout)
         with self._cond:
             if self.protocol.state is State.OPEN:
                 self.protocol.send_close(code, reason)
                 self._absorb()
                 self._cond.notify_all()  # wake a paused reader thread
             if not self._finished:
-                self._flush_locked(timeout=self.close_timeout)
+                self._flush_locked(timeout=self.options.close_timeout)
         reader = self._reader
         if reader is None:
             self._shutdown(socket.SHUT_RDWR)

@@ -10,26 +10,38 @@ from __future__ import annotations
 import logging
 import selectors
 import socket
-import ssl as ssl_module
 import threading
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..exceptions import ConnectionClosedError, ConnectionClosedOK
-from ..sansio.extensions import ServerExtensionFactory, with_compression
+from ..options import MaybeAwaitable, ServerKeywords, ServerOptions
 from ..sansio.http11 import Request, Response
-from ..sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, State
-from ..sansio.server import ServerProtocol, SubprotocolSelector
-from .connection import Connection, _deadline, _remaining
+from ..sansio.protocol import State
+from ..sansio.server import ServerProtocol
+from .connection import SYNC_REFUSED, Connection, _deadline, _remaining
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Server", "ServerConnection", "serve"]
 
 logger = logging.getLogger("blazews")
 
 Handler = Callable[["ServerConnection"], None]
-ProcessRequest = Callable[["ServerConnection", Request], "Response | None"]
-ProcessResponse = Callable[["ServerConnection", Request, Response], "Response | None"]
+
+_SERVE_REFUSED = {**SYNC_REFUSED, "reuse_port": "blazews.sync serves from one process"}
+
+
+def _plain(result: MaybeAwaitable, hook: str) -> Response | None:
+    """A hook's result, which must be a response or ``None`` here, not an awaitable."""
+    if result is None or isinstance(result, Response):
+        return result
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()  # a coroutine: no "never awaited" warning on top of the error
+    raise TypeError(f"{hook} returned {result!r}; blazews.sync runs plain functions")
 
 
 class ServerConnection(Connection):
@@ -42,9 +54,9 @@ class ServerConnection(Connection):
     protocol: ServerProtocol
 
     def __init__(
-        self, sock: socket.socket, protocol: ServerProtocol, server: Server, **kwargs: Any
+        self, sock: socket.socket, protocol: ServerProtocol, server: Server, options: ServerOptions
     ) -> None:
-        super().__init__(sock, protocol, **kwargs)
+        super().__init__(sock, protocol, options)
         self.server = server
 
     def reject(
@@ -70,11 +82,13 @@ class ServerConnection(Connection):
         try:
             response: Response | None = None
             if server.process_request is not None:
-                response = server.process_request(self, request)
+                response = _plain(server.process_request(self, request), "process_request")
             if response is None:
                 response = self.protocol.accept(request)
                 if server.process_response is not None and response.status_code == 101:
-                    replaced = server.process_response(self, request, response)
+                    replaced = _plain(
+                        server.process_response(self, request, response), "process_response"
+                    )
                     if replaced is not None:
                         response = replaced
         except Exception:
@@ -98,28 +112,13 @@ class Server:
         socket: The listening socket.
     """
 
-    def __init__(
-        self,
-        sock: socket.socket,
-        handler: Handler,
-        *,
-        ssl: ssl_module.SSLContext | None,
-        process_request: ProcessRequest | None,
-        process_response: ProcessResponse | None,
-        open_timeout: float | None,
-        close_timeout: float | None,
-        protocol_options: dict[str, Any],
-        connection_options: dict[str, Any],
-    ) -> None:
+    def __init__(self, sock: socket.socket, handler: Handler, options: ServerOptions) -> None:
         self.socket = sock
         self.handler = handler
-        self.ssl = ssl
-        self.process_request = process_request
-        self.process_response = process_response
-        self.open_timeout = open_timeout
-        self.close_timeout = close_timeout
-        self.protocol_options = protocol_options
-        self.connection_options = connection_options
+        self.options = options
+        self.process_request = options.process_request
+        self.process_response = options.process_response
+        self.protocol_options = options.protocol_options()
         self._lock = threading.Lock()
         self._connections: set[ServerConnection] = set()
         self._opening: set[socket.socket] = set()
@@ -187,14 +186,14 @@ class Server:
         conn: ServerConnection | None = None
         raw = sock
         try:
-            deadline = _deadline(self.open_timeout)
+            deadline = _deadline(self.options.open_timeout)
             sock.settimeout(_remaining(deadline))
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.ssl is not None:
-                sock = self.ssl.wrap_socket(sock, server_side=True)
+            if self.options.ssl is not None:
+                sock = self.options.ssl.wrap_socket(sock, server_side=True)
             conn = ServerConnection(
-                sock, ServerProtocol(**self.protocol_options), self, **self.connection_options
+                sock, ServerProtocol(**self.protocol_options), self, self.options
             )
             if not conn._handshake(deadline):
                 return
@@ -279,7 +278,7 @@ class Server:
         for closer in closers:
             closer.start()
         if timeout is None:
-            timeout = self.close_timeout
+            timeout = self.options.close_timeout
         deadline = _deadline(timeout)
         for thread in closers + threads:
             if thread is not threading.current_thread():
@@ -331,24 +330,8 @@ def serve(
     host: str | None = None,
     port: int | None = None,
     *,
-    path: str | None = None,
-    sock: socket.socket | None = None,
-    ssl: ssl_module.SSLContext | None = None,
-    subprotocols: Sequence[str] | None = None,
-    select_subprotocol: SubprotocolSelector | None = None,
-    extensions: Sequence[ServerExtensionFactory] = (),
-    compression: str | None = "deflate",
-    process_request: ProcessRequest | None = None,
-    process_response: ProcessResponse | None = None,
-    open_timeout: float | None = 10.0,
-    ping_interval: float | None = 20.0,
-    ping_timeout: float | None = 20.0,
-    close_timeout: float | None = 10.0,
-    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-    max_queue: int = 16,
-    max_line: int = 8192,
-    max_headers: int = 128,
-    backlog: int = 100,
+    options: ServerOptions | None = None,
+    **keywords: Unpack[ServerKeywords],
 ) -> Server:
     """Start a blocking WebSocket server, listening at once; a thread per connection.
 
@@ -359,53 +342,18 @@ def serve(
             when it returns the connection is closed with 1000 (1011 if it raised).
         host: Address to listen on (all interfaces if ``None``).
         port: Port to listen on (``0`` or ``None``: any free port, see :attr:`Server.port`).
-        path: Listen on this Unix socket path instead of a TCP port.
-        sock: An already bound socket to listen on.
-        ssl: An :class:`ssl.SSLContext` to serve ``wss://``.
-        subprotocols: Subprotocols the server supports.
-        select_subprotocol: Policy picking one from the client's offer.
-        extensions: Extension factories the server accepts.
-        compression: ``"deflate"`` (the default) also accepts permessage-deflate with
-            its default policy, unless ``extensions`` has such a factory; ``None``:
-            no compression.
-        process_request: ``f(connection, request)`` called before the handshake
-            response; return a :class:`Response` (e.g. ``connection.reject(403, ...)``)
-            to refuse the connection, or ``None`` to go on.
-        process_response: ``f(connection, request, response)`` may change the
-            response's headers or return a replacement.
-        open_timeout: Seconds a client has to complete TLS and the handshake.
-        ping_interval, ping_timeout, close_timeout, max_message_size, max_queue: As
-            for :func:`blazews.sync.connect`.
-        max_line: Longest request or header line (414/431 beyond).
-        max_headers: Most request headers (431 beyond).
-        backlog: The listen backlog.
+        options: A :class:`~blazews.ServerOptions` to start from.
+        **keywords: Any option of :class:`~blazews.ServerOptions` (``ssl``,
+            ``subprotocols``, ``process_request``, ``ping_interval``,
+            ``max_message_size``, ...), which documents each one and its default; but
+            for ``write_limit``, ``compress_in_thread`` and ``reuse_port``, which are
+            the asyncio front end's. The hooks are plain functions here.
 
     Returns:
         The listening :class:`Server`.
+
+    Raises:
+        TypeError, ValueError: An option is unknown, of a wrong type or out of range.
     """
-    extensions = with_compression(compression, extensions, client=False)
-    listener = _listen(host, port, path, sock, backlog)
-    return Server(
-        listener,
-        handler,
-        ssl=ssl,
-        process_request=process_request,
-        process_response=process_response,
-        open_timeout=open_timeout,
-        close_timeout=close_timeout,
-        protocol_options=dict(
-            # Tuples, so that every connection shares them rather than copying.
-            subprotocols=tuple(subprotocols or ()),
-            select_subprotocol=select_subprotocol,
-            extensions=tuple(extensions),
-            max_message_size=max_message_size,
-            max_line=max_line,
-            max_headers=max_headers,
-        ),
-        connection_options=dict(
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            max_queue=max_queue,
-        ),
-    )
+    opts = ServerOptions.of("blazews.sync.serve", options, keywords, _SERVE_REFUSED)
+    return Server(_listen(host, port, opts.path, opts.sock, opts.backlog), handler, opts)

@@ -1,0 +1,350 @@
+"""The options of a connection: each one named, defaulted, documented and checked here.
+
+Every entry point takes them as keyword arguments (``connect(url, ping_interval=5)``)
+and builds one frozen options object, shared by all the connections it makes:
+:class:`ClientOptions` for :func:`blazews.connect`, :func:`blazews.connect_listener`
+and :func:`blazews.sync.connect`; :class:`ServerOptions` for :func:`blazews.serve`,
+:func:`blazews.serve_listener` and :func:`blazews.sync.serve`. A wrong type or range
+raises at the call, naming the option. An options object can also be built once and
+passed whole: ``connect(url, options=ClientOptions(ping_interval=5))``.
+
+The keyword form is typed by :class:`ClientKeywords` / :class:`ServerKeywords`
+(for type checkers and editors); a test keeps them equal to the dataclasses.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+import socket
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, TypedDict, TypeVar
+
+from .sansio.extensions import ClientExtensionFactory, ServerExtensionFactory, with_compression
+from .sansio.http11 import Headers, Request, Response
+from .sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE
+from .sansio.server import SubprotocolSelector
+
+__all__ = [
+    "ClientKeywords",
+    "ClientOptions",
+    "ConnectionOptions",
+    "ServerKeywords",
+    "ServerOptions",
+]
+
+COMPRESS_IN_THREAD = 131072
+"""Default ``compress_in_thread``: asyncio messages from this size (128 KiB) on are
+compressed off the event loop when permessage-deflate is in use (deflating 128 KiB of
+JSON takes about a millisecond, longer than a loop should stall)."""
+
+MaybeAwaitable = Response | None | Awaitable[Response | None]
+ProcessRequest = Callable[[Any, Request], MaybeAwaitable]
+ProcessResponse = Callable[[Any, Request, Response], MaybeAwaitable]
+WriteLimit = int | tuple[int, int | None]
+OptionsT = TypeVar("OptionsT", bound="ConnectionOptions")
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """The options both roles share: keepalive, timeouts, limits and compression.
+
+    Attributes:
+        compression: ``"deflate"`` (the default) also negotiates permessage-deflate
+            with the default policy of :mod:`blazews.sansio.extensions.permessage_deflate`,
+            unless ``extensions`` has a permessage-deflate factory; ``None``: none.
+        ssl: An :class:`ssl.SSLContext`: a client's for ``wss://`` (a default context
+            when omitted), a server's to serve ``wss://``.
+        open_timeout: Seconds allowed for the TCP connection, TLS and the opening
+            handshake (10 s), or ``None``; a server drops a client that is too slow.
+        ping_interval: Seconds between keepalive pings (20 s), or ``None`` for none.
+        ping_timeout: Seconds a keepalive ping may wait for its pong before the
+            connection fails with 1011 (20 s), or ``None``.
+        close_timeout: Seconds the closing handshake may take before the TCP
+            connection is dropped (10 s), or ``None``.
+        max_message_size: Largest message received, in bytes, after inflation
+            (1 MiB); a larger one fails the connection with 1009. ``None``: no limit.
+        max_queue: Received messages buffered before reading pauses (16). Not for
+            Listener connections: they have no queue.
+        write_limit: High-water mark of the asyncio write buffer in bytes (64 KiB),
+            or ``(high, low)``; ``send`` waits above it. Not for :mod:`blazews.sync`,
+            whose ``send`` writes before it returns.
+        compress_in_thread: With permessage-deflate, asyncio messages of at least this
+            many bytes are compressed in the loop's default executor (128 KiB), so
+            they do not stall the loop; ``None``: always on the loop. Not for
+            :mod:`blazews.sync`.
+        max_line: Longest HTTP line of the handshake, request or status line and each
+            header (8 KiB); a server answers 414 or 431 beyond it.
+        max_headers: Most HTTP headers in the handshake (128); 431 beyond.
+    """
+
+    compression: str | None = "deflate"
+    ssl: ssl_module.SSLContext | None = None
+    open_timeout: float | None = 10.0
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    close_timeout: float | None = 10.0
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
+    max_queue: int = 16
+    write_limit: WriteLimit = 65536
+    compress_in_thread: int | None = COMPRESS_IN_THREAD
+    max_line: int = 8192
+    max_headers: int = 128
+
+    def __post_init__(self) -> None:
+        if self.compression not in ("deflate", None):
+            raise ValueError(f"compression must be 'deflate' or None, not {self.compression!r}")
+        _check_type(self, "ssl", ssl_module.SSLContext, none=True)
+        for name in ("open_timeout", "ping_timeout", "close_timeout"):
+            _check_number(self, name, 0.0, none=True)
+        _check_number(self, "ping_interval", 0.0, none=True, strict=True)
+        _check_int(self, "max_message_size", 0, none=True)
+        _check_int(self, "max_queue", 1)
+        _check_int(self, "compress_in_thread", 0, none=True)
+        _check_int(self, "max_line", 1)
+        _check_int(self, "max_headers", 1)
+        limit = self.write_limit
+        high, low = limit if isinstance(limit, tuple) and len(limit) == 2 else (limit, None)
+        if not _is_int(high) or high < 0 or not (low is None or _is_int(low) and 0 <= low <= high):
+            raise ValueError(
+                "write_limit must be a size in bytes or (high, low) with 0 <= low <= high, "
+                f"not {limit!r}"
+            )
+
+    @classmethod
+    def of(
+        cls: type[OptionsT],
+        entry: str,
+        options: OptionsT | None,
+        keywords: Mapping[str, Any],
+        refused: Mapping[str, str] | None = None,
+    ) -> OptionsT:
+        """The options of one call of an entry point.
+
+        Args:
+            entry: The entry point's name, for error messages.
+            options: An options object passed whole, or ``None``.
+            keywords: The options passed as keyword arguments (on top of ``options``).
+            refused: Options this entry point has no use for, with the reason.
+
+        Raises:
+            TypeError: An unknown option, one the entry point refuses, or a wrong type.
+            ValueError: A value out of range.
+        """
+        known = {f.name for f in fields(cls)}
+        for name in keywords:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, 1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise TypeError(f"{entry}() got an unknown option {name!r}{hint}")
+        if options is not None and not isinstance(options, cls):
+            raise TypeError(f"{entry}() options must be {cls.__name__}, not {options!r}")
+        given = dict(keywords)
+        if options is not None:
+            given = {f.name: getattr(options, f.name) for f in fields(cls)} | given
+        for name, why in (refused or {}).items():
+            if name in keywords or (options is not None and name in _changed(options)):
+                raise TypeError(f"{entry}() takes no {name!r} option: {why}")
+        return options if options is not None and not keywords else cls(**given)
+
+    def connection_options(self) -> dict[str, Any]:
+        """The keyword arguments of an asyncio connection."""
+        return {
+            "ping_interval": self.ping_interval,
+            "ping_timeout": self.ping_timeout,
+            "close_timeout": self.close_timeout,
+            "max_queue": self.max_queue,
+            "write_limit": self.write_limit,
+            "compress_in_thread": self.compress_in_thread,
+        }
+
+
+@dataclass(frozen=True)
+class ClientOptions(ConnectionOptions):
+    """The options of a client connection (see the shared ones above).
+
+    Attributes:
+        origin: An ``Origin`` header to send.
+        subprotocols: Subprotocols to offer, in order of preference.
+        extensions: Extension factories to offer.
+        additional_headers: Extra request headers (values may not contain CR, LF or NUL).
+        server_hostname: Host name for TLS verification, if not the URL's.
+        sock: An already connected socket to use instead of opening one.
+        unix_path: Connect to this Unix socket path instead of the URL's host.
+    """
+
+    origin: str | None = None
+    subprotocols: Sequence[str] | None = None
+    extensions: Sequence[ClientExtensionFactory] = ()
+    additional_headers: Iterable[tuple[str, str]] | Headers | None = None
+    server_hostname: str | None = None
+    sock: socket.socket | None = None
+    unix_path: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_type(self, "origin", str, none=True)
+        _check_strings(self, "subprotocols")
+        _check_type(self, "server_hostname", str, none=True)
+        _check_type(self, "sock", socket.socket, none=True)
+        _check_type(self, "unix_path", str, none=True)
+
+    def protocol_options(self) -> dict[str, Any]:
+        """The keyword arguments of a :class:`~blazews.ClientProtocol`."""
+        return {
+            "origin": self.origin,
+            "subprotocols": self.subprotocols,
+            "extensions": with_compression(self.compression, self.extensions, client=True),
+            "additional_headers": self.additional_headers,
+            "max_message_size": self.max_message_size,
+            "max_line": self.max_line,
+            "max_headers": self.max_headers,
+        }
+
+
+@dataclass(frozen=True)
+class ServerOptions(ConnectionOptions):
+    """The options of a server and its connections (see the shared ones above).
+
+    Attributes:
+        path: Listen on this Unix socket path instead of a TCP port.
+        sock: An already bound socket to listen on.
+        subprotocols: Subprotocols the server supports.
+        select_subprotocol: Policy picking one from the client's offer (by default
+            the first offered that the server supports).
+        extensions: Extension factories the server accepts.
+        process_request: ``f(connection, request)`` called before the handshake
+            response; return a :class:`~blazews.Response` (e.g.
+            ``connection.reject(403, ...)``) to refuse the connection, or ``None`` to
+            go on. May be a coroutine on asyncio.
+        process_response: ``f(connection, request, response)`` may change the
+            response's headers or return a replacement. May be a coroutine on asyncio.
+        backlog: The listen backlog (100).
+        reuse_port: Set ``SO_REUSEPORT`` (asyncio).
+    """
+
+    path: str | None = None
+    sock: socket.socket | None = None
+    subprotocols: Sequence[str] | None = None
+    select_subprotocol: SubprotocolSelector | None = None
+    extensions: Sequence[ServerExtensionFactory] = ()
+    process_request: ProcessRequest | None = None
+    process_response: ProcessResponse | None = None
+    backlog: int = 100
+    reuse_port: bool | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_type(self, "path", str, none=True)
+        _check_type(self, "sock", socket.socket, none=True)
+        _check_strings(self, "subprotocols")
+        for name in ("select_subprotocol", "process_request", "process_response"):
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                raise TypeError(f"{name} must be callable, not {getattr(self, name)!r}")
+        _check_int(self, "backlog", 0)
+
+    def protocol_options(self) -> dict[str, Any]:
+        """The keyword arguments of a :class:`~blazews.ServerProtocol`.
+
+        Sequences become tuples, which every connection shares rather than copying.
+        """
+        return {
+            "subprotocols": tuple(self.subprotocols or ()),
+            "select_subprotocol": self.select_subprotocol,
+            "extensions": tuple(with_compression(self.compression, self.extensions, client=False)),
+            "max_message_size": self.max_message_size,
+            "max_line": self.max_line,
+            "max_headers": self.max_headers,
+        }
+
+
+class _Keywords(TypedDict, total=False):
+    compression: str | None
+    ssl: ssl_module.SSLContext | None
+    open_timeout: float | None
+    ping_interval: float | None
+    ping_timeout: float | None
+    close_timeout: float | None
+    max_message_size: int | None
+    max_queue: int
+    write_limit: WriteLimit
+    compress_in_thread: int | None
+    max_line: int
+    max_headers: int
+
+
+class ClientKeywords(_Keywords, total=False):
+    """The keyword form of :class:`ClientOptions`, for type checkers."""
+
+    origin: str | None
+    subprotocols: Sequence[str] | None
+    extensions: Sequence[ClientExtensionFactory]
+    additional_headers: Iterable[tuple[str, str]] | Headers | None
+    server_hostname: str | None
+    sock: socket.socket | None
+    unix_path: str | None
+
+
+class ServerKeywords(_Keywords, total=False):
+    """The keyword form of :class:`ServerOptions`, for type checkers."""
+
+    path: str | None
+    sock: socket.socket | None
+    subprotocols: Sequence[str] | None
+    select_subprotocol: SubprotocolSelector | None
+    extensions: Sequence[ServerExtensionFactory]
+    process_request: ProcessRequest | None
+    process_response: ProcessResponse | None
+    backlog: int
+    reuse_port: bool | None
+
+
+def _changed(options: ConnectionOptions) -> set[str]:
+    """The options that differ from their defaults."""
+    return {f.name for f in fields(options) if getattr(options, f.name) != f.default}
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_type(options: ConnectionOptions, name: str, kind: type, *, none: bool = False) -> None:
+    value = getattr(options, name)
+    if not (isinstance(value, kind) or none and value is None):
+        raise TypeError(
+            f"{name} must be {kind.__name__}{' or None' if none else ''}, not {value!r}"
+        )
+
+
+def _check_int(options: ConnectionOptions, name: str, low: int, *, none: bool = False) -> None:
+    value = getattr(options, name)
+    if none and value is None:
+        return
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int{' or None' if none else ''}, not {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be at least {low}, not {value!r}")
+
+
+def _check_number(
+    options: ConnectionOptions, name: str, low: float, *, none: bool = False, strict: bool = False
+) -> None:
+    value = getattr(options, name)
+    if none and value is None:
+        return
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number of seconds or None, not {value!r}")
+    if value < low or strict and value == low:
+        raise ValueError(
+            f"{name} must be {'more than' if strict else 'at least'} {low}, not {value!r}"
+        )
+
+
+def _check_strings(options: ConnectionOptions, name: str) -> None:
+    value = getattr(options, name)
+    if value is None:
+        return
+    if isinstance(value, (str, bytes)) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{name} must be a sequence of str, not {value!r}")
