@@ -32,16 +32,23 @@ PACKAGE = os.path.join("src", "blazews")
 NATIVE = os.path.join(PACKAGE, "_native")
 SANSIO = os.path.join(PACKAGE, "sansio")
 
-# Plain Python modules that Cython also compiles (pure-Python mode): the extension
-# name, and its ``.py``: a link to the pure module (``_x_c.py`` -> ``_x_py.py``), typed by
-# the ``.pxd`` beside it (one source, two builds).
+# Plain Python modules that Cython also compiles (pure-Python mode): each source
+# ``_x_py.py`` is built as the extension module ``_x_c``, typed by ``_x_c.pxd`` (Cython
+# finds the augmenting .pxd by the module's name). One source, two builds, and nothing
+# importable under the compiled name but the extension: ``blazews._impl.select``
+# relies on it to tell which runs.
 PURE_MODULES = [
-    ("blazews.sansio._events_c", os.path.join(SANSIO, "_events_c.py")),
-    ("blazews.sansio._protocol_c", os.path.join(SANSIO, "_protocol_c.py")),
-    ("blazews.sync._frame_reader_c", os.path.join(PACKAGE, "sync", "_frame_reader_c.py")),
-    ("blazews._buffers_c", os.path.join(PACKAGE, "_buffers_c.py")),
-    ("blazews.asyncio._readpath_c", os.path.join(PACKAGE, "asyncio", "_readpath_c.py")),
+    ("blazews.sansio._events_c", os.path.join(SANSIO, "_events_py.py")),
+    ("blazews.sansio._protocol_c", os.path.join(SANSIO, "_protocol_py.py")),
+    ("blazews.sync._frame_reader_c", os.path.join(PACKAGE, "sync", "_frame_reader_py.py")),
+    ("blazews._buffers_c", os.path.join(PACKAGE, "_buffers_py.py")),
+    ("blazews.asyncio._readpath_c", os.path.join(PACKAGE, "asyncio", "_readpath_py.py")),
 ]
+
+
+def _pxd_of(name: str) -> str:
+    """The .pxd that types the extension module ``name``."""
+    return os.path.join("src", *name.split(".")) + ".pxd"
 
 # Compiler flags per SIMD level, for GCC/Clang ("unix") and MSVC.
 SIMD_FLAGS = {
@@ -167,8 +174,8 @@ def _remove_inplace_builds() -> None:
     leave it there and it would still be imported.
     """
     stale = glob.glob(os.path.join(NATIVE, "_kernels.*"))
-    for _, source in PURE_MODULES:
-        stale += glob.glob(source[: -len(".py")] + ".*")
+    for name, _ in PURE_MODULES:
+        stale += glob.glob(_pxd_of(name)[: -len(".pxd")] + ".*")
     for path in stale:
         if path.endswith((".so", ".pyd")):
             os.remove(path)
@@ -197,14 +204,14 @@ def _extensions() -> list[Extension]:
     )
     # The protocol core (its events, cimported by the state machine, as is the
     # kernels' mask_inplace), the frame reader, the buffer pool and the asyncio read
-    # path (which cimports the core): _x_c.py is a link to
-    # the pure module _x_py.py, compiled with the C types of _x_c.pxd.
+    # path (which cimports the core): each pure module _x_py.py compiled as _x_c,
+    # with the C types of _x_c.pxd.
     pure = [
         Extension(
             name,
             sources=[source],
             depends=[
-                source[: -len(".py")] + ".pxd",
+                _pxd_of(name),
                 os.path.join(SANSIO, "_events_c.pxd"),
                 os.path.join(SANSIO, "_protocol_c.pxd"),  # the read path cimports the core
                 os.path.join(NATIVE, "_kernels.pxd"),  # the core cimports mask_inplace

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from blazews import _buffers_py, buffers
+import blazews
+from blazews import _buffers_py
 from blazews.buffers import (
     DEFAULT_BUFFER_POOL,
     DEFAULT_MAX_BYTES,
@@ -548,10 +549,10 @@ def test_threads_respect_the_bound() -> None:
 
 def test_compiled_pool_is_live_in_the_default_build() -> None:
     if os.environ.get("BLAZEWS_NO_EXTENSIONS", "") not in ("", "0"):
-        assert buffers.BUFFERS == "python"
+        assert blazews.implementation_report()["_buffers"] == "python"
         assert BufferPool is _buffers_py.BufferPool
     else:
-        assert buffers.BUFFERS == "compiled"
+        assert blazews.implementation_report()["_buffers"] == "compiled"
         assert _buffers_c is not None
         assert BufferPool is _buffers_c.BufferPool  # type: ignore[comparison-overlap]
         assert type(BufferPool.__dict__["get"]).__name__ != "function"

@@ -32,10 +32,10 @@ compiled_only = pytest.mark.skipif(
 
 def test_compiled_codec_is_live_in_the_default_build() -> None:
     if os.environ.get("BLAZEWS_NO_EXTENSIONS", "") not in ("", "0"):
-        assert protocol.CODEC == "python"
+        assert blazews.implementation_report()["sansio._protocol"] == "python"
         assert protocol.Protocol is _protocol_py.Protocol
     else:
-        assert protocol.CODEC == "compiled"
+        assert blazews.implementation_report()["sansio._protocol"] == "compiled"
         assert _protocol_c is not None
         assert protocol.Protocol is _protocol_c.Protocol
         assert type(protocol.Protocol.__dict__["_parse"]).__name__ != "function"

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import blazews
 from blazews.buffers import BufferPool
 from blazews.exceptions import (
     BufferTooSmall,
@@ -29,7 +30,7 @@ from blazews.exceptions import (
 )
 from blazews.sansio.frames import MessageType, Opcode
 from blazews.sansio.protocol import Message, Ping, Pong, Protocol, Side, State
-from blazews.sync import FrameReader, _frame_reader_py, frame_reader
+from blazews.sync import FrameReader, _frame_reader_py
 
 try:
     from blazews.sync import _frame_reader_c
@@ -424,10 +425,10 @@ def test_large_payload_is_read_straight_into_the_caller_buffer() -> None:
 
 def test_compiled_reader_is_live_in_the_default_build() -> None:
     if os.environ.get("BLAZEWS_NO_EXTENSIONS", "") not in ("", "0"):
-        assert frame_reader.READER == "python"
+        assert blazews.implementation_report()["sync._frame_reader"] == "python"
         assert FrameReader is _frame_reader_py.FrameReader
     else:
-        assert frame_reader.READER == "compiled"
+        assert blazews.implementation_report()["sync._frame_reader"] == "compiled"
         assert _frame_reader_c is not None
         assert FrameReader is _frame_reader_c.FrameReader  # type: ignore[comparison-overlap]
         assert type(FrameReader.__dict__["read_message_into"]).__name__ != "function"

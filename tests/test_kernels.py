@@ -324,11 +324,11 @@ def test_frame_payload_refuses_ranges_outside_the_buffer(
 
 def test_compiled_path_is_live_in_default_build() -> None:
     if no_extensions():
-        assert _impl.IMPLEMENTATION == "python"
+        assert _impl.KERNELS == "python"
         assert _impl.simd_level() == "python"
         assert _impl.cpu_features() == {}
         return
-    assert _impl.IMPLEMENTATION == "compiled", "the compiled kernels were not built"
+    assert _impl.KERNELS == "compiled", "the compiled kernels were not built"
     assert _impl.mask_bytes is native.mask_bytes
     assert _impl.Utf8Validator is native.Utf8Validator
     assert _impl.simd_level() in native.available_levels()
@@ -376,7 +376,7 @@ def test_levels_and_features() -> None:
 def _import_with(simd: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("BLAZEWS_NO_EXTENSIONS",)}
     env["BLAZEWS_SIMD"] = simd
-    code = "import blazews._impl as i; print(i.IMPLEMENTATION, i.simd_level())"
+    code = "import blazews._impl as i; print(i.KERNELS, i.simd_level())"
     return subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
     )

@@ -16,7 +16,9 @@ asyncio::
 Blocking: :mod:`blazews.sync` has the same API without ``await``.
 """
 
-from ._impl import IMPLEMENTATION, apply_mask, cpu_features, mask_bytes, simd_level, validate_utf8
+from . import sync
+from ._impl import apply_mask, cpu_features, mask_bytes, simd_level, summary, validate_utf8
+from ._impl import report as implementation_report
 from .asyncio import (
     ClientConnection,
     Connection,
@@ -53,6 +55,12 @@ from .sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE, Message, Ping, Pong, Prot
 from .sansio.server import ServerProtocol
 
 __version__ = "0.1.0"
+
+IMPLEMENTATION = summary()
+"""What runs: ``"compiled"`` (the C kernels and every Cython-compiled module),
+``"python"`` (pure Python: ``BLAZEWS_NO_EXTENSIONS=1``, or a build without a C
+compiler) or ``"partial"`` (some extensions only); :func:`implementation_report` says
+which module runs which way."""
 
 __all__ = [
     "DEFAULT_BUFFER_POOL",
@@ -105,9 +113,11 @@ __all__ = [
     "connect",
     "connect_listener",
     "cpu_features",
+    "implementation_report",
     "mask_bytes",
     "serve",
     "serve_listener",
     "simd_level",
+    "sync",
     "validate_utf8",
 ]

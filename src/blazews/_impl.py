@@ -1,18 +1,24 @@
 """The one place that chooses the compiled or the pure-Python implementation.
 
 ``BLAZEWS_NO_EXTENSIONS=1`` (any non-empty value other than ``0``) forces pure Python at
-run time, as it does at build time. Otherwise the compiled kernels are used when they
-were built, and pure Python when they were not. ``IMPLEMENTATION`` says which runs.
+run time, as it does at build time. Otherwise each module runs compiled when it was
+built, and pure Python when it was not: the C kernels (``_native._kernels``, else
+``_kernels_py``), and the modules written once in Python and also compiled by Cython
+(``x_py.py`` is built as the extension ``x_c``; :func:`select` picks). :func:`report`
+says what runs, module by module; :func:`summary` sums it up (``blazews.IMPLEMENTATION``).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.machinery
 import os
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 __all__ = [
-    "IMPLEMENTATION",
+    "KERNELS",
     "Utf8Validator",
     "apply_mask",
     "cpu_features",
@@ -21,9 +27,14 @@ __all__ = [
     "frame_payload",
     "mask_bytes",
     "mask_into",
+    "report",
+    "select",
     "simd_level",
+    "summary",
     "validate_utf8",
 ]
+
+_REPORT: dict[str, str] = {}
 
 
 def _no_extensions() -> bool:
@@ -38,7 +49,7 @@ frame_header: Callable[..., bytes]
 encode_frame: Callable[..., bytes]
 frame_payload: Callable[[Any, int, int, bool], bytes]
 Utf8Validator: Any
-IMPLEMENTATION: str
+KERNELS: str
 
 if _no_extensions():
     _native: Any = None
@@ -60,7 +71,7 @@ if _native is None:
         validate_utf8,
     )
 
-    IMPLEMENTATION = "python"
+    KERNELS = "python"
 else:
     mask_bytes = _native.mask_bytes
     mask_into = _native.mask_into
@@ -70,7 +81,53 @@ else:
     encode_frame = _native.encode_frame
     frame_payload = _native.frame_payload
     Utf8Validator = _native.Utf8Validator
-    IMPLEMENTATION = "compiled"
+    KERNELS = "compiled"
+_REPORT["_native._kernels"] = KERNELS
+
+
+def _compiled(module: ModuleType) -> bool:
+    """Whether a module is an extension module, not Python source of the same name."""
+    return isinstance(getattr(module, "__loader__", None), importlib.machinery.ExtensionFileLoader)
+
+
+def select(stem: str, *, compiled: bool | None = None) -> ModuleType:
+    """Import the compiled build of a one-source module, or its pure-Python source.
+
+    Args:
+        stem: The module's full name without its ``_c`` / ``_py`` ending, as
+            ``"blazews.sansio._protocol"``.
+        compiled: ``False`` takes the pure module whatever was built (a module that
+            must match another one's choice); ``None``: the compiled one when it was
+            built, is allowed, and really is an extension module.
+
+    Returns:
+        The module; :func:`report` records which one it was.
+    """
+    module = None
+    if compiled is not False and KERNELS == "compiled":
+        try:
+            module = importlib.import_module(stem + "_c")
+        except ImportError:  # not built (or what it cimports was not)
+            module = None
+        if module is not None and not _compiled(module):
+            module = None
+    if module is None:
+        module = importlib.import_module(stem + "_py")
+    _REPORT[stem.removeprefix("blazews.")] = "compiled" if _compiled(module) else "python"
+    return module
+
+
+def summary() -> str:
+    """``"compiled"`` when every module of :func:`report` runs compiled, ``"python"``
+    when none does, ``"partial"`` otherwise (a build that made some extensions only)."""
+    kinds = set(_REPORT.values())
+    return kinds.pop() if len(kinds) == 1 else "partial"
+
+
+def report() -> dict[str, str]:
+    """What runs, module by module: ``"compiled"`` or ``"python"`` for each module that
+    has both builds and was imported so far (the kernels first)."""
+    return dict(_REPORT)
 
 
 def simd_level() -> str:

@@ -37,10 +37,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._impl import IMPLEMENTATION
+from ._impl import select
 
 __all__ = [
-    "BUFFERS",
     "DEFAULT_BUFFER_POOL",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_TIERS",
@@ -50,21 +49,10 @@ __all__ = [
 
 if TYPE_CHECKING:
     from ._buffers_py import DEFAULT_MAX_BYTES, DEFAULT_TIERS, BufferPool, PoolStats
-
-    BUFFERS: str
-elif IMPLEMENTATION == "compiled":
-    try:
-        from ._buffers_c import DEFAULT_MAX_BYTES, DEFAULT_TIERS, BufferPool, PoolStats
-
-        BUFFERS = "compiled"
-    except ImportError:  # the kernels were built but not the pool
-        from ._buffers_py import DEFAULT_MAX_BYTES, DEFAULT_TIERS, BufferPool, PoolStats
-
-        BUFFERS = "python"
 else:
-    from ._buffers_py import DEFAULT_MAX_BYTES, DEFAULT_TIERS, BufferPool, PoolStats
-
-    BUFFERS = "python"
+    _built = select("blazews._buffers")
+    DEFAULT_MAX_BYTES, DEFAULT_TIERS = _built.DEFAULT_MAX_BYTES, _built.DEFAULT_TIERS
+    BufferPool, PoolStats = _built.BufferPool, _built.PoolStats
 
 DEFAULT_BUFFER_POOL = BufferPool()
 """The process-wide pool with the default tiers and a 4 MiB bound."""

@@ -16,7 +16,7 @@ the read passes through runs cold; on 1-in-flight echo of 256 B through a Listen
 trip. :class:`SendHandle` is the same for ``ListenerConnection.send``, kept in this
 module since a message's read has just run through it.
 
-Like the core, Cython compiles this file (through the ``_readpath_c.py`` link, typed by
+Like the core, Cython compiles this file (as the module ``_readpath_c``, typed by
 ``_readpath_c.pxd``) into ``_readpath_c``; :mod:`._receive` picks the build.
 """
 

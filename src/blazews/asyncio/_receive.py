@@ -28,19 +28,19 @@ import threading
 import weakref
 from typing import TYPE_CHECKING
 
-from .._impl import IMPLEMENTATION, mask_bytes
+from .._impl import mask_bytes, select
 from ..buffers import DEFAULT_BUFFER_POOL
 from ..sansio._direct import bytes_missing, direct_frame, direct_message
 
 if TYPE_CHECKING:
     from ._readpath_py import LOOPS_HOLDING_VIEWS, ReadPath, SendHandle
-elif IMPLEMENTATION == "compiled":
-    try:
-        from ._readpath_c import LOOPS_HOLDING_VIEWS, ReadPath, SendHandle
-    except ImportError:  # (not built, or the core it cimports was not)
-        from ._readpath_py import LOOPS_HOLDING_VIEWS, ReadPath, SendHandle
 else:
-    from ._readpath_py import LOOPS_HOLDING_VIEWS, ReadPath, SendHandle
+    _built = select("blazews.asyncio._readpath")
+    LOOPS_HOLDING_VIEWS, ReadPath, SendHandle = (
+        _built.LOOPS_HOLDING_VIEWS,
+        _built.ReadPath,
+        _built.SendHandle,
+    )
 
 __all__ = ["IDLE_RELEASE_DELAY", "RECEIVE_BUFFER_SIZE", "ReadPath", "ReceiveBuffer", "SendHandle"]
 

@@ -1,8 +1,8 @@
 """What the protocol core hands to front ends: message, ping and pong events, and
 :class:`MessageCallback`, the compiled message sink of callback front ends.
 
-Like the core, one source for two builds: Cython compiles this file (through the
-``_events_c.py`` link, typed by ``_events_c.pxd``) into ``_events_c``, whose types the
+Like the core, one source for two builds: Cython compiles this file (as the module
+``_events_c``, typed by ``_events_c.pxd``) into ``_events_c``, whose types the
 compiled core cimports; :mod:`blazews.sansio.protocol` exports the ones in use.
 """
 

@@ -1,8 +1,8 @@
 """The WebSocket protocol state machine shared by both roles (RFC 6455 §5-§7).
 
 This file is the one source of the hot path: it runs as plain Python, and Cython
-compiles it (through the ``_protocol_c.py`` link and the augmenting
-``_protocol_c.pxd``) into ``blazews.sansio._protocol_c``. ``protocol.py`` picks one.
+compiles it, as the module ``blazews.sansio._protocol_c`` typed by the augmenting
+``_protocol_c.pxd``, into that extension. ``protocol.py`` picks one.
 The events it produces (and the compiled message sink) are in ``_events_py.py``, built
 the same way; compiled, this module cimports their C types.
 

@@ -1,21 +1,20 @@
 """The protocol core's public face: the compiled or the pure-Python implementation.
 
 The state machine is written once, in ``_protocol_py.py``, and the events it hands
-over in ``_events_py.py``. Cython compiles those same files into ``_protocol_c`` and
-``_events_c`` (see the ``.pxd`` files for the C types they add). The
-switch is the one of :mod:`blazews._impl`: ``BLAZEWS_NO_EXTENSIONS=1`` runs the pure
-module; otherwise the compiled one when it was built.
+over in ``_events_py.py``. Cython compiles those same files into the extension modules
+``_protocol_c`` and ``_events_c`` (see the ``.pxd`` files for the C types they add).
+The switch is the one of :mod:`blazews._impl`: ``BLAZEWS_NO_EXTENSIONS=1`` runs the
+pure modules; otherwise the compiled ones when they were built.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._impl import IMPLEMENTATION
+from .._impl import select
 from .states import Side, State
 
 __all__ = [
-    "CODEC",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "FRAGMENT_OVERHEAD",
     "Message",
@@ -31,21 +30,18 @@ __all__ = [
 if TYPE_CHECKING:
     from ._events_py import Message, MessageCallback, MessageQueue, Ping, Pong
     from ._protocol_py import DEFAULT_MAX_MESSAGE_SIZE, FRAGMENT_OVERHEAD, Protocol
-
-    CODEC: str
-elif IMPLEMENTATION == "compiled":
-    try:
-        from ._events_c import Message, MessageCallback, MessageQueue, Ping, Pong
-        from ._protocol_c import DEFAULT_MAX_MESSAGE_SIZE, FRAGMENT_OVERHEAD, Protocol
-
-        CODEC = "compiled"
-    except ImportError:  # the kernels were built but not the codec
-        from ._events_py import Message, MessageCallback, MessageQueue, Ping, Pong
-        from ._protocol_py import DEFAULT_MAX_MESSAGE_SIZE, FRAGMENT_OVERHEAD, Protocol
-
-        CODEC = "python"
 else:
-    from ._events_py import Message, MessageCallback, MessageQueue, Ping, Pong
-    from ._protocol_py import DEFAULT_MAX_MESSAGE_SIZE, FRAGMENT_OVERHEAD, Protocol
-
-    CODEC = "python"
+    _core = select("blazews.sansio._protocol")
+    # The events must be the ones the core makes: compiled with it, or pure with it.
+    _events = select("blazews.sansio._events", compiled=None if _core._COMPILED else False)
+    DEFAULT_MAX_MESSAGE_SIZE, FRAGMENT_OVERHEAD = (
+        _core.DEFAULT_MAX_MESSAGE_SIZE,
+        _core.FRAGMENT_OVERHEAD,
+    )
+    Protocol = _core.Protocol
+    Message, MessageCallback, MessageQueue = (
+        _events.Message,
+        _events.MessageCallback,
+        _events.MessageQueue,
+    )
+    Ping, Pong = _events.Ping, _events.Pong

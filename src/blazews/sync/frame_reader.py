@@ -20,32 +20,24 @@ rules: continuation order, UTF-8, the size limit, no RSV bits.
 
 The reader is written once (``_frame_reader_py.py``) and compiled by Cython into
 ``_frame_reader_c`` (header parsing and unmasking by typed indexing); the compiled
-build is used unless ``BLAZEWS_NO_EXTENSIONS=1`` or it was not built.
-``READER`` says which runs.
+build is used unless ``BLAZEWS_NO_EXTENSIONS=1`` or it was not built
+(``blazews.implementation_report()`` says which runs).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._impl import IMPLEMENTATION
+from .._impl import select
 
-__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "READER", "READ_BUFFER_SIZE", "FrameReader"]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "READ_BUFFER_SIZE", "FrameReader"]
 
 if TYPE_CHECKING:
     from ._frame_reader_py import DEFAULT_MAX_MESSAGE_SIZE, READ_BUFFER_SIZE, FrameReader
-
-    READER: str
-elif IMPLEMENTATION == "compiled":
-    try:
-        from ._frame_reader_c import DEFAULT_MAX_MESSAGE_SIZE, READ_BUFFER_SIZE, FrameReader
-
-        READER = "compiled"
-    except ImportError:  # the kernels were built but not the reader
-        from ._frame_reader_py import DEFAULT_MAX_MESSAGE_SIZE, READ_BUFFER_SIZE, FrameReader
-
-        READER = "python"
 else:
-    from ._frame_reader_py import DEFAULT_MAX_MESSAGE_SIZE, READ_BUFFER_SIZE, FrameReader
-
-    READER = "python"
+    _built = select("blazews.sync._frame_reader")
+    DEFAULT_MAX_MESSAGE_SIZE, READ_BUFFER_SIZE = (
+        _built.DEFAULT_MAX_MESSAGE_SIZE,
+        _built.READ_BUFFER_SIZE,
+    )
+    FrameReader = _built.FrameReader

@@ -1,1 +1,0 @@
-_buffers_py.py

@@ -1,1 +1,0 @@
-_readpath_py.py

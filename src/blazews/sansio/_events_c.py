@@ -1,1 +1,0 @@
-_events_py.py

@@ -1,1 +1,0 @@
-_protocol_py.py

@@ -1,1 +1,0 @@
-_frame_reader_py.py
