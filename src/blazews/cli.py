@@ -3,20 +3,81 @@
 ``echo`` runs an echo server (every message is sent back with its type): the peer
 the conformance and interoperability tests use. ``connect`` is an interactive client:
 each line typed is sent as a text message, each message received is printed.
+``--version`` says which implementation runs (compiled or pure Python).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import os
+import platform
+import re
+import socket
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .asyncio import ClientConnection
 
 __all__ = ["main"]
 
 ECHO_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds ``connect`` allows for the TCP connection, TLS and the opening handshake."""
+
+REPLY_GRACE_PERIOD = 2.0
+"""Seconds ``connect`` waits for replies at end of input, after the last message
+sent or received: long enough for an echo, short enough not to hang on a server
+that does not answer."""
+
+
+class _CommandError(Exception):
+    """A failure the command line reports in one line on stderr, without a traceback."""
+
+
+def _implementation_summary() -> str:
+    """Say which implementation runs, for ``--version`` and the banners.
+
+    Returns:
+        ``"compiled, SIMD avx2, CPython 3.12.1"`` (``blazews.IMPLEMENTATION``, the
+        SIMD level of the kernels, the interpreter) or, when pure Python runs, why
+        and how to get the compiled extensions.
+    """
+    from . import IMPLEMENTATION, simd_level
+
+    if IMPLEMENTATION != "python":
+        python = f"{platform.python_implementation()} {platform.python_version()}"
+        return f"{IMPLEMENTATION}, SIMD {simd_level()}, {python}"
+    if os.environ.get("BLAZEWS_NO_EXTENSIONS", "") not in ("", "0"):
+        return (
+            "pure Python: BLAZEWS_NO_EXTENSIONS is set, so the compiled extensions are "
+            "not used; slower. Unset it for the fast path"
+        )
+    return (
+        "pure Python: no compiled extensions; slower. "
+        "Set up a C compiler and reinstall for the fast path"
+    )
+
+
+def _size(size: int | None) -> str:
+    """A message size limit in words: ``"16 MiB"``, ``"1000 bytes"``, ``"no limit"``."""
+    if size is None:
+        return "no limit"
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"
+
+
+def _interval(seconds: float | None) -> str:
+    """A keepalive ping interval in words: ``"every 20 s"`` or ``"off"``."""
+    return "off" if seconds is None else f"every {seconds:g} s"
 
 
 async def _echo_handler(conn: Any) -> None:
@@ -43,23 +104,74 @@ def _echo_extensions(compress: bool) -> list[Any]:
     return [ServerPerMessageDeflateFactory(compress_threshold=0, skip_incompressible=False)]
 
 
+def _echo_settings(max_size: int | None, compress: bool) -> dict[str, Any]:
+    """The keyword arguments every echo front end gets: a demo and test peer that
+    takes large messages, compresses every echo and sends no keepalive pings."""
+    return dict(
+        max_message_size=max_size,
+        ping_interval=None,
+        extensions=_echo_extensions(compress),
+        compression=None,
+    )
+
+
+def _echo_banner(
+    host: str, port: int, front_end: str, settings: dict[str, Any], compress: bool
+) -> str:
+    """The echo server's start-up banner.
+
+    Args:
+        host: The address listened on.
+        port: The port listened on.
+        front_end: The API serving, for the reader: ``"asyncio"``, ``"blocking"``...
+        settings: The options the server got (see :func:`_echo_settings`).
+        compress: Whether permessage-deflate is accepted.
+
+    Returns:
+        Where the server listens and what implementation runs, then, on a second
+        line, the settings that differ from the library defaults.
+    """
+    from .options import ServerOptions
+    from .sansio.extensions.permessage_deflate import DEFAULT_COMPRESS_THRESHOLD
+
+    defaults = ServerOptions()
+    changes = []
+    size = settings["max_message_size"]
+    if size != defaults.max_message_size:
+        changes.append(
+            f"max message size {_size(size)} (library default {_size(defaults.max_message_size)})"
+        )
+    default_compression = "on" if defaults.compression else "off"
+    if compress:
+        changes.append(
+            "compression on, every message compressed (library default "
+            f"{default_compression}, from {DEFAULT_COMPRESS_THRESHOLD} bytes, "
+            "incompressible messages sent plain)"
+        )
+    else:
+        changes.append(f"compression off (library default {default_compression})")
+    ping = settings["ping_interval"]
+    if ping != defaults.ping_interval:
+        changes.append(
+            f"keepalive pings {_interval(ping)} "
+            f"(library default {_interval(defaults.ping_interval)})"
+        )
+    queue = settings.get("max_queue", defaults.max_queue)
+    if queue != defaults.max_queue:
+        changes.append(f"receive queue {queue} messages (library default {defaults.max_queue})")
+    return (
+        f"blazews echo server on ws://{host}:{port}/ ({front_end}; "
+        f"{_implementation_summary()}); Ctrl-C stops it\n"
+        f"settings that differ from the library defaults: {'; '.join(changes)}"
+    )
+
+
 async def _run_echo(host: str, port: int, max_size: int | None, compress: bool = True) -> None:
     from .asyncio import serve
 
-    async with serve(
-        _echo_handler,
-        host,
-        port,
-        max_message_size=max_size,
-        ping_interval=None,
-        max_queue=64,
-        extensions=_echo_extensions(compress),
-        compression=None,
-    ) as server:
-        print(
-            f"blazews echo server on ws://{host}:{server.port}/ (asyncio); Ctrl-C stops it",
-            flush=True,
-        )
+    settings = dict(_echo_settings(max_size, compress), max_queue=64)
+    async with serve(_echo_handler, host, port, **settings) as server:
+        print(_echo_banner(host, server.port, "asyncio", settings, compress), flush=True)
         await server.serve_forever()
 
 
@@ -79,19 +191,10 @@ async def _run_echo_listener(
             except ConnectionClosed:
                 pass
 
-    async with serve_listener(
-        Echo,
-        host,
-        port,
-        max_message_size=max_size,
-        ping_interval=None,
-        extensions=_echo_extensions(compress),
-        compression=None,
-    ) as server:
-        print(
-            f"blazews echo server on ws://{host}:{server.port}/ (Listener); Ctrl-C stops it",
-            flush=True,
-        )
+    settings = _echo_settings(max_size, compress)
+    async with serve_listener(Echo, host, port, **settings) as server:
+        banner = _echo_banner(host, server.port, "Listener", settings, compress)
+        print(banner, flush=True)
         await server.serve_forever()
 
 
@@ -106,28 +209,100 @@ def _run_echo_sync(host: str, port: int, max_size: int | None, compress: bool = 
         except ConnectionClosed:
             pass
 
-    with sync.serve(
-        handler,
-        host,
-        port,
-        max_message_size=max_size,
-        ping_interval=None,
-        extensions=_echo_extensions(compress),
-        compression=None,
-    ) as server:
-        print(
-            f"blazews echo server on ws://{host}:{server.port}/ (blocking); Ctrl-C stops it",
-            flush=True,
-        )
+    settings = _echo_settings(max_size, compress)
+    with sync.serve(handler, host, port, **settings) as server:
+        banner = _echo_banner(host, server.port, "blocking", settings, compress)
+        print(banner, flush=True)
         server.serve_forever()
 
 
-async def _run_connect(url: str) -> None:
+def _phrase(text: str) -> str:
+    """Fit a library's or the OS's message into ours: lowercase start, no final period."""
+    return text[:1].lower() + text[1:].rstrip(".")
+
+
+def _os_error_reason(exc: OSError) -> str:
+    """Say in a few lowercase words why a socket operation failed: ``"connection refused"``.
+
+    When several addresses were tried (``localhost``: ``::1`` and ``127.0.0.1``) asyncio
+    raises one :class:`OSError` listing every failure, without an ``errno``: they
+    are summed up when they all failed the same way.
+    """
+    code = exc.errno
+    if code is None:
+        codes = set(re.findall(r"\[Errno (\d+)\]", str(exc)))
+        if len(codes) == 1:
+            code = int(codes.pop())
+    if code is not None and code in errno.errorcode:
+        reason = os.strerror(code)
+    else:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+    return _phrase(reason)
+
+
+def _connect_failure(url: str, exc: Exception) -> str:
+    """Say in one line why connecting to ``url`` failed.
+
+    Args:
+        url: The URL given on the command line.
+        exc: What :func:`blazews.connect` raised.
+
+    Returns:
+        A lowercase message naming the URL and what went wrong.
+    """
+    from .exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+    if isinstance(exc, InvalidURI):
+        return f"invalid url: {exc}"
+    if isinstance(exc, InvalidHandshake):
+        reason = f"handshake failed: {exc}"
+    elif isinstance(exc, ConnectionClosed):
+        reason = "handshake failed: the server closed the connection"
+    elif isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        reason = f"timed out: no handshake within {CONNECT_TIMEOUT:g} s"
+    elif isinstance(exc, ssl.SSLCertVerificationError):
+        reason = f"tls certificate verification failed: {_phrase(exc.verify_message)}"
+    elif isinstance(exc, ssl.SSLError):
+        what = exc.reason.replace("_", " ").lower() if exc.reason else _phrase(str(exc))
+        reason = f"tls handshake failed: {what}"
+    elif isinstance(exc, socket.gaierror):
+        reason = f"host name lookup failed: {_os_error_reason(exc)}"
+    elif isinstance(exc, OSError):
+        reason = _os_error_reason(exc)
+    else:
+        reason = str(exc) or type(exc).__name__
+    return f"cannot connect to {url}: {reason}"
+
+
+async def _open(url: str) -> ClientConnection:
+    """Connect to ``url``.
+
+    Returns:
+        The open connection.
+
+    Raises:
+        _CommandError: The URL is invalid, the connection failed or the server
+            refused the handshake.
+    """
     from .asyncio import connect
+    from .exceptions import BlazeWSError
+
+    try:
+        return await connect(url, open_timeout=CONNECT_TIMEOUT)
+    except (BlazeWSError, OSError, asyncio.TimeoutError) as exc:
+        raise _CommandError(_connect_failure(url, exc)) from exc
+
+
+async def _run_connect(url: str) -> None:
     from .exceptions import ConnectionClosed
 
-    async with connect(url) as conn:
-        print(f"connected to {url}; type a line to send it, Ctrl-D to close", flush=True)
+    conn = await _open(url)
+    try:
+        print(
+            f"connected to {url} ({_implementation_summary()}); "
+            "type a line to send it, Ctrl-D to close",
+            flush=True,
+        )
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[str | None] = asyncio.Queue()
 
@@ -137,16 +312,25 @@ async def _run_connect(url: str) -> None:
             loop.call_soon_threadsafe(lines.put_nowait, None)
 
         threading.Thread(target=read_stdin, daemon=True).start()
+        sent = received = 0
+        last_activity = loop.time()
+        activity = asyncio.Event()
 
         async def printer() -> None:
+            nonlocal received, last_activity
             try:
                 async for message in conn:
                     print(
                         f"< {message!r}" if isinstance(message, bytes) else f"< {message}",
                         flush=True,
                     )
+                    received += 1
+                    last_activity = loop.time()
+                    activity.set()
             except ConnectionClosed as exc:
                 print(f"connection closed: {exc}", flush=True)
+            finally:
+                activity.set()
 
         printing = asyncio.ensure_future(printer())
         while (line := await lines.get()) is not None:
@@ -154,8 +338,22 @@ async def _run_connect(url: str) -> None:
                 await conn.send(line)
             except ConnectionClosed:
                 break
+            sent += 1
+            last_activity = loop.time()
+        # End of input (piped input ends at once): wait for the replies on their way,
+        # as long as they keep coming, before closing.
+        while received < sent and not printing.done():
+            activity.clear()
+            try:
+                await asyncio.wait_for(
+                    activity.wait(), last_activity + REPLY_GRACE_PERIOD - loop.time()
+                )
+            except asyncio.TimeoutError:
+                break
         await conn.close()
         await printing
+    finally:
+        await conn.close()
 
 
 def _run_bench(argv: list[str]) -> int:
@@ -175,8 +373,29 @@ def _run_bench(argv: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m blazews", description=__doc__.split("\n")[0])
+    """Run the command line.
+
+    Args:
+        argv: The arguments, ``sys.argv[1:]`` if ``None``.
+
+    Returns:
+        The exit status: 0, 1 when the command failed (the reason is on stderr),
+        2 for bad arguments.
+    """
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="python -m blazews",
+        description=__doc__.split("\n")[0],
+        # Prints the --version line as it is: the default formatter rewraps it.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"blazews {__version__} ({_implementation_summary()})",
+        help="show the version and the implementation running (compiled or pure Python)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     echo = sub.add_parser("echo", help="run an echo server")
     echo.add_argument("--host", default="127.0.0.1")
@@ -222,4 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_run_connect(args.url))
     except KeyboardInterrupt:
         pass
+    except _CommandError as exc:
+        print(f"blazews: error: {exc}", file=sys.stderr)
+        return 1
     return 0
