@@ -11,6 +11,7 @@ RUN_STAMP := $(VENV)/.installed-run
 NATIVE := $(wildcard src/blazews/_native/*.c src/blazews/_native/*.h src/blazews/_native/*.pyx) \
 	src/blazews/sansio/_protocol_py.py src/blazews/sansio/_protocol_c.pxd \
 	src/blazews/sansio/_events_py.py src/blazews/sansio/_events_c.pxd \
+	src/blazews/sansio/_sending_py.py src/blazews/sansio/_sending_c.pxd \
 	src/blazews/sync/_frame_reader_py.py src/blazews/sync/_frame_reader_c.pxd \
 	src/blazews/_buffers_py.py src/blazews/_buffers_c.pxd \
 	src/blazews/asyncio/_readpath_py.py src/blazews/asyncio/_readpath_c.pxd

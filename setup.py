@@ -39,6 +39,7 @@ SANSIO = os.path.join(PACKAGE, "sansio")
 # relies on it to tell which runs.
 PURE_MODULES = [
     ("blazews.sansio._events_c", os.path.join(SANSIO, "_events_py.py")),
+    ("blazews.sansio._sending_c", os.path.join(SANSIO, "_sending_py.py")),
     ("blazews.sansio._protocol_c", os.path.join(SANSIO, "_protocol_py.py")),
     ("blazews.sync._frame_reader_c", os.path.join(PACKAGE, "sync", "_frame_reader_py.py")),
     ("blazews._buffers_c", os.path.join(PACKAGE, "_buffers_py.py")),
@@ -213,6 +214,7 @@ def _extensions() -> list[Extension]:
             depends=[
                 _pxd_of(name),
                 os.path.join(SANSIO, "_events_c.pxd"),
+                os.path.join(SANSIO, "_sending_c.pxd"),  # the core derives from Writer
                 os.path.join(SANSIO, "_protocol_c.pxd"),  # the read path cimports the core
                 os.path.join(NATIVE, "_kernels.pxd"),  # the core cimports mask_inplace
             ],

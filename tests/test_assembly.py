@@ -73,7 +73,7 @@ def test_fragments_are_assembled_and_let_go(make, how, sizes):
     (message,) = proto.events_received()
     assert type(message.data) is bytes
     assert message.data == b"".join(pieces)
-    assert proto._asm is None
+    assert proto.assembly_size == 0
     if buf is not None:
         buf.append(0)  # no fragment view is left exporting the receive buffer
 
@@ -82,7 +82,7 @@ def test_fragments_are_assembled_and_let_go(make, how, sizes):
 def test_a_message_of_empty_fragments_assembles_nothing(make):
     proto = make()
     proto.receive_data(_fragments(proto, TEXT, [b"", b""]))
-    assert proto._asm is None
+    assert proto.assembly_size == 0
     proto.receive_data(incoming(proto, CONT, b""))
     (message,) = proto.events_received()
     assert message.data == b""
@@ -112,15 +112,15 @@ def test_the_buffer_never_grows_past_the_message_limit(make):
     seen = []
     for i, piece in enumerate(pieces):
         proto.receive_data(incoming(proto, BINARY if i == 0 else CONT, piece, fin=i == 3))
-        if proto._asm is not None:
-            seen.append(len(proto._asm))
+        if proto.assembly_size != 0:
+            seen.append(proto.assembly_size)
     (message,) = proto.events_received()
     assert len(message.data) == limit
     assert seen and max(seen) <= limit
     # Small first fragments get room for more, but not past a small limit either.
     small = make(max_message_size=1000)
     small.receive_data(incoming(small, BINARY, b"a" * 900, fin=False))
-    assert len(small._asm) <= 1000
+    assert small.assembly_size <= 1000
     small.receive_data(incoming(small, CONT, b"b" * 100))
     (message,) = small.events_received()
     assert message.data == b"a" * 900 + b"b" * 100
@@ -153,9 +153,9 @@ def _local_fail(proto):
 def test_a_message_cut_short_lets_its_assembly_go(make, end):
     proto = make()
     proto.receive_data(incoming(proto, TEXT, b"a" * 2000, fin=False))
-    assert proto._asm is not None
+    assert proto.assembly_size != 0
     end(proto)
-    assert proto._asm is None
+    assert proto.assembly_size == 0
 
 
 def test_assembly_memory_peak():

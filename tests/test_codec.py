@@ -93,7 +93,7 @@ def run(cls: Any, side: Side, stream: bytes, cuts: list[int], limit: int | None)
         proto.state,
         proto.close_rcvd,
         proto.close_sent,
-        len(proto._buf),
+        proto.buffered,
     )
 
 
@@ -203,7 +203,7 @@ def run_into(
         proto.state,
         proto.close_rcvd,
         proto.close_sent,
-        len(buf) - start + len(proto._buf),  # the bytes kept, by the caller or the core
+        len(buf) - start + proto.buffered,  # the bytes kept, by the caller or the core
     ), sizes
 
 

@@ -20,7 +20,6 @@ import pytest
 import blazews
 from blazews import BufferTooSmall, MessageType
 from blazews.asyncio import _receive as receive_module
-from blazews.sansio._direct import direct_frame
 from blazews.sansio.protocol import Protocol, Side
 from helpers import BINARY, CLOSE, PING, PONG, TEXT, frame, raw_client, read_frame, run_on
 
@@ -307,24 +306,24 @@ def test_a_client_reads_an_unmasked_payload_directly(loop: str, directs: list[in
 def test_direct_frame_finds_only_whole_messages_still_arriving() -> None:
     server = Protocol(Side.SERVER, max_message_size=MiB)
     big = frame(BINARY, bytes(200_000), mask=True)
-    assert direct_frame(server, big, 0, 1000) == (BINARY, 14, 200_000)
-    assert direct_frame(server, big, 0, 13) is None  # header incomplete
-    assert direct_frame(server, big, 0, len(big)) is None  # all there
-    assert direct_frame(server, frame(BINARY, bytes(2 * MiB), mask=True), 0, 100) is None
+    assert server.direct_frame(big, 0, 1000) == (BINARY, 14, 200_000)
+    assert server.direct_frame(big, 0, 13) is None  # header incomplete
+    assert server.direct_frame(big, 0, len(big)) is None  # all there
+    assert server.direct_frame(frame(BINARY, bytes(2 * MiB), mask=True), 0, 100) is None
     unmasked = frame(BINARY, bytes(200_000))
-    assert direct_frame(server, unmasked, 0, 100) is None  # the core fails it instead
+    assert server.direct_frame(unmasked, 0, 100) is None  # the core fails it instead
     fragment = frame(BINARY, bytes(200_000), fin=False, mask=True)
-    assert direct_frame(server, fragment, 0, 100) is None
+    assert server.direct_frame(fragment, 0, 100) is None
     rsv = frame(BINARY, bytes(200_000), rsv=0x40, mask=True)
-    assert direct_frame(server, rsv, 0, 100) is None
+    assert server.direct_frame(rsv, 0, 100) is None
     client = Protocol(Side.CLIENT)
-    assert direct_frame(client, unmasked, 0, 100) == (BINARY, 10, 200_000)
-    assert direct_frame(client, big, 0, 100) is None
+    assert client.direct_frame(unmasked, 0, 100) == (BINARY, 10, 200_000)
+    assert client.direct_frame(big, 0, 100) is None
     medium = frame(TEXT, bytes(60_000), mask=True)
-    assert direct_frame(server, medium, 0, 100) == (TEXT, 8, 60_000)
+    assert server.direct_frame(medium, 0, 100) == (TEXT, 8, 60_000)
     assert struct.unpack("!H", medium[2:4])[0] == 60_000
     unlimited = Protocol(Side.CLIENT, max_message_size=None)
     huge = bytes([0x82, 127]) + (1 << 63).to_bytes(8, "big")
-    assert direct_frame(unlimited, huge + bytes(100), 0, 110) is None  # refused by the core
+    assert unlimited.direct_frame(huge + bytes(100), 0, 110) is None  # refused by the core
     server.fail(1011)
-    assert direct_frame(server, big, 0, 1000) is None
+    assert server.direct_frame(big, 0, 1000) is None

@@ -99,6 +99,7 @@ def test_the_default_build_reports_what_it_runs() -> None:
         "asyncio._readpath",
         "sansio._events",
         "sansio._protocol",
+        "sansio._sending",
         "sync._frame_reader",
     }
     pure = os.environ.get("BLAZEWS_NO_EXTENSIONS", "") not in ("", "0")

@@ -19,7 +19,6 @@ import pytest
 
 import blazews
 from blazews.asyncio import _receive as receive_module
-from blazews.sansio._direct import bytes_missing
 from blazews.sansio.protocol import Protocol, Side
 from helpers import BINARY, CLOSE, TEXT, close_payload, frame, raw_client, read_frame, run_on
 
@@ -183,23 +182,23 @@ def test_a_close_frame_after_a_large_frame_is_answered(loop: str) -> None:
 def test_bytes_missing_counts_what_the_caller_and_the_core_hold() -> None:
     proto = Protocol(Side.SERVER)
     data = frame(BINARY, bytes(100_000), mask=True)  # 8-byte header: 2 + 2 + 4
-    assert bytes_missing(proto, 0) == 0
+    assert proto.bytes_missing(0) == 0
     buf = bytearray(data[:30_000])
     used = proto.receive_into_buffer(buf, 0, len(buf))
     assert used == 0 and proto.incomplete_frame_size == len(data)
-    assert bytes_missing(proto, len(buf) - used) == len(data) - 30_000
+    assert proto.bytes_missing(len(buf) - used) == len(data) - 30_000
     # Bytes the core holds itself (received through receive_data) count too.
     held = Protocol(Side.SERVER)
     held.receive_data(data[:30_000])
     more = bytearray(data[30_000:50_000])
     assert held.receive_into_buffer(more, 0, len(more)) == len(more)
-    assert bytes_missing(held, 0) == len(data) - 50_000
+    assert held.bytes_missing(0) == len(data) - 50_000
     # Nothing incomplete, or nothing more parsed: nothing missing.
     rest = bytearray(data[50_000:])
     held.receive_into_buffer(rest, 0, len(rest))
-    assert held.events_received() and bytes_missing(held, 0) == 0
+    assert held.events_received() and held.bytes_missing(0) == 0
     proto.fail(1011)
-    assert bytes_missing(proto, 0) == 0
+    assert proto.bytes_missing(0) == 0
 
 
 class _Transport(asyncio.Transport):

@@ -540,11 +540,11 @@ def test_nothing_parsed_after_close_received(make):
     )
     assert describe(proto.events_received()) == [("message", 2, b"before")]
     assert [f.opcode for f in sent_frames(proto)] == [CLOSE]
-    assert len(proto._buf) == 0
+    assert proto.buffered == 0
     proto.receive_data(incoming(proto, BINARY, b"x" * 100_000) + b"\x00")
     assert proto.events_received() == []
     assert proto.data_to_send() == []
-    assert len(proto._buf) == 0
+    assert proto.buffered == 0
     assert proto.protocol_error is None
 
 
@@ -671,9 +671,9 @@ def test_close_transport_after_failure(make):
 def test_fail_drops_a_partly_received_frame(make):
     proto = make()
     proto.receive_data(incoming(proto, BINARY, b"x" * 1000)[:500])
-    assert len(proto._buf) == 500
+    assert proto.buffered == 500
     proto.fail(1001)
-    assert len(proto._buf) == 0
+    assert proto.buffered == 0
 
 
 @SIDES
@@ -825,7 +825,7 @@ def test_protocol_error_fails_connection_and_stops_everything(make, index, chunk
     junk = incoming(proto, BINARY, b"\x00" * 100) * 10 + b"\xff" * (2 * MiB)
     for _ in range(3):
         proto.receive_data(junk)
-        assert len(proto._buf) == 0
+        assert proto.buffered == 0
     proto.receive_data(incoming(proto, PING, b"p"))
     assert proto.events_received() == []
     assert proto.data_to_send() == []
@@ -876,7 +876,7 @@ def test_eof_without_close_is_1006(make):
     assert exc.code == 1006
     assert exc.rcvd is None and exc.sent is None
     assert proto.events_received() == []
-    assert len(proto._buf) == 0
+    assert proto.buffered == 0
     proto.receive_data(incoming(proto, BINARY, b"x"))
     assert proto.events_received() == []
     proto.receive_eof()  # idempotent
@@ -972,7 +972,7 @@ def _check_same_events(items, sizes):
     assert cut_events == whole_events
     assert cut_out == whole_out  # the same pongs
     assert receiver.protocol_error is None
-    assert len(receiver._buf) == 0
+    assert receiver.buffered == 0
     assert receiver.state is State.OPEN
 
 

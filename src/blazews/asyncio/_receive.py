@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING
 
 from .._impl import mask_bytes, select
 from ..buffers import DEFAULT_BUFFER_POOL
-from ..sansio._direct import bytes_missing, direct_frame, direct_message
 
 if TYPE_CHECKING:
     from ._readpath_py import LOOPS_HOLDING_VIEWS, ReadPath, SendHandle
@@ -367,7 +366,7 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
         elif self._lowat_sock is not None and (
             self._lowat != 1 or self.protocol.incomplete_frame_size >= _LOWAT_MIN
         ):  # (else it stays 1: one attribute read per small read, not a call)
-            self._watermark(bytes_missing(self.protocol, end - start))
+            self._watermark(self.protocol.bytes_missing(end - start))
         if start == end:
             self._rstart = self._rend = 0
             # A standard buffer goes back at once; a grown one only once a turn of
@@ -459,7 +458,7 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
 
     def _begin_direct(self, buf: bytearray, start: int, end: int) -> bool:
         """If ``buf[start:end]`` begins a message in one frame that fits the waiting
-        reader's buffer (the core's :func:`direct_frame` decides) with at least
+        reader's buffer (the core's ``direct_frame`` decides) with at least
         :data:`_DIRECT_MIN` bytes to come, copy the payload bytes already there into
         it and have the loop read the rest there. The frame's bytes then leave the
         receive buffer; return whether they did."""
@@ -467,7 +466,7 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
         assert into is not None
         if self.protocol.incomplete_frame_size - (end - start) < _DIRECT_MIN:
             return False
-        found = direct_frame(self.protocol, buf, start, end)
+        found = self.protocol.direct_frame(buf, start, end)
         if found is None or found[2] > into.nbytes:
             return False
         opcode, hlen, length = found
@@ -493,7 +492,7 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
         with direct.view[: direct.length] as payload:
             if direct.head[1] & 0x80:  # masked: the key ends the header
                 mask_bytes(direct.head[-4:], payload)
-            taken = direct_message(self.protocol, direct.opcode, payload)
+            taken = self.protocol.direct_message(direct.opcode, payload)
         if taken:
             self._filled_into(direct.opcode, direct.length)
             transport = self.transport
@@ -522,7 +521,7 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
         self._rstart, self._rend = 0, n
         self._keep(0, n)
         if self._lowat_sock is not None:
-            self._watermark(bytes_missing(self.protocol, n))
+            self._watermark(self.protocol.bytes_missing(n))
 
     def _release_buffer(self) -> None:
         """Give the receive buffer back to the pool."""

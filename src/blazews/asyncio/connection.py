@@ -28,7 +28,6 @@ from typing import Any, cast
 
 from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 from ..options import ConnectionOptions
-from ..sansio._direct import bytes_missing
 from ..sansio.extensions.permessage_deflate import Compressed, PerMessageDeflate
 from ..sansio.frames import MaskLater, MessageType
 from ..sansio.http11 import Headers, Request, Response
@@ -197,7 +196,7 @@ class Connection(ReceiveBuffer):
                 if self._rbuf is None:  # nothing left over, and no buffer taken
                     self._rstart = self._rend = 0
                     if self._lowat_sock is not None:
-                        self._watermark(bytes_missing(self.protocol, 0))
+                        self._watermark(self.protocol.bytes_missing(0))
                     return
                 buf, released = self._rbuf, True  # the loop never saw this one
         else:

@@ -5,53 +5,34 @@ cimport cython
 from cpython.object cimport PyObject
 
 from blazews.sansio._events_c cimport Message, MessageCallback, Ping, Pong
+from blazews.sansio._sending_c cimport Writer
 
-cdef Py_ssize_t _COALESCE, _KEY_BATCH, _ASM_FIRST
+cdef Py_ssize_t _ASM_FIRST
 cdef int _COPY, _IN_PLACE, _BORROW
 cdef object _CONNECTING, _OPEN, _CLOSING, _CLOSED
 
 
-cdef class Protocol:
-    cdef public object side
-    cdef public object state
+cdef class Protocol(Writer):
     cdef public object max_message_size
-    cdef public list extensions
-    cdef public object close_rcvd
-    cdef public object close_sent
-    cdef public object close_rcvd_then_sent
-    cdef public object protocol_error
     cdef public bint eof_rcvd
     cdef public Py_ssize_t incomplete_frame_size
-    cdef public list _events
     cdef public object message_sink
-    cdef public Py_ssize_t mask_later
-    cdef public bint _lend
-    cdef public list _out
-    cdef public bytearray _buf
-    cdef public bint _discard
-    cdef public bint _want_eof
-    cdef public bint _is_client
-    cdef public bytes _key_batch
-    cdef public Py_ssize_t _key_pos
-    cdef public int _rsv_allowed
-    cdef public int _msg_opcode
-    cdef public object _asm
-    cdef public Py_ssize_t _asm_n
-    cdef public Py_ssize_t _msg_size
-    cdef public Py_ssize_t _msg_frags
-    cdef public object _utf8
+    cdef list _events
+    cdef bint _lend
+    cdef bytearray _buf
+    cdef bint _discard
+    cdef bint _want_eof
+    cdef int _rsv_allowed
+    cdef int _msg_opcode
+    cdef object _asm
+    cdef Py_ssize_t _asm_n
+    cdef Py_ssize_t _msg_size
+    cdef Py_ssize_t _msg_frags
+    cdef object _utf8
 
     cpdef void _fail_with(self, object error)
 
     cpdef list events_received(self)
-
-    cpdef list data_to_send(self)
-
-    @cython.locals(rsv=int)
-    cpdef void send_frame(self, int opcode, object data, bint fin=*, bint compress=*) except *
-
-    @cython.locals(n=Py_ssize_t, key=Py_ssize_t, t=object)
-    cpdef void _write_frame(self, int first, object data) except *
 
     @cython.locals(
         n=Py_ssize_t, pos=Py_ssize_t, limit=cython.longlong, b0=int, b1=int, opcode=int,

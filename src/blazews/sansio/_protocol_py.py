@@ -3,8 +3,10 @@
 This file is the one source of the hot path: it runs as plain Python, and Cython
 compiles it, as the module ``blazews.sansio._protocol_c`` typed by the augmenting
 ``_protocol_c.pxd``, into that extension. ``protocol.py`` picks one.
-The events it produces (and the compiled message sink) are in ``_events_py.py``, built
-the same way; compiled, this module cimports their C types.
+The events it produces (and the compiled message sink) are in ``_events_py.py``, and
+the sending half of the protocol (the ``send_*`` verbs, frames out, masking keys) is
+its base class, :class:`~blazews.sansio._sending_py.Writer`; both are built the same
+way, and compiled, this module cimports their C types.
 
 Four verbs drive it: :meth:`Protocol.receive_data` and :meth:`Protocol.receive_eof`
 feed it what arrived, :meth:`Protocol.events_received` returns what the application
@@ -22,29 +24,18 @@ a buffer they own: frames are parsed and unmasked where they lie.
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._impl import (
-    Utf8Validator,
-    encode_frame,
-    frame_header,
-    frame_payload,
-    mask_bytes,
-    validate_utf8,
-)
-from ..exceptions import ConnectionClosed, MessageTooBig, ProtocolError, _closed
+from .._impl import Utf8Validator, frame_payload, mask_bytes, validate_utf8
+from ..exceptions import MessageTooBig, ProtocolError
 from .extensions import Extension
 from .frames import (
-    COALESCE_MAX,
     DEFAULT_MAX_MESSAGE_SIZE,
     FRAGMENT_OVERHEAD,
     Close,
-    MaskLater,
     fit_close_reason,
-    is_valid_close_code,
 )
 from .states import Side, State
 
@@ -55,17 +46,15 @@ except ImportError:  # (compiled: Cython's own; pure: its shadow module, or else
 
     globals()["cython"] = NO_CYTHON  # (not "cython = ...": Cython reserves the name)
 
-if not cython.compiled:  # compiled, the .pxd cimports them from _events_c
+if not cython.compiled:  # compiled, the .pxd cimports them from _events_c and _sending_c
     from ._events_py import Message, MessageCallback, Ping, Pong
+    from ._sending_py import Writer
 else:  # the kernels' C functions (some called with pointers into the buffer)
     from cython.cimports.blazews._native._kernels import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
         byte_view,
-        frame_of,
         mask_inplace,
         sub_view,
-        view_nbytes,
     )
-    from cython.cimports.cpython.buffer import PyBuffer_IsContiguous  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.cpython.bytes import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
         PyBytes_AS_STRING,
         PyBytes_FromStringAndSize,
@@ -85,19 +74,12 @@ _U64 = struct.Struct("!Q").unpack_from
 # constant to Cython, which drops the branches it rules out).
 _COMPILED = cython.compiled
 
-# Bytes of masking keys drawn from os.urandom at once (256 keys).
-_KEY_BATCH = 1024
-
 # The states as module constants: an enum attribute lookup costs ~60 ns, a global
 # ~10 ns, and the hot paths test the state on every call.
 _CONNECTING = State.CONNECTING
 _OPEN = State.OPEN
 _CLOSING = State.CLOSING
 _CLOSED = State.CLOSED
-
-# A server frame whose payload is at most this long is sent as one object, the
-# payload copied behind the header; a longer one is sent as header + payload.
-_COALESCE = COALESCE_MAX
 
 # A message's first fragment up to this size gets an assembly buffer with room for
 # three more like it; a larger one gets a buffer of its size.
@@ -110,7 +92,7 @@ _IN_PLACE = 1
 _BORROW = 2
 
 
-class Protocol:
+class Protocol(Writer):
     """The frame-level protocol of one connection, without the handshake.
 
     Args:
@@ -145,26 +127,16 @@ class Protocol:
     ) -> None:
         if max_message_size is not None and max_message_size < 0:
             raise ValueError("max_message_size must be >= 0 or None")
-        self.side = side
-        self.state = state
+        Writer.__init__(self, side, state)
         self.max_message_size = max_message_size
-        self.close_rcvd: Close | None = None
-        self.close_sent: Close | None = None
-        self.close_rcvd_then_sent: bool | None = None
-        self.protocol_error: ProtocolError | None = None
         self.eof_rcvd = False
         self.incomplete_frame_size = 0
         self._events: list[Any] = []
         self.message_sink: Callable[[int, Any], None] | None = None
-        self.mask_later = 0
         self._lend = False  # whether _parse lends payloads as views of its buffer
-        self._out: list[Any] = []
         self._buf = bytearray()
         self._discard = False
         self._want_eof = False
-        self._is_client = side is Side.CLIENT
-        self._key_batch = b""  # masking keys (client): os.urandom, 256 keys at a time
-        self._key_pos = 0
         self._set_extensions(extensions)
         # The message being assembled: its opcode (0 when none), the object its
         # fragments are copied into (None until one has bytes; see _assemble) and
@@ -310,19 +282,22 @@ class Protocol:
             self._events = []
         return events
 
-    def data_to_send(self) -> list[Any]:
-        """Return what to write since the last call, in order: bytes-like objects,
-        and :class:`MaskLater` frames once ``mask_later`` is set."""
-        out = self._out
-        if out:
-            self._out = []
-        return out
-
     @property
     def receiving(self) -> bool:
         """Whether more messages may still arrive (``False`` once a close frame came,
         the connection failed or the peer closed the TCP connection)."""
         return not self._discard
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an incomplete frame that the protocol holds itself (those it got
+        through :meth:`receive_data`); none once it stopped parsing."""
+        return len(self._buf)
+
+    @property
+    def assembly_size(self) -> int:
+        """Bytes held for the fragmented message being assembled; 0 when none is."""
+        return 0 if self._asm is None else len(self._asm)
 
     def close_transport(self) -> bool:
         """Return whether the front end should now close the TCP connection.
@@ -334,101 +309,88 @@ class Protocol:
         """
         return self._want_eof or self.state is _CLOSED
 
-    # -- sending -------------------------------------------------------------------
+    # -- for the handshake (the client and server subclasses) -----------------------
 
-    def _check_open(self) -> None:
-        if self.state is not _OPEN:
-            raise self.close_exc()
+    def _handshake_event(self, event: Any) -> None:
+        """Queue the handshake's request or response for :meth:`events_received`."""
+        self._events.append(event)
 
-    def send_data(self, data: Any, fin: bool = True, *, compress: bool = True) -> None:
-        """Queue a data message: ``str`` as text, any bytes-like object as binary.
+    def _stop_receiving(self) -> None:
+        """Parse nothing more, and have the front end close the TCP connection: the
+        handshake failed or was refused."""
+        self._discard = True
+        self._want_eof = True
 
-        ``compress=False`` sends this message uncompressed even when
-        permessage-deflate is in use.
+    # -- for front ends that read into buffers of their own --------------------------
+
+    def bytes_missing(self, kept: int) -> int:
+        """How many more bytes the incomplete frame needs, when the caller of
+        :meth:`receive_into_buffer` holds ``kept`` bytes of it (those it did not use);
+        bytes the protocol holds itself count. 0 when no frame is incomplete or nothing
+        more is parsed: what a front end may set ``SO_RCVLOWAT`` to, since the peer
+        cannot send anything else first."""
+        size = self.incomplete_frame_size
+        if not size or self._discard:
+            return 0
+        return max(0, size - kept - len(self._buf))
+
+    def direct_frame(self, buf: Any, start: int, end: int) -> tuple[int, int, int] | None:
+        """Tell whether ``buf[start:end]`` (left unparsed by :meth:`receive_into_buffer`)
+        begins with the header of a whole text or binary message in one frame, without
+        extensions, whose payload has not all arrived.
+
+        Returns:
+            Its opcode, header length (masking key included) and payload length: the
+            front end may read that payload into an application's buffer, unmask it
+            with the key (the header's last 4 bytes, when masked) and hand it to
+            :meth:`direct_message`. ``None`` for anything else, including whatever
+            this protocol would refuse: it parses that itself.
         """
-        if isinstance(data, str):
-            self.send_frame(0x1, data.encode(), fin, compress=compress)
-        else:
-            self.send_frame(0x2, data, fin, compress=compress)
-
-    def send_text(self, data: Any, fin: bool = True, *, compress: bool = True) -> None:
-        """Queue a text frame; ``data`` is UTF-8 bytes (not checked) or ``str``."""
-        if isinstance(data, str):
-            data = data.encode()
-        self.send_frame(0x1, data, fin, compress=compress)
-
-    def send_binary(self, data: Any, fin: bool = True, *, compress: bool = True) -> None:
-        """Queue a binary frame."""
-        self.send_frame(0x2, data, fin, compress=compress)
-
-    def send_continuation(self, data: Any, fin: bool) -> None:
-        """Queue a continuation frame of a fragmented message."""
-        self.send_frame(0x0, data, fin)
-
-    def send_frame(
-        self, opcode: int, data: Any, fin: bool = True, *, compress: bool = True
-    ) -> None:
-        """Queue one data frame (``opcode`` 0, 1 or 2).
-
-        Args:
-            compress: Whether extensions may compress the message; only the first
-                frame of a message decides.
-
-        Raises:
-            ConnectionClosed: The connection is not open.
-        """
-        if self.state is not _OPEN:
-            raise self.close_exc()
-        if type(data) is memoryview and not (
-            PyBuffer_IsContiguous(PyMemoryView_GET_BUFFER(data), b"C")
-            if cython.compiled
-            else data.c_contiguous
+        if (
+            self._discard
+            or self._msg_opcode
+            or self._buf
+            or self.extensions
+            or end - start < 2
+            or (self.state is not _OPEN and self.state is not _CLOSING)
         ):
-            data = data.tobytes()  # strided: one piece, as frames and transports need
-        rsv = 0
-        if self.extensions:
-            for ext in self.extensions:
-                bits, data = ext.encode(opcode, fin, data, compress)
-                rsv |= bits
-        self._write_frame((0x80 if fin else 0) | rsv | opcode, data)
+            return None
+        b0 = buf[start]
+        b1 = buf[start + 1]
+        if (b0 != 0x81 and b0 != 0x82) or ((b1 & 0x80) != 0) == self._is_client:
+            return None
+        length = b1 & 0x7F
+        hlen = 2
+        if length == 126:
+            hlen = 4
+            if end - start >= 4:
+                length = buf[start + 2] << 8 | buf[start + 3]
+        elif length == 127:
+            hlen = 10
+            if end - start >= 10:
+                length = int.from_bytes(buf[start + 2 : start + 10], "big")
+        if not self._is_client:
+            hlen += 4
+        limit = self.max_message_size
+        if end - start < hlen or length >> 63 or (limit is not None and length > limit):
+            return None
+        if end - start >= hlen + length:
+            return None  # all there: receive_into_buffer parses it
+        return b0 & 0x0F, hlen, length
 
-    def send_ping(self, data: Any = b"") -> None:
-        """Queue a ping (payload at most 125 bytes)."""
-        self._check_open()
-        self._send_control(0x9, data)
+    def direct_message(self, opcode: int, payload: Any) -> bool:
+        """Take the message of a frame found by :meth:`direct_frame`, whose payload the
+        front end read and unmasked; return whether it stands. A text payload must be
+        UTF-8, or the connection fails (1007) and the message is dropped."""
+        self.incomplete_frame_size = 0
+        if self._discard:
+            return False
+        if opcode == 0x1 and not validate_utf8(payload):
+            self._fail_with(ProtocolError("invalid UTF-8 in text message", 1007))
+            return False
+        return True
 
-    def send_pong(self, data: Any = b"") -> None:
-        """Queue an unsolicited pong (payload at most 125 bytes)."""
-        self._check_open()
-        self._send_control(0xA, data)
-
-    def _send_control(self, opcode: int, data: Any) -> None:
-        if isinstance(data, str):
-            data = data.encode()
-        if len(data) > 125:
-            raise ValueError("control frame payload must be at most 125 bytes")
-        self._write_frame(0x80 | opcode, data)
-
-    def send_close(self, code: int = 1000, reason: str = "") -> None:
-        """Start the closing handshake.
-
-        Args:
-            code: A close code that may be sent: 1000-1003, 1007-1014 or 3000-4999.
-            reason: At most 123 bytes once encoded as UTF-8.
-
-        Raises:
-            ValueError: The code may not be sent, or the reason is too long.
-            ConnectionClosed: The connection is not open.
-        """
-        if not is_valid_close_code(code):
-            raise ValueError(f"close code {code} may not be sent")
-        close = Close(code, reason)
-        if len(close.serialize()) > 125:
-            raise ValueError("close reason must be at most 123 bytes in UTF-8")
-        self._check_open()
-        self._send_close_frame(close)
-        self.close_rcvd_then_sent = False
-        self.state = _CLOSING
+    # -- failing -------------------------------------------------------------------
 
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection (RFC 6455 §7.1.7): send a close frame if none was sent,
@@ -451,47 +413,6 @@ class Protocol:
         if self.protocol_error is None:
             self.protocol_error = error
         self.fail(error.close_code, str(error)[:120])
-
-    def _send_close_frame(self, close: Close) -> None:
-        self.close_sent = close
-        self._write_frame(0x88, close.serialize())
-
-    def _write_frame(self, first: int, data: Any) -> None:
-        # Header and payload in one object (encode_frame), but a server's payload over
-        # _COALESCE bytes: sent as itself beside its header (writelines / sendmsg).
-        t = type(data)
-        if cython.compiled and t is memoryview:
-            n = view_nbytes(data)  # (a C call: no attribute lookup)
-        else:
-            n = len(data) if t is bytes else (data if t is memoryview else memoryview(data)).nbytes
-        key = -1  # where the masking key is in _key_batch (a client)
-        if self._is_client:
-            # RFC 6455 §5.3: keys a peer cannot predict. One os.urandom call per
-            # frame would be a system call each; a batch of 256 keys is one.
-            key = self._key_pos
-            if key >= len(self._key_batch):
-                self._key_batch = os.urandom(_KEY_BATCH)
-                key = 0
-            self._key_pos = key + 4
-            if self.mask_later and n >= self.mask_later:
-                self._out.append(MaskLater(first, data, self._key_batch[key : key + 4]))
-                return
-        elif n > _COALESCE:
-            self._out.append(frame_header(first, n, None))
-            self._out.append(data)
-            return
-        if cython.compiled:  # the kernels' C function: no Python call, no key object
-            self._out.append(frame_of(first, data, None if key < 0 else self._key_batch, key))
-        else:
-            mask = None if key < 0 else self._key_batch[key : key + 4]
-            self._out.append(encode_frame(first, data, mask))
-
-    # -- closing -------------------------------------------------------------------
-
-    def close_exc(self) -> ConnectionClosed:
-        """Return the exception to raise once the connection is closed or closing."""
-        rcvd, sent = self.close_rcvd, self.close_sent
-        return _closed(rcvd, sent, self.close_rcvd_then_sent, self.protocol_error)
 
     # -- parsing -------------------------------------------------------------------
 

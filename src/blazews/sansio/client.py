@@ -86,7 +86,7 @@ class ClientProtocol(Protocol):
     def send_request(self, request: Request) -> None:
         """Queue the handshake request for sending."""
         self.request = request
-        self._out.append(request.serialize())
+        self._write(request.serialize())
 
     def _receive_handshake(self, data: bytes | bytearray | memoryview) -> bytes:
         try:
@@ -116,19 +116,18 @@ class ClientProtocol(Protocol):
             extensions = self._check_extensions(response.headers)
         except InvalidHandshake as exc:
             self._handshake_failed(exc)
-            self._events.append(response)
+            self._handshake_event(response)
             return b""
         self.subprotocol = subprotocol
         self._set_extensions(extensions)
         self.state = State.OPEN
-        self._events.append(response)
+        self._handshake_event(response)
         return self._parser.leftover
 
     def _handshake_failed(self, exc: InvalidHandshake) -> None:
         self.handshake_exc = exc
         self.state = State.CLOSED
-        self._discard = True
-        self._want_eof = True
+        self._stop_receiving()
 
     def _check_subprotocol(self, headers: Headers) -> str | None:
         values = parse_subprotocol_header(headers.get_all("Sec-WebSocket-Protocol"))

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from ._protocol_py import DEFAULT_MAX_MESSAGE_SIZE, FRAGMENT_OVERHEAD, Protocol
 else:
     _core = select("blazews.sansio._protocol")
-    # The events must be the ones the core makes: compiled with it, or pure with it.
+    # Its events and its sending half are built with it: compiled, or pure.
     _events = select("blazews.sansio._events", compiled=None if _core._COMPILED else False)
+    select("blazews.sansio._sending", compiled=None if _core._COMPILED else False)
     DEFAULT_MAX_MESSAGE_SIZE, FRAGMENT_OVERHEAD = (
         _core.DEFAULT_MAX_MESSAGE_SIZE,
         _core.FRAGMENT_OVERHEAD,

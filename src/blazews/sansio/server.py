@@ -101,8 +101,7 @@ class ServerProtocol(Protocol):
             if len(self._leftover) > MAX_EARLY_DATA:
                 self.handshake_exc = InvalidHandshake("client sent too much before the response")
                 self.state = State.CLOSED
-                self._discard = True
-                self._want_eof = True
+                self._stop_receiving()
                 self._leftover = b""
             return b""
         parser = self._parser
@@ -118,7 +117,7 @@ class ServerProtocol(Protocol):
         self.request = request
         self._leftover = parser.leftover
         self._parser = None
-        self._events.append(request)
+        self._handshake_event(request)
         return b""
 
     def _handshake_eof(self) -> None:
@@ -185,7 +184,7 @@ class ServerProtocol(Protocol):
     def send_response(self, response: Response) -> None:
         """Send the handshake response; a 101 opens the connection, anything else ends it."""
         self.response = response
-        self._out.append(response.serialize())
+        self._write(response.serialize())
         if response.status_code == 101:
             self.subprotocol = self._pending_subprotocol
             self._set_extensions(self._pending_extensions)
@@ -205,5 +204,4 @@ class ServerProtocol(Protocol):
                     f"connection rejected with HTTP {response.status_code}", response.status_code
                 )
             self.state = State.CLOSED
-            self._discard = True
-            self._want_eof = True
+            self._stop_receiving()
