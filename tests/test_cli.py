@@ -238,3 +238,25 @@ def test_connect_banner_states_implementation(echo_server: str) -> None:
     banner = result.stdout.splitlines()[0]
     assert banner.startswith(f"connected to {echo_server}")
     assert summary() in banner
+
+
+def test_echo_on_a_port_in_use_fails_in_one_line() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "blazews", "echo", "--port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"blazews: error: cannot listen on 127.0.0.1:{port}"
+    )

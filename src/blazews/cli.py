@@ -431,12 +431,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "echo":
             size = args.max_message_size or None
-            if args.sync:
-                _run_echo_sync(args.host, args.port, size, not args.no_compression)
-            elif args.listener:
-                asyncio.run(_run_echo_listener(args.host, args.port, size, not args.no_compression))
-            else:
-                asyncio.run(_run_echo(args.host, args.port, size, not args.no_compression))
+            try:
+                if args.sync:
+                    _run_echo_sync(args.host, args.port, size, not args.no_compression)
+                elif args.listener:
+                    run = _run_echo_listener(args.host, args.port, size, not args.no_compression)
+                    asyncio.run(run)
+                else:
+                    asyncio.run(_run_echo(args.host, args.port, size, not args.no_compression))
+            except OSError as exc:  # the address is taken, or not ours to listen on
+                where = f"{args.host}:{args.port}"
+                raise _CommandError(f"cannot listen on {where}: {exc.strerror or exc}") from None
         else:
             asyncio.run(_run_connect(args.url))
     except KeyboardInterrupt:

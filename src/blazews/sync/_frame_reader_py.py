@@ -21,15 +21,12 @@ from ..exceptions import (
     MessageTooBig,
     ProtocolError,
 )
-from ..sansio.frames import Close, Frame, MessageType, Opcode
+from ..sansio.frames import DEFAULT_MAX_MESSAGE_SIZE, Close, Frame, MessageType, Opcode
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "READ_BUFFER_SIZE", "FrameReader"]
 
 READ_BUFFER_SIZE = 16384
 """Size of a reader's internal buffer, in bytes."""
-
-DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
-"""Default limit on a message read by ``read_message[_into]``, in bytes (1 MiB)."""
 
 _DIRECT = 4096  # payload bytes still missing beyond which reads go to the caller's buffer
 
