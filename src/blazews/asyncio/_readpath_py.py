@@ -123,6 +123,7 @@ class ReadPath:
         self._release_pending = False
         self._lowat_sock: Any = None  # the socket, where SO_RCVLOWAT is used
         self._lowat = 1  # its current value
+        self._into = None  # (the coroutine API's Connection sets it while a read waits)
         self._direct = None
         self._batching = False  # a Listener's callbacks run: their sends wait
         # The loop holds the view it read into until buffer_updated returns (uvloop).

@@ -6,13 +6,14 @@ import asyncio
 import ssl as ssl_module
 from collections.abc import Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..buffers import _MASK_PIECE
 from ..options import ClientKeywords, ClientOptions
 from ..sansio.client import ClientProtocol
 from ..sansio.http11 import Response
 from ..sansio.uri import parse_uri
+from .base import BaseConnection
 from .connection import Connection
 
 if TYPE_CHECKING:
@@ -21,10 +22,12 @@ if TYPE_CHECKING:
 __all__ = ["ClientConnection", "connect"]
 
 
-class ClientConnection(Connection):
-    """The client end of a connection; see :class:`Connection` for its API."""
+class _ClientRole(BaseConnection):
+    """The client's part of a connection: the opening handshake. Mixed in before the
+    connection class of an API: :class:`ClientConnection` (coroutines) or a Listener
+    connection; their concrete classes hold its slots."""
 
-    __slots__ = ("_handshake_done",)
+    __slots__ = ()
 
     protocol: ClientProtocol
 
@@ -48,6 +51,12 @@ class ClientConnection(Connection):
         super().connection_lost(exc)
         if not self._handshake_done.done():
             self._handshake_done.set_result(None)
+
+
+class ClientConnection(_ClientRole, Connection):
+    """The client end of a connection; see :class:`Connection` for its API."""
+
+    __slots__ = ("_handshake_done",)
 
 
 class connect:
@@ -88,18 +97,18 @@ class connect:
             else options.ssl
         )
         self.protocol_options = options.protocol_options()
-        self.connection: ClientConnection | None = None
+        self.connection: _ClientRole | None = None
 
-    def _connection(self, protocol: ClientProtocol) -> ClientConnection:
+    def _connection(self, protocol: ClientProtocol) -> _ClientRole:
         return ClientConnection(protocol, self.options)
 
-    async def _open(self) -> ClientConnection:
+    async def _open(self) -> _ClientRole:
         loop = asyncio.get_running_loop()
         protocol = ClientProtocol(self.uri, **self.protocol_options)
         # Serializing first refuses bad headers (CR, LF, NUL) before connecting.
         protocol.send_request(protocol.connect())
 
-        def factory() -> ClientConnection:
+        def factory() -> _ClientRole:
             return self._connection(protocol)
 
         options = self.options
@@ -129,7 +138,7 @@ class connect:
         conn._start_keepalive()
         return conn
 
-    async def _create(self) -> ClientConnection:
+    async def _create(self) -> _ClientRole:
         if self.options.open_timeout is None:
             conn = await self._open()
         else:
@@ -137,11 +146,14 @@ class connect:
         self.connection = conn
         return conn
 
+    async def _create_client(self) -> ClientConnection:
+        return cast(ClientConnection, await self._create())
+
     def __await__(self) -> Generator[Any, None, ClientConnection]:
-        return self._create().__await__()
+        return self._create_client().__await__()
 
     async def __aenter__(self) -> ClientConnection:
-        return await self._create()
+        return await self._create_client()
 
     async def __aexit__(
         self,

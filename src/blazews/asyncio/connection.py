@@ -1,4 +1,7 @@
-"""The asyncio :class:`Connection`: a thin adapter between a transport and the core.
+"""The asyncio :class:`Connection`: the coroutine API (``recv``, ``async for``, ``send``).
+
+It is a :class:`~blazews.asyncio.base.BaseConnection` (the transport, the core's
+glue, pings, keepalive, closing) whose received messages go to a queue.
 
 Receiving: the connection is an :class:`asyncio.BufferedProtocol`; the event loop
 reads straight into its receive buffer (:mod:`._receive`: pooled, grown for large
@@ -20,35 +23,21 @@ transport's write buffer is above its high-water mark; a client's payloads over
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import time
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
-from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosedOK
 from ..options import ConnectionOptions
 from ..sansio.extensions.permessage_deflate import Compressed, PerMessageDeflate
-from ..sansio.frames import MaskLater, MessageType
-from ..sansio.http11 import Headers, Request, Response
+from ..sansio.frames import MessageType
 from ..sansio.protocol import Message, MessageQueue, Pong, Protocol, State
-from ._receive import (
-    _LEND_MIN,
-    RECEIVE_BUFFER_SIZE,
-    ReceiveBuffer,
-    _done_with,
-    _read_ahead_only,
-)
-from ._send import Outbox, stable
+from ._receive import _LEND_MIN, RECEIVE_BUFFER_SIZE, _done_with, _read_ahead_only
+from ._send import stable
+from .base import _DEFAULTS, BaseConnection
 
 __all__ = ["RECEIVE_BUFFER_SIZE", "Connection"]
 
-logger = logging.getLogger("blazews")
-
 _TYPES = (None, MessageType.TEXT, MessageType.BINARY)
-
-
-_DEFAULTS = ConnectionOptions()
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
@@ -67,7 +56,7 @@ def _writable_view(buf: Any) -> memoryview:
     return view
 
 
-class Connection(ReceiveBuffer):
+class Connection(BaseConnection):
     """An open WebSocket connection on asyncio, client or server.
 
     Obtained from :func:`blazews.connect` or passed to the handler of
@@ -78,6 +67,8 @@ class Connection(ReceiveBuffer):
         request: The opening handshake request.
         response: The opening handshake response.
         latency: The round-trip time of the last answered ping, in seconds (0 before).
+        options: The :class:`~blazews.ClientOptions` or :class:`~blazews.ServerOptions`
+            it was made with (shared by the connections of one call).
 
     A connection is built with ``__slots__`` (its attributes cost no per-instance
     dictionary, ~1.4 KiB saved on every idle connection); your own attributes still
@@ -85,79 +76,34 @@ class Connection(ReceiveBuffer):
     """
 
     __slots__ = (
-        "__dict__",
-        "__weakref__",
-        "_close_timer",
-        "_closed",
         "_drain_waiters",
         "_into_result",
-        "_keepalive_task",
-        "_pings",
         "_queue",
         "_recv_waiter",
-        "_writing_paused",
         "_deflate",  # (sending)
         "_send_chain",
-        "latency",
         "max_queue",
-        "options",
-        "request",
-        "response",
     )
 
     def __init__(self, protocol: Protocol, options: ConnectionOptions = _DEFAULTS) -> None:
-        super().__init__()  # the receive buffer's state
-        self.protocol = protocol
-        # Shared by every connection of a server or client call; max_queue is read
-        # per message, so it is kept at hand.
-        self.options = options
-        self.max_queue = options.max_queue
+        super().__init__(protocol, options)
+        self.max_queue = options.max_queue  # read per message: kept at hand
         # The permessage-deflate extension, once looked up (False: none negotiated),
         # and the task of the last send that goes through a worker thread.
         self._deflate: PerMessageDeflate | bool | None = None
         self._send_chain: asyncio.Task[None] | None = None
-        self.request: Request | None = None
-        self.response: Response | None = None
-        self.latency = 0.0
-        self.transport: asyncio.Transport | None = None
-        self.loop = asyncio.get_running_loop()
         # Received messages not read yet: a list emptied (cleared) whenever it is
         # read to the end: an idle connection holds an empty one (80 B), where a
         # deque always holds a 64-slot block (~600 B).
         self._queue = MessageQueue(_TYPES)
         self._recv_waiter: asyncio.Future[None] | None = None
-        self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
-        # Chunks held back behind a large client frame masked piece by piece.
-        self._out: Outbox | None = None
-        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
-        self._closed = self.loop.create_future()
-        self._keepalive_task: asyncio.Task[None] | None = None
-        self._close_timer: asyncio.TimerHandle | None = None
-        # The buffer of a read_message_into call waiting on an empty queue, and the
-        # (type, length) of the message copied into it.
-        self._into: memoryview | None = None
+        # The (type, length) of the message copied into the buffer of a waiting
+        # read_message_into call (the read path's _into).
         self._into_result: tuple[int, int] | None = None
-
-    # Whether the core lends single-frame payloads as views of the receive buffer;
-    # only front ends that are done with them when dispatching returns may set it.
-    _borrow = False
-
-    # The payload size from which what send is given goes to the transport as itself
-    # (so it is copied first unless it is bytes; see _send.stable): 0, never. A
-    # server's large payloads go beside their header; a client's large ones are
-    # masked from the caller's buffer while send waits.
-    _kept_from = 0
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports do not subclass asyncio.Transport: no isinstance check.
-        self.transport = cast(asyncio.Transport, transport)
-        limit = self.options.write_limit
-        high, low = (limit, None) if isinstance(limit, int) else limit
-        self.transport.set_write_buffer_limits(high, low)
-        self._watch_socket(transport)
 
     def buffer_updated(self, nbytes: int) -> None:
         if self._direct is not None:  # the loop read into a waiting reader's buffer
@@ -204,43 +150,14 @@ class Connection(ReceiveBuffer):
             self._process()
         self._parsed(buf, start, end, released)
 
-    def eof_received(self) -> bool | None:
-        self.protocol.receive_eof()
-        self._process()
-        return None
-
     def connection_lost(self, exc: Exception | None) -> None:
-        self._direct = None
-        self.protocol.receive_eof()
-        self._process()
-        self._rtail = None
-        self._rstart = self._rend = 0
-        self._release_buffer()
-        if self._out is not None:
-            self._out.drop()
-            self._out = None
-        if self._keepalive_task is not None:
-            self._keepalive_task.cancel()
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-        if not self._closed.done():
-            self._closed.set_result(None)
+        super().connection_lost(exc)
         self._wake_reader()
         self._wake_drainers()
-        for pong, _ in self._pings.values():
-            if not pong.done():
-                pong.set_exception(self.protocol.close_exc())
-                pong.exception()  # nobody may be waiting: mark it retrieved
-        self._pings.clear()
 
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        if self._out is not None:
-            self._pump()
+    def _drained(self) -> None:
         self._wake_drainers()
+
 
     def _wake_drainers(self) -> None:
         for waiter in self._drain_waiters:
@@ -248,35 +165,8 @@ class Connection(ReceiveBuffer):
                 waiter.set_result(None)
         self._drain_waiters.clear()
 
-    # -- core glue -------------------------------------------------------------------
+    # -- the queue -------------------------------------------------------------------
 
-    def _write_rest(self, out: list[Any]) -> None:
-        """Write ``out``, what the core produced, beyond the common case of one frame
-        and nothing held back (``ReadPath._write``): several chunks, a client's large
-        frames through the outbox, nothing once the transport closes."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        if self._out is None:
-            if not self.protocol.mask_later or MaskLater not in map(type, out):
-                transport.writelines(out)  # (only a client's core makes MaskLater)
-                return
-            self._out = Outbox(out)
-        else:
-            self._out.add(out)
-        self._pump()
-
-    def _pump(self) -> None:
-        """Write what the outbox holds, unless the transport's buffer is full."""
-        out = self._out
-        transport = self.transport
-        if out is not None and transport is not None and out.pump(transport, self._paused):
-            if not out.lost:  # (a lost one stays for its senders to see, until
-                self._out = None  # connection_lost)
-            self._wake_drainers()
-
-    def _paused(self) -> bool:
-        return self._writing_paused
 
     def _dispatch(self, events: list[Any]) -> None:
         queue = self._queue
@@ -300,6 +190,7 @@ class Connection(ReceiveBuffer):
                 if self.transport is not None:
                     self.transport.pause_reading()
 
+
     def _fill_into(self, opcode: int, data: Any) -> None:
         """The message sink while a read_message_into call waits (see buffer_updated).
 
@@ -320,30 +211,20 @@ class Connection(ReceiveBuffer):
         if type(data) is memoryview:
             data.release()
 
+
     def _filled_into(self, opcode: int, n: int) -> None:
         self._into = None
         self._into_result = (opcode, n)
         self._wake_reader()
 
-    def _other_event(self, event: Any) -> None:
-        """Handle a handshake event; the client and server subclasses override it."""
 
     def _wake_reader(self) -> None:
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _closing(self) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        if self.protocol.close_transport():
-            transport.close()
-        elif self._close_timer is None and self.options.close_timeout is not None:
-            # A client waits for the server to close the TCP connection, within bounds.
-            self._close_timer = self.loop.call_later(self.options.close_timeout, transport.abort)
-
     # -- receiving -------------------------------------------------------------------
+
 
     async def _wait(self) -> None:
         """Wait until a message is queued."""
@@ -360,13 +241,16 @@ class Connection(ReceiveBuffer):
             finally:
                 self._recv_waiter = None
 
+
     def _take(self) -> Message:
         """Remove and return the oldest queued message (there is one)."""
         return self._queue.take()
 
+
     def _unread(self, message: Message) -> None:
         """Put ``message`` back at the head of the queue."""
         self._queue.unread(message)
+
 
     def _resume_reading(self) -> None:
         """The queue drained to a quarter of ``max_queue`` (its ``on_resume``), or a
@@ -374,6 +258,7 @@ class Connection(ReceiveBuffer):
         transport = self.transport
         if transport is not None and not transport.is_closing() and not self._queue.paused:
             transport.resume_reading()
+
 
     async def recv(self) -> str | bytes:
         """Return the next message: ``str`` for text, ``bytes`` for binary.
@@ -393,6 +278,7 @@ class Connection(ReceiveBuffer):
             return data.decode()
         return data
 
+
     async def read_message(self) -> tuple[MessageType, bytes]:
         """Return the next message as ``(MessageType, payload bytes)``."""
         queue = self._queue
@@ -402,6 +288,7 @@ class Connection(ReceiveBuffer):
         lent: Any = message.data  # bytes, or a view lent by a large receive buffer
         data: bytes = _done_with(lent) if type(lent) is memoryview else lent
         return _TYPES[message.type], data  # type: ignore[return-value]
+
 
     async def read_message_into(self, buf: Any) -> tuple[MessageType, int]:
         """Copy the next message into ``buf`` and return ``(MessageType, length)``.
@@ -446,6 +333,7 @@ class Connection(ReceiveBuffer):
         self._take()
         return _TYPES[message.type], n  # type: ignore[return-value]
 
+
     async def _wait_into(self, view: memoryview) -> tuple[MessageType, int] | None:
         """Wait for a message with ``view`` offered to the receive path.
 
@@ -480,8 +368,10 @@ class Connection(ReceiveBuffer):
                 return _TYPES[result[0]], result[1]  # type: ignore[return-value]
         return None
 
+
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self._iterate()
+
 
     async def _iterate(self) -> AsyncIterator[str | bytes]:
         while True:
@@ -491,6 +381,7 @@ class Connection(ReceiveBuffer):
                 return
 
     # -- sending ---------------------------------------------------------------------
+
 
     async def send(self, data: Any, *, compress: bool = True) -> None:
         """Send a message: ``str`` as text, any bytes-like object as binary.
@@ -546,10 +437,12 @@ class Connection(ReceiveBuffer):
             if out is not None and out.lost:  # the connection went first
                 raise self.protocol.close_exc()
 
+
     def _detach(self) -> None:
         """A send was cancelled: the payloads held in the outbox may change now."""
         if self._out is not None:
             self._out.detach()
+
 
     def _offloads(self, data: Any) -> bool:
         """Whether ``data`` is to be compressed in a worker thread."""
@@ -564,6 +457,7 @@ class Connection(ReceiveBuffer):
             return False
         size = len(data) if isinstance(data, (bytes, str)) else memoryview(data).nbytes
         return size >= least
+
 
     async def _send_in_turn(
         self, before: asyncio.Task[None] | None, box: list[Any], compress: bool
@@ -591,11 +485,13 @@ class Connection(ReceiveBuffer):
             self.protocol.send_binary(payload, compress=compress)
         self._process()
 
+
     async def _drain(self) -> None:
         while (self._writing_paused or self._out is not None) and not self._closed.done():
             waiter = self.loop.create_future()
             self._drain_waiters.append(waiter)
             await waiter
+
 
     async def ping(self, data: bytes | str | None = None) -> asyncio.Future[float]:
         """Send a ping; return a future that resolves to the round-trip time in seconds.
@@ -603,122 +499,3 @@ class Connection(ReceiveBuffer):
         A pong answers its ping and every earlier one (RFC 6455 §5.5.3).
         """
         return self._send_ping(data)
-
-    def _send_ping(self, data: bytes | str | None) -> asyncio.Future[float]:
-        if data is None:
-            payload = os.urandom(4)
-            while payload in self._pings:
-                payload = os.urandom(4)
-        else:
-            payload = data.encode() if isinstance(data, str) else bytes(data)
-            if payload in self._pings:
-                raise ConcurrencyError("a ping with the same payload is already waiting")
-        self.protocol.send_ping(payload)
-        waiter: asyncio.Future[float] = self.loop.create_future()
-        self._pings[payload] = (waiter, time.monotonic())
-        self._process()
-        return waiter
-
-    def _pong(self, data: bytes) -> None:
-        if data not in self._pings:
-            return
-        now = time.monotonic()
-        for payload in list(self._pings):
-            waiter, sent = self._pings.pop(payload)
-            if not waiter.done():
-                waiter.set_result(now - sent)
-            if payload == data:
-                self.latency = now - sent
-                break
-
-    async def _keepalive(self) -> None:
-        assert self.options.ping_interval is not None
-        while self.protocol.state is State.OPEN:
-            await asyncio.sleep(self.options.ping_interval)
-            try:
-                waiter = await self.ping()
-            except ConnectionClosed:
-                return
-            if self.options.ping_timeout is None:
-                continue
-            try:
-                await asyncio.wait_for(asyncio.shield(waiter), self.options.ping_timeout)
-            except asyncio.TimeoutError:
-                logger.info("keepalive ping timed out; closing the connection")
-                self.protocol.fail(1011, "keepalive ping timeout")
-                self._process()
-                return
-            except ConnectionClosed:
-                return
-
-    def _start_keepalive(self) -> None:
-        if self.options.ping_interval is not None:
-            self._keepalive_task = self.loop.create_task(self._keepalive())
-
-    # -- closing ---------------------------------------------------------------------
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Perform the closing handshake and wait for the TCP connection to close.
-
-        Waits at most ``close_timeout`` for the peer, then drops the connection.
-        Calling it on a closed connection does nothing.
-        """
-        if self.protocol.state is State.OPEN:
-            self.protocol.send_close(code, reason)
-            self._process()
-        await self._wait_closed_within_timeout()
-
-    async def _wait_closed_within_timeout(self) -> None:
-        try:
-            await asyncio.wait_for(asyncio.shield(self._closed), self.options.close_timeout)
-        except asyncio.TimeoutError:
-            if self.transport is not None:
-                self.transport.abort()
-            await self._closed
-
-    async def wait_closed(self) -> None:
-        """Wait until the TCP connection is closed."""
-        await asyncio.shield(self._closed)
-
-    @property
-    def state(self) -> State:
-        """The connection's :class:`~blazews.sansio.protocol.State`."""
-        return self.protocol.state
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code received (1005 if the frame had none); 1006 once the
-        connection closed without a close frame; ``None`` while neither happened."""
-        close = self.protocol.received_close(self._closed.done())
-        return None if close is None else close.code
-
-    @property
-    def close_reason(self) -> str | None:
-        """The close reason received; ``""`` once closed without one; ``None`` before."""
-        close = self.protocol.received_close(self._closed.done())
-        return None if close is None else close.reason
-
-    @property
-    def subprotocol(self) -> str | None:
-        """The negotiated subprotocol, or ``None``."""
-        return getattr(self.protocol, "subprotocol", None)
-
-    @property
-    def request_headers(self) -> Headers | None:
-        """The opening request's headers."""
-        return None if self.request is None else self.request.headers
-
-    @property
-    def response_headers(self) -> Headers | None:
-        """The opening response's headers."""
-        return None if self.response is None else self.response.headers
-
-    @property
-    def local_address(self) -> Any:
-        """The local socket address."""
-        return None if self.transport is None else self.transport.get_extra_info("sockname")
-
-    @property
-    def remote_address(self) -> Any:
-        """The peer's socket address."""
-        return None if self.transport is None else self.transport.get_extra_info("peername")

@@ -54,9 +54,9 @@ from ..sansio.protocol import (
 )
 from ..sansio.server import ServerProtocol
 from ._receive import ReadPath, SendHandle
-from .client import ClientConnection, connect
-from .connection import Connection
-from .server import ServerConnection, serve
+from .base import BaseConnection
+from .client import _ClientRole, connect
+from .server import ServerConnection, _ServerRole, serve
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -268,12 +268,12 @@ class ListenerConnection(SendHandle):
         return f"<ListenerConnection {self.state.name} {self.remote_address}>"
 
 
-class _ListenerSide(Connection):
-    """What a connection needs to deliver its events to a :class:`Listener`.
+class _ListenerSide(BaseConnection):
+    """A connection that delivers its events to a :class:`Listener`.
 
-    Mixed in before :class:`ServerConnection` or :class:`ClientConnection`: the
-    handshake, keepalive and closing are theirs; the events go to the listener
-    instead of the queue, payloads borrowed.
+    Mixed in before a role (the server's or the client's handshake): keepalive and
+    closing are the base connection's; each message goes to the listener as it is
+    parsed, its payload borrowed, with no queue.
     """
 
     # Its attributes are slots of the concrete classes below (two bases that both
@@ -318,8 +318,8 @@ class _ListenerSide(Connection):
     def _on_message_failed(self) -> None:
         self._callback_failed("on_message")
 
-    # Connection.buffer_updated's path for a connection that lends payloads to a
-    # callback, compiled: a Listener never waits in read_message_into nor queues views.
+    # The read path of a connection that lends each payload to a callback (compiled):
+    # no read_message_into to wait in, no queue to lend views to.
     buffer_updated = ReadPath._lend_read
 
     def _callback_failed(self, name: str) -> None:
@@ -391,40 +391,25 @@ class _ListenerSide(Connection):
             except Exception:
                 logger.exception("listener on_close failed")
 
-    # No queue: messages go to the listener.
-
-    async def recv(self) -> str | bytes:
-        """Not available: the messages go to the listener."""
-        raise TypeError("a listener connection delivers messages to its Listener")
-
-    async def read_message(self) -> tuple[MessageType, bytes]:
-        """Not available: the messages go to the listener."""
-        raise TypeError("a listener connection delivers messages to its Listener")
-
-    async def read_message_into(self, buf: Any) -> tuple[MessageType, int]:
-        """Not available: the messages go to the listener."""
-        raise TypeError("a listener connection delivers messages to its Listener")
-
-
 _LISTENER_SLOTS = ("_connected", "_failed", "_listener_factory", "handle", "listener")
 
 
-class _ServerListenerConnection(_ListenerSide, ServerConnection):
-    __slots__ = _LISTENER_SLOTS
+class _ServerListenerConnection(_ListenerSide, _ServerRole):
+    __slots__ = (*_LISTENER_SLOTS, "_open_timer", "_task", "server")
 
     def _opened(self) -> None:
         # The listener's callbacks do the work: no handler task to keep per connection.
         self._connect_listener()
 
 
-class _ClientListenerConnection(_ListenerSide, ClientConnection):
-    __slots__ = _LISTENER_SLOTS
+class _ClientListenerConnection(_ListenerSide, _ClientRole):
+    __slots__ = (*_LISTENER_SLOTS, "_handshake_done")
 
     # send returns at once: a payload masked later must not change after it.
     _kept_from = _MASK_PIECE + 1
 
 
-async def _run_listener(conn: ServerConnection) -> None:
+async def _run_listener(conn: ServerConnection) -> None:  # pragma: no cover
     """The handler :func:`serve_listener` gives :func:`serve`; never called, since a
     listener connection runs no handler (see ``_ServerListenerConnection._opened``)."""
     raise AssertionError("a listener connection runs no handler")
@@ -457,7 +442,7 @@ class serve_listener(serve):
         self._setup(_run_listener, host, port, options)
         self.listener_factory = factory
 
-    def _factory(self) -> ServerConnection:
+    def _factory(self) -> _ServerRole:
         conn = _ServerListenerConnection(
             ServerProtocol(**self.protocol_options), self.server, self.options
         )
@@ -468,7 +453,7 @@ class serve_listener(serve):
 class _ListenerConnect(connect):
     listener_factory: Callable[[], Listener]
 
-    def _connection(self, protocol: ClientProtocol) -> ClientConnection:
+    def _connection(self, protocol: ClientProtocol) -> _ClientRole:
         conn = _ClientListenerConnection(protocol, self.options)
         conn._listener_factory = self.listener_factory
         return conn

@@ -15,6 +15,7 @@ from ..sansio.frames import COALESCE_MAX
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import State
 from ..sansio.server import ServerProtocol
+from .base import BaseConnection
 from .connection import Connection
 
 if TYPE_CHECKING:
@@ -27,14 +28,20 @@ logger = logging.getLogger("blazews")
 Handler = Callable[["ServerConnection"], Awaitable[None]]
 
 
-class ServerConnection(Connection):
-    """The server end of a connection; see :class:`Connection` for its API."""
+class _ServerRole(BaseConnection):
+    """The server's part of a connection: the opening handshake and its hooks, the
+    open timeout, the server's bookkeeping. Mixed in before the connection class of
+    an API: :class:`ServerConnection` (coroutines) or a Listener connection; their
+    concrete classes hold its slots (two bases adding slots could not be combined)."""
 
-    __slots__ = ("_open_timer", "_task", "server")
+    __slots__ = ()
 
     protocol: ServerProtocol
+    server: Server
+    _open_timer: asyncio.TimerHandle | None
+    _task: asyncio.Task[None] | None
 
-    _kept_from = COALESCE_MAX + 1  # (see Connection)
+    _kept_from = COALESCE_MAX + 1  # (see BaseConnection)
 
     def __init__(self, protocol: ServerProtocol, server: Server, options: ServerOptions) -> None:
         super().__init__(protocol, options)
@@ -140,8 +147,17 @@ class ServerConnection(Connection):
         return True
 
     def _opened(self) -> None:
-        """The handshake succeeded: run the handler in its task (a Listener overrides
-        this and needs no task)."""
+        """The handshake succeeded: the API's class takes over."""
+        raise NotImplementedError
+
+
+class ServerConnection(_ServerRole, Connection):
+    """The server end of a connection; see :class:`Connection` for its API."""
+
+    __slots__ = ("_open_timer", "_task", "server")
+
+    def _opened(self) -> None:
+        """The handshake succeeded: run the handler in its task."""
         self._task = self.loop.create_task(self._run_handler())
 
     async def _run_handler(self) -> None:
@@ -179,11 +195,13 @@ class Server:
         self.process_response = process_response
         self.open_timeout = open_timeout
         self.server: asyncio.Server | None = None
-        self._connections: set[ServerConnection] = set()
+        self._connections: set[_ServerRole] = set()
 
     @property
-    def connections(self) -> set[ServerConnection]:
-        """The connections currently open or opening."""
+    def connections(self) -> set[_ServerRole]:
+        """The connections currently open or opening: :class:`ServerConnection`
+        objects, or for :func:`~blazews.serve_listener` the connections underneath
+        the :class:`~blazews.asyncio.listener.ListenerConnection` handles."""
         return set(self._connections)
 
     @property
@@ -279,7 +297,7 @@ class serve:
         )
         self.protocol_options = options.protocol_options()
 
-    def _factory(self) -> ServerConnection:
+    def _factory(self) -> _ServerRole:
         return ServerConnection(
             ServerProtocol(**self.protocol_options), self.server, self.options
         )

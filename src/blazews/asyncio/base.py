@@ -1,0 +1,323 @@
+"""What every asyncio connection shares: the transport, the core's glue, closing.
+
+:class:`BaseConnection` is an :class:`asyncio.BufferedProtocol` (through
+:class:`~blazews.asyncio._receive.ReceiveBuffer`, whose compiled read path,
+:class:`~blazews.asyncio._readpath_py.ReadPath`, reads and writes every message). It
+writes what the core produces, answers pings, keeps the connection alive and closes
+it; it has no message API. What happens to received messages is its subclasses'
+business (``buffer_updated`` and ``_dispatch``): :class:`~blazews.asyncio.Connection`
+queues them for ``recv`` and ``async for``; a Listener connection
+(:mod:`blazews.asyncio.listener`) hands each to its listener's callbacks as it is
+parsed. The roles (:mod:`.server`, :mod:`.client`) add the opening handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any, cast
+
+from ..exceptions import ConcurrencyError, ConnectionClosed
+from ..options import ConnectionOptions
+from ..sansio.frames import MaskLater
+from ..sansio.http11 import Headers, Request, Response
+from ..sansio.protocol import Protocol, State
+from ._receive import ReceiveBuffer
+from ._send import Outbox
+
+__all__ = ["BaseConnection"]
+
+logger = logging.getLogger("blazews")
+
+_DEFAULTS = ConnectionOptions()
+
+
+class BaseConnection(ReceiveBuffer):
+    """An asyncio connection without a message API: see :class:`~blazews.Connection`.
+
+    Built with ``__slots__`` (its attributes cost no per-instance dictionary, ~1.4 KiB
+    saved on every idle connection); an application's own attributes still work
+    (``conn.user = ...``): a dictionary is made for them on first use.
+    """
+
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_close_timer",
+        "_closed",
+        "_keepalive_task",
+        "_pings",
+        "_writing_paused",
+        "latency",
+        "options",
+        "request",
+        "response",
+    )
+
+    def __init__(self, protocol: Protocol, options: ConnectionOptions = _DEFAULTS) -> None:
+        super().__init__()  # the receive buffer's state
+        self.protocol = protocol
+        self.options = options  # shared by every connection of a server or client call
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self.latency = 0.0
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self._writing_paused = False
+        # Chunks held back behind a large client frame masked piece by piece.
+        self._out: Outbox | None = None
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._closed = self.loop.create_future()
+        self._keepalive_task: asyncio.Task[None] | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+
+    # Whether the core lends single-frame payloads as views of the receive buffer;
+    # only front ends that are done with them when dispatching returns may set it.
+    _borrow = False
+
+    # The payload size from which what send is given goes to the transport as itself
+    # (so it is copied first unless it is bytes; see _send.stable): 0, never. A
+    # server's large payloads go beside their header; a client's large ones are
+    # masked from the caller's buffer while send waits.
+    _kept_from = 0
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport: no isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
+        limit = self.options.write_limit
+        high, low = (limit, None) if isinstance(limit, int) else limit
+        self.transport.set_write_buffer_limits(high, low)
+        self._watch_socket(transport)
+
+
+    def eof_received(self) -> bool | None:
+        self.protocol.receive_eof()
+        self._process()
+        return None
+
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._direct = None
+        self.protocol.receive_eof()
+        self._process()
+        self._rtail = None
+        self._rstart = self._rend = 0
+        self._release_buffer()
+        if self._out is not None:
+            self._out.drop()
+            self._out = None
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        if not self._closed.done():
+            self._closed.set_result(None)
+        for pong, _ in self._pings.values():
+            if not pong.done():
+                pong.set_exception(self.protocol.close_exc())
+                pong.exception()  # nobody may be waiting: mark it retrieved
+        self._pings.clear()
+
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._out is not None:
+            self._pump()
+        self._drained()
+
+    def _drained(self) -> None:
+        """Writing may go on: the transport resumed, or the outbox was written out.
+        The coroutine API wakes the sends waiting for it."""
+
+    # -- core glue -------------------------------------------------------------------
+
+
+    def _write_rest(self, out: list[Any]) -> None:
+        """Write ``out``, what the core produced, beyond the common case of one frame
+        and nothing held back (``ReadPath._write``): several chunks, a client's large
+        frames through the outbox, nothing once the transport closes."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._out is None:
+            if not self.protocol.mask_later or MaskLater not in map(type, out):
+                transport.writelines(out)  # (only a client's core makes MaskLater)
+                return
+            self._out = Outbox(out)
+        else:
+            self._out.add(out)
+        self._pump()
+
+
+    def _pump(self) -> None:
+        """Write what the outbox holds, unless the transport's buffer is full."""
+        out = self._out
+        transport = self.transport
+        if out is not None and transport is not None and out.pump(transport, self._paused):
+            if not out.lost:  # (a lost one stays for its senders to see, until
+                self._out = None  # connection_lost)
+            self._drained()
+
+
+    def _paused(self) -> bool:
+        return self._writing_paused
+
+
+    def _other_event(self, event: Any) -> None:
+        """Handle a handshake event; the client and server subclasses override it."""
+
+
+    def _closing(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.protocol.close_transport():
+            transport.close()
+        elif self._close_timer is None and self.options.close_timeout is not None:
+            # A client waits for the server to close the TCP connection, within bounds.
+            self._close_timer = self.loop.call_later(self.options.close_timeout, transport.abort)
+
+    # -- pings and keepalive -----------------------------------------------------------
+
+
+    def _send_ping(self, data: bytes | str | None) -> asyncio.Future[float]:
+        if data is None:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
+        else:
+            payload = data.encode() if isinstance(data, str) else bytes(data)
+            if payload in self._pings:
+                raise ConcurrencyError("a ping with the same payload is already waiting")
+        self.protocol.send_ping(payload)
+        waiter: asyncio.Future[float] = self.loop.create_future()
+        self._pings[payload] = (waiter, time.monotonic())
+        self._process()
+        return waiter
+
+
+    def _pong(self, data: bytes) -> None:
+        if data not in self._pings:
+            return
+        now = time.monotonic()
+        for payload in list(self._pings):
+            waiter, sent = self._pings.pop(payload)
+            if not waiter.done():
+                waiter.set_result(now - sent)
+            if payload == data:
+                self.latency = now - sent
+                break
+
+
+    async def _keepalive(self) -> None:
+        assert self.options.ping_interval is not None
+        while self.protocol.state is State.OPEN:
+            await asyncio.sleep(self.options.ping_interval)
+            try:
+                waiter = self._send_ping(None)
+            except ConnectionClosed:
+                return
+            if self.options.ping_timeout is None:
+                continue
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), self.options.ping_timeout)
+            except asyncio.TimeoutError:
+                logger.info("keepalive ping timed out; closing the connection")
+                self.protocol.fail(1011, "keepalive ping timeout")
+                self._process()
+                return
+            except ConnectionClosed:
+                return
+
+
+    def _start_keepalive(self) -> None:
+        if self.options.ping_interval is not None:
+            self._keepalive_task = self.loop.create_task(self._keepalive())
+
+    # -- closing ---------------------------------------------------------------------
+
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Perform the closing handshake and wait for the TCP connection to close.
+
+        Waits at most ``close_timeout`` for the peer, then drops the connection.
+        Calling it on a closed connection does nothing.
+        """
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(code, reason)
+            self._process()
+        await self._wait_closed_within_timeout()
+
+
+    async def _wait_closed_within_timeout(self) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._closed), self.options.close_timeout)
+        except asyncio.TimeoutError:
+            if self.transport is not None:
+                self.transport.abort()
+            await self._closed
+
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed."""
+        await asyncio.shield(self._closed)
+
+
+    @property
+    def state(self) -> State:
+        """The connection's :class:`~blazews.sansio.protocol.State`."""
+        return self.protocol.state
+
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code received (1005 if the frame had none); 1006 once the
+        connection closed without a close frame; ``None`` while neither happened."""
+        close = self.protocol.received_close(self._closed.done())
+        return None if close is None else close.code
+
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason received; ``""`` once closed without one; ``None`` before."""
+        close = self.protocol.received_close(self._closed.done())
+        return None if close is None else close.reason
+
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The negotiated subprotocol, or ``None``."""
+        return getattr(self.protocol, "subprotocol", None)
+
+
+    @property
+    def request_headers(self) -> Headers | None:
+        """The opening request's headers."""
+        return None if self.request is None else self.request.headers
+
+
+    @property
+    def response_headers(self) -> Headers | None:
+        """The opening response's headers."""
+        return None if self.response is None else self.response.headers
+
+
+    @property
+    def local_address(self) -> Any:
+        """The local socket address."""
+        return None if self.transport is None else self.transport.get_extra_info("sockname")
+
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's socket address."""
+        return None if self.transport is None else self.transport.get_extra_info("peername")
