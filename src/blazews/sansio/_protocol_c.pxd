@@ -10,6 +10,14 @@ from blazews.sansio._sending_c cimport Writer
 cdef Py_ssize_t _ASM_FIRST
 cdef int _COPY, _IN_PLACE, _BORROW
 cdef object _CONNECTING, _OPEN, _CLOSING, _CLOSED
+cdef tuple _RULES
+
+@cython.locals(opcode=int, rsv=int)
+cpdef int header_rule(
+    int b0, unsigned long long length, int rsv_allowed, int msg_opcode
+) noexcept
+
+cpdef object rule_error(int rule, int b0)
 
 
 cdef class Protocol(Writer):
@@ -36,7 +44,7 @@ cdef class Protocol(Writer):
 
     @cython.locals(
         n=Py_ssize_t, pos=Py_ssize_t, limit=cython.longlong, b0=int, b1=int, opcode=int,
-        rsv=int, fin=int, masked=int, mask_expected=bint, length=cython.ulonglong,
+        rsv=int, fin=int, masked=int, rule=int, mask_expected=bint, length=cython.ulonglong,
         hlen=Py_ssize_t, start=Py_ssize_t, end=Py_ssize_t, view="unsigned char *",
         mv=object, payload=object,
     )

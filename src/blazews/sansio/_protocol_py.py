@@ -65,7 +65,7 @@ else:  # the kernels' C functions (some called with pointers into the buffer)
     from cython.cimports.cpython.ref import Py_DECREF, Py_INCREF  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.libc.string import memcpy  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
-__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "FRAGMENT_OVERHEAD", "Protocol"]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "FRAGMENT_OVERHEAD", "Protocol", "header_rule", "rule_error"]
 
 _U64 = struct.Struct("!Q").unpack_from
 
@@ -90,6 +90,63 @@ _ASM_FIRST = 4096
 _COPY = 0
 _IN_PLACE = 1
 _BORROW = 2
+
+
+# The rules of RFC 6455 (§5.2, §5.4, §5.5) that a frame header can break, by number;
+# 0 is none. Every parser of frames checks them here: the core, and FrameReader.
+_RULES = (
+    "",
+    "reserved bits set without a negotiated extension",
+    "reserved bits set on a control frame",
+    "reserved opcode {:#x}",
+    "fragmented control frame",
+    "control frame payload longer than 125 bytes",
+    "new data frame while a message is unfinished",
+    "continuation frame without a message to continue",
+    "64-bit payload length with the top bit set",
+)
+
+
+def header_rule(b0: int, length: int, rsv_allowed: int, msg_opcode: int) -> int:
+    """The first rule a frame header breaks (an index of ``_RULES``), or 0.
+
+    Args:
+        b0: The header's first byte (FIN, RSV1-3, opcode).
+        length: The payload length it gives.
+        rsv_allowed: The reserved bits the negotiated extensions use, or -1 not to
+            check the reserved bits (a reader of single frames leaves them to its caller).
+        msg_opcode: The opcode of the message being assembled (0 when none), or -1
+            not to check the order of fragments (a reader of single frames).
+    """
+    opcode = b0 & 0x0F
+    rsv = b0 & 0x70 if rsv_allowed >= 0 else 0
+    if length >> 63:
+        return 8
+    if rsv & ~rsv_allowed:
+        return 1
+    if opcode & 0x8:
+        if rsv:
+            return 2
+        if opcode > 0xA:
+            return 3
+        if not b0 & 0x80:
+            return 4
+        if length > 125:
+            return 5
+    elif opcode > 0x2:
+        return 3
+    elif msg_opcode >= 0:
+        if opcode:
+            if msg_opcode:
+                return 6
+        elif not msg_opcode:
+            return 7
+    return 0
+
+
+def rule_error(rule: int, b0: int) -> ProtocolError:
+    """The error (1002) for a rule of :func:`header_rule` broken by a header."""
+    return ProtocolError(_RULES[rule].format(b0 & 0x0F))
 
 
 class Protocol(Writer):
@@ -472,9 +529,6 @@ class Protocol(Writer):
             opcode = b0 & 0x0F
             rsv = b0 & 0x70
             fin = b0 & 0x80
-            if rsv & ~self._rsv_allowed:
-                self._fail_with(ProtocolError("reserved bits set without a negotiated extension"))
-                break
             masked = b1 & 0x80
             if (masked != 0) != mask_expected:
                 self._fail_with(
@@ -497,44 +551,17 @@ class Protocol(Writer):
                     break
                 length = _U64(data, pos + 2)[0]
                 hlen = 10
-                if length >> 63:
-                    self._fail_with(ProtocolError("64-bit payload length with the top bit set"))
-                    break
-            if opcode & 0x8:
-                if rsv:
-                    self._fail_with(ProtocolError("reserved bits set on a control frame"))
-                    break
-                if opcode > 0xA:
-                    self._fail_with(ProtocolError(f"reserved opcode {opcode:#x}"))
-                    break
-                if not fin:
-                    self._fail_with(ProtocolError("fragmented control frame"))
-                    break
-                if length > 125:
-                    self._fail_with(ProtocolError("control frame payload longer than 125 bytes"))
-                    break
-            else:
-                if opcode > 0x2:
-                    self._fail_with(ProtocolError(f"reserved opcode {opcode:#x}"))
-                    break
-                if opcode:
-                    if self._msg_opcode:
-                        self._fail_with(
-                            ProtocolError("new data frame while a message is unfinished")
-                        )
-                        break
-                elif not self._msg_opcode:
-                    self._fail_with(
-                        ProtocolError("continuation frame without a message to continue")
+            rule = header_rule(b0, length, self._rsv_allowed, self._msg_opcode)
+            if rule:
+                self._fail_with(rule_error(rule, b0))
+                break
+            if not opcode & 0x8 and limit >= 0 and length > limit - self._msg_size:
+                self._fail_with(
+                    MessageTooBig(
+                        f"message larger than max_message_size ({self.max_message_size} bytes)"
                     )
-                    break
-                if limit >= 0 and length > limit - self._msg_size:
-                    self._fail_with(
-                        MessageTooBig(
-                            f"message larger than max_message_size ({self.max_message_size} bytes)"
-                        )
-                    )
-                    break
+                )
+                break
             start = pos + hlen + (4 if masked else 0)
             if start > n or length > n - start:
                 # Bounded by the message size limit, checked above; or the peer may

@@ -61,7 +61,7 @@ cdef class FrameReader:
 
     @cython.locals(
         data="unsigned char[::1]", start=Py_ssize_t, b0=int, b1=int, opcode=int, masked=int,
-        length=cython.ulonglong, hlen=Py_ssize_t, i=Py_ssize_t,
+        length=cython.ulonglong, hlen=Py_ssize_t, i=Py_ssize_t, rule=int,
     )
     cdef void _read_header(self) except *
 
@@ -88,7 +88,7 @@ cdef class FrameReader:
 
     cdef object _fail(self, object error)
 
-    @cython.locals(opcode=int, limit=Py_ssize_t)
+    @cython.locals(opcode=int, limit=Py_ssize_t, b0=int, rule=int)
     cdef void _next_data_frame(self, Py_ssize_t size) except *
 
     cdef void _closed(self, object payload) except *

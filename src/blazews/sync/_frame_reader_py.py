@@ -23,6 +23,21 @@ from ..exceptions import (
 )
 from ..sansio.frames import DEFAULT_MAX_MESSAGE_SIZE, Close, Frame, MessageType, Opcode
 
+try:
+    import cython  # type: ignore[import-untyped, import-not-found, unused-ignore]
+except ImportError:  # (compiled: Cython's own; pure: its shadow module, or else this)
+    from ..sansio._nocython import NO_CYTHON
+
+    globals()["cython"] = NO_CYTHON  # (not "cython = ...": Cython reserves the name)
+
+if cython.compiled:  # the core's rules, as C functions
+    from cython.cimports.blazews.sansio._protocol_c import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        header_rule,
+        rule_error,
+    )
+else:
+    from ..sansio._protocol_py import header_rule, rule_error
+
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "READ_BUFFER_SIZE", "FrameReader"]
 
 READ_BUFFER_SIZE = 16384
@@ -288,17 +303,11 @@ class FrameReader:
             length = 0
             for i in range(start + 2, start + 10):
                 length = (length << 8) | data[i]
-            if length >> 63:
-                raise ProtocolError("64-bit payload length with the top bit set")
-        if opcode & 0x8:
-            if opcode > 0xA:
-                raise ProtocolError(f"reserved opcode {opcode:#x}")
-            if not b0 & 0x80:
-                raise ProtocolError("fragmented control frame")
-            if length > 125:
-                raise ProtocolError("control frame payload longer than 125 bytes")
-        elif opcode > 0x2:
-            raise ProtocolError(f"reserved opcode {opcode:#x}")
+        # The rules of single frames are the core's; the order of fragments and the
+        # reserved bits are checked by the message reads (_next_data_frame).
+        rule = header_rule(b0, length, -1, -1)
+        if rule:
+            raise rule_error(rule, b0)
         if masked:
             self._k0 = data[start + hlen - 4]
             self._k1 = data[start + hlen - 3]
@@ -473,22 +482,17 @@ class FrameReader:
                 except ProtocolError as exc:
                     raise self._fail(exc) from None
             opcode = self._h_opcode
+            b0 = opcode | self._h_rsv | (0x80 if self._h_fin else 0)
+            rule = header_rule(b0, 0, 0, self._msg_opcode)
+            if rule:
+                raise self._fail(rule_error(rule, b0))
             if opcode & 0x8:
-                if self._h_rsv:
-                    raise self._fail(ProtocolError("reserved bits set on a control frame"))
                 payload = self._payload_bytes(self._h_length)
                 if opcode == 0x8:
                     self._closed(payload)
                 elif self.on_control is not None:
                     self.on_control(_OPCODES[opcode], payload)
                 continue
-            if self._h_rsv:
-                raise self._fail(ProtocolError("reserved bits set without a negotiated extension"))
-            if opcode:
-                if self._msg_opcode:
-                    raise self._fail(ProtocolError("new data frame while a message is unfinished"))
-            elif not self._msg_opcode:
-                raise self._fail(ProtocolError("continuation frame without a message to continue"))
             limit = self._limit
             if limit >= 0 and self._h_length > limit - size:
                 raise self._fail(
