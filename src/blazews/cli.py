@@ -107,12 +107,12 @@ def _echo_extensions(compress: bool) -> list[Any]:
 def _echo_settings(max_size: int | None, compress: bool) -> dict[str, Any]:
     """The keyword arguments every echo front end gets: a demo and test peer that
     takes large messages, compresses every echo and sends no keepalive pings."""
-    return dict(
-        max_message_size=max_size,
-        ping_interval=None,
-        extensions=_echo_extensions(compress),
-        compression=None,
-    )
+    return {
+        "max_message_size": max_size,
+        "ping_interval": None,
+        "extensions": _echo_extensions(compress),
+        "compression": None,
+    }
 
 
 def _echo_banner(

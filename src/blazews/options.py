@@ -107,7 +107,8 @@ class ConnectionOptions:
         _check_int(self, "max_headers", 1)
         limit = self.write_limit
         high, low = limit if isinstance(limit, tuple) and len(limit) == 2 else (limit, None)
-        if not _is_int(high) or high < 0 or not (low is None or _is_int(low) and 0 <= low <= high):
+        low_ok = low is None or (_is_int(low) and 0 <= low <= high)
+        if not _is_int(high) or high < 0 or not low_ok:
             raise ValueError(
                 "write_limit must be a size in bytes or (high, low) with 0 <= low <= high, "
                 f"not {limit!r}"
@@ -312,7 +313,7 @@ def _is_int(value: object) -> bool:
 
 def _check_type(options: ConnectionOptions, name: str, kind: type, *, none: bool = False) -> None:
     value = getattr(options, name)
-    if not (isinstance(value, kind) or none and value is None):
+    if not (isinstance(value, kind) or (none and value is None)):
         raise TypeError(
             f"{name} must be {kind.__name__}{' or None' if none else ''}, not {value!r}"
         )
@@ -336,7 +337,7 @@ def _check_number(
         return
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{name} must be a number of seconds or None, not {value!r}")
-    if value < low or strict and value == low:
+    if value < low or (strict and value == low):
         raise ValueError(
             f"{name} must be {'more than' if strict else 'at least'} {low}, not {value!r}"
         )

@@ -85,7 +85,6 @@ class BaseConnection(ReceiveBuffer):
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
-
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport: no isinstance check.
         self.transport = cast(asyncio.Transport, transport)
@@ -94,12 +93,10 @@ class BaseConnection(ReceiveBuffer):
         self.transport.set_write_buffer_limits(high, low)
         self._watch_socket(transport)
 
-
     def eof_received(self) -> bool | None:
         self.protocol.receive_eof()
         self._process()
         return None
-
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._direct = None
@@ -123,10 +120,8 @@ class BaseConnection(ReceiveBuffer):
                 pong.exception()  # nobody may be waiting: mark it retrieved
         self._pings.clear()
 
-
     def pause_writing(self) -> None:
         self._writing_paused = True
-
 
     def resume_writing(self) -> None:
         self._writing_paused = False
@@ -139,7 +134,6 @@ class BaseConnection(ReceiveBuffer):
         The coroutine API wakes the sends waiting for it."""
 
     # -- core glue -------------------------------------------------------------------
-
 
     def _write_rest(self, out: list[Any]) -> None:
         """Write ``out``, what the core produced, beyond the common case of one frame
@@ -157,7 +151,6 @@ class BaseConnection(ReceiveBuffer):
             self._out.add(out)
         self._pump()
 
-
     def _pump(self) -> None:
         """Write what the outbox holds, unless the transport's buffer is full."""
         out = self._out
@@ -167,14 +160,11 @@ class BaseConnection(ReceiveBuffer):
                 self._out = None  # connection_lost)
             self._drained()
 
-
     def _paused(self) -> bool:
         return self._writing_paused
 
-
     def _other_event(self, event: Any) -> None:
         """Handle a handshake event; the client and server subclasses override it."""
-
 
     def _closing(self) -> None:
         transport = self.transport
@@ -187,7 +177,6 @@ class BaseConnection(ReceiveBuffer):
             self._close_timer = self.loop.call_later(self.options.close_timeout, transport.abort)
 
     # -- pings and keepalive -----------------------------------------------------------
-
 
     def _send_ping(self, data: bytes | str | None) -> asyncio.Future[float]:
         if data is None:
@@ -204,7 +193,6 @@ class BaseConnection(ReceiveBuffer):
         self._process()
         return waiter
 
-
     def _pong(self, data: bytes) -> None:
         if data not in self._pings:
             return
@@ -216,7 +204,6 @@ class BaseConnection(ReceiveBuffer):
             if payload == data:
                 self.latency = now - sent
                 break
-
 
     async def _keepalive(self) -> None:
         assert self.options.ping_interval is not None
@@ -238,13 +225,11 @@ class BaseConnection(ReceiveBuffer):
             except ConnectionClosed:
                 return
 
-
     def _start_keepalive(self) -> None:
         if self.options.ping_interval is not None:
             self._keepalive_task = self.loop.create_task(self._keepalive())
 
     # -- closing ---------------------------------------------------------------------
-
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Perform the closing handshake and wait for the TCP connection to close.
@@ -257,7 +242,6 @@ class BaseConnection(ReceiveBuffer):
             self._process()
         await self._wait_closed_within_timeout()
 
-
     async def _wait_closed_within_timeout(self) -> None:
         try:
             await asyncio.wait_for(asyncio.shield(self._closed), self.options.close_timeout)
@@ -266,17 +250,14 @@ class BaseConnection(ReceiveBuffer):
                 self.transport.abort()
             await self._closed
 
-
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed."""
         await asyncio.shield(self._closed)
-
 
     @property
     def state(self) -> State:
         """The connection's :class:`~blazews.sansio.protocol.State`."""
         return self.protocol.state
-
 
     @property
     def close_code(self) -> int | None:
@@ -285,37 +266,31 @@ class BaseConnection(ReceiveBuffer):
         close = self.protocol.received_close(self._closed.done())
         return None if close is None else close.code
 
-
     @property
     def close_reason(self) -> str | None:
         """The close reason received; ``""`` once closed without one; ``None`` before."""
         close = self.protocol.received_close(self._closed.done())
         return None if close is None else close.reason
 
-
     @property
     def subprotocol(self) -> str | None:
         """The negotiated subprotocol, or ``None``."""
         return getattr(self.protocol, "subprotocol", None)
-
 
     @property
     def request_headers(self) -> Headers | None:
         """The opening request's headers."""
         return None if self.request is None else self.request.headers
 
-
     @property
     def response_headers(self) -> Headers | None:
         """The opening response's headers."""
         return None if self.response is None else self.response.headers
 
-
     @property
     def local_address(self) -> Any:
         """The local socket address."""
         return None if self.transport is None else self.transport.get_extra_info("sockname")
-
 
     @property
     def remote_address(self) -> Any:

@@ -59,7 +59,7 @@ class ClientConnection(_ClientRole, Connection):
     __slots__ = ("_handshake_done",)
 
 
-class connect:
+class connect:  # noqa: N801 (a function to its callers: await it or use async with)
     """Open a WebSocket connection: ``await connect(url)`` or ``async with connect(url)``.
 
     Args:

@@ -76,11 +76,11 @@ class Connection(BaseConnection):
     """
 
     __slots__ = (
+        "_deflate",  # (sending)
         "_drain_waiters",
         "_into_result",
         "_queue",
         "_recv_waiter",
-        "_deflate",  # (sending)
         "_send_chain",
         "max_queue",
     )
@@ -103,7 +103,6 @@ class Connection(BaseConnection):
         self._into_result: tuple[int, int] | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
-
 
     def buffer_updated(self, nbytes: int) -> None:
         if self._direct is not None:  # the loop read into a waiting reader's buffer
@@ -158,7 +157,6 @@ class Connection(BaseConnection):
     def _drained(self) -> None:
         self._wake_drainers()
 
-
     def _wake_drainers(self) -> None:
         for waiter in self._drain_waiters:
             if not waiter.done():
@@ -166,7 +164,6 @@ class Connection(BaseConnection):
         self._drain_waiters.clear()
 
     # -- the queue -------------------------------------------------------------------
-
 
     def _dispatch(self, events: list[Any]) -> None:
         queue = self._queue
@@ -190,7 +187,6 @@ class Connection(BaseConnection):
                 if self.transport is not None:
                     self.transport.pause_reading()
 
-
     def _fill_into(self, opcode: int, data: Any) -> None:
         """The message sink while a read_message_into call waits (see buffer_updated).
 
@@ -211,12 +207,10 @@ class Connection(BaseConnection):
         if type(data) is memoryview:
             data.release()
 
-
     def _filled_into(self, opcode: int, n: int) -> None:
         self._into = None
         self._into_result = (opcode, n)
         self._wake_reader()
-
 
     def _wake_reader(self) -> None:
         waiter = self._recv_waiter
@@ -224,7 +218,6 @@ class Connection(BaseConnection):
             waiter.set_result(None)
 
     # -- receiving -------------------------------------------------------------------
-
 
     async def _wait(self) -> None:
         """Wait until a message is queued."""
@@ -241,16 +234,13 @@ class Connection(BaseConnection):
             finally:
                 self._recv_waiter = None
 
-
     def _take(self) -> Message:
         """Remove and return the oldest queued message (there is one)."""
         return self._queue.take()
 
-
     def _unread(self, message: Message) -> None:
         """Put ``message`` back at the head of the queue."""
         self._queue.unread(message)
-
 
     def _resume_reading(self) -> None:
         """The queue drained to a quarter of ``max_queue`` (its ``on_resume``), or a
@@ -258,7 +248,6 @@ class Connection(BaseConnection):
         transport = self.transport
         if transport is not None and not transport.is_closing() and not self._queue.paused:
             transport.resume_reading()
-
 
     async def recv(self) -> str | bytes:
         """Return the next message: ``str`` for text, ``bytes`` for binary.
@@ -278,7 +267,6 @@ class Connection(BaseConnection):
             return data.decode()
         return data
 
-
     async def read_message(self) -> tuple[MessageType, bytes]:
         """Return the next message as ``(MessageType, payload bytes)``."""
         queue = self._queue
@@ -288,7 +276,6 @@ class Connection(BaseConnection):
         lent: Any = message.data  # bytes, or a view lent by a large receive buffer
         data: bytes = _done_with(lent) if type(lent) is memoryview else lent
         return _TYPES[message.type], data  # type: ignore[return-value]
-
 
     async def read_message_into(self, buf: Any) -> tuple[MessageType, int]:
         """Copy the next message into ``buf`` and return ``(MessageType, length)``.
@@ -333,7 +320,6 @@ class Connection(BaseConnection):
         self._take()
         return _TYPES[message.type], n  # type: ignore[return-value]
 
-
     async def _wait_into(self, view: memoryview) -> tuple[MessageType, int] | None:
         """Wait for a message with ``view`` offered to the receive path.
 
@@ -368,10 +354,8 @@ class Connection(BaseConnection):
                 return _TYPES[result[0]], result[1]  # type: ignore[return-value]
         return None
 
-
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self._iterate()
-
 
     async def _iterate(self) -> AsyncIterator[str | bytes]:
         while True:
@@ -381,7 +365,6 @@ class Connection(BaseConnection):
                 return
 
     # -- sending ---------------------------------------------------------------------
-
 
     async def send(self, data: Any, *, compress: bool = True) -> None:
         """Send a message: ``str`` as text, any bytes-like object as binary.
@@ -437,12 +420,10 @@ class Connection(BaseConnection):
             if out is not None and out.lost:  # the connection went first
                 raise self.protocol.close_exc()
 
-
     def _detach(self) -> None:
         """A send was cancelled: the payloads held in the outbox may change now."""
         if self._out is not None:
             self._out.detach()
-
 
     def _offloads(self, data: Any) -> bool:
         """Whether ``data`` is to be compressed in a worker thread."""
@@ -457,7 +438,6 @@ class Connection(BaseConnection):
             return False
         size = len(data) if isinstance(data, (bytes, str)) else memoryview(data).nbytes
         return size >= least
-
 
     async def _send_in_turn(
         self, before: asyncio.Task[None] | None, box: list[Any], compress: bool
@@ -485,13 +465,11 @@ class Connection(BaseConnection):
             self.protocol.send_binary(payload, compress=compress)
         self._process()
 
-
     async def _drain(self) -> None:
         while (self._writing_paused or self._out is not None) and not self._closed.done():
             waiter = self.loop.create_future()
             self._drain_waiters.append(waiter)
             await waiter
-
 
     async def ping(self, data: bytes | str | None = None) -> asyncio.Future[float]:
         """Send a ping; return a future that resolves to the round-trip time in seconds.

@@ -391,6 +391,7 @@ class _ListenerSide(BaseConnection):
             except Exception:
                 logger.exception("listener on_close failed")
 
+
 _LISTENER_SLOTS = ("_connected", "_failed", "_listener_factory", "handle", "listener")
 
 
@@ -415,7 +416,7 @@ async def _run_listener(conn: ServerConnection) -> None:  # pragma: no cover
     raise AssertionError("a listener connection runs no handler")
 
 
-class serve_listener(serve):
+class serve_listener(serve):  # noqa: N801 (a function to its callers: await it or use async with)
     """Start a server whose connections deliver their events to :class:`Listener` objects.
 
     ``server = await serve_listener(...)`` or ``async with serve_listener(...)``; the
@@ -459,7 +460,7 @@ class _ListenerConnect(connect):
         return conn
 
 
-class connect_listener(Generic[L]):
+class connect_listener(Generic[L]):  # noqa: N801 (a function to its callers: await it or use async with)
     """Open a connection whose events go to a :class:`Listener`.
 
     ``conn, listener = await connect_listener(...)``, or ``async with

@@ -257,7 +257,7 @@ class Server:
         await self.wait_closed()
 
 
-class serve:
+class serve:  # noqa: N801 (a function to its callers: await it or use async with)
     """Start a WebSocket server: ``server = await serve(...)`` or ``async with serve(...)``.
 
     Args:
@@ -298,9 +298,7 @@ class serve:
         self.protocol_options = options.protocol_options()
 
     def _factory(self) -> _ServerRole:
-        return ServerConnection(
-            ServerProtocol(**self.protocol_options), self.server, self.options
-        )
+        return ServerConnection(ServerProtocol(**self.protocol_options), self.server, self.options)
 
     async def _start(self) -> Server:
         loop = asyncio.get_running_loop()
@@ -308,9 +306,7 @@ class serve:
         where: dict[str, Any] = {"sock": options.sock, "ssl": options.ssl}
         where["backlog"] = options.backlog
         if options.path is not None:
-            self.server.server = await loop.create_unix_server(
-                self._factory, options.path, **where
-            )
+            self.server.server = await loop.create_unix_server(self._factory, options.path, **where)
         else:
             where["reuse_port"] = options.reuse_port
             self.server.server = await loop.create_server(

@@ -112,13 +112,9 @@ class Headers:
         self._index: dict[str, list[str]] | None = None
         if items is None:
             return
-        pairs: Iterable[tuple[str, str]]
-        if isinstance(items, Headers):
-            pairs = items.items()
-        elif isinstance(items, Mapping):
-            pairs = items.items()
-        else:
-            pairs = items
+        pairs: Iterable[tuple[str, str]] = (
+            items.items() if isinstance(items, (Headers, Mapping)) else items
+        )
         for name, value in pairs:
             self.add(name, value)
 

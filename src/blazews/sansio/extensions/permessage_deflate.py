@@ -171,13 +171,13 @@ def _tuning(
     if compress_threshold < 0:
         raise ValueError("compress_threshold must be >= 0")
     get_backend(backend)  # fail now, not at the first handshake
-    return dict(
-        compression_level=compression_level,
-        memory_level=memory_level,
-        compress_threshold=compress_threshold,
-        skip_incompressible=skip_incompressible,
-        backend=backend,
-    )
+    return {
+        "compression_level": compression_level,
+        "memory_level": memory_level,
+        "compress_threshold": compress_threshold,
+        "skip_incompressible": skip_incompressible,
+        "backend": backend,
+    }
 
 
 class PerMessageDeflate(Extension):
@@ -206,26 +206,26 @@ class PerMessageDeflate(Extension):
     """
 
     __slots__ = (
-        "remote_no_context_takeover",
-        "local_no_context_takeover",
-        "remote_max_window_bits",
-        "local_max_window_bits",
-        "compress_threshold",
-        "skip_incompressible",
         "_backend",
-        "_inflate_backend",
-        "_inflate_wbits",
         "_can_compress",
-        "_key",
-        "_deflate_state",
-        "_copy_min",
         "_compressor",
+        "_copy_min",
         "_decompressor",
+        "_deflate_state",
         "_history",
         "_history_size",
         "_in_compressed",
         "_in_fed",
+        "_inflate_backend",
+        "_inflate_wbits",
+        "_key",
         "_out_compressed",
+        "compress_threshold",
+        "local_max_window_bits",
+        "local_no_context_takeover",
+        "remote_max_window_bits",
+        "remote_no_context_takeover",
+        "skip_incompressible",
     )
 
     name = NAME
