@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosedOK
 from ..options import ConnectionOptions
@@ -34,6 +34,9 @@ from ..sansio.protocol import Message, MessageQueue, Pong, Protocol, State
 from ._receive import _LEND_MIN, RECEIVE_BUFFER_SIZE, _done_with, _read_ahead_only
 from ._send import stable
 from .base import _DEFAULTS, BaseConnection
+
+if TYPE_CHECKING:
+    from .._typing import Buffer, Data
 
 __all__ = ["RECEIVE_BUFFER_SIZE", "Connection"]
 
@@ -277,7 +280,7 @@ class Connection(BaseConnection):
         data: bytes = _done_with(lent) if type(lent) is memoryview else lent
         return _TYPES[message.type], data  # type: ignore[return-value]
 
-    async def read_message_into(self, buf: Any) -> tuple[MessageType, int]:
+    async def read_message_into(self, buf: Buffer) -> tuple[MessageType, int]:
         """Copy the next message into ``buf`` and return ``(MessageType, length)``.
 
         When the call waits for a message (none is queued), the next one is copied
@@ -366,7 +369,7 @@ class Connection(BaseConnection):
 
     # -- sending ---------------------------------------------------------------------
 
-    async def send(self, data: Any, *, compress: bool = True) -> None:
+    async def send(self, data: Data, *, compress: bool = True) -> None:
         """Send a message: ``str`` as text, any bytes-like object as binary.
 
         ``compress=False`` sends it uncompressed even when permessage-deflate is in use.

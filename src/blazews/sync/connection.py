@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..buffers import _MASK_PIECE, _SEND_PIECES
 from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosed, ConnectionClosedOK
@@ -39,6 +39,9 @@ from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import Message, Ping, Pong, Protocol, State
 
 __all__ = ["Connection", "PongWaiter"]
+
+if TYPE_CHECKING:
+    from .._typing import Buffer, Data
 
 logger = logging.getLogger("blazews")
 
@@ -541,7 +544,9 @@ class Connection:
         message = self._take(timeout)
         return _TYPES[message.type], message.data
 
-    def read_message_into(self, buf: Any, timeout: float | None = None) -> tuple[MessageType, int]:
+    def read_message_into(
+        self, buf: Buffer, timeout: float | None = None
+    ) -> tuple[MessageType, int]:
         """Copy the next message into ``buf`` and return ``(MessageType, length)``.
 
         Args:
@@ -588,7 +593,7 @@ class Connection:
             exc = self.protocol.close_exc()
         raise exc from self._write_error
 
-    def send(self, data: Any, *, compress: bool = True) -> None:
+    def send(self, data: Data, *, compress: bool = True) -> None:
         """Send a message: ``str`` as text, any bytes-like object as binary.
 
         ``compress=False`` sends it uncompressed even when permessage-deflate is in use.
