@@ -140,7 +140,7 @@ bench-instructions: install
 # inputs it finds go to build/fuzz/<target>, crashes to fuzzing/corpus/<target>/crash-*
 # (keep them: tests/test_fuzz_smoke.py replays them).
 FUZZ_TIME ?= 120
-FUZZ_TARGETS := frames utf8 http
+FUZZ_TARGETS := frames utf8 http frame_reader inflate
 .PHONY: fuzz
 fuzz: install
 	$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install -q atheris

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZING = ROOT / "fuzzing"
-TARGETS = ["frames", "utf8", "http"]
+TARGETS = ["frames", "utf8", "http", "frame_reader", "inflate"]
 
 
 def _run(target: str, args: list[str], env: dict[str, str] | None = None) -> str:
