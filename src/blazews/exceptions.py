@@ -105,8 +105,9 @@ class ConnectionClosedError(ConnectionClosed):
     """
 
 
-# Close codes of a normal closure: an empty close frame (1005) is one too.
-_OK_CODES = (1000, 1001, 1005)
+OK_CLOSE_CODES = (1000, 1001, 1005)
+"""Close codes of a normal closure (an empty close frame, 1005, is one too): what
+:class:`ConnectionClosedOK` is raised for."""
 
 
 def _closed(
@@ -118,7 +119,12 @@ def _closed(
     """The exception for a connection closed with these close frames: OK when both
     went and both are of a normal closure, else an error, caused by ``cause`` (the
     protocol error that failed the connection) if any."""
-    ok = rcvd is not None and sent is not None and rcvd.code in _OK_CODES and sent.code in _OK_CODES
+    ok = (
+        rcvd is not None
+        and sent is not None
+        and rcvd.code in OK_CLOSE_CODES
+        and sent.code in OK_CLOSE_CODES
+    )
     exc = (ConnectionClosedOK if ok else ConnectionClosedError)(rcvd, sent, rcvd_then_sent)
     if cause is not None:
         exc.__cause__ = cause

@@ -15,6 +15,7 @@ from typing import Any
 
 from .._impl import Utf8Validator, mask_bytes, validate_utf8
 from ..exceptions import (
+    OK_CLOSE_CODES,
     BufferTooSmall,
     ConnectionClosedError,
     ConnectionClosedOK,
@@ -507,7 +508,7 @@ class FrameReader:
         except ProtocolError as exc:
             raise self._fail(exc) from None
         self.close_rcvd = close
-        if close.code in (1000, 1001, 1005):
+        if close.code in OK_CLOSE_CODES:
             error: BaseException = ConnectionClosedOK(close, None)
         else:
             error = ConnectionClosedError(close, None)
