@@ -61,9 +61,8 @@ test: install
 
 # The unit tests once more at every other SIMD level this CPU runs (the default
 # level ran above); the kernel tests themselves already cover every level. The
-# harness smoke tests (benchmarks, fuzzers) ran once above; they are left out here.
-SMOKE := --ignore=tests/test_e2e_smoke.py --ignore=tests/test_benchmarks_smoke.py \
-	--ignore=tests/test_fuzz_smoke.py
+# harness smoke tests (tests/tools: benchmarks, fuzzers) ran once above; they are left out here.
+SMOKE := --ignore=tests/tools
 test-levels: install
 	for level in $$($(PY) -c 'from blazews._native import _kernels as k; print(" ".join(l for l in k.available_levels() if l != k.simd_level()))'); do \
 		echo "== BLAZEWS_SIMD=$$level"; \
@@ -138,7 +137,7 @@ bench-instructions: install
 # Fuzzing with atheris (libFuzzer): each target for FUZZ_TIME seconds, from the seeds in
 # fuzzing/corpus/<target> (known crash-* inputs left out, so they do not stop the run);
 # inputs it finds go to build/fuzz/<target>, crashes to fuzzing/corpus/<target>/crash-*
-# (keep them: tests/test_fuzz_smoke.py replays them).
+# (keep them: tests/tools/test_fuzz_smoke.py replays them).
 FUZZ_TIME ?= 120
 FUZZ_TARGETS := frames utf8 http frame_reader inflate
 .PHONY: fuzz

@@ -19,7 +19,7 @@ from blazews.sansio import protocol as protocol_module
 from blazews.sansio.extensions import Extension
 from blazews.sansio.frames import Close, Opcode, is_valid_close_code
 from blazews.sansio.protocol import Message, Ping, Pong, Protocol, Side, State
-from helpers import (
+from tests.helpers import (
     BINARY,
     CLOSE,
     CONT,

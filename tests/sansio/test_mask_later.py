@@ -25,7 +25,7 @@ import pytest
 import blazews
 from blazews import IMPLEMENTATION, ConnectionClosed, MaskLater, sync
 from blazews.sansio.protocol import Protocol, Side
-from helpers import BINARY, CONT, PING, TEXT, HeldSink, RawServer, parse_frames, run_on
+from tests.helpers import BINARY, CONT, PING, TEXT, HeldSink, RawServer, parse_frames, run_on
 
 KiB = 1024
 MiB = 1 << 20

@@ -17,7 +17,7 @@ import blazews
 from blazews import ConnectionClosed, ConnectionClosedOK, InvalidStatus, Listener, MessageType
 from blazews.asyncio import ListenerConnection
 from blazews.asyncio._receive import IDLE_RELEASE_DELAY
-from helpers import BINARY, CLOSE, CONT, PING, TEXT, frame, parse_frames, raw_client
+from tests.helpers import BINARY, CLOSE, CONT, PING, TEXT, frame, parse_frames, raw_client
 
 
 class Echo(Listener):

@@ -20,7 +20,7 @@ from blazews.exceptions import (
     ConnectionClosedOK,
     InvalidStatus,
 )
-from sync_support import (
+from tests.sync.support import (
     FAST,
     LoopThread,
     Running,

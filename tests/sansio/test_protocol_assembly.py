@@ -15,7 +15,7 @@ import pytest
 
 from blazews import IMPLEMENTATION
 from blazews.sansio.protocol import MessageCallback
-from helpers import (
+from tests.helpers import (
     BINARY,
     CLOSE,
     CONT,

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MASK_SIZES = [16, 125, 1024, 16384, 1 << 20]
 UTF8_KINDS = ["ascii", "latin-1", "cjk", "emoji"]
 UTF8_SIZES = [1024, 1 << 20]

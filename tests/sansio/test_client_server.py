@@ -27,7 +27,17 @@ from blazews.sansio.http11 import Request, Response
 from blazews.sansio.protocol import Message, Ping, State
 from blazews.sansio.server import ServerProtocol
 from blazews.sansio.uri import parse_uri
-from helpers import BINARY, CLOSE, PING, PONG, TEXT, assert_failed, describe, frame, parse_frames
+from tests.helpers import (
+    BINARY,
+    CLOSE,
+    PING,
+    PONG,
+    TEXT,
+    assert_failed,
+    describe,
+    frame,
+    parse_frames,
+)
 
 URI = parse_uri("ws://example.com:8080/chat?room=1")
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="

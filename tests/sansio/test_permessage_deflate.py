@@ -35,9 +35,9 @@ from blazews.sansio.extensions.permessage_deflate import (
 from blazews.sansio.http11 import Request
 from blazews.sansio.server import ServerProtocol
 from blazews.sansio.uri import parse_uri
-from helpers import BINARY, CONT, PING, TEXT, assert_failed, describe, frame, parse_frames
-from helpers import client as client_proto
-from helpers import server as server_proto
+from tests.helpers import BINARY, CONT, PING, TEXT, assert_failed, describe, frame, parse_frames
+from tests.helpers import client as client_proto
+from tests.helpers import server as server_proto
 
 TAIL = b"\x00\x00\xff\xff"
 SNCT, CNCT = "server_no_context_takeover", "client_no_context_takeover"

@@ -22,11 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from blazews import _kernels_py
-
-try:
-    from conftest_kernels import IMPLS, use
-except ImportError:  # tests/ imported as a package
-    from tests.conftest_kernels import IMPLS, use
+from tests.native.support import IMPLS, use
 
 
 def is_valid(data: bytes) -> bool:

@@ -1,4 +1,4 @@
-"""What the tests of the blocking front end (``test_sync*.py``) share: a server
+"""What the tests of the blocking front end (``tests/sync``) share: a server
 running in a thread, an asyncio loop in a thread, and frames written by hand."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from blazews import sync
-from helpers import frame
+from tests.helpers import frame
 
 FAST: dict[str, Any] = dict(ping_interval=None, close_timeout=2.0, open_timeout=5.0)
 

@@ -2,7 +2,7 @@
 closing, pings and keepalive, backpressure and timeouts.
 
 Peers: the sync front end itself, and raw sockets that speak bytes written by hand
-(``sync_support``). The handshake and the other peers: ``test_sync_handshake.py``.
+(``tests.sync.support``). The handshake and the other peers: ``test_client_server.py``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from blazews.exceptions import (
 )
 from blazews.sansio.frames import MessageType
 from blazews.sansio.protocol import State
-from helpers import RawServer
-from sync_support import (
+from tests.helpers import RawServer
+from tests.sync.support import (
     FAST,
     Running,
     echo,

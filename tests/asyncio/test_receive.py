@@ -29,7 +29,7 @@ from blazews.sansio.client import ClientProtocol
 from blazews.sansio.handshake import accept_key
 from blazews.sansio.protocol import Protocol, Side
 from blazews.sansio.uri import parse_uri
-from helpers import (
+from tests.helpers import (
     BINARY,
     CLOSE,
     CONT,

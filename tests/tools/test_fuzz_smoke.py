@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FUZZING = ROOT / "fuzzing"
 TARGETS = ["frames", "utf8", "http", "frame_reader", "inflate"]
 

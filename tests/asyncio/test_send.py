@@ -20,7 +20,7 @@ import pytest
 import blazews
 from blazews import Listener, MessageType
 from blazews.asyncio import ListenerConnection
-from helpers import BINARY, HeldSink, frame, raw_client, read_frame, run_on
+from tests.helpers import BINARY, HeldSink, frame, raw_client, read_frame, run_on
 
 LOOPS = ["asyncio", "uvloop"]
 SIZE = 40_000  # over 16 KiB: a server sends it beside its header

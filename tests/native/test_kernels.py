@@ -18,11 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from blazews import _impl, _kernels_py
-
-try:
-    from conftest_kernels import IMPLS, native, no_extensions, use
-except ImportError:  # tests/ imported as a package
-    from tests.conftest_kernels import IMPLS, native, no_extensions, use
+from tests.native.support import IMPLS, native, no_extensions, use
 
 KEY = bytes([0x37, 0xFA, 0x21, 0x3D])
 DATA = random.Random(6455).randbytes(400)

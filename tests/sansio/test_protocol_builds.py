@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import blazews
 from blazews.sansio import _protocol_py, protocol
 from blazews.sansio.states import Side
-from helpers import parse_frames
+from tests.helpers import parse_frames
 
 try:
     from blazews.sansio import _protocol_c

@@ -1,4 +1,4 @@
-"""Fixtures shared by test modules (the sync front end's, for now)."""
+"""Fixtures of the blocking front end's tests: a server in a thread, a loop in a thread."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from blazews import sync
-from sync_support import FAST, LoopThread, Running
+from tests.sync.support import FAST, LoopThread, Running
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import blazews
 from blazews.asyncio import _receive as receive_module
 from blazews.asyncio.connection import Connection
 from blazews.sansio.protocol import Protocol, Side
-from helpers import (
+from tests.helpers import (
     PING,
     RecordingTransport,
     client,

@@ -1,7 +1,7 @@
 """The sans-I/O state machine: messages, limits, closing handshake, ping/pong, errors.
 
 Frame-level rules (opcodes, lengths, masking, RSV bits) are in test_frames.py; the
-opening handshake is in test_sansio_handshake.py.
+opening handshake is in test_client_server.py.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from blazews.sansio.protocol import (
     Side,
     State,
 )
-from helpers import (
+from tests.helpers import (
     BINARY,
     CLOSE,
     CONT,

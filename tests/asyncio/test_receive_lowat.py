@@ -20,7 +20,7 @@ import pytest
 import blazews
 from blazews.asyncio import _receive as receive_module
 from blazews.sansio.protocol import Protocol, Side
-from helpers import BINARY, CLOSE, TEXT, close_payload, frame, raw_client, read_frame, run_on
+from tests.helpers import BINARY, CLOSE, TEXT, close_payload, frame, raw_client, read_frame, run_on
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_RCVLOWAT is used on Linux only")
 

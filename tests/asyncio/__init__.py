@@ -1,0 +1,1 @@
+"""Tests of the asyncio front end, blazews.asyncio."""

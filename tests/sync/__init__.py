@@ -1,0 +1,1 @@
+"""Tests of the blocking front end, blazews.sync."""

@@ -1,0 +1,1 @@
+"""Smoke tests of the tools beside the package: benchmarks/ and fuzzing/."""
