@@ -18,10 +18,13 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from blazews.exceptions import ConnectionClosedError, ProtocolError
 from blazews.sansio.protocol import Message, Ping, Pong, Protocol, Side, State
 
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+KiB, MiB = 1024, 1 << 20
 
 DEFAULT_KEY = b"\x37\xfa\x21\x3d"
 
@@ -139,6 +142,10 @@ def server(**kwargs: object) -> Protocol:
 def client(**kwargs: object) -> Protocol:
     """An open client-side Protocol (expects unmasked frames)."""
     return Protocol(Side.CLIENT, state=State.OPEN, **kwargs)  # type: ignore[arg-type]
+
+
+# A test with a ``make`` argument runs twice: on a server, then on a client.
+SIDES = pytest.mark.parametrize("make", [server, client], ids=["server", "client"])
 
 
 def incoming(proto: Protocol, opcode: int, payload: bytes = b"", **kwargs: object) -> bytes:

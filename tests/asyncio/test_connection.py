@@ -24,13 +24,9 @@ from blazews import (
     InvalidStatus,
     MessageType,
 )
+from tests.helpers import echo_handler as echo
 
 Handler = Callable[[Any], Awaitable[None]]
-
-
-async def echo(conn: Any) -> None:
-    async for message in conn:
-        await conn.send(message)
 
 
 @pytest.fixture

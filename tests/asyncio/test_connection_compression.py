@@ -1,4 +1,9 @@
-"""Large messages compressed off the event loop (asyncio ``compress_in_thread``)."""
+"""permessage-deflate on asyncio connections: the ``compression`` option, the websockets
+package as client and as server with its offers and policies, and large messages
+compressed off the event loop (``compress_in_thread``).
+
+The extension itself is tested in tests/sansio/test_permessage_deflate*.py.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,122 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import websockets.asyncio.client
+import websockets.asyncio.server
+from websockets.extensions import permessage_deflate as wspmd
 
 import blazews
 from blazews.sansio.extensions.permessage_deflate import PerMessageDeflate
+from tests.helpers import echo_handler
+from tests.sansio.deflate_support import JSON
+
+# -- the compression option, against the websockets package both ways ----------------
+
+
+MESSAGES: list[str | bytes] = ["hello", "", JSON.decode() * 30, os.urandom(70000), b"z" * 300000]
+
+
+def negotiated(conn: Any) -> PerMessageDeflate | None:
+    found = [e for e in conn.protocol.extensions if isinstance(e, PerMessageDeflate)]
+    return found[0] if found else None
+
+
+async def test_asyncio_compression_option() -> None:
+    async with blazews.serve(echo_handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        async with blazews.connect(url) as conn:
+            assert conn.response_headers["Sec-WebSocket-Extensions"] == (
+                "permessage-deflate; server_no_context_takeover; "
+                "server_max_window_bits=12; client_max_window_bits=12"
+            )
+            for message in MESSAGES:
+                await conn.send(message)
+                assert await conn.recv() == message
+        async with blazews.connect(url, compression=None) as conn:
+            assert "Sec-WebSocket-Extensions" not in conn.response_headers
+            assert "Sec-WebSocket-Extensions" not in conn.request_headers
+    async with blazews.serve(echo_handler, "127.0.0.1", 0, compression=None) as server:
+        async with blazews.connect(f"ws://127.0.0.1:{server.port}/") as conn:
+            assert negotiated(conn) is None
+            await conn.send("plain")
+            assert await conn.recv() == "plain"
+    with pytest.raises(ValueError):
+        blazews.connect("ws://127.0.0.1:1/", compression="gzip")
+
+
+WS_CLIENT_OFFERS = [  # None: websockets' default offer
+    None,
+    {"server_no_context_takeover": True, "client_no_context_takeover": True},
+    {"server_max_window_bits": 9, "client_max_window_bits": 10},
+    {"client_max_window_bits": None, "compress_settings": {"memLevel": 9}},
+]
+
+
+@pytest.mark.parametrize("offers", WS_CLIENT_OFFERS)
+async def test_websockets_client_against_blazews_server(offers: Any) -> None:
+    kwargs: dict[str, Any] = {}
+    if offers is not None:
+        kwargs = {
+            "extensions": [wspmd.ClientPerMessageDeflateFactory(**offers)],
+            "compression": None,
+        }
+    async with blazews.serve(echo_handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        async with websockets.asyncio.client.connect(url, max_size=None, **kwargs) as client:
+            header = client.response.headers["Sec-WebSocket-Extensions"]
+            assert "permessage-deflate" in header
+            if offers is None:  # websockets' default offer is the browsers'
+                assert header == (
+                    "permessage-deflate; server_no_context_takeover; "
+                    "server_max_window_bits=12; client_max_window_bits=12"
+                )
+                (theirs,) = client.protocol.extensions
+                assert isinstance(theirs, wspmd.PerMessageDeflate)
+                assert theirs.remote_no_context_takeover
+                assert not theirs.local_no_context_takeover
+            for message in MESSAGES:
+                await client.send(message)
+                assert await client.recv() == message
+            await client.send(["frag", "mented ", JSON.decode()])
+            assert await client.recv() == "fragmented " + JSON.decode()
+            (conn,) = server.connections
+            ours = negotiated(conn)
+            assert ours is not None
+            if offers is None:
+                # Idle: no compressor (pooled), the client's last 4 KiB, no inflater.
+                assert not ours.holds_compressor and not ours.holds_decompressor
+                assert ours.idle_bytes == 4096
+
+
+WS_SERVER_POLICIES = [  # None: websockets' default policy
+    None,
+    {"server_no_context_takeover": True, "client_no_context_takeover": True},
+    {"server_max_window_bits": 9, "client_max_window_bits": 9},
+    {"client_max_window_bits": 11, "require_client_max_window_bits": True},
+]
+
+
+@pytest.mark.parametrize("policy", WS_SERVER_POLICIES)
+async def test_blazews_client_against_websockets_server(policy: Any) -> None:
+    kwargs: dict[str, Any] = {}
+    if policy is not None:
+        kwargs = {
+            "extensions": [wspmd.ServerPerMessageDeflateFactory(**policy)],
+            "compression": None,
+        }
+    async with websockets.asyncio.server.serve(
+        echo_handler, "127.0.0.1", 0, max_size=None, **kwargs
+    ) as ws_server:
+        port = ws_server.sockets[0].getsockname()[1]
+        async with blazews.connect(f"ws://127.0.0.1:{port}/", max_message_size=None) as conn:
+            extension = negotiated(conn)
+            assert extension is not None
+            for message in MESSAGES:
+                await conn.send(message)
+                assert await conn.recv() == message
+
+
+# -- large messages compressed off the event loop ------------------------------------
 
 BIG = 200_000  # above the 128 KiB default
 

@@ -21,10 +21,20 @@ import blazews
 from blazews import BufferTooSmall, MessageType
 from blazews.asyncio import _receive as receive_module
 from blazews.sansio.protocol import Protocol, Side
-from tests.helpers import BINARY, CLOSE, PING, PONG, TEXT, frame, raw_client, read_frame, run_on
+from tests.helpers import (
+    BINARY,
+    CLOSE,
+    PING,
+    PONG,
+    TEXT,
+    KiB,
+    MiB,
+    frame,
+    raw_client,
+    read_frame,
+    run_on,
+)
 
-KiB = 1024
-MiB = 1 << 20
 LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 
 

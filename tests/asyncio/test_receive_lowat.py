@@ -20,23 +20,28 @@ import pytest
 import blazews
 from blazews.asyncio import _receive as receive_module
 from blazews.sansio.protocol import Protocol, Side
-from tests.helpers import BINARY, CLOSE, TEXT, close_payload, frame, raw_client, read_frame, run_on
+from tests.helpers import (
+    BINARY,
+    CLOSE,
+    TEXT,
+    KiB,
+    MiB,
+    close_payload,
+    frame,
+    raw_client,
+    read_frame,
+    run_on,
+)
+from tests.helpers import echo_handler as echo
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_RCVLOWAT is used on Linux only")
 
-KiB = 1024
-MiB = 1 << 20
 LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 
 
 def lowat(conn: Any) -> int:
     sock = conn.transport.get_extra_info("socket")
     return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT))
-
-
-async def echo(conn: Any) -> None:
-    async for message in conn:
-        await conn.send(message)
 
 
 class EchoListener(blazews.Listener):

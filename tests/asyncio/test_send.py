@@ -20,12 +20,11 @@ import pytest
 import blazews
 from blazews import Listener, MessageType
 from blazews.asyncio import ListenerConnection
-from tests.helpers import BINARY, HeldSink, frame, raw_client, read_frame, run_on
+from tests.helpers import BINARY, HeldSink, MiB, frame, raw_client, read_frame, run_on
 
 LOOPS = ["asyncio", "uvloop"]
 SIZE = 40_000  # over 16 KiB: a server sends it beside its header
 COUNT = 300  # 12 MB: more than the kernel's buffers hold while nobody reads
-MiB = 1 << 20
 
 
 def content(i: int, size: int = SIZE) -> bytes:

@@ -25,6 +25,7 @@ from tests.helpers import (
     CONT,
     PING,
     PONG,
+    SIDES,
     TEXT,
     assert_failed,
     client,
@@ -37,9 +38,6 @@ from tests.helpers import (
     server,
     xor,
 )
-
-SIDES = pytest.mark.parametrize("make", [server, client], ids=["server", "client"])
-
 
 # -- opcodes -------------------------------------------------------------------------
 

@@ -20,16 +20,14 @@ from tests.helpers import (
     CLOSE,
     CONT,
     PING,
+    SIDES,
     TEXT,
-    client,
+    MiB,
     close_payload,
     frame,
     incoming,
     server,
 )
-
-SIDES = pytest.mark.parametrize("make", [server, client], ids=["server", "client"])
-MiB = 1 << 20
 
 
 def _fragments(proto, opcode, pieces):

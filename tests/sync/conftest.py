@@ -1,7 +1,9 @@
-"""Fixtures of the blocking front end's tests: a server in a thread, a loop in a thread."""
+"""Fixtures of the blocking front end's tests: a server in a thread, a loop in a thread,
+a socket pair."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,3 +38,12 @@ def loop_thread() -> Iterator[LoopThread]:
     lt = LoopThread()
     yield lt
     lt.stop()
+
+
+@pytest.fixture
+def socket_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """Two connected sockets (a FrameReader reads one, the test writes the other)."""
+    a, b = socket.socketpair()
+    yield a, b
+    a.close()
+    b.close()

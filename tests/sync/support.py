@@ -1,11 +1,13 @@
 """What the tests of the blocking front end (``tests/sync``) share: a server
-running in a thread, an asyncio loop in a thread, and frames written by hand."""
+running in a thread, an asyncio loop in a thread, frames written by hand, and the
+streams of the FrameReader tests with what the sans-I/O core makes of them."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import os
+import random
 import socket
 import struct
 import threading
@@ -13,6 +15,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from blazews import sync
+from blazews.sansio.frames import Opcode
+from blazews.sansio.protocol import Message, Ping, Pong, Protocol, Side, State
 from tests.helpers import frame
 
 FAST: dict[str, Any] = dict(ping_interval=None, close_timeout=2.0, open_timeout=5.0)
@@ -107,3 +111,71 @@ def read_raw_frame_masked(sock: socket.socket) -> tuple[int, bytes]:
     key = sock.recv(4, socket.MSG_WAITALL)
     payload = sock.recv(n, socket.MSG_WAITALL) if n else b""
     return b0 & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+# -- FrameReader: streams built by hand, and what the core makes of them ---------------
+
+LENGTHS = [0, 1, 125, 126, 65535, 65536]
+
+
+def build(
+    opcode: int,
+    payload: bytes = b"",
+    *,
+    fin: bool = True,
+    rsv: int = 0,
+    key: bytes | None = None,
+    length: int | None = None,
+    bits: int | None = None,
+) -> bytes:
+    """One frame, any header field chosen freely; masked when ``key`` is given.
+
+    (:func:`tests.helpers.frame` under the names the FrameReader tests use.)
+    """
+    mask: bytes | bool = False if key is None else key
+    return frame(opcode, payload, fin=fin, rsv=rsv, mask=mask, length=length, length_bits=bits)
+
+
+def random_stream(rng: random.Random, masked: bool) -> bytes:
+    """A valid stream: messages (some fragmented, with control frames interleaved)."""
+    frames = []
+    for _ in range(rng.randint(5, 40)):
+        opcode = rng.choice([Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG])
+        key = (lambda: rng.randbytes(4)) if masked else (lambda: None)
+        if opcode in (Opcode.PING, Opcode.PONG):
+            frames.append(build(opcode, rng.randbytes(rng.randint(0, 125)), key=key()))
+            continue
+        text = opcode == Opcode.TEXT
+        size = rng.choice([0, 1, 50, 125, 126, 300, 70000])
+        payload = ("é" * size).encode()[:size] if text else rng.randbytes(size)
+        if text and len(payload) % 2:
+            payload = payload[:-1]  # keep the UTF-8 whole
+        parts = rng.randint(1, 4)
+        cuts = sorted(rng.randint(0, len(payload)) for _ in range(parts - 1))
+        pieces = [payload[i:j] for i, j in zip([0, *cuts], [*cuts, len(payload)], strict=True)]
+        for i, piece in enumerate(pieces):
+            frames.append(
+                build(opcode if i == 0 else Opcode.CONT, piece, fin=i == len(pieces) - 1, key=key())
+            )
+            if rng.random() < 0.2 and i < len(pieces) - 1:
+                frames.append(build(Opcode.PING, b"mid", key=key()))
+    frames.append(build(Opcode.CLOSE, struct.pack("!H", 1000) + b"done", key=key()))
+    return b"".join(frames)
+
+
+def core_events(stream: bytes, side: Side, rng: random.Random) -> tuple[list[Any], Protocol]:
+    protocol = Protocol(side, state=State.OPEN, max_message_size=None)
+    pos = 0
+    while pos < len(stream):
+        step = rng.randint(1, 9000)
+        protocol.receive_data(stream[pos : pos + step])
+        pos += step
+    events: list[Any] = []
+    for event in protocol.events_received():
+        if isinstance(event, Message):
+            events.append(("message", event.type, event.data))
+        elif isinstance(event, Ping):
+            events.append(("ping", event.data))
+        elif isinstance(event, Pong):
+            events.append(("pong", event.data))
+    return events, protocol
