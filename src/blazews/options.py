@@ -18,7 +18,7 @@ import difflib
 import numbers
 import socket
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, TypedDict, TypeVar
 
@@ -26,6 +26,9 @@ from .sansio.extensions import ClientExtensionFactory, ServerExtensionFactory, w
 from .sansio.http11 import Headers, Request, Response
 from .sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from .sansio.server import SubprotocolSelector
+
+# What the coroutine entry points refuse, and why.
+SEND_WAITS = {"max_write_buffer": "a coroutine send waits while the write buffer is full"}
 
 __all__ = [
     "ClientKeywords",
@@ -71,6 +74,14 @@ class ConnectionOptions:
         write_limit: High-water mark of the asyncio write buffer in bytes (64 KiB),
             or ``(high, low)``; ``send`` waits above it. Not for :mod:`blazews.sync`,
             whose ``send`` writes before it returns.
+        max_write_buffer: A Listener connection's hard cap on its write buffer, in
+            bytes (16 MiB): a ``send`` that leaves more than this buffered while writing
+            is paused (a peer that does not read, and a listener that sends anyway)
+            fails the connection with 1008. It must exceed the largest message sent.
+            ``None``: no cap. Below it, a Listener connection stops reading while its
+            buffer is above ``write_limit``, so a reactive listener (an echo) stays
+            within ``write_limit`` on its own. Only for the Listener entry points:
+            a coroutine ``send`` waits instead.
         compress_in_thread: With permessage-deflate, asyncio messages of at least this
             many bytes are compressed in the loop's default executor (128 KiB), so
             they do not stall the loop; ``None``: always on the loop. Not for
@@ -89,6 +100,7 @@ class ConnectionOptions:
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
     max_queue: int = 16
     write_limit: WriteLimit = 65536
+    max_write_buffer: int | None = 16 * 1024 * 1024
     compress_in_thread: int | None = COMPRESS_IN_THREAD
     max_line: int = 8192
     max_headers: int = 128
@@ -102,6 +114,7 @@ class ConnectionOptions:
         _check_number(self, "ping_interval", 0.0, none=True, strict=True)
         _check_int(self, "max_message_size", 0, none=True)
         _check_int(self, "max_queue", 1)
+        _check_int(self, "max_write_buffer", 1, none=True)
         _check_int(self, "compress_in_thread", 0, none=True)
         _check_int(self, "max_line", 1)
         _check_int(self, "max_headers", 1)
@@ -149,17 +162,6 @@ class ConnectionOptions:
             if name in keywords or (options is not None and name in _changed(options)):
                 raise TypeError(f"{entry}() takes no {name!r} option: {why}")
         return options if options is not None and not keywords else cls(**given)
-
-    def connection_options(self) -> dict[str, Any]:
-        """The keyword arguments of an asyncio connection."""
-        return {
-            "ping_interval": self.ping_interval,
-            "ping_timeout": self.ping_timeout,
-            "close_timeout": self.close_timeout,
-            "max_queue": self.max_queue,
-            "write_limit": self.write_limit,
-            "compress_in_thread": self.compress_in_thread,
-        }
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,12 @@ class ServerOptions(ConnectionOptions):
             go on. May be a coroutine on asyncio.
         process_response: ``f(connection, request, response)`` may change the
             response's headers or return a replacement. May be a coroutine on asyncio.
+        origins: The ``Origin`` header values allowed, exactly (``None`` in it allows
+            a request without the header: most clients that are not browsers); any
+            other request is refused with 403. ``None`` (the default): no check. Set
+            it on a server that browsers reach: a browser sends the page's origin,
+            which a hostile page cannot forge, so this is the defence against
+            cross-site WebSocket hijacking.
         backlog: The listen backlog (100).
         reuse_port: Set ``SO_REUSEPORT`` (asyncio).
     """
@@ -233,6 +241,7 @@ class ServerOptions(ConnectionOptions):
     extensions: Sequence[ServerExtensionFactory] = ()
     process_request: ProcessRequest | None = None
     process_response: ProcessResponse | None = None
+    origins: Collection[str | None] | None = None
     backlog: int = 100
     reuse_port: bool | None = None
 
@@ -245,6 +254,12 @@ class ServerOptions(ConnectionOptions):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 raise TypeError(f"{name} must be callable, not {getattr(self, name)!r}")
         _check_int(self, "backlog", 0)
+        origins = self.origins
+        if origins is not None and (
+            isinstance(origins, (str, bytes))
+            or not all(o is None or isinstance(o, str) for o in origins)
+        ):
+            raise TypeError(f"origins must be a collection of str or None, not {origins!r}")
 
     def protocol_options(self) -> dict[str, Any]:
         """The keyword arguments of a :class:`~blazews.ServerProtocol`.
@@ -258,6 +273,7 @@ class ServerOptions(ConnectionOptions):
             "max_message_size": self.max_message_size,
             "max_line": self.max_line,
             "max_headers": self.max_headers,
+            "origins": None if self.origins is None else frozenset(self.origins),
         }
 
 
@@ -271,6 +287,7 @@ class _Keywords(TypedDict, total=False):
     max_message_size: int | None
     max_queue: int
     write_limit: WriteLimit
+    max_write_buffer: int | None
     compress_in_thread: int | None
     max_line: int
     max_headers: int
@@ -298,6 +315,7 @@ class ServerKeywords(_Keywords, total=False):
     extensions: Sequence[ServerExtensionFactory]
     process_request: ProcessRequest | None
     process_response: ProcessResponse | None
+    origins: Collection[str | None] | None
     backlog: int
     reuse_port: bool | None
 

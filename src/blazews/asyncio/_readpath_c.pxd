@@ -29,6 +29,8 @@ cdef class ReadPath:
     cdef public object loop
     cdef public object protocol
     cdef public object transport
+    cdef public bint _writing_paused
+    cdef public Py_ssize_t _write_cap
 
     @cython.locals(view=object, tail=object, start=Py_ssize_t, end=Py_ssize_t)
     cpdef object get_buffer(self, Py_ssize_t sizehint)

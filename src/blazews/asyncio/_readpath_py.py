@@ -100,6 +100,8 @@ class ReadPath:
         "_rstart",
         "_rtail",
         "_rview",
+        "_write_cap",
+        "_writing_paused",
         "loop",
         "protocol",
         "transport",
@@ -124,6 +126,8 @@ class ReadPath:
         self._lowat_sock: Any = None  # the socket, where SO_RCVLOWAT is used
         self._lowat = 1  # its current value
         self._into = None  # (the coroutine API's Connection sets it while a read waits)
+        self._writing_paused = False  # the transport's buffer is above its high-water mark
+        self._write_cap = 0  # max_write_buffer, or 0: see SendHandle.send
         self._direct = None
         self._batching = False  # a Listener's callbacks run: their sends wait
         # The loop holds the view it read into until buffer_updated returns (uvloop).
@@ -144,6 +148,9 @@ class ReadPath:
         raise NotImplementedError
 
     def _dispatch(self, events: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _check_write_cap(self) -> None:
         raise NotImplementedError
 
     def _closing(self) -> None:
@@ -338,3 +345,5 @@ class SendHandle:
             self._protocol.send_frame(opcode, data, True, compress=False)
         if not conn._batching:
             conn._flush()
+        if conn._writing_paused and conn._write_cap:
+            conn._check_write_cap()  # a peer that does not read: bounded by the cap

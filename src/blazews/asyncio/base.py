@@ -47,9 +47,9 @@ class BaseConnection(ReceiveBuffer):
         "__weakref__",
         "_close_timer",
         "_closed",
+        "_draining",
         "_keepalive_task",
         "_pings",
-        "_writing_paused",
         "latency",
         "options",
         "request",
@@ -65,13 +65,14 @@ class BaseConnection(ReceiveBuffer):
         self.latency = 0.0
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
-        self._writing_paused = False
+        self._write_cap = options.max_write_buffer or 0
         # Chunks held back behind a large client frame masked piece by piece.
         self._out: Outbox | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._closed = self.loop.create_future()
         self._keepalive_task: asyncio.Task[None] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        self._draining = False  # our FIN is sent: reading to the peer's (see _closing)
 
     # Whether the core lends single-frame payloads as views of the receive buffer;
     # only front ends that are done with them when dispatching returns may set it.
@@ -159,6 +160,8 @@ class BaseConnection(ReceiveBuffer):
             if not out.lost:  # (a lost one stays for its senders to see, until
                 self._out = None  # connection_lost)
             self._drained()
+            if self.protocol.state is State.CLOSING or self.protocol.state is State.CLOSED:
+                self._closing()  # a close frame that waited behind the outbox went
 
     def _paused(self) -> bool:
         return self._writing_paused
@@ -168,13 +171,55 @@ class BaseConnection(ReceiveBuffer):
 
     def _closing(self) -> None:
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self._draining:
             return
         if self.protocol.close_transport():
-            transport.close()
+            if self._out is not None:
+                return  # the close frame waits in the outbox: _pump comes back here
+            self._shut_down(transport)
         elif self._close_timer is None and self.options.close_timeout is not None:
             # A client waits for the server to close the TCP connection, within bounds.
             self._close_timer = self.loop.call_later(self.options.close_timeout, transport.abort)
+
+    def _check_write_cap(self) -> None:
+        """A send left data buffered while writing is paused: past ``max_write_buffer``
+        (a peer that does not read, a sender that does not wait), fail with 1008."""
+        transport = self.transport
+        if (
+            transport is not None
+            and self.protocol.state is State.OPEN
+            and transport.get_write_buffer_size() > self._write_cap
+        ):
+            logger.info("write buffer over max_write_buffer; closing the connection")
+            self.protocol.fail(1008, "write buffer over max_write_buffer: the peer does not read")
+            self._process()
+
+    def _shut_down(self, transport: asyncio.Transport) -> None:
+        """Close the TCP connection without a reset.
+
+        Closing a socket that still has unread bytes makes the kernel send RST, and a
+        peer whose stack then drops what it had not read yet never sees the close
+        frame. So on plain TCP the connection half-closes (FIN after the close frame),
+        reads and discards (the core parses nothing more) until the peer's FIN or
+        ``close_timeout``, and only then closes. TLS transports cannot half-close:
+        they close at once, as before.
+        """
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        try:
+            half_close = transport.can_write_eof()
+        except NotImplementedError:  # (a transport that does not say: as if it cannot)
+            half_close = False
+        if not half_close:
+            transport.close()
+            return
+        self._draining = True
+        transport.write_eof()
+        transport.resume_reading()  # (a full queue may have paused it)
+        timeout = self.options.close_timeout
+        if timeout is not None:
+            self._close_timer = self.loop.call_later(timeout, transport.close)
 
     # -- pings and keepalive -----------------------------------------------------------
 
@@ -221,6 +266,8 @@ class BaseConnection(ReceiveBuffer):
                 logger.info("keepalive ping timed out; closing the connection")
                 self.protocol.fail(1011, "keepalive ping timeout")
                 self._process()
+                if self.transport is not None:
+                    self.transport.close()  # a peer that stopped answering: no FIN to wait for
                 return
             except ConnectionClosed:
                 return

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from ..buffers import _MASK_PIECE
-from ..options import ClientKeywords, ClientOptions
+from ..options import SEND_WAITS, ClientKeywords, ClientOptions
 from ..sansio.client import ClientProtocol
 from ..sansio.http11 import Response
 from ..sansio.uri import parse_uri
@@ -84,7 +84,10 @@ class connect:  # noqa: N801 (a function to its callers: await it or use async w
         options: ClientOptions | None = None,
         **keywords: Unpack[ClientKeywords],
     ) -> None:
-        self._setup(uri, ClientOptions.of("connect", options, keywords))
+        self._setup(uri, ClientOptions.of("connect", options, keywords, self._refused))
+
+    # The options this entry point has no use for (see ClientOptions.of).
+    _refused: dict[str, str] = SEND_WAITS
 
     def _setup(self, uri: str, options: ClientOptions) -> None:
         self.uri = parse_uri(uri)

@@ -190,6 +190,22 @@ class ListenerConnection(SendHandle):
         """Wait until the TCP connection is closed."""
         await self._conn.wait_closed()
 
+    def pause_reading(self) -> None:
+        """Stop reading from the peer until :meth:`resume_reading`.
+
+        For a listener that cannot keep up (work queued elsewhere): TCP then pushes
+        back on the peer. Reading also stops on its own while the write buffer is
+        above ``write_limit`` (a peer that does not read what it is sent), and
+        resumes when it drains, unless paused here.
+        """
+        self._conn._reading_held = True
+        self._conn._apply_reading()
+
+    def resume_reading(self) -> None:
+        """Read again after :meth:`pause_reading` (unless the write buffer is full)."""
+        self._conn._reading_held = False
+        self._conn._apply_reading()
+
     @property
     def is_writing_paused(self) -> bool:
         """Whether the write buffer is above its high-water mark (``write_limit``).
@@ -289,6 +305,7 @@ class _ListenerSide(BaseConnection):
         self.handle = ListenerConnection(self)
         self._connected = False
         self._failed = False
+        self._reading_held = False  # the listener paused reading
 
     def _connect_listener(self) -> None:
         """Make the listener and call ``on_connect``, once the handshake succeeded."""
@@ -371,8 +388,24 @@ class _ListenerSide(BaseConnection):
             if not batching:
                 self._flush()
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._apply_reading()  # no more reads to answer while the peer does not read
+
+    def _apply_reading(self) -> None:
+        """Read while neither the write buffer (above ``write_limit``) nor the listener
+        (:meth:`ListenerConnection.pause_reading`) says to stop."""
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._draining:
+            return
+        if self._writing_paused or self._reading_held:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
+
     def resume_writing(self) -> None:
         super().resume_writing()
+        self._apply_reading()
         listener = self.listener
         if listener is not None and self._connected and not self._writing_paused:
             try:
@@ -392,7 +425,14 @@ class _ListenerSide(BaseConnection):
                 logger.exception("listener on_close failed")
 
 
-_LISTENER_SLOTS = ("_connected", "_failed", "_listener_factory", "handle", "listener")
+_LISTENER_SLOTS = (
+    "_connected",
+    "_failed",
+    "_listener_factory",
+    "_reading_held",
+    "handle",
+    "listener",
+)
 
 
 class _ServerListenerConnection(_ListenerSide, _ServerRole):
@@ -453,6 +493,7 @@ class serve_listener(serve):  # noqa: N801 (a function to its callers: await it 
 
 class _ListenerConnect(connect):
     listener_factory: Callable[[], Listener]
+    _refused = _NO_QUEUE
 
     def _connection(self, protocol: ClientProtocol) -> _ClientRole:
         conn = _ClientListenerConnection(protocol, self.options)

@@ -10,7 +10,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConnectionClosedError, ConnectionClosedOK
-from ..options import MaybeAwaitable, ProcessRequest, ProcessResponse, ServerKeywords, ServerOptions
+from ..options import (
+    SEND_WAITS,
+    MaybeAwaitable,
+    ProcessRequest,
+    ProcessResponse,
+    ServerKeywords,
+    ServerOptions,
+)
 from ..sansio.frames import COALESCE_MAX
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import State
@@ -283,7 +290,7 @@ class serve:  # noqa: N801 (a function to its callers: await it or use async wit
         options: ServerOptions | None = None,
         **keywords: Unpack[ServerKeywords],
     ) -> None:
-        self._setup(handler, host, port, ServerOptions.of("serve", options, keywords))
+        self._setup(handler, host, port, ServerOptions.of("serve", options, keywords, SEND_WAITS))
 
     def _setup(
         self, handler: Handler, host: str | None, port: int | None, options: ServerOptions

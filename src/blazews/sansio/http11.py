@@ -55,6 +55,7 @@ _T = TypeVar("_T")
 # RFC 7230 section 3.2.6: token = 1*tchar.
 _TOKEN_STR = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TOKEN_BYTES = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN_START = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
 # field-content: VCHAR, obs-text, SP, HTAB. Anything else (CR, LF, NUL, other controls,
 # DEL, characters beyond latin-1) must never be sent.
 _BAD_VALUE_STR = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
@@ -482,6 +483,8 @@ class RequestParser(_Parser):
         while True:
             line = self._next_line()
             if line is None:
+                if not self._in_headers:
+                    self._check_method_start()
                 return None
             if not self._in_headers:
                 self._request_line(line)
@@ -493,6 +496,17 @@ class RequestParser(_Parser):
                 self.leftover = bytes(self._buf[self._line_start :])
                 self._buf = bytearray()
                 return Request(self._target, self._headers, self._method)
+
+    def _check_method_start(self) -> None:
+        """Refuse at once bytes that cannot begin a request line (a TLS ClientHello,
+        binary noise), instead of holding the connection for the open timeout: up to
+        its first space, a request line is a method, a token."""
+        buf = self._buf
+        start = self._line_start
+        found = _TOKEN_START.match(buf, start)
+        end = found.end() if found is not None else start
+        if end < len(buf) and (buf[end] != 0x20 or end == start):
+            raise InvalidHandshake(f"not an HTTP request: {_show(buf[start : start + 16])}")
 
     def _request_line(self, line: bytearray) -> None:
         parts = line.split(b" ")

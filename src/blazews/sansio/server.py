@@ -9,7 +9,7 @@ application change the response, and sends it with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from ..exceptions import InvalidHandshake, NegotiationError
 from .extensions import Extension, ExtensionParams, ServerExtensionFactory
@@ -45,6 +45,10 @@ class ServerProtocol(Protocol):
         max_message_size: Largest received message (see :class:`Protocol`).
         max_line: Longest request line (414 beyond) or header line (431 beyond).
         max_headers: Most request headers (431 beyond).
+        origins: The ``Origin`` header values allowed (``None`` in it allows a request
+            without one); any other request is refused with 403. ``None``: no check.
+            The defence against cross-site WebSocket hijacking: a browser sends the
+            page's origin, which a hostile page cannot forge.
     """
 
     __slots__ = (
@@ -55,6 +59,7 @@ class ServerProtocol(Protocol):
         "available_subprotocols",
         "extension_factories",
         "handshake_exc",
+        "origins",
         "request",
         "response",
         "select_subprotocol",
@@ -70,8 +75,10 @@ class ServerProtocol(Protocol):
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         max_line: int = 8192,
         max_headers: int = 128,
+        origins: Collection[str | None] | None = None,
     ) -> None:
         super().__init__(Side.SERVER, state=State.CONNECTING, max_message_size=max_message_size)
+        self.origins = origins
         self.available_subprotocols = tuple(subprotocols or ())  # shared, not copied
         self.select_subprotocol = select_subprotocol or self._default_select
         self.extension_factories = tuple(extensions)
@@ -134,6 +141,8 @@ class ServerProtocol(Protocol):
         try:
             key = check_request(request)
             headers = request.headers
+            if self.origins is not None:
+                self._check_origin(headers)
             subprotocol = None
             offered = parse_subprotocol_header(headers.get_all("Sec-WebSocket-Protocol"))
             if offered:
@@ -149,6 +158,17 @@ class ServerProtocol(Protocol):
         self._pending_subprotocol = subprotocol
         self._pending_extensions = extensions
         return build_response(key, subprotocol=subprotocol, extensions_header=ext_header)
+
+    def _check_origin(self, headers: Headers) -> None:
+        values = headers.get_all("Origin")
+        if len(values) > 1:
+            raise InvalidHandshake("more than one Origin header")
+        origin = values[0] if values else None
+        if self.origins is not None and origin not in self.origins:
+            raise InvalidHandshake(
+                "no Origin header" if origin is None else f"origin {origin!r} is not allowed",
+                403,
+            )
 
     def _negotiate_extensions(self, headers: Headers) -> tuple[str | None, list[Extension]]:
         values = headers.get_all("Sec-WebSocket-Extensions")

@@ -51,6 +51,7 @@ _DEFAULTS = ConnectionOptions()
 SYNC_REFUSED = {
     "write_limit": "blazews.sync's send writes its message before it returns",
     "compress_in_thread": "blazews.sync compresses in the thread that sends",
+    "max_write_buffer": "blazews.sync's send writes its message before it returns",
 }
 
 RECV_BUFFER_SIZE = 65536
