@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 import blazews
-from blazews import serve, sync
+from blazews import ConnectionClosedOK, serve, sync
 from tests.compliance.test_autobahn import free_port, wait_for_port
 from tests.helpers import echo_handler
 
@@ -260,3 +261,30 @@ def test_echo_on_a_port_in_use_fails_in_one_line() -> None:
     assert len(lines) == 1 and lines[0].startswith(
         f"blazews: error: cannot listen on 127.0.0.1:{port}"
     )
+
+
+@pytest.mark.parametrize("extra", [[], ["--listener"], ["--sync"]])
+def test_sigterm_closes_every_connection_with_1001_and_exits_0(extra: list[str]) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "blazews", "echo", "--port", str(port), *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port(port, server)  # type: ignore[arg-type]
+        with sync.connect(f"ws://127.0.0.1:{port}/", ping_interval=None) as conn:
+            conn.send("before")
+            assert conn.recv() == "before"
+            server.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosedOK):
+                conn.recv()
+            assert conn.close_code == 1001
+        assert server.wait(15) == 0
+        assert server.stderr is not None and "Traceback" not in server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(5)

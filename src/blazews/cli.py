@@ -14,6 +14,7 @@ import errno
 import os
 import platform
 import re
+import signal
 import socket
 import ssl
 import sys
@@ -166,12 +167,22 @@ def _echo_banner(
     )
 
 
+def _stop_on_sigterm(server: Any) -> None:
+    """On SIGTERM, stop accepting and close every connection with 1001, then exit 0:
+    what a process manager (systemd, Docker, Kubernetes) expects."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, server.close)
+    except (NotImplementedError, RuntimeError):  # pragma: no cover - no signals (Windows)
+        pass
+
+
 async def _run_echo(host: str, port: int, max_size: int | None, compress: bool = True) -> None:
     from .asyncio import serve
 
     settings = dict(_echo_settings(max_size, compress), max_queue=64)
     async with serve(_echo_handler, host, port, **settings) as server:
         print(_echo_banner(host, server.port, "asyncio", settings, compress), flush=True)
+        _stop_on_sigterm(server)
         await server.serve_forever()
 
 
@@ -195,6 +206,7 @@ async def _run_echo_listener(
     async with serve_listener(Echo, host, port, **settings) as server:
         banner = _echo_banner(host, server.port, "Listener", settings, compress)
         print(banner, flush=True)
+        _stop_on_sigterm(server)
         await server.serve_forever()
 
 
@@ -213,6 +225,12 @@ def _run_echo_sync(host: str, port: int, max_size: int | None, compress: bool = 
     with sync.serve(handler, host, port, **settings) as server:
         banner = _echo_banner(host, server.port, "blocking", settings, compress)
         print(banner, flush=True)
+
+        def stop(signum: int, frame: Any) -> None:
+            # shutdown waits for serve_forever, which this thread runs: from another.
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+        signal.signal(signal.SIGTERM, stop)
         server.serve_forever()
 
 

@@ -18,7 +18,7 @@ from ..options import (
     ServerKeywords,
     ServerOptions,
 )
-from ..sansio.frames import COALESCE_MAX
+from ..sansio.frames import COALESCE_MAX, Close
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import State
 from ..sansio.server import ServerProtocol
@@ -230,14 +230,34 @@ class Server:
             if self.server.is_serving():
                 raise
 
-    def close(self, close_connections: bool = True) -> None:
-        """Stop listening; close open connections with 1001 (going away) if asked."""
+    def close(
+        self,
+        close_connections: bool = True,
+        *,
+        code: int = 1001,
+        reason: str = "server shutting down",
+    ) -> None:
+        """Stop listening, and start closing every open connection, if asked.
+
+        :meth:`wait_closed` then waits until each has closed: within its
+        ``close_timeout`` after the close frame, the TCP connection is dropped.
+
+        Args:
+            close_connections: Close the open connections (else they go on).
+            code: The close code they get: 1001 (going away) by default; 1012 (service
+                restart) tells well-behaved clients to reconnect.
+            reason: The close reason (at most 123 bytes in UTF-8).
+
+        Raises:
+            ValueError: The code may not be sent, or the reason is too long.
+        """
+        Close.to_send(code, reason)  # (checked before anything is closed)
         if self.server is not None:
             self.server.close()
         if close_connections:
             for conn in list(self._connections):
                 if conn.protocol.state is State.OPEN:
-                    conn.loop.create_task(conn.close(1001, "server shutting down"))
+                    conn.loop.create_task(conn.close(code, reason))
                 elif conn.protocol.state is State.CONNECTING and conn.transport is not None:
                     conn.transport.close()
 

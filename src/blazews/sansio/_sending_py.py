@@ -15,7 +15,7 @@ from typing import Any
 from .._impl import encode_frame, frame_header
 from ..exceptions import ConnectionClosed, ProtocolError, _closed
 from .extensions import Extension
-from .frames import COALESCE_MAX, Close, MaskLater, is_valid_close_code
+from .frames import COALESCE_MAX, Close, MaskLater
 from .states import Side, State
 
 try:
@@ -160,11 +160,7 @@ class Writer:
             ValueError: The code may not be sent, or the reason is too long.
             ConnectionClosed: The connection is not open.
         """
-        if not is_valid_close_code(code):
-            raise ValueError(f"close code {code} may not be sent")
-        close = Close(code, reason)
-        if len(close.serialize()) > 125:
-            raise ValueError("close reason must be at most 123 bytes in UTF-8")
+        close = Close.to_send(code, reason)
         self._check_open()
         self._send_close_frame(close)
         self.close_rcvd_then_sent = False

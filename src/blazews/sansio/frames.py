@@ -150,6 +150,21 @@ class Close:
             raise ProtocolError("close reason is not valid UTF-8", 1007)
         return cls(code, bytes(raw).decode())
 
+    @classmethod
+    def to_send(cls, code: int, reason: str = "") -> Close:
+        """The close frame an endpoint may send with this code and reason.
+
+        Raises:
+            ValueError: The code may not be sent (1000-1003, 1007-1014 and 3000-4999
+                may), or the reason is longer than 123 bytes in UTF-8.
+        """
+        if not is_valid_close_code(code):
+            raise ValueError(f"close code {code} may not be sent")
+        close = cls(code, reason)
+        if len(close.serialize()) > 125:
+            raise ValueError("close reason must be at most 123 bytes in UTF-8")
+        return close
+
     def serialize(self) -> bytes:
         """Return the close frame payload: the code (network order) and the reason."""
         if self.code == 1005:

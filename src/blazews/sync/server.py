@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..exceptions import ConnectionClosedError, ConnectionClosedOK
 from ..options import MaybeAwaitable, ServerKeywords, ServerOptions
+from ..sansio.frames import Close
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import State
 from ..sansio.server import ServerProtocol
@@ -242,15 +243,30 @@ class Server:
                     pass
                 sock.close()
 
-    def shutdown(self, timeout: float | None = None) -> None:
-        """Stop accepting, close open connections with 1001 (going away), and wait
-        for the connection threads.
+    def shutdown(
+        self,
+        timeout: float | None = None,
+        *,
+        code: int = 1001,
+        reason: str = "server shutting down",
+    ) -> None:
+        """Stop accepting, close open connections, and wait for the connection threads.
+
+        Safe from any thread but :meth:`serve_forever`'s own (a signal handler there
+        should start a thread that calls it).
 
         Args:
             timeout: Seconds to wait for connection threads (handlers) to finish;
                 ``close_timeout`` if ``None``. Handlers still running then are left
                 to finish on their own (their threads are daemon threads).
+            code: The close code the open connections get: 1001 (going away) by
+                default; 1012 (service restart) tells clients to reconnect.
+            reason: The close reason (at most 123 bytes in UTF-8).
+
+        Raises:
+            ValueError: The code may not be sent, or the reason is too long.
         """
+        Close.to_send(code, reason)  # (checked before anything is closed)
         with self._lock:
             already = self._stopping
             self._stopping = True
@@ -272,7 +288,7 @@ class Server:
             except OSError:
                 pass
         closers = [
-            threading.Thread(target=conn.close, args=(1001, "server shutting down"), daemon=True)
+            threading.Thread(target=conn.close, args=(code, reason), daemon=True)
             for conn in connections
         ]
         for closer in closers:
