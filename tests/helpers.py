@@ -265,11 +265,11 @@ class RawServer:
             head = b""
             while b"\r\n\r\n" not in head:
                 head += sock.recv(4096)
-            key = [
+            key = next(
                 line.split(b":", 1)[1].strip()
                 for line in head.split(b"\r\n")
                 if line.lower().startswith(b"sec-websocket-key:")
-            ][0]
+            )
             accept = base64.b64encode(
                 hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
             )

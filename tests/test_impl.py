@@ -46,8 +46,7 @@ def _copy_package(dest: Path, keep: tuple[str, ...]) -> Path:
             name
             for name in names
             if name == "__pycache__"
-            or name.endswith(EXTENSION_SUFFIXES)
-            and not name.startswith(keep)
+            or (name.endswith(EXTENSION_SUFFIXES) and not name.startswith(keep))
         ]
 
     shutil.copytree(PACKAGE, dest / "blazews", ignore=ignore)
@@ -87,7 +86,7 @@ def test_a_python_file_under_a_compiled_name_is_not_taken_for_compiled(tmp_path:
     shutil.copy(sansio / "_protocol_py.py", sansio / "_protocol_c.py")
     found = _probe(root)
     assert found["implementation"] == "python"
-    assert found["report"] == {key: "python" for key in found["report"]}  # type: ignore[union-attr]
+    assert found["report"] == dict.fromkeys(found["report"], "python")  # type: ignore[union-attr]
     assert found["message"] == "hi"
 
 
@@ -104,7 +103,7 @@ def test_the_default_build_reports_what_it_runs() -> None:
     }
     pure = os.environ.get("BLAZEWS_NO_EXTENSIONS", "") not in ("", "0")
     assert set(report.values()) == {"python" if pure else "compiled"}
-    assert blazews.IMPLEMENTATION == ("python" if pure else "compiled")
+    assert ("python" if pure else "compiled") == blazews.IMPLEMENTATION
 
 
 def test_no_symlink_in_the_source_tree() -> None:

@@ -93,7 +93,7 @@ def test_an_unknown_option_is_named_with_a_suggestion(entry: str) -> None:
         TypeError, match=r"unknown option 'ping_intervall' \(did you mean 'ping_interval'\?\)"
     ):
         ENTRY_POINTS[entry](ping_intervall=1.0)
-    with pytest.raises(TypeError, match="unknown option 'frobnicate'$"):
+    with pytest.raises(TypeError, match=r"unknown option 'frobnicate'$"):
         ENTRY_POINTS[entry](frobnicate=1)
 
 

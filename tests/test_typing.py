@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-USER_CODE = '''
+USER_CODE = """
 import array
 import blazews
 from blazews import sync
@@ -32,15 +32,15 @@ async def entry_points() -> None:
         await conn.send("x")
     server = await blazews.serve(coroutine_api, "127.0.0.1", 0, max_queue=4)
     server.close()
-'''
+"""
 
-MISTAKES = '''
+MISTAKES = """
 import blazews
 
 async def wrong(conn: blazews.Connection) -> None:
     await conn.send(3)
     blazews.connect("ws://h/", ping_interval="soon")
-'''
+"""
 
 
 def _mypy(tmp_path: Path, code: str) -> subprocess.CompletedProcess[str]:

@@ -106,7 +106,7 @@ async def test_batch_of_messages_in_one_read_all_delivered() -> None:
         done.set()
 
     async with blazews.serve(handler, "127.0.0.1", 0, max_queue=64) as server:
-        reader, writer = await raw_handshake(server.port)
+        _reader, writer = await raw_handshake(server.port)
         writer.write(b"".join(client_frame(2, bytes([i])) for i in range(50)))
         await asyncio.wait_for(done.wait(), 5)
         assert received == [bytes([i]) for i in range(50)]
@@ -438,7 +438,7 @@ async def test_abrupt_eof_gives_1006() -> None:
             got.append(exc)
 
     async with blazews.serve(handler, "127.0.0.1", 0) as server:
-        reader, writer = await raw_handshake(server.port)
+        _reader, writer = await raw_handshake(server.port)
         writer.close()
         await asyncio.sleep(0.2)
     assert len(got) == 1 and got[0].code == 1006 and got[0].rcvd is None

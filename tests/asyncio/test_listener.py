@@ -164,18 +164,20 @@ async def test_listener_to_listener_context_manager(
 @pytest.mark.parametrize("size", [1 << 20, 16 << 20])
 async def test_large_messages_through_the_listener(size: int) -> None:
     payload = os.urandom(size)
-    async with blazews.serve_listener(
-        Echo, "127.0.0.1", 0, max_message_size=size, compression=None
-    ) as server:
-        async with blazews.connect_listener(
+    async with (
+        blazews.serve_listener(
+            Echo, "127.0.0.1", 0, max_message_size=size, compression=None
+        ) as server,
+        blazews.connect_listener(
             Recorder, url(server), max_message_size=size, compression=None
-        ) as (conn, listener):
-            conn.send(payload)
-            await asyncio.wait_for(listener.arrived.wait(), 30)
-            assert listener.got == [(MessageType.BINARY, payload)]
-            internal = only_connection(server)
-            await asyncio.sleep(0.01)
-            assert internal._rbuf is None  # idle: the large buffer is gone
+        ) as (conn, listener),
+    ):
+        conn.send(payload)
+        await asyncio.wait_for(listener.arrived.wait(), 30)
+        assert listener.got == [(MessageType.BINARY, payload)]
+        internal = only_connection(server)
+        await asyncio.sleep(0.01)
+        assert internal._rbuf is None  # idle: the large buffer is gone
 
 
 def test_listener_echo_on_uvloop() -> None:
@@ -243,7 +245,7 @@ async def test_fragmented_and_compressed_messages_are_views_of_bytes() -> None:
             assert client.protocol.extensions  # compressed
             await client.send("ünïcödé" * 1000)
             await asyncio.wait_for(made[0].arrived.wait(), 5)
-        reader, writer = await raw_client(server.port)
+        _reader, writer = await raw_client(server.port)
         writer.write(masked(BINARY, b"ab", fin=False) + masked(CONT, b"cd"))
         await asyncio.wait_for(made[1].arrived.wait(), 5)
         writer.close()
@@ -569,15 +571,17 @@ async def test_hooks_run_in_a_task_that_ends_with_the_handshake() -> None:
         await asyncio.sleep(0)
         calls.append(request.path)
 
-    async with blazews.serve_listener(
-        Echo, "127.0.0.1", 0, ping_interval=None, process_request=process_request
-    ) as server:
-        async with blazews.connect(url(server) + "hooked") as client:
-            await client.send(b"y")
-            assert await client.recv() == b"y"
-            conn = only_connection(server)
-            assert calls == ["/hooked"]
-            assert conn._task is None  # the hook's task is over; no handler task
+    async with (
+        blazews.serve_listener(
+            Echo, "127.0.0.1", 0, ping_interval=None, process_request=process_request
+        ) as server,
+        blazews.connect(url(server) + "hooked") as client,
+    ):
+        await client.send(b"y")
+        assert await client.recv() == b"y"
+        conn = only_connection(server)
+        assert calls == ["/hooked"]
+        assert conn._task is None  # the hook's task is over; no handler task
     assert not server.connections
 
 

@@ -14,7 +14,7 @@ import os
 import socket
 import struct
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -105,7 +105,7 @@ async def test_an_echo_to_a_peer_that_never_reads_stays_bounded() -> None:
 class Pusher(Listener):
     """Sends 64 MiB in 1 MiB messages as soon as it is connected, never waiting."""
 
-    outcome: list[str] = []
+    outcome: ClassVar[list[str]] = []
 
     def on_connect(self, conn: ListenerConnection) -> None:
         try:
@@ -136,7 +136,7 @@ async def test_a_listener_that_sends_without_waiting_is_cut_off_at_max_write_buf
 
 
 class Holder(Listener):
-    seen: list[bytes] = []
+    seen: ClassVar[list[bytes]] = []
 
     def on_connect(self, conn: ListenerConnection) -> None:
         conn.pause_reading()

@@ -514,7 +514,7 @@ async def test_a_batch_of_100_frames_in_one_write_wakes_the_reader_once(
         done.set()
 
     async with blazews.serve(handler, "127.0.0.1", 0, max_queue=128) as server:
-        reader, writer = await raw_client(server.port)
+        _reader, writer = await raw_client(server.port)
         await asyncio.sleep(0.05)  # the handler waits for the first message
         reads.clear()
         writer.write(b"".join(masked(BINARY, b"%03d" % i) for i in range(100)))
@@ -532,10 +532,10 @@ async def test_large_messages(size: int, api: str) -> None:
 
     async def handler(conn: Any) -> None:
         if api == "read_message":
-            kind, data = await conn.read_message()
+            _, data = await conn.read_message()
         else:
             buf = bytearray(size)
-            kind, n = await conn.read_message_into(buf)
+            _kind, n = await conn.read_message_into(buf)
             data = bytes(buf[:n])
         await conn.send(data)
         await conn.wait_closed()
@@ -560,7 +560,7 @@ async def test_fragmented_message_over_the_wire() -> None:
         done.set()
 
     async with blazews.serve(handler, "127.0.0.1", 0) as server:
-        reader, writer = await raw_client(server.port)
+        _reader, writer = await raw_client(server.port)
         parts = [b"a" * 10, b"b" * 70000, b"", b"c"]
         writer.write(masked(BINARY, parts[0], fin=False))
         for part in parts[1:-1]:

@@ -113,7 +113,7 @@ def test_a_waiting_reader_gets_a_large_payload_read_into_its_buffer(
     loop: str, size: int, cuts: list[int], directs: list[int]
 ) -> None:
     async def main() -> None:
-        async with Server() as (reader, writer, conn):
+        async with Server() as (_reader, writer, conn):
             buf = bytearray(size + 7)
             read = await waiting_read(conn, buf)
             payload = os.urandom(size)
@@ -135,7 +135,7 @@ def test_a_reader_coming_while_the_frame_arrives_gets_the_rest_directly(
     loop: str, directs: list[int]
 ) -> None:
     async def main() -> None:
-        async with Server() as (reader, writer, conn):
+        async with Server() as (_reader, writer, conn):
             payload = os.urandom(2 * MiB)
             data = frame(BINARY, payload, mask=True)
             writer.write(data[: 400 * KiB])
@@ -162,14 +162,14 @@ def test_a_reader_that_keeps_reading_gets_every_frame_of_a_stream_directly(
     sizes = [MiB, 200 * KiB, MiB, 300 * KiB, 3 * MiB, MiB]
 
     async def main() -> None:
-        async with Server() as (reader, writer, conn):
+        async with Server() as (_reader, writer, conn):
             payloads = [os.urandom(size) for size in sizes]
 
             async def read_all() -> list[bytes]:  # as a handler reads: one await each
                 buf = bytearray(4 * MiB)
                 got = []
                 for _ in sizes:
-                    kind, n = await conn.read_message_into(buf)
+                    _kind, n = await conn.read_message_into(buf)
                     got.append(bytes(buf[:n]))
                 return got
 
@@ -233,7 +233,7 @@ def test_text_is_validated_and_invalid_utf8_closes_1007(loop: str, directs: list
 @LOOPS
 def test_a_reader_cancelled_halfway_loses_nothing(loop: str, directs: list[int]) -> None:
     async def main() -> None:
-        async with Server() as (reader, writer, conn):
+        async with Server() as (_reader, writer, conn):
             payload = os.urandom(MiB)
             data = frame(BINARY, payload, mask=True)
             buf = bytearray(MiB)
@@ -257,7 +257,7 @@ def test_a_reader_cancelled_halfway_loses_nothing(loop: str, directs: list[int])
 @LOOPS
 def test_a_buffer_too_small_is_left_alone(loop: str, directs: list[int]) -> None:
     async def main() -> None:
-        async with Server() as (reader, writer, conn):
+        async with Server() as (_reader, writer, conn):
             payload = os.urandom(MiB)
             small = bytearray(MiB - 1)
             read = await waiting_read(conn, small)
@@ -276,7 +276,7 @@ def test_a_buffer_too_small_is_left_alone(loop: str, directs: list[int]) -> None
 @LOOPS
 def test_eof_halfway_closes_with_1006(loop: str, directs: list[int]) -> None:
     async def main() -> None:
-        async with Server() as (reader, writer, conn):
+        async with Server() as (_reader, writer, conn):
             buf = bytearray(MiB)
             read = await waiting_read(conn, buf)
             writer.write(frame(BINARY, os.urandom(MiB), mask=True)[: 200 * KiB])

@@ -146,7 +146,7 @@ def test_eof_in_the_middle_of_a_large_frame_still_closes(loop: str) -> None:
                 closed.set()
 
         async with blazews.serve(handler, "127.0.0.1", 0, max_message_size=4 * MiB) as server:
-            reader, writer = await raw_client(server.port)
+            _reader, writer = await raw_client(server.port)
             data = frame(BINARY, os.urandom(MiB), mask=True)
             writer.write(data[: 14 + 200 * KiB])
             for _ in range(200):

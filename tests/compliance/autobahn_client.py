@@ -22,7 +22,7 @@ def offers() -> list[ClientPerMessageDeflateFactory]:
     Every message goes out compressed: kosoku 0.1.0 takes an uncompressed message on
     a permessage-deflate connection for an error (RFC 7692 §6 allows it).
     """
-    options = dict(compress_threshold=0, skip_incompressible=False)
+    options = {"compress_threshold": 0, "skip_incompressible": False}
     return [
         ClientPerMessageDeflateFactory(**options),
         ClientPerMessageDeflateFactory(client_no_context_takeover=True, **options),

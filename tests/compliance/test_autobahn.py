@@ -95,7 +95,7 @@ def test_server(front_end: str, tmp_path: Path) -> None:
         for pattern in EXCLUDED:
             args += ["-x", pattern]
         run = subprocess.run(
-            args + [f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=1200
+            [*args, f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=1200
         )
         assert server.poll() is None, "the echo server died during the run"
     finally:
@@ -112,7 +112,7 @@ def test_client(front_end: str, tmp_path: Path) -> None:
     for pattern in EXCLUDED:
         args += ["-x", pattern]
     fuzzer = subprocess.Popen(
-        args + [f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [*args, f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         wait_for_port(port, fuzzer)

@@ -128,7 +128,7 @@ def test_mask_into_errors(impl: types.SimpleNamespace) -> None:
 
 @pytest.mark.parametrize(
     "n",
-    [65535, 65536, 65537, (1 << 20) + 3, 4 << 20] + random.Random(2).sample(range(1, 4 << 20), 4),
+    [65535, 65536, 65537, (1 << 20) + 3, 4 << 20, *random.Random(2).sample(range(1, 4 << 20), 4)],
 )
 def test_large_random_lengths(impl: types.SimpleNamespace, n: int) -> None:
     rng = random.Random(n)

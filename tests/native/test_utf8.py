@@ -259,10 +259,10 @@ def test_large_random_texts(impl: types.SimpleNamespace, seed: int) -> None:
         assert impl.validate_utf8(corrupt) is is_valid(bytes(corrupt))
         cuts = sorted(rng.sample(range(len(corrupt)), 5))
         pieces = [
-            bytes(corrupt[a:b]) for a, b in zip([0] + cuts, cuts + [len(corrupt)], strict=True)
+            bytes(corrupt[a:b]) for a, b in zip([0, *cuts], [*cuts, len(corrupt)], strict=True)
         ]
         v = impl.Utf8Validator()
-        ok = all([v.feed(p) for p in pieces])
+        ok = all(v.feed(p) for p in pieces)
         assert (v.finish() and ok) is is_valid(bytes(corrupt))
 
 
@@ -293,5 +293,5 @@ def test_hypothesis_near_utf8_in_chunks(
 ) -> None:
     assert impl.validate_utf8(data) is is_valid(data)
     bounds = sorted({min(c, len(data)) for c in cuts})
-    pieces = [data[a:b] for a, b in zip([0] + bounds, bounds + [len(data)], strict=True)]
+    pieces = [data[a:b] for a, b in zip([0, *bounds], [*bounds, len(data)], strict=True)]
     _check_feeds(impl, pieces)

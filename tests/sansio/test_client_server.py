@@ -229,7 +229,7 @@ def test_custom_subprotocol_selector_declining():
 
 
 def test_custom_subprotocol_selector_choosing_something_not_offered_is_rejected():
-    client, request_bytes = start_client(subprotocols=["a"])
+    _client, request_bytes = start_client(subprotocols=["a"])
     server = ServerProtocol(select_subprotocol=lambda offered: "zzz")
     server.receive_data(request_bytes)
     (request,) = server.events_received()

@@ -97,7 +97,7 @@ def test_pool_serves_connections_and_stays_bounded() -> None:
     b.encode(TEXT, False, JSON[:150])  # a fragmented message holds it until the end
     assert b.holds_compressor and b._compressor is pooled
     assert streams.pooled_compressors() == 0
-    rsv, data = b.encode(CONT, True, JSON[150:])
+    _rsv, _data = b.encode(CONT, True, JSON[150:])
     assert streams.pooled_compressors() == 1
     others = [ext(local_no_context_takeover=True) for _ in range(streams.POOL_SIZE + 5)]
     for other in others:

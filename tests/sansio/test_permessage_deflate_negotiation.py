@@ -162,7 +162,7 @@ def test_server_accepts_the_connection_without_compression_when_every_offer_is_i
 
 
 def test_server_accepts_a_quoted_window_size() -> None:
-    server, response = server_negotiate('permessage-deflate; server_max_window_bits="10"')
+    _server, response = server_negotiate('permessage-deflate; server_max_window_bits="10"')
     assert b"permessage-deflate; server_no_context_takeover; server_max_window_bits=10\r\n" in (
         response
     )

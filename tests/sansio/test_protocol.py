@@ -226,7 +226,7 @@ def test_validator_state_does_not_leak_between_messages(make):
 
 
 def test_default_max_message_size_is_1_mib():
-    assert DEFAULT_MAX_MESSAGE_SIZE == MiB
+    assert MiB == DEFAULT_MAX_MESSAGE_SIZE
     assert Protocol(Side.SERVER).max_message_size == MiB
 
 
@@ -464,7 +464,7 @@ ERROR_NAMES = [name for name, _, _ in _errors(server())]
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole", "byte-by-byte"])
 def test_protocol_error_fails_connection_and_stops_everything(make, index, chunked):
     proto = make(max_message_size=1000)
-    name, data, code = _errors(proto)[index]
+    _name, data, code = _errors(proto)[index]
     if chunked:
         for i in range(len(data)):
             proto.receive_data(data[i : i + 1])  # never raises

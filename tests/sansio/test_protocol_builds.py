@@ -77,7 +77,7 @@ def run(cls: Any, side: Side, stream: bytes, cuts: list[int], limit: int | None)
     events: list[Any] = []
     out: list[bytes] = []
     pos = 0
-    for cut in sorted(cuts) + [len(stream)]:
+    for cut in [*sorted(cuts), len(stream)]:
         proto.receive_data(stream[pos:cut])
         pos = max(pos, cut)
         events += [
@@ -172,7 +172,7 @@ def run_into(
     out: list[bytes] = []
     sizes: list[int] = []
     pos = 0
-    for cut in sorted(cuts) + [len(stream)]:
+    for cut in [*sorted(cuts), len(stream)]:
         if compact:
             buf = bytearray(guard) + buf[start:]
             start = offset
@@ -255,8 +255,10 @@ def test_receive_into_buffer_behaves_as_receive_data(
 @pytest.mark.parametrize(
     "size",
     # (the kernels' SIMD paths switch at multiples of 16, 32 and 64 bytes)
-    [0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 125, 126, 1000, 4095, 4096]
-    + [4097, 65535, 65536, 70001],
+    [
+        *(0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 125, 126, 1000),
+        *(4095, 4096, 4097, 65535, 65536, 70001),
+    ],
 )
 @pytest.mark.parametrize("offset", [0, 1, 3])
 def test_in_place_unmasking_at_boundary_sizes(cls: Any, size: int, offset: int) -> None:

@@ -19,7 +19,7 @@ from blazews.sansio.frames import Opcode
 from blazews.sansio.protocol import Message, Ping, Pong, Protocol, Side, State
 from tests.helpers import frame
 
-FAST: dict[str, Any] = dict(ping_interval=None, close_timeout=2.0, open_timeout=5.0)
+FAST: dict[str, Any] = {"ping_interval": None, "close_timeout": 2.0, "open_timeout": 5.0}
 
 
 class Running:

@@ -41,7 +41,7 @@ def text_key(masked: bool, rng: random.Random) -> bytes | None:
 def test_messages_of_every_length_form(masked: bool, opcode: Opcode) -> None:
     rng = random.Random(int(masked) * 2 + int(opcode))
     payloads = [
-        (b"a" * n if opcode == Opcode.TEXT else rng.randbytes(n)) for n in LENGTHS + [16383, 16384]
+        (b"a" * n if opcode == Opcode.TEXT else rng.randbytes(n)) for n in [*LENGTHS, 16383, 16384]
     ]
     stream = b"".join(build(opcode, p, key=text_key(masked, rng)) for p in payloads)
     kind = MessageType(int(opcode))

@@ -254,7 +254,7 @@ def test_every_deflate_row(deflate_run: dict[str, Any]) -> None:
 def test_deflate_negotiation_reported(deflate_run: dict[str, Any]) -> None:
     table = sections(deflate_run["markdown"])[("negotiated settings", "-")]
     by_label = {label: [param, *cells] for (label, param), cells in table.items()}
-    wire = re.compile(r"^[\d,]+ \([\d.]+×\)$")
+    wire = re.compile(r"^[\d,]+ \([\d.]+\u00d7\)$")  # "1,234 (1.5" times sign ")"
     for row in DEFLATE_ROWS:
         own, offer, small, large = by_label[row.label]
         assert "permessage-deflate" in own and "permessage-deflate" in offer, row.label
