@@ -11,7 +11,7 @@ subprocess, apart from its load generator. Writes ``e2e.md``, ``e2e.json`` and `
 Entry point for other front ends (``make bench``, ``python -m blazews bench``):
 ``benchmarks.e2e.main(argv, prog) -> exit status``.
 
-Never part of the default test run; ``tests/test_e2e_smoke.py`` only checks that the
+Never part of the default test run; ``tests/tools/test_e2e_smoke.py`` only checks that the
 harness runs every scenario and reports every row.
 """
 
