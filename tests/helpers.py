@@ -212,6 +212,27 @@ def assert_failed(proto: Protocol, code: int) -> None:
 # -- over loopback: a raw client, and a loop of either kind ----------------------------
 
 
+def blocking_client(port: int, rcvbuf: int | None = None) -> socket.socket:
+    """A blocking socket that completed a WebSocket handshake by hand with ``port``
+    (its receive buffer set to ``rcvbuf`` bytes first, if given), for peers that
+    misbehave on purpose; the 101 is read to its end and nothing past it."""
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16))
+    sock.sendall(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    return sock
+
+
 async def raw_client(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Open a TCP connection to ``port`` and complete a WebSocket handshake by hand."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -11,10 +11,7 @@ then reads to the end: it must get the close frame and then EOF, never ECONNRESE
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
-import struct
 import time
 from typing import Any
 
@@ -22,40 +19,14 @@ import pytest
 
 import blazews
 from blazews import Listener, ListenerConnection, MessageType
-
-
-def _masked(opcode: int, payload: bytes, length: int | None = None) -> bytes:
-    """A client frame (masked with a zero key: the payload goes as it is)."""
-    n = len(payload) if length is None else length
-    if n < 126:
-        head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    return head + b"\x00\x00\x00\x00" + payload
-
-
-def _handshake(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    key = base64.b64encode(os.urandom(16))
-    sock.sendall(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(4096)
-    assert head.startswith(b"HTTP/1.1 101 "), head
-    assert head.endswith(b"\r\n\r\n")  # nothing else comes before the client speaks
-    return sock
+from tests.helpers import blocking_client, frame
 
 
 def _keep_sending_then_read_to_the_end(sock: socket.socket, first: bytes) -> bytes:
     """Send ``first``, then junk frames for a while (the server closes meanwhile),
     half-close, and read everything to EOF. Raises ConnectionResetError on a reset."""
     sock.sendall(first)
-    junk = _masked(0x2, b"j" * 1024)
+    junk = frame(0x2, mask=True, payload=b"j" * 1024)
     deadline = time.monotonic() + 0.3
     sock.setblocking(False)
     try:
@@ -99,13 +70,21 @@ def _server(api: str, **options: Any) -> Any:
     return blazews.serve(_echo, "127.0.0.1", 0, **options)
 
 
+_CLOSE_1000 = frame(0x8, mask=True, payload=b"\x03\xe8")
+
 CASES = {
     # A text frame larger than max_message_size: the server fails it with 1009.
-    "too-big": (_masked(0x1, b"x" * 1010), 1009),
+    "too-big": (frame(0x1, mask=True, payload=b"x" * 1010), 1009),
     # The client closes, then sends a data frame anyway: the server answered 1000.
-    "data-after-close": (_masked(0x8, b"\x03\xe8") + _masked(0x2, b"late"), 1000),
+    "data-after-close": (
+        frame(0x8, mask=True, payload=b"\x03\xe8") + frame(0x2, mask=True, payload=b"late"),
+        1000,
+    ),
     # A ping longer than 125 bytes (1002), with the client's close queued behind it.
-    "bad-ping": (_masked(0x9, b"p" * 126) + _masked(0x8, b"\x03\xe8"), 1002),
+    "bad-ping": (
+        frame(0x9, mask=True, payload=b"p" * 126) + frame(0x8, mask=True, payload=b"\x03\xe8"),
+        1002,
+    ),
 }
 
 
@@ -114,7 +93,7 @@ CASES = {
 async def test_the_close_frame_arrives_and_no_reset(api: str, case: str) -> None:
     first, code = CASES[case]
     async with _server(api, max_message_size=1000, ping_interval=None) as server:
-        sock = await asyncio.to_thread(_handshake, server.port)
+        sock = await asyncio.to_thread(blocking_client, server.port)
         with sock:
             received = await asyncio.to_thread(_keep_sending_then_read_to_the_end, sock, first)
         assert _close_code(received) == code
@@ -123,9 +102,9 @@ async def test_the_close_frame_arrives_and_no_reset(api: str, case: str) -> None
 async def test_a_peer_that_never_sends_its_fin_is_cut_off_after_close_timeout() -> None:
     # The half-closed server reads for close_timeout at most, then closes.
     async with _server("coroutine", max_message_size=1000, close_timeout=0.2) as server:
-        sock = await asyncio.to_thread(_handshake, server.port)
+        sock = await asyncio.to_thread(blocking_client, server.port)
         with sock:
-            sock.sendall(_masked(0x1, b"x" * 1010))
+            sock.sendall(frame(0x1, mask=True, payload=b"x" * 1010))
             sock.settimeout(10)
             started = time.monotonic()
             received = b""

@@ -9,10 +9,7 @@ waiting is cut off with 1008 past ``max_write_buffer``.
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
-import struct
 import time
 from typing import Any, ClassVar
 
@@ -20,39 +17,9 @@ import pytest
 
 import blazews
 from blazews import ConnectionClosed, Listener, ListenerConnection, MessageType
+from tests.helpers import blocking_client, frame
 
 MiB = 1 << 20
-
-
-def _masked(opcode: int, payload: bytes) -> bytes:
-    n = len(payload)
-    head = (
-        struct.pack("!BBQ", 0x80 | opcode, 0xFF, n)
-        if n >= 65536
-        else (
-            struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
-            if n >= 126
-            else struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-        )
-    )
-    return head + b"\x00\x00\x00\x00" + payload  # a zero key: the payload as it is
-
-
-def _lazy_client(port: int) -> socket.socket:
-    """A client with a 4 KiB receive buffer that completes the handshake, then reads
-    nothing more."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16))
-    sock.sendall(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    return sock
 
 
 def _send_for(sock: socket.socket, frame: bytes, seconds: float) -> int:
@@ -87,11 +54,11 @@ async def _only_connection(server: blazews.Server) -> Any:
 
 async def test_an_echo_to_a_peer_that_never_reads_stays_bounded() -> None:
     async with blazews.serve_listener(Echo, "127.0.0.1", 0, ping_interval=None) as server:
-        sock = await asyncio.to_thread(_lazy_client, server.port)
+        sock = await asyncio.to_thread(blocking_client, server.port, 4096)
         with sock:
             conn = await _only_connection(server)
-            frame = _masked(0x2, bytes(64 * 1024))
-            sent = await asyncio.to_thread(_send_for, sock, frame, 1.0)
+            message = frame(0x2, mask=True, payload=bytes(64 * 1024))
+            sent = await asyncio.to_thread(_send_for, sock, message, 1.0)
             buffered = conn.transport.get_write_buffer_size()
             # Reading stopped soon after the buffer passed write_limit (64 KiB): what is
             # buffered is that plus about one read's echoes, not all that was sent.
@@ -122,7 +89,7 @@ async def test_a_listener_that_sends_without_waiting_is_cut_off_at_max_write_buf
     async with blazews.serve_listener(
         Pusher, "127.0.0.1", 0, max_write_buffer=4 * MiB, ping_interval=None
     ) as server:
-        sock = await asyncio.to_thread(_lazy_client, server.port)
+        sock = await asyncio.to_thread(blocking_client, server.port, 4096)
         with sock:
             conn = await _only_connection(server)
             for _ in range(200):
