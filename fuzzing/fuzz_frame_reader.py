@@ -29,7 +29,14 @@ Checked:
 - a returned length never exceeds the buffer, nor ``max_message_size``; the payload
   goes to the first bytes of the buffer and nothing else in it (or around the view)
   changes; ``BufferTooSmall.needed`` exceeds the buffer, strictly grows from one retry
-  to the next, and a retry with ``needed`` bytes reads the message (or frame);
+  to the next, and a retry with ``needed`` bytes reads the message (or frame) (no retry
+  past 1 MiB, ``SAFE``: the harness allocates no larger buffer);
+- a header that ``read_frame_into`` left pending (``BufferTooSmall``) goes through the
+  message checks when a message read resumes over it, with either method (the model
+  checks every frame a message read takes);
+- without a limit, a header's claim allocates nothing by itself: ``read_message()``
+  over a stream that claims up to 2**63-1 bytes and ends early raises 1006, not
+  ``MemoryError``;
 - a message error (``ProtocolError``, ``ConnectionClosed``) is raised again, the same
   object, by every later message read;
 - every result (frames, messages with their ``needed`` values, exceptions with their
@@ -41,20 +48,8 @@ Checked:
 - once closed, the reader refuses every read with ``ValueError``, and gives its buffer
   back to the pool.
 
-Two known findings are kept out of the way, so that fuzzing goes on past them; with
-``BLAZEWS_FUZZ_KNOWN_BUGS=1`` they are not, and ``corpus/frame_reader/crash-*``
-reproduce them (``fuzzing/README.md`` describes them):
-
-1. ``read_message()`` resuming a message (after ``on_control`` raised) over a header
-   that ``read_frame_into`` left pending (``BufferTooSmall``) takes that frame into the
-   message unchecked; ``read_message_into`` given a buffer smaller than the message so
-   far counts that frame's unchecked length in ``needed``. Such a call is made with
-   ``read_message_into`` and a 1 MiB buffer instead.
-2. Without a limit, ``read_message()`` allocates the length a header claims before
-   reading the payload (``MemoryError`` from a 10-byte header). A stream whose headers
-   claim more than 1 MiB is read with a 1 MiB limit when the input asks for none (with
-   the variable set, claims of 2**50 bytes or more are left alone: their allocation
-   fails at once).
+The two findings of ``fuzzing/README.md`` (fixed) are replayed by
+``corpus/frame_reader/regression-*``.
 
 Run ``python fuzzing/fuzz_frame_reader.py [corpus dirs] [-runs=N | -max_total_time=S]``.
 """
@@ -64,7 +59,6 @@ from __future__ import annotations
 import array
 import contextlib
 import io
-import os
 import struct
 import sys
 from collections.abc import Iterator
@@ -108,9 +102,7 @@ DEFAULT = _frame_reader_py.DEFAULT_MAX_MESSAGE_SIZE
 SIZES = (None, 0, 1, 125, 126, 1024, 65536, DEFAULT)
 CAPS = (0, 1, 2, 5, 125, 126, 127, 1000, 4096, 4097, 16384, 16400, 70000, 1 << 20)
 LARGE = (4095, 4096, 4097, 16370, 16384, 16400, 40000, 70000)
-SAFE = 1 << 20  # the largest claimed length the harness allocates for
-HOPELESS = 1 << 50  # a claimed length whose allocation fails at once (MemoryError)
-KNOWN_BUGS = os.environ.get("BLAZEWS_FUZZ_KNOWN_BUGS", "0") == "1"
+SAFE = 1 << 20  # the largest buffer the harness allocates for a retry
 POOL_TIER = _frame_reader_py.READ_BUFFER_SIZE + 700  # an internal buffer of another size
 SENTINEL = 0xA5
 _FILL = bytes([SENTINEL]) * (max(CAPS) + 64)
@@ -357,9 +349,9 @@ class Model:
             return ("TypeError",), ()
         needs: list[int] = []
         size = len(self.partial)
-        if self.opcode and cap is not None and size > cap:
-            cap = size + (self.items[self.index].length if self.pending else 0)
-            needs.append(cap)
+        # Resuming a message, over a pending header or not, is no special case: the
+        # message so far waits for the next data frame, checked like every other
+        # (then a buffer smaller than the message so far needs it and that frame).
         while True:
             item = self.items[self.index]
             if item.kind == "eof":
@@ -391,7 +383,7 @@ class Model:
             if cap is not None and item.length > cap - size:
                 cap = size + item.length
                 needs.append(cap)
-                if cap >= HOPELESS:
+                if cap > SAFE:  # the harness does not retry
                     return ("BufferTooSmall", cap), tuple(needs)
             if item.truncated:
                 self.broken = True
@@ -572,7 +564,7 @@ class Driver:
                         last = needs[-1] if needs else buf.cap
                         assert exc.needed > last, f"needed {exc.needed} after {last}"
                         needs.append(exc.needed)
-                        if exc.needed >= HOPELESS:  # no buffer that large (the second finding)
+                        if exc.needed > SAFE:  # no buffer that large
                             raise
                         buf = Buffer(BYTEARRAY, exc.needed)
                 payload = buf.payload(n)
@@ -618,27 +610,24 @@ class Driver:
 
 def run_model(
     stream: bytes, limit: int | None, every: int, ops: list[Op]
-) -> tuple[list[Op], list[bool], dict[str, Any]]:
-    """What the model says of the calls; the calls to make (see :data:`KNOWN_BUGS`),
-    and for each whether it meets a message left unfinished with a header pending."""
+) -> tuple[list[bool], dict[str, Any]]:
+    """What the model says of the calls, and for each whether it is a
+    ``read_message_into`` left with a ``BufferTooSmall`` larger than the harness
+    retries with (``SAFE``)."""
     model = Model(stream, limit, every)
-    plan = []
-    resuming = []
     results = []
     for op in ops:
-        resume = bool(model.opcode and model.pending)
-        if resume and op.method != FRAME and not KNOWN_BUGS:
-            # the first finding: read_message_into with room for the message so far
-            op = Op(INTO, BYTEARRAY, max(CAPS), True)
-        plan.append(op)
-        resuming.append(resume)
         if op.method == FRAME:
             results.append(model.read_frame(op.cap, op.ok_buffer, op.retry))
         else:
             cap = None if op.method == MESSAGE else op.cap
             results.append(model.read_message(cap, op.method == MESSAGE or op.ok_buffer))
+    given_up = [
+        op.method == INTO and result[0][0] == "BufferTooSmall"
+        for op, result in zip(ops, results, strict=True)
+    ]
     expected = {"results": results, "controls": model.controls, "close": model.close}
-    return plan, resuming, expected
+    return given_up, expected
 
 
 def run_reference(
@@ -647,34 +636,25 @@ def run_reference(
     limit: int | None,
     every: int,
     ops: list[Op],
-    resuming: list[bool],
+    given_up: list[bool],
     pool: Any,
 ) -> list[Any]:
     """A fresh reader given the same calls with ``read_message()`` for every message
-    read (calls with a refused buffer left out): the outcome of each."""
+    read (calls with a refused buffer left out): the outcome of each. A
+    ``read_message_into`` whose ``BufferTooSmall`` was not retried (too large) is made
+    as it is: ``read_message()`` would read that message, and the readers part ways."""
     driver = Driver(cls, io.BytesIO(stream), limit, every, pool)
     outcomes: list[Any] = []
-    for op, resume in zip(ops, resuming, strict=True):
+    for op, keep in zip(ops, given_up, strict=True):
         if op.method != MESSAGE and not op.ok_buffer:
             outcomes.append(None)
         elif op.method == FRAME:
             outcomes.append(driver.read_frame(op)[0])
-        elif resume and not KNOWN_BUGS:  # the first finding: read_message_into, as planned
+        elif keep:
             outcomes.append(driver.read_message(op)[0])
         else:
             outcomes.append(driver.read_message(Op(MESSAGE, BYTEARRAY, 0, False))[0])
     return outcomes
-
-
-def safe_limit(limit: int | None, stream: bytes) -> int | None:
-    """The limit to read ``stream`` with: ``limit``, unless it is ``None`` and a header
-    claims more than the harness can allocate (the second finding)."""
-    if limit is not None:
-        return limit
-    for item in parse(stream):
-        if item.length > SAFE and not (KNOWN_BUGS and item.length >= HOPELESS):
-            return DEFAULT
-    return None
 
 
 def _diff(a: dict[str, Any], b: dict[str, Any]) -> str:
@@ -700,15 +680,14 @@ def test_one_input(data: bytes) -> None:
     cuts = inp.cuts(16, 300)
     stream = build_stream(inp, (flags >> 1) & 3) if flags & 0x01 else inp.rest()
 
-    limit = safe_limit(limit, stream)
-    ops, resuming, expected = run_model(stream, limit, every, ops)
+    given_up, expected = run_model(stream, limit, every, ops)
 
     # A pool shared by the readers: each after the first gets a used internal buffer.
     pool = BufferPool(tiers=(POOL_TIER,)) if flags & 0x08 else None
     with close_utf8(_kernels_py.validate_utf8):
         cls = _frame_reader_py.FrameReader
         got = Driver(cls, ShortReads(stream, cuts), limit, every, pool).run(ops)
-        reference = run_reference(cls, stream, limit, every, ops, resuming, pool)
+        reference = run_reference(cls, stream, limit, every, ops, given_up, pool)
     assert got == expected, f"pure != model: {_diff(got, expected)}"
     for i, (outcome, (result, _)) in enumerate(zip(reference, got["results"], strict=True)):
         assert outcome is None or outcome == result, (

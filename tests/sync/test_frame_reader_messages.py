@@ -12,6 +12,7 @@ import os
 import random
 import socket
 import struct
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from blazews.exceptions import (
 from blazews.sansio.frames import MessageType, Opcode
 from blazews.sansio.protocol import Side
 from blazews.sync import FrameReader
+from tests.helpers import MiB
 from tests.sync.support import LENGTHS, build, core_events, random_stream
 
 # -- messages ----------------------------------------------------------------------------
@@ -484,3 +486,179 @@ def test_an_exception_from_on_control_keeps_the_message() -> None:
         buf[:] = bytes(10)
         assert read_with(reader, method, buf) == (MessageType.TEXT, b"hello!")
         assert calls == [b"1", b"2"]
+
+
+# -- a message resumed over a frame read_frame_into left pending -------------------------
+
+
+def leave_pending(after: bytes, limit: int | None, calls: list[bytes]) -> FrameReader:
+    """A reader in the middle of a text message ("a", then a ping whose ``on_control``
+    raises), with the header of ``after`` read by ``read_frame_into``
+    (``BufferTooSmall``) and left pending: the message reads must check it."""
+
+    def on_control(opcode: Opcode, payload: bytes) -> None:
+        calls.append(payload)
+        if len(calls) == 1:
+            raise RuntimeError("first control frame refused")
+
+    stream = build(Opcode.TEXT, b"a", fin=False) + build(Opcode.PING, b"x") + after
+    reader = FrameReader(io.BytesIO(stream), max_message_size=limit, on_control=on_control)
+    with pytest.raises(RuntimeError):
+        reader.read_message()  # the message so far is kept
+    with pytest.raises(BufferTooSmall):
+        reader.read_frame_into(bytearray(0))  # the next header, pending now
+    return reader
+
+
+@pytest.mark.parametrize(
+    ("after", "limit", "error", "code"),
+    [
+        (build(Opcode.BINARY, b"zz") + build(Opcode.CONT, b"b"), 1024, ProtocolError, 1002),
+        (build(Opcode.TEXT, b"zz"), 1024, ProtocolError, 1002),
+        (build(Opcode.CONT, b"zz", rsv=0x40), 1024, ProtocolError, 1002),
+        (build(Opcode.CONT, b"z" * 2000), 1024, MessageTooBig, 1009),
+        (build(Opcode.CONT, b"", length=1 << 40), 1024, MessageTooBig, 1009),  # no MemoryError
+        (build(Opcode.CONT, b"z" * 1023), 1023, MessageTooBig, 1009),  # 1 + 1023 bytes
+    ],
+    ids=["new-binary", "new-text", "rsv1", "2000-bytes", "claims-1-TiB", "one-byte-over"],
+)
+@pytest.mark.parametrize("method", ["read_message", "read_message_into"])
+def test_a_frame_left_pending_by_read_frame_into_is_checked_when_a_message_resumes(
+    after: bytes, limit: int, error: type[Exception], code: int, method: str
+) -> None:
+    calls: list[bytes] = []
+    reader = leave_pending(after, limit, calls)
+    buf = bytearray(100)
+    with pytest.raises(error) as info:
+        read_with(reader, method, buf)
+    assert info.value.close_code == code  # type: ignore[attr-defined]
+    for other in ("read_message", "read_message_into"):  # final, whichever method
+        with pytest.raises(error) as again:
+            read_with(reader, other, buf)
+        assert again.value is info.value
+    assert calls == [b"x"]
+
+
+@pytest.mark.parametrize("method", ["read_message", "read_message_into"])
+def test_a_control_frame_left_pending_is_handed_over_when_a_message_resumes(method: str) -> None:
+    # A ping's payload never lands in the message: the pending ping goes to on_control.
+    after = build(Opcode.PING, b"yy", key=b"abcd") + build(Opcode.CONT, b"bc", key=b"efgh")
+    calls: list[bytes] = []
+    reader = leave_pending(after, 1024, calls)
+    assert read_with(reader, method, bytearray(100)) == (MessageType.TEXT, b"abc")
+    assert calls == [b"x", b"yy"]
+
+
+@pytest.mark.parametrize("method", ["read_message", "read_message_into"])
+def test_a_valid_frame_left_pending_completes_the_message(method: str) -> None:
+    after = build(Opcode.CONT, b"bc", fin=False, key=b"abcd") + build(Opcode.CONT, b"d")
+    reader = leave_pending(after, 1024, [])
+    assert read_with(reader, method, bytearray(100)) == (MessageType.TEXT, b"abcd")
+
+
+def test_buffer_too_small_counts_only_a_checked_frame() -> None:
+    # A buffer smaller than the message so far: ``needed`` is that message plus the
+    # next frame once it passed the checks, never a length they would refuse.
+    reader = leave_pending(build(Opcode.CONT, b"", length=1 << 40), 125, [])
+    with pytest.raises(MessageTooBig):  # was BufferTooSmall(1 + 2**40)
+        reader.read_message_into(bytearray(0))
+    reader = leave_pending(build(Opcode.CONT, b"new", rsv=0x20), 125, [])
+    with pytest.raises(ProtocolError) as info:
+        reader.read_message_into(bytearray(0))
+    assert info.value.close_code == 1002
+    reader = leave_pending(build(Opcode.CONT, b"bcd", key=b"abcd"), 125, [])
+    with pytest.raises(BufferTooSmall) as too_small:
+        reader.read_message_into(bytearray(0))
+    assert too_small.value.needed == 4  # "a" and "bcd"
+    buf = bytearray(4)
+    assert reader.read_message_into(buf) == (MessageType.TEXT, 4)
+    assert buf == b"abcd"
+
+
+# -- without a limit, memory follows the bytes received ----------------------------------
+
+
+class ShortReads(io.BytesIO):
+    """A stream whose ``readinto`` returns at most ``most`` bytes."""
+
+    def __init__(self, data: bytes, most: int) -> None:
+        super().__init__(data)
+        self.most = most
+
+    def readinto(self, buffer: Any) -> int:
+        return super().readinto(memoryview(buffer)[: self.most])
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        bytes.fromhex("827f1000000000000000"),  # claims 2**60 bytes, sends none
+        build(Opcode.BINARY, b"abc", length=(1 << 63) - 1, key=b"abcd"),
+        build(Opcode.TEXT, b"x", fin=False) + build(Opcode.CONT, b"yz", length=1 << 62),
+    ],
+    ids=["2**60", "2**63-1-masked", "fragment-2**62"],
+)
+def test_a_claimed_length_allocates_nothing_without_a_limit(stream: bytes) -> None:
+    reader = FrameReader(io.BytesIO(stream), max_message_size=None)
+    with pytest.raises(ProtocolError) as info:  # not MemoryError
+        reader.read_message()
+    assert info.value.close_code == 1006
+    with pytest.raises(ValueError):  # the payload was cut short: out of step
+        reader.read_message()
+
+
+@pytest.mark.parametrize("second", [False, True], ids=["one-frame", "second-fragment"])
+def test_memory_follows_the_bytes_received_without_a_limit(second: bool) -> None:
+    sent = 3 * MiB
+    head = build(Opcode.BINARY, b"x" * 10, fin=False) if second else b""
+    frame = build(Opcode.CONT if second else Opcode.BINARY, b"", length=256 * MiB)
+    source = io.BytesIO(head + frame + bytes(sent))  # 3 MiB of a 256 MiB claim
+    reader = FrameReader(source, max_message_size=None)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ProtocolError) as info:
+            reader.read_message()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert info.value.close_code == 1006
+    assert peak < 3 * sent  # what arrived, not what was claimed
+
+
+@pytest.mark.parametrize("most", [None, 5000, 70000], ids=["whole", "5000", "70000"])
+def test_large_frames_are_read_in_steps(most: int | None) -> None:
+    rng = random.Random(7)
+    one = rng.randbytes(5 * MiB + 3)  # read in steps of 1, 1, 2, then 1 MiB + 3
+    parts = [rng.randbytes(10), rng.randbytes(3 * MiB + 7), rng.randbytes(2 * MiB + 1)]
+    text = ("é€😀" * 300_000).encode()[: 2 * MiB + 5]
+    text = text[: len(text.decode(errors="ignore").encode())]  # whole characters
+    stream = (
+        build(Opcode.BINARY, one, key=b"\x01\x02\x03\x04")
+        + build(Opcode.BINARY, parts[0], fin=False, key=b"abcd")
+        + build(Opcode.PING, b"p", key=b"efgh")
+        + build(Opcode.CONT, parts[1], fin=False, key=b"ijkl")
+        + build(Opcode.CONT, parts[2], key=b"mnop")
+        + fragmented(Opcode.TEXT, text, [MiB + 1, 2 * MiB - 1])
+        + build(Opcode.TEXT, text)
+        + build(Opcode.BINARY, b"after")
+    )
+    source = io.BytesIO(stream) if most is None else ShortReads(stream, most)
+    calls: list[tuple[Opcode, bytes]] = []
+    reader = FrameReader(
+        source, max_message_size=None, on_control=lambda op, p: calls.append((op, p))
+    )
+    assert reader.read_message() == (MessageType.BINARY, one)
+    assert reader.read_message() == (MessageType.BINARY, b"".join(parts))
+    assert reader.read_message() == (MessageType.TEXT, text)
+    assert reader.read_message() == (MessageType.TEXT, text)
+    assert reader.read_message() == (MessageType.BINARY, b"after")
+    assert calls == [(Opcode.PING, b"p")]
+    with pytest.raises(EOFError):
+        reader.read_message()
+
+
+def test_invalid_utf8_in_a_large_fragment() -> None:
+    stream = build(Opcode.TEXT, b"ok", fin=False) + build(Opcode.CONT, b"a" * (3 * MiB) + b"\xff")
+    with pytest.raises(ProtocolError) as info:
+        FrameReader(io.BytesIO(stream), max_message_size=None).read_message()
+    assert info.value.close_code == 1007

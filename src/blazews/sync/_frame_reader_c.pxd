@@ -3,7 +3,7 @@
 
 cimport cython
 
-cdef Py_ssize_t _DIRECT
+cdef Py_ssize_t _DIRECT, _GROW
 cdef tuple _OPCODES, _TYPES
 cdef bint _COMPILED
 
@@ -80,6 +80,9 @@ cdef class FrameReader:
         k3="unsigned char",
     )
     cdef bytes _payload_bytes(self, Py_ssize_t length)
+
+    @cython.locals(chunks=list, done=Py_ssize_t, step=Py_ssize_t, chunk=bytearray)
+    cdef list _payload_chunks(self, Py_ssize_t length, bytearray out)
 
     cdef void _check(self) except *
 

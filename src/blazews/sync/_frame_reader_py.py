@@ -45,6 +45,10 @@ READ_BUFFER_SIZE = 16384
 """Size of a reader's internal buffer, in bytes."""
 
 _DIRECT = 4096  # payload bytes still missing beyond which reads go to the caller's buffer
+# read_message() allocates a frame's payload up to this length at once; a longer one
+# in chunks, each allocated once the bytes before it arrived (_payload_chunks): a
+# header's claim alone allocates nothing, even with no max_message_size.
+_GROW = 1 << 20
 
 # Opcode and MessageType members by number: cheaper than calling the enum.
 _OPCODES: tuple[Any, ...] = tuple(
@@ -153,6 +157,8 @@ class FrameReader:
         :class:`~blazews.exceptions.ConnectionClosedOK` (codes 1000, 1001 or none)
         or :class:`~blazews.exceptions.ConnectionClosedError` (any other code),
         whose ``rcvd`` is the close frame, also kept in :attr:`close_rcvd`.
+        A frame whose header :meth:`read_frame_into` read and left pending
+        (``BufferTooSmall``) is checked like any other when a message read takes it.
         These protocol errors, and the close, are final for messages: every later
         ``read_message[_into]`` raises the same exception again (the connection is
         to be closed with its ``close_code``); :meth:`read_frame_into` still reads
@@ -402,9 +408,42 @@ class FrameReader:
                 else:
                     mask_bytes(self._key(), view[start : start + length], 0)
             return view[start : start + length].tobytes()  # cheaper than bytes(view)
+        if length > _GROW:
+            return b"".join(self._payload_chunks(length, None))
         out = bytearray(length)
         self._payload_into(out, out, 0, length)
         return bytes(out)
+
+    def _payload_chunks(self, length: int, out: bytearray | None) -> list[bytearray]:
+        """Read the pending frame's payload, unmasked, in chunks allocated as it arrives.
+
+        For a payload longer than ``_GROW``: each chunk is at most max(``_GROW``, the
+        payload bytes before it) long and is allocated only once the bytes before it
+        were received, so that memory follows the bytes received, not the length the
+        header claims (there may be no limit). Each chunk is appended to ``out`` as
+        soon as it is read (and an empty list returned), or else returned in a list
+        (``b"".join`` makes the payload with one copy). An error in the middle of
+        the payload leaves the reader out of step (``_broken``).
+        """
+        self._hdr = False
+        chunks = []
+        done = 0
+        try:
+            while done < length:
+                step = min(length - done, max(_GROW, done))
+                chunk = bytearray(step)
+                self._read_payload(memoryview(chunk), 0, step)
+                if self._h_masked:
+                    mask_bytes(self._key(), chunk, done)
+                if out is None:
+                    chunks.append(chunk)
+                else:
+                    out += chunk
+                done += step
+        except BaseException:
+            self._broken = True
+            raise
+        return chunks
 
     def _check(self) -> None:
         if self._view is None:
@@ -464,7 +503,14 @@ class FrameReader:
         return error
 
     def _next_data_frame(self, size: int) -> None:
-        """Read headers until a data frame of the message is pending.
+        """Read headers until a data frame of the message is pending, and check it.
+
+        The one way the message reads take a frame: every call checks the pending
+        header (RSV bits, frame order, control opcodes, ``max_message_size``) against
+        the message as it is now, whoever read that header: this call, an earlier
+        message read that raised ``BufferTooSmall`` (the message has not changed since:
+        checking again is harmless), or :meth:`read_frame_into` (which checks none of
+        this). So a message read never assumes a pending header was checked.
 
         Control frames on the way are read whole: pings and pongs go to
         :attr:`on_control` (or are skipped), a close frame ends the reading. ``size``
@@ -549,7 +595,10 @@ class FrameReader:
                 fragmented message, the fragments read so far are kept by the reader
                 (copied out of ``buf``) with the frame that did not fit, and
                 ``needed`` is their size plus that frame's: a lower bound, as more
-                fragments may follow. Control frames before it were consumed.
+                fragments may follow. Control frames before it were consumed. That
+                frame has passed the message checks: a resumed message whose
+                fragments alone overflow ``buf`` reads and checks its next frame
+                before raising, so ``needed`` never counts a frame to be refused.
             EOFError: The input ended at a message boundary.
             ProtocolError: See the class description (1002, 1006, 1007;
                 :class:`~blazews.exceptions.MessageTooBig` for 1009).
@@ -571,22 +620,21 @@ class FrameReader:
             buf = _byte_view(buf)
         out = buf
         cap = len(buf)
-        pos = 0
+        # Resuming a message: its bytes so far stay in ``partial`` until the next
+        # frame, checked like any other, fits in ``buf`` after them.
         partial = self._partial
-        if partial is not None:  # resume the message a BufferTooSmall interrupted
-            pos = len(partial)
-            if pos > cap:
-                raise BufferTooSmall(pos + (self._h_length if self._hdr else 0), cap)
-            _pyview(buf)[:pos] = partial
-            self._partial = None
+        pos = 0 if partial is None else len(partial)
         try:
             while True:
                 self._next_data_frame(pos)
                 length = self._h_length
                 if length > cap - pos:
-                    if self._msg_opcode:
+                    if partial is None and self._msg_opcode:
                         self._partial = bytearray(_pyview(buf)[:pos])
                     raise BufferTooSmall(pos + length, cap)
+                if partial is not None:
+                    _pyview(buf)[:pos] = partial
+                    self._partial = partial = None
                 if not self._msg_opcode:
                     self._start_message()
                 fin = self._h_fin
@@ -601,8 +649,9 @@ class FrameReader:
         except BufferTooSmall:
             raise
         except BaseException:
-            # A resumable error (a timeout while reading a header): keep what was read.
-            if self._msg_opcode and self._error is None and not self._broken:
+            # A resumable error (a timeout while reading a header): keep what was read
+            # (still in ``self._partial`` if it was not copied to ``buf`` yet).
+            if partial is None and self._msg_opcode and self._error is None and not self._broken:
                 self._partial = bytearray(_pyview(buf)[:pos])
             raise
 
@@ -611,7 +660,10 @@ class FrameReader:
 
         A message of one frame is unmasked in the internal buffer and copied once,
         into the returned bytes; a fragmented one is joined in a bytearray of the
-        reader's, then copied into the returned bytes.
+        reader's, then copied into the returned bytes. A frame longer than 1 MiB is
+        read in chunks, each allocated once the bytes before it arrived (a chunk is at
+        most as long as them, or 1 MiB): memory follows the bytes received, not the
+        length a header claims, also with ``max_message_size=None``.
 
         Returns:
             The message type and the payload (UTF-8 bytes for a text message: decode
@@ -629,25 +681,26 @@ class FrameReader:
         self._check()
         if self._error is not None:
             raise self._error
-        partial = self._partial
-        if partial is None:
-            self._next_data_frame(0)
-            opcode = self._h_opcode
-            if self._h_fin:  # a message in one frame: no assembly
-                payload = self._payload_bytes(self._h_length)
-                if opcode == 0x1 and not validate_utf8(payload):
-                    raise self._fail(ProtocolError("invalid UTF-8 in a text message", 1007))
-                return _TYPES[opcode], payload
-            self._start_message()
-            partial = self._partial = bytearray()
+        partial = self._partial  # a message being resumed, or None
+        pos = 0 if partial is None else len(partial)
         while True:
-            if not self._hdr:
-                self._next_data_frame(len(partial))
+            self._next_data_frame(pos)
             fin = self._h_fin
-            pos = len(partial)
+            if partial is None:  # the message's first frame
+                if fin:  # a message in one frame: no assembly
+                    opcode = self._h_opcode
+                    payload = self._payload_bytes(self._h_length)
+                    if opcode == 0x1 and not validate_utf8(payload):
+                        raise self._fail(ProtocolError("invalid UTF-8 in a text message", 1007))
+                    return _TYPES[opcode], payload
+                self._start_message()
+                partial = self._partial = bytearray()
             length = self._h_length
-            partial.extend(bytes(length))
-            self._payload_into(partial, partial, pos, length)
+            if length > _GROW:
+                self._payload_chunks(length, partial)
+            else:
+                partial.extend(bytes(length))
+                self._payload_into(partial, partial, pos, length)
             if self._msg_opcode == 0x1:
                 self._check_text(memoryview(partial)[pos:], fin)
             if fin:
@@ -655,6 +708,7 @@ class FrameReader:
                 self._msg_opcode = 0
                 self._partial = None
                 return _TYPES[kind], bytes(partial)
+            pos = len(partial)
 
     # -- lifetime --------------------------------------------------------------------
 
