@@ -19,10 +19,11 @@ import os
 import time
 from typing import Any, cast
 
+from .._inspect import ConnectionInfo
 from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..options import ConnectionOptions
 from ..sansio.frames import MaskLater
-from ..sansio.http11 import Headers, Request, Response
+from ..sansio.http11 import Request, Response
 from ..sansio.protocol import Protocol, State
 from ._receive import ReceiveBuffer
 from ._send import Outbox
@@ -34,7 +35,7 @@ logger = logging.getLogger("blazews")
 _DEFAULTS = ConnectionOptions()
 
 
-class BaseConnection(ReceiveBuffer):
+class BaseConnection(ConnectionInfo, ReceiveBuffer):
     """An asyncio connection without a message API: see :class:`~blazews.Connection`.
 
     Built with ``__slots__`` (its attributes cost no per-instance dictionary, ~1.4 KiB
@@ -297,42 +298,12 @@ class BaseConnection(ReceiveBuffer):
                 self.transport.abort()
             await self._closed
 
+    def _transport_closed(self) -> bool:
+        return self._closed.done()
+
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed."""
         await asyncio.shield(self._closed)
-
-    @property
-    def state(self) -> State:
-        """The connection's :class:`~blazews.sansio.protocol.State`."""
-        return self.protocol.state
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code received (1005 if the frame had none); 1006 once the
-        connection closed without a close frame; ``None`` while neither happened."""
-        close = self.protocol.received_close(self._closed.done())
-        return None if close is None else close.code
-
-    @property
-    def close_reason(self) -> str | None:
-        """The close reason received; ``""`` once closed without one; ``None`` before."""
-        close = self.protocol.received_close(self._closed.done())
-        return None if close is None else close.reason
-
-    @property
-    def subprotocol(self) -> str | None:
-        """The negotiated subprotocol, or ``None``."""
-        return getattr(self.protocol, "subprotocol", None)
-
-    @property
-    def request_headers(self) -> Headers | None:
-        """The opening request's headers."""
-        return None if self.request is None else self.request.headers
-
-    @property
-    def response_headers(self) -> Headers | None:
-        """The opening response's headers."""
-        return None if self.response is None else self.response.headers
 
     @property
     def local_address(self) -> Any:

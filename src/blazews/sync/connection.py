@@ -31,11 +31,12 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._inspect import ConnectionInfo
 from ..buffers import _MASK_PIECE, _SEND_PIECES
 from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 from ..options import ConnectionOptions
 from ..sansio.frames import MaskLater, MessageType
-from ..sansio.http11 import Headers, Request, Response
+from ..sansio.http11 import Request, Response
 from ..sansio.protocol import Message, Ping, Pong, Protocol, State
 
 __all__ = ["Connection", "PongWaiter"]
@@ -114,7 +115,7 @@ def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
-class Connection:
+class Connection(ConnectionInfo):
     """An open WebSocket connection over a blocking socket, client or server.
 
     Obtained from :func:`blazews.sync.connect` or passed to the handler of
@@ -694,39 +695,8 @@ class Connection:
 
     # -- state -----------------------------------------------------------------------
 
-    @property
-    def state(self) -> State:
-        """The connection's :class:`~blazews.sansio.protocol.State`."""
-        return self.protocol.state
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code received (1005 if the frame had none); 1006 once the
-        connection closed without a close frame; ``None`` while neither happened.
-        Set as soon as the peer's close frame arrives, as in the asyncio front end."""
-        close = self.protocol.received_close(self._closed_event.is_set())
-        return None if close is None else close.code
-
-    @property
-    def close_reason(self) -> str | None:
-        """The close reason received; ``""`` once closed without one; ``None`` before."""
-        close = self.protocol.received_close(self._closed_event.is_set())
-        return None if close is None else close.reason
-
-    @property
-    def subprotocol(self) -> str | None:
-        """The negotiated subprotocol, or ``None``."""
-        return getattr(self.protocol, "subprotocol", None)
-
-    @property
-    def request_headers(self) -> Headers | None:
-        """The opening request's headers."""
-        return None if self.request is None else self.request.headers
-
-    @property
-    def response_headers(self) -> Headers | None:
-        """The opening response's headers."""
-        return None if self.response is None else self.response.headers
+    def _transport_closed(self) -> bool:
+        return self._closed_event.is_set()
 
     @property
     def local_address(self) -> Any:
