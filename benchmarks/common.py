@@ -68,10 +68,7 @@ def machine_info() -> dict[str, Any]:
     """Describe the machine and the blazews build a run measures."""
     import blazews
 
-    try:
-        from blazews.sansio.protocol import CODEC as codec
-    except ImportError:
-        codec = "python"
+    codec = blazews.implementation_report().get("sansio._protocol", "python")
     try:  # the levels the kernel benchmarks run, even when the core runs pure Python
         from blazews._native import _kernels as native
     except ImportError:

@@ -149,3 +149,14 @@ def test_instruction_count_attributes_objects_by_package_directory() -> None:
     if "uvloop" in package_dirs():
         assert code_of(os.path.join(package_dirs()["uvloop"], "loop.so")) == "uvloop"
         assert not package_dirs()["uvloop"].startswith(blazews_dir)
+
+
+def test_machine_info_reports_the_build_that_runs() -> None:
+    # Every report carries it; it once read a status name the package no longer has
+    # and said "python" for a compiled core.
+    import blazews
+    from benchmarks.common import machine_info
+
+    info = machine_info()
+    assert info["implementation"] == blazews.IMPLEMENTATION
+    assert info["codec"] == blazews.implementation_report()["sansio._protocol"]
