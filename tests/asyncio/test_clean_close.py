@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 
 import blazews
 from blazews import Listener, ListenerConnection, MessageType
-from tests.helpers import blocking_client, frame
+from tests.helpers import RawServer, blocking_client, frame
 
 
 def _keep_sending_then_read_to_the_end(sock: socket.socket, first: bytes) -> bytes:
@@ -117,3 +118,28 @@ async def test_a_peer_that_never_sends_its_fin_is_cut_off_after_close_timeout() 
                 await asyncio.sleep(0.02)
             assert not server.connections
             assert time.monotonic() - started < 5
+
+
+async def test_a_failed_client_with_a_large_send_pending_closes_in_time() -> None:
+    # A client's message over 1 MiB goes out a piece at a time (its outbox); the close
+    # frame of a failure queues behind it. A server that reads nothing and keeps the
+    # socket open must not keep the client's connection forever.
+    release = threading.Event()
+
+    def stalls_then_breaks_the_protocol(sock: socket.socket) -> None:
+        time.sleep(0.2)  # the client's send is under way, its outbox full
+        sock.sendall(bytes([0x83, 0x00]))  # a reserved opcode: the client fails (1002)
+        release.wait(10)  # reads nothing, closes nothing
+
+    server = RawServer(stalls_then_breaks_the_protocol)
+    try:
+        conn = await blazews.connect(
+            f"ws://127.0.0.1:{server.port}/", close_timeout=0.3, ping_interval=None
+        )
+        sending = asyncio.create_task(conn.send(bytes(8 * 1024 * 1024)))
+        await asyncio.wait_for(conn.wait_closed(), 5)
+        assert conn.close_code == 1006 or conn.protocol.close_sent is not None
+        with pytest.raises(blazews.ConnectionClosed):
+            await sending
+    finally:
+        release.set()

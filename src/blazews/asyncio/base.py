@@ -176,7 +176,12 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
             return
         if self.protocol.close_transport():
             if self._out is not None:
-                return  # the close frame waits in the outbox: _pump comes back here
+                # The close frame waits in the outbox: _pump comes back here once it
+                # is written, and a peer that stops reading gets close_timeout.
+                if self._close_timer is None and self.options.close_timeout is not None:
+                    timeout = self.options.close_timeout
+                    self._close_timer = self.loop.call_later(timeout, transport.abort)
+                return
             self._shut_down(transport)
         elif self._close_timer is None and self.options.close_timeout is not None:
             # A client waits for the server to close the TCP connection, within bounds.
