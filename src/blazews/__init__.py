@@ -26,6 +26,7 @@ from .asyncio import (
     ListenerConnection,
     Server,
     ServerConnection,
+    broadcast,
     connect,
     connect_listener,
     serve,
@@ -48,6 +49,7 @@ from .exceptions import (
     ProtocolError,
 )
 from .options import ClientOptions, ConnectionOptions, ServerOptions
+from .sansio.broadcast import BroadcastResult
 from .sansio.client import ClientProtocol
 from .sansio.extensions import ClientExtensionFactory, Extension, ServerExtensionFactory
 from .sansio.frames import Close, CloseCode, Frame, MaskLater, MessageType, Opcode
@@ -68,6 +70,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "IMPLEMENTATION",
     "BlazeWSError",
+    "BroadcastResult",
     "BufferPool",
     "BufferTooSmall",
     "ClientConnection",
@@ -112,6 +115,7 @@ __all__ = [
     "Side",
     "State",
     "apply_mask",
+    "broadcast",
     "connect",
     "connect_listener",
     "cpu_features",

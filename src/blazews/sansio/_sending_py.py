@@ -132,6 +132,25 @@ class Writer:
                 rsv |= bits
         self._write_frame((0x80 if fin else 0) | rsv | opcode, data)
 
+    def send_prepared(self, frame: Any) -> None:
+        """Queue a whole data frame built beforehand, for a server connection.
+
+        For :class:`~blazews.sansio.broadcast.PreparedMessage`, which builds a
+        message's frame once for every connection that would encode it the same
+        way (a server's frames are unmasked, so their bytes do not depend on the
+        connection). The frame goes out as it is: the caller vouches that this
+        connection would have built the same bytes (same extensions' output).
+
+        Raises:
+            ConnectionClosed: The connection is not open.
+            ValueError: This is a client connection (its frames are masked).
+        """
+        if self.state is not _OPEN:
+            raise self.close_exc()
+        if self._is_client:
+            raise ValueError("a prepared frame is unmasked: only a server may send one")
+        self._out.append(frame)
+
     def send_ping(self, data: Any = b"") -> None:
         """Queue a ping (payload at most 125 bytes)."""
         self._check_open()

@@ -17,6 +17,7 @@ The same API as :mod:`blazews.asyncio`, without ``await``::
         print(conn.recv())
 """
 
+from .broadcast import broadcast
 from .client import ClientConnection, connect
 from .connection import Connection, PongWaiter
 from .frame_reader import FrameReader
@@ -29,6 +30,7 @@ __all__ = [
     "PongWaiter",
     "Server",
     "ServerConnection",
+    "broadcast",
     "connect",
     "serve",
 ]

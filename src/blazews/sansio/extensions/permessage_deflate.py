@@ -295,6 +295,22 @@ class PerMessageDeflate(Extension):
         return self._inflate_backend.name
 
     @property
+    def shared_key(self) -> tuple[Any, ...] | None:
+        """What makes this connection's compressed messages what they are, or ``None``.
+
+        Without context takeover in our direction (the server's default), a
+        message compresses to the same bytes on every connection with the same key
+        (backend, window bits, level, memLevel, threshold, whether incompressible
+        messages go as they are): a broadcast compresses it once per key. ``None``
+        when each connection must compress on its own: context takeover (the
+        compressor's history is the connection's), or a fragmented compressed
+        message being sent.
+        """
+        if not self.local_no_context_takeover or self._out_compressed:
+            return None
+        return (self._key, self._can_compress, self.compress_threshold, self.skip_incompressible)
+
+    @property
     def holds_compressor(self) -> bool:
         """Whether the connection holds a compressor now (lazy, pooled or kept)."""
         return self._compressor is not None

@@ -1,0 +1,219 @@
+"""blazews.broadcast: one frame for many connections, and each slow-consumer policy
+against a real slow reader (a raw socket client that never reads, small buffers)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from typing import Any
+
+import pytest
+
+import blazews
+from blazews import Listener, ListenerConnection, MessageType
+from blazews.sansio.extensions import permessage_deflate
+from tests.helpers import CLOSE, blocking_client, parse_frames
+
+KiB = 1024
+
+
+async def _wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def _hold(conn: blazews.ServerConnection) -> None:
+    await conn.wait_closed()
+
+
+async def _collect(conn: blazews.ClientConnection, into: list[Any]) -> None:
+    try:
+        async for message in conn:
+            into.append(message)
+    except blazews.ConnectionClosed:
+        pass
+
+
+def _server_socket(conn: Any) -> socket.socket:
+    return conn.transport.get_extra_info("socket")  # type: ignore[no-any-return]
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """Read until the server ends the TCP connection (blocking; in a thread)."""
+    sock.settimeout(20)
+    chunks = []
+    while True:
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def _close_code(frames: list[Any]) -> int:
+    last = frames[-1]
+    assert last.opcode == CLOSE
+    return int(struct.unpack("!H", last.payload[:2])[0])
+
+
+async def test_every_connection_gets_the_message_once() -> None:
+    async with blazews.serve(_hold, "127.0.0.1", 0, ping_interval=None) as server:
+        clients = [await blazews.connect(f"ws://127.0.0.1:{server.port}/") for _ in range(5)]
+        got: list[list[Any]] = [[] for _ in clients]
+        tasks = [asyncio.create_task(_collect(c, g)) for c, g in zip(clients, got, strict=True)]
+        await _wait_for(lambda: len(server.connections) == 5)
+        result = blazews.broadcast(server.connections, "hello")
+        assert result == blazews.BroadcastResult(delivered=5)
+        result = blazews.broadcast(server.connections, b"\x00\x01" * 300)
+        assert result.delivered == 5
+        await _wait_for(lambda: all(len(g) == 2 for g in got))
+        assert all(g == ["hello", b"\x00\x01" * 300] for g in got)
+        await clients[0].close()
+        await _wait_for(lambda: len(server.connections) == 4)
+        conns = [*server.connections, clients[0]]
+        assert blazews.broadcast(conns, "x").not_open == 1  # the closed client
+        for c in clients[1:]:
+            await c.close()
+        await asyncio.gather(*tasks)
+
+
+async def test_compressed_once_for_the_server_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = permessage_deflate._deflate
+
+    def counting(compressor: Any, payload: Any, mode: int) -> bytes:
+        calls.append(len(payload))
+        return real(compressor, payload, mode)
+
+    monkeypatch.setattr(permessage_deflate, "_deflate", counting)
+    message = '{"price": 101.25, "symbol": "ABC"}' * 30
+    async with blazews.serve(_hold, "127.0.0.1", 0, ping_interval=None) as server:
+        clients = [await blazews.connect(f"ws://127.0.0.1:{server.port}/") for _ in range(4)]
+        await _wait_for(lambda: len(server.connections) == 4)
+        calls.clear()
+        assert blazews.broadcast(server.connections, message).delivered == 4
+        assert calls == [len(message.encode())]  # once, not once per connection
+        for c in clients:
+            assert await asyncio.wait_for(c.recv(), 10) == message
+        for c in clients:
+            await c.close()
+
+
+class _Keep(Listener):
+    conns: list[ListenerConnection] = []  # noqa: RUF012 (the test's registry)
+    got: list[bytes] = []  # noqa: RUF012
+
+    def on_connect(self, conn: ListenerConnection) -> None:
+        self.conns.append(conn)
+
+
+async def test_listener_handles_and_server_connections_alike() -> None:
+    _Keep.conns = []
+    async with blazews.serve_listener(_Keep, "127.0.0.1", 0, ping_interval=None) as server:
+        clients = [await blazews.connect(f"ws://127.0.0.1:{server.port}/") for _ in range(3)]
+        await _wait_for(lambda: len(_Keep.conns) == 3)
+        assert blazews.broadcast(_Keep.conns, "one").delivered == 3
+        assert blazews.broadcast(server.connections, "two").delivered == 3
+        for c in clients:
+            assert await asyncio.wait_for(c.recv(), 10) == "one"
+            assert await asyncio.wait_for(c.recv(), 10) == "two"
+            await c.close()
+
+
+class _Echo(Listener):
+    def on_message(self, conn: ListenerConnection, kind: MessageType, payload: memoryview) -> None:
+        blazews.broadcast([conn], payload)  # from inside a callback, a borrowed payload
+
+
+async def test_from_inside_a_listener_callback() -> None:
+    async with blazews.serve_listener(_Echo, "127.0.0.1", 0, ping_interval=None) as server:
+        async with blazews.connect(f"ws://127.0.0.1:{server.port}/") as c:
+            await c.send(b"abc")
+            assert await asyncio.wait_for(c.recv(), 10) == b"abc"
+
+
+async def _slow_setup(server: blazews.Server) -> tuple[socket.socket, Any, Any, list[Any], Any]:
+    """A raw client that never reads (4 KiB receive buffer, the server's send buffer
+    cut to 4 KiB too) and a blazews client that reads everything."""
+    sock = await asyncio.to_thread(blocking_client, server.port, 4096)
+    await _wait_for(lambda: len(server.connections) == 1)
+    slow = next(iter(server.connections))
+    _server_socket(slow).setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    fast = await blazews.connect(f"ws://127.0.0.1:{server.port}/", max_queue=1024)
+    got: list[Any] = []
+    task = asyncio.create_task(_collect(fast, got))
+    await _wait_for(lambda: len(server.connections) == 2)
+    return sock, slow, fast, got, task
+
+
+async def _blast(server: blazews.Server, n: int, **kwargs: Any) -> list[blazews.BroadcastResult]:
+    results = []
+    for i in range(n):
+        results.append(blazews.broadcast(server.connections, i.to_bytes(4, "big") * 4096, **kwargs))
+        await asyncio.sleep(0)  # the fast reader's turn
+    return results
+
+
+async def test_skip_leaves_the_slow_reader_out_and_its_buffer_bounded() -> None:
+    async with blazews.serve(_hold, "127.0.0.1", 0, ping_interval=None) as server:
+        sock, slow, fast, got, task = await _slow_setup(server)
+        with sock:
+            results = await _blast(server, 100)
+            assert sum(r.skipped for r in results) > 50
+            assert sum(r.closed for r in results) == 0
+            assert all(r.delivered + r.skipped == 2 for r in results)
+            # Bounded: what was buffered before it counted as slow, plus one message.
+            assert slow.transport.get_write_buffer_size() <= 64 * KiB + 16 * KiB
+            await _wait_for(lambda: len(got) == 100)
+            assert [m[:4] for m in got] == [i.to_bytes(4, "big") for i in range(100)]
+            assert slow.protocol.state is blazews.State.OPEN  # skipped, not closed
+            await fast.close()
+        await task
+
+
+@pytest.mark.parametrize("code", [1008, 1013])
+async def test_close_closes_the_slow_reader_at_once(code: int) -> None:
+    async with blazews.serve(_hold, "127.0.0.1", 0, ping_interval=None, close_timeout=10) as server:
+        sock, _, fast, got, task = await _slow_setup(server)
+        with sock:
+            results = await _blast(server, 30, slow="close", close_code=code)
+            assert sum(r.closed for r in results) == 1
+            assert results[-1] == blazews.BroadcastResult(delivered=1, not_open=1)
+            data = await asyncio.to_thread(_read_all, sock)  # now it reads
+            frames = parse_frames(data)
+            assert _close_code(frames) == code
+            received = [f.payload[:4] for f in frames[:-1]]
+            assert received == [i.to_bytes(4, "big") for i in range(len(received))]
+            await _wait_for(lambda: len(got) == 30)
+            await fast.close()
+        await task
+
+
+async def test_queue_buffers_up_to_the_cap_then_closes() -> None:
+    async with blazews.serve(_hold, "127.0.0.1", 0, ping_interval=None, close_timeout=10) as server:
+        sock, _, fast, got, task = await _slow_setup(server)
+        with sock:
+            cap = 256 * KiB
+            results = await _blast(server, 60, slow="queue", max_queued=cap)
+            closed_at = next(i for i, r in enumerate(results) if r.closed)
+            # It got messages past the high-water mark (64 KiB), up to the cap.
+            assert closed_at * 16 * KiB > 64 * KiB + 4 * 16 * KiB
+            assert all(r.skipped == 0 for r in results)
+            assert sum(r.closed for r in results) == 1
+            data = await asyncio.to_thread(_read_all, sock)
+            frames = parse_frames(data)
+            assert _close_code(frames) == 1008
+            assert [f.payload[:4] for f in frames[:-1]] == [
+                i.to_bytes(4, "big") for i in range(len(frames) - 1)
+            ]
+            assert len(frames) - 1 >= closed_at  # what was queued reached it, in order
+            await _wait_for(lambda: len(got) == 60)
+            await fast.close()
+        await task
