@@ -12,6 +12,7 @@
     │   ├── InvalidStatus           the server answered with something other than 101
     │   ├── InvalidHeader           a header is missing, duplicated or malformed
     │   └── NegotiationError        a subprotocol or extension could not be agreed
+    ├── InvalidProxy                a proxy refused the tunnel or closed; carries status
     ├── InvalidURI                  the URL is not a ws:// or wss:// URL
     ├── BufferTooSmall              read_message_into got a buffer too small; carries needed
     └── ConcurrencyError            two coroutines or threads read (or wrote) at once
@@ -38,6 +39,7 @@ __all__ = [
     "ConnectionClosedOK",
     "InvalidHandshake",
     "InvalidHeader",
+    "InvalidProxy",
     "InvalidStatus",
     "InvalidURI",
     "MessageTooBig",
@@ -206,6 +208,24 @@ class InvalidHeader(InvalidHandshake):
 
 class NegotiationError(InvalidHandshake):
     """A subprotocol or an extension could not be negotiated."""
+
+
+class InvalidProxy(BlazeWSError):
+    """A proxy refused to open the tunnel, botched its answer, or closed the connection.
+
+    Attributes:
+        status: The proxy's HTTP status (407 authentication required, 403 forbidden,
+            502 bad gateway...), or ``None`` when it gave none (it closed, or a SOCKS
+            proxy refused).
+        response: The proxy's HTTP answer, when it gave one.
+    """
+
+    def __init__(
+        self, message: str, status: int | None = None, response: Response | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.response = response
 
 
 class InvalidURI(BlazeWSError):

@@ -25,6 +25,8 @@ from typing import Any, TypedDict, TypeVar
 from .sansio.extensions import ClientExtensionFactory, ServerExtensionFactory, with_compression
 from .sansio.http11 import Headers, Request, Response
 from .sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE
+from .sansio.proxy import ENVIRONMENT, parse_proxy
+from .sansio.reconnect import ProcessException
 from .sansio.server import SubprotocolSelector
 
 # What the coroutine entry points refuse, and why.
@@ -176,6 +178,30 @@ class ClientOptions(ConnectionOptions):
         server_hostname: Host name for TLS verification, if not the URL's.
         sock: An already connected socket to use instead of opening one.
         unix_path: Connect to this Unix socket path instead of the URL's host.
+        proxy: The proxy to connect through: a URL (``http://``, ``https://``,
+            ``socks5://``, ``socks5h://``, ``socks4://``, ``socks4a://``; credentials in
+            it are sent: Basic for HTTP), ``None`` for a direct connection, or
+            ``"environment"`` (the default): ``HTTPS_PROXY`` for ``wss://``,
+            ``HTTP_PROXY`` for ``ws://``, else ``ALL_PROXY``, unless ``NO_PROXY`` lists
+            the host, as ``urllib`` reads them. Not used with ``sock`` or ``unix_path``.
+            SOCKS needs the ``blazews[socks]`` extra (``python-socks``).
+        proxy_ssl: The :class:`ssl.SSLContext` for TLS to an ``https://`` proxy (a
+            default context when omitted).
+        reconnect_initial_delay: Reconnecting (``async for conn in connect(...)``):
+            the bound of the first delay after a failure, in seconds (1 s). The n-th
+            failure in a row waits a random time up to ``min(reconnect_max_delay,
+            reconnect_initial_delay * reconnect_factor ** n)`` (full jitter).
+        reconnect_max_delay: The longest wait between attempts (60 s); it also caps
+            how long a server's ``Retry-After`` is honoured.
+        reconnect_factor: The growth of the bound per failure in a row (2).
+        reconnect_reset_after: A connection open at least this many seconds (60 s)
+            resets the count of failures in a row.
+        process_exception: ``f(exc)`` decides, when reconnecting, whether an attempt's
+            failure or a lost connection's ``ConnectionClosed`` retries: it returns
+            ``None`` to retry, or the exception to raise. The default
+            (:func:`blazews.sansio.reconnect.default_process_exception`) retries
+            ``OSError``, timeouts, HTTP 5xx and 429, and closes 1001, 1006, 1011,
+            1012, 1013 and 1014.
     """
 
     origin: str | None = None
@@ -185,9 +211,25 @@ class ClientOptions(ConnectionOptions):
     server_hostname: str | None = None
     sock: socket.socket | None = None
     unix_path: str | None = None
+    proxy: str | None = ENVIRONMENT
+    proxy_ssl: ssl_module.SSLContext | None = None
+    reconnect_initial_delay: float = 1.0
+    reconnect_max_delay: float = 60.0
+    reconnect_factor: float = 2.0
+    reconnect_reset_after: float = 60.0
+    process_exception: ProcessException | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        for name in ("reconnect_initial_delay", "reconnect_max_delay", "reconnect_reset_after"):
+            _check_number(self, name, 0.0)
+        _check_number(self, "reconnect_factor", 1.0)
+        if self.process_exception is not None and not callable(self.process_exception):
+            raise TypeError(f"process_exception must be callable, not {self.process_exception!r}")
+        _check_type(self, "proxy", str, none=True)
+        if self.proxy is not None and self.proxy != ENVIRONMENT:
+            parse_proxy(self.proxy)
+        _check_type(self, "proxy_ssl", ssl_module.SSLContext, none=True)
         _check_type(self, "origin", str, none=True)
         _check_strings(self, "subprotocols")
         _check_type(self, "server_hostname", str, none=True)
@@ -303,6 +345,13 @@ class ClientKeywords(_Keywords, total=False):
     server_hostname: str | None
     sock: socket.socket | None
     unix_path: str | None
+    proxy: str | None
+    proxy_ssl: ssl_module.SSLContext | None
+    reconnect_initial_delay: float
+    reconnect_max_delay: float
+    reconnect_factor: float
+    reconnect_reset_after: float
+    process_exception: ProcessException | None
 
 
 class ServerKeywords(_Keywords, total=False):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl as ssl_module
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -12,7 +12,11 @@ from ..buffers import _MASK_PIECE
 from ..options import SEND_WAITS, ClientKeywords, ClientOptions
 from ..sansio.client import ClientProtocol
 from ..sansio.http11 import Response
+from ..sansio.protocol import State
+from ..sansio.proxy import proxy_for
+from ..sansio.reconnect import Reconnect
 from ..sansio.uri import parse_uri
+from ._proxy import open_through_proxy
 from .base import BaseConnection
 from .connection import Connection
 
@@ -62,6 +66,16 @@ class ClientConnection(_ClientRole, Connection):
 class connect:  # noqa: N801 (a function to its callers: await it or use async with)
     """Open a WebSocket connection: ``await connect(url)`` or ``async with connect(url)``.
 
+    ``async for conn in connect(url)`` reconnects: it yields a connection, and when the
+    loop's body is done with it (the connection was lost, or the body moved on) it
+    closes it if it is still open, waits as the backoff says, and yields a new one.
+    Failed attempts retry the same way. The options ``reconnect_*`` and
+    ``process_exception`` set what retries and how long it waits (see
+    :class:`~blazews.ClientOptions` and :mod:`blazews.sansio.reconnect`); what does not
+    retry is raised out of the loop. A normal close (1000) that the server started ends
+    the loop. Leaving the loop (``break``) leaves the current connection open, to the
+    caller.
+
     Args:
         uri: A ``ws://`` or ``wss://`` URL.
         options: A :class:`~blazews.ClientOptions` to start from.
@@ -74,6 +88,8 @@ class connect:  # noqa: N801 (a function to its callers: await it or use async w
         InvalidHandshake: The server refused or botched the handshake.
         TimeoutError: ``open_timeout`` elapsed.
         OSError: The TCP connection failed.
+        InvalidProxy: The proxy refused the tunnel, or closed the connection.
+        ImportError: A SOCKS proxy without the ``blazews[socks]`` extra.
         TypeError, ValueError: An option is unknown, of a wrong type or out of range.
     """
 
@@ -123,6 +139,8 @@ class connect:  # noqa: N801 (a function to its callers: await it or use async w
             _, conn = await loop.create_unix_connection(factory, options.unix_path, **kwargs)
         elif options.sock is not None:
             _, conn = await loop.create_connection(factory, sock=options.sock, **kwargs)
+        elif (proxy := proxy_for(self.uri, options.proxy)) is not None:
+            conn = await open_through_proxy(proxy, self.uri, options, self.ssl, factory)
         else:
             _, conn = await loop.create_connection(factory, self.uri.host, self.uri.port, **kwargs)
         try:
@@ -145,9 +163,41 @@ class connect:  # noqa: N801 (a function to its callers: await it or use async w
         if self.options.open_timeout is None:
             conn = await self._open()
         else:
-            conn = await asyncio.wait_for(self._open(), self.options.open_timeout)
+            try:
+                conn = await asyncio.wait_for(self._open(), self.options.open_timeout)
+            except asyncio.TimeoutError as exc:  # not TimeoutError before Python 3.11
+                raise TimeoutError("open_timeout elapsed") from exc
         self.connection = conn
         return conn
+
+    async def _reconnecting(self, *, wait: bool = False) -> AsyncIterator[_ClientRole]:
+        """Connections, one after the other (see the class's docstring).
+
+        Args:
+            wait: Wait for each connection to close before the next (a Listener's),
+                instead of closing it when the loop's body is done.
+        """
+        policy = Reconnect.of(self.options)
+        while True:
+            try:
+                conn = await self._create()
+            except Exception as exc:
+                await asyncio.sleep(policy.failed(exc))
+                continue
+            policy.opened()
+            yield conn
+            if wait:
+                await conn.wait_closed()
+            protocol = conn.protocol
+            by_us = protocol.state is State.OPEN or protocol.close_rcvd_then_sent is False
+            await conn.close()
+            delay = policy.closed(protocol.close_exc(), by_us)
+            if delay is None:
+                return
+            await asyncio.sleep(delay)
+
+    def __aiter__(self) -> AsyncIterator[ClientConnection]:
+        return cast(AsyncIterator[ClientConnection], self._reconnecting())
 
     async def _create_client(self) -> ClientConnection:
         return cast(ClientConnection, await self._create())

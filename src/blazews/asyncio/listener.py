@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -508,6 +508,13 @@ class connect_listener(Generic[L]):  # noqa: N801 (a function to its callers: aw
     connect_listener(...) as (conn, listener)``, which closes the connection on exit.
     ``listener.on_connect(conn)`` has run by then.
 
+    ``async for conn, listener in connect_listener(...)`` reconnects: each pair is a new
+    connection with a new listener; once the loop's body is done (it sets things up,
+    e.g. sends a subscription, and returns), the next iteration waits until the
+    connection is lost, then reconnects with the backoff and the retry rules of
+    :func:`blazews.connect`'s ``async for`` (``reconnect_*`` and ``process_exception``
+    options). A normal close (1000) the server started ends the loop.
+
     Args:
         factory: Called with no argument once the handshake succeeded; returns the
             :class:`Listener` (pass the class itself).
@@ -540,6 +547,11 @@ class connect_listener(Generic[L]):  # noqa: N801 (a function to its callers: aw
 
     def __await__(self) -> Generator[Any, None, tuple[ListenerConnection, L]]:
         return self._create().__await__()
+
+    async def __aiter__(self) -> AsyncIterator[tuple[ListenerConnection, L]]:
+        async for conn in self._connect._reconnecting(wait=True):
+            listener_conn = cast(_ClientListenerConnection, conn)
+            yield listener_conn.handle, cast(L, listener_conn.listener)
 
     async def __aenter__(self) -> tuple[ListenerConnection, L]:
         return await self._create()

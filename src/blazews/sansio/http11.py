@@ -549,6 +549,8 @@ class ResponseParser(_Parser):
         max_line: Longest status line, header line or chunk-size line, CRLF excluded.
         max_headers: Most header lines (trailers are counted apart).
         max_body: Largest body of a rejection, in bytes.
+        tunnel: The answer to a ``CONNECT``: a 2xx completes at the end of its head
+            (RFC 9110 section 9.3.6: what follows is the tunnel's).
 
     Attributes:
         leftover: Bytes received after the end of the response, once it is complete.
@@ -556,9 +558,17 @@ class ResponseParser(_Parser):
             its first frame in the same segment as its 101).
     """
 
-    def __init__(self, max_line: int = 8192, max_headers: int = 128, max_body: int = 65536) -> None:
+    def __init__(
+        self,
+        max_line: int = 8192,
+        max_headers: int = 128,
+        max_body: int = 65536,
+        *,
+        tunnel: bool = False,
+    ) -> None:
         super().__init__(max_line, max_headers)
         self.max_body = max_body
+        self.tunnel = tunnel
         self._state = _STATUS
         self._status_code = 0
         self._reason = ""
@@ -669,7 +679,7 @@ class ResponseParser(_Parser):
     def _end_of_head(self) -> Response | None:
         rest = self._buf[self._line_start :]
         code = self._status_code
-        if code < 200 or code == 204 or code == 304:
+        if code < 200 or code == 204 or code == 304 or (self.tunnel and code < 300):
             return self._finish(rest)
         headers = self._headers
         codings = ",".join(headers.get_all("Transfer-Encoding"))

@@ -18,7 +18,7 @@ The same API as :mod:`blazews.asyncio`, without ``await``::
 """
 
 from .broadcast import broadcast
-from .client import ClientConnection, connect
+from .client import ClientConnection, connect, reconnect
 from .connection import Connection, PongWaiter
 from .frame_reader import FrameReader
 from .server import Server, ServerConnection, serve
@@ -32,5 +32,6 @@ __all__ = [
     "ServerConnection",
     "broadcast",
     "connect",
+    "reconnect",
     "serve",
 ]

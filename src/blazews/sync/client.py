@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import socket
 import ssl as ssl_module
+import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..options import ClientKeywords, ClientOptions
 from ..sansio.client import ClientProtocol
 from ..sansio.http11 import Response
+from ..sansio.protocol import State
+from ..sansio.proxy import proxy_for
+from ..sansio.reconnect import Reconnect
 from ..sansio.uri import parse_uri
+from ._proxy import open_through_proxy
 from .connection import SYNC_REFUSED, Connection, _deadline, _remaining
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["ClientConnection", "connect"]
+__all__ = ["ClientConnection", "connect", "reconnect"]
 
 
 class ClientConnection(Connection):
@@ -74,9 +80,60 @@ def connect(
             (:class:`~blazews.exceptions.InvalidStatus` for a status other than 101).
         TimeoutError: ``open_timeout`` elapsed.
         OSError: The TCP connection failed.
+        InvalidProxy: The proxy refused the tunnel, or closed the connection.
+        ImportError: A SOCKS proxy without the ``blazews[socks]`` extra.
         TypeError, ValueError: An option is unknown, of a wrong type or out of range.
     """
     opts = ClientOptions.of("blazews.sync.connect", options, keywords, SYNC_REFUSED)
+    return _connect(uri, opts)
+
+
+def reconnect(
+    uri: str, *, options: ClientOptions | None = None, **keywords: Unpack[ClientKeywords]
+) -> Iterator[ClientConnection]:
+    """Connections to ``uri``, one after the other: ``for conn in reconnect(url)``.
+
+    Each time the loop's body is done with a connection (it was lost, or the body moved
+    on), the iterator closes it if it is still open, waits as the backoff says and
+    connects again; failed attempts retry the same way. The rules are those of
+    ``async for conn in blazews.connect(url)``: the options ``reconnect_*`` and
+    ``process_exception`` of :class:`~blazews.ClientOptions` set what retries and how
+    long it waits; what does not retry is raised out of the loop; a normal close
+    (1000) the server started ends the loop.
+
+    Args:
+        uri, options, **keywords: As for :func:`connect`.
+
+    Raises:
+        InvalidURI: The URL is not a WebSocket URL (at the call).
+        TypeError, ValueError: An option is unknown, of a wrong type or out of range.
+        Exception: What does not retry, from the loop.
+    """
+    opts = ClientOptions.of("blazews.sync.reconnect", options, keywords, SYNC_REFUSED)
+    parse_uri(uri)
+    return _reconnecting(uri, opts)
+
+
+def _reconnecting(uri: str, opts: ClientOptions) -> Iterator[ClientConnection]:
+    policy = Reconnect.of(opts)
+    while True:
+        try:
+            conn = _connect(uri, opts)
+        except Exception as exc:
+            time.sleep(policy.failed(exc))
+            continue
+        policy.opened()
+        yield conn
+        protocol = conn.protocol
+        by_us = protocol.state is State.OPEN or protocol.close_rcvd_then_sent is False
+        conn.close()
+        delay = policy.closed(protocol.close_exc(), by_us)
+        if delay is None:
+            return
+        time.sleep(delay)
+
+
+def _connect(uri: str, opts: ClientOptions) -> ClientConnection:
     parsed = parse_uri(uri)
     ssl = opts.ssl
     if ssl is not None and not parsed.secure:
@@ -94,6 +151,9 @@ def connect(
             except BaseException:
                 sock.close()
                 raise
+        elif (proxy := proxy_for(parsed, opts.proxy)) is not None:
+            timeout = _remaining(deadline)
+            sock = open_through_proxy(proxy, parsed, opts, parsed.secure, timeout)
         else:
             sock = socket.create_connection((parsed.host, parsed.port), _remaining(deadline))
     try:

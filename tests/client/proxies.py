@@ -1,0 +1,142 @@
+"""Real proxies for the client tests, started on free ports: ``tinyproxy`` (HTTP
+CONNECT, with or without Basic auth), ``microsocks`` (SOCKS5, with or without a user),
+and, for an ``https://`` proxy, a small TLS terminator (a thread running an asyncio
+loop) in front of tinyproxy."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import ssl
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from tests.compliance.test_autobahn import free_port, wait_for_port
+
+__all__ = ["Microsocks", "TLSFront", "Tinyproxy", "require"]
+
+
+def require(command: str) -> str:
+    """The path of a proxy's binary; it must be installed (``.ci/run`` installs it)."""
+    path = shutil.which(command) or shutil.which(command, path="/usr/sbin:/usr/bin")
+    assert path is not None, f"{command} is not installed: see .ci/run"
+    return path
+
+
+class _Process:
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class Tinyproxy(_Process):
+    """tinyproxy in the foreground, on 127.0.0.1.
+
+    Args:
+        auth: ``(user, password)`` to require Basic credentials.
+        connect_ports: The only ports CONNECT may reach (any, when omitted).
+    """
+
+    def __init__(
+        self, auth: tuple[str, str] | None = None, connect_ports: list[int] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.dir = tempfile.TemporaryDirectory(prefix="blazews-tinyproxy-")
+        conf = Path(self.dir.name) / "tinyproxy.conf"
+        lines = [
+            f"Port {self.port}",
+            "Listen 127.0.0.1",
+            "Timeout 60",
+            "MaxClients 64",
+            "Allow 127.0.0.1",
+            "LogLevel Warning",
+            f'LogFile "{self.dir.name}/tinyproxy.log"',
+        ]
+        if auth is not None:
+            lines.append(f"BasicAuth {auth[0]} {auth[1]}")
+        for port in connect_ports or ():
+            lines.append(f"ConnectPort {port}")
+        conf.write_text("\n".join(lines) + "\n")
+        self.proc = subprocess.Popen(
+            [require("tinyproxy"), "-d", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.proc)  # type: ignore[arg-type]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        super().stop()
+        self.dir.cleanup()
+
+
+class Microsocks(_Process):
+    """microsocks (SOCKS5) on 127.0.0.1, optionally with a user and password."""
+
+    def __init__(self, auth: tuple[str, str] | None = None) -> None:
+        self.port = free_port()
+        args = [require("microsocks"), "-i", "127.0.0.1", "-p", str(self.port)]
+        if auth is not None:
+            args += ["-u", auth[0], "-P", auth[1]]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.proc)  # type: ignore[arg-type]
+
+
+class TLSFront:
+    """An ``https://`` proxy: TLS on a free port, each connection forwarded to
+    ``target_port`` (tinyproxy) in clear."""
+
+    def __init__(self, context: ssl.SSLContext, target_port: int) -> None:
+        self.target_port = target_port
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(self._start(context), self.loop).result(10)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    async def _start(self, context: ssl.SSLContext) -> Any:
+        return await asyncio.start_server(self._forward, "127.0.0.1", 0, ssl=context)
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def stop(self) -> None:
+        async def close() -> None:
+            self.server.close()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
