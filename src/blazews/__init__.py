@@ -40,6 +40,7 @@ from .exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
+    HubUnavailable,
     InvalidHandshake,
     InvalidHeader,
     InvalidProxy,
@@ -49,6 +50,7 @@ from .exceptions import (
     NegotiationError,
     ProtocolError,
 )
+from .hub import Backoff, Hub, RedisHub
 from .options import ClientOptions, ConnectionOptions, ServerOptions
 from .sansio.broadcast import BroadcastResult
 from .sansio.client import ClientProtocol
@@ -70,6 +72,7 @@ __all__ = [
     "DEFAULT_BUFFER_POOL",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "IMPLEMENTATION",
+    "Backoff",
     "BlazeWSError",
     "BroadcastResult",
     "BufferPool",
@@ -89,6 +92,8 @@ __all__ = [
     "Extension",
     "Frame",
     "Headers",
+    "Hub",
+    "HubUnavailable",
     "InvalidHandshake",
     "InvalidHeader",
     "InvalidProxy",
@@ -107,6 +112,7 @@ __all__ = [
     "PoolStats",
     "Protocol",
     "ProtocolError",
+    "RedisHub",
     "Request",
     "Response",
     "Server",

@@ -15,7 +15,8 @@
     ├── InvalidProxy                a proxy refused the tunnel or closed; carries status
     ├── InvalidURI                  the URL is not a ws:// or wss:// URL
     ├── BufferTooSmall              read_message_into got a buffer too small; carries needed
-    └── ConcurrencyError            two coroutines or threads read (or wrote) at once
+    ├── ConcurrencyError            two coroutines or threads read (or wrote) at once
+    └── HubUnavailable              a hub's backend (Redis) cannot be reached
 
 A peer's protocol error never raises out of the sans-I/O core's ``receive_data``:
 the core records it, fails the connection with the close code it carries, and the
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "HubUnavailable",
     "InvalidHandshake",
     "InvalidHeader",
     "InvalidProxy",
@@ -248,3 +250,12 @@ class BufferTooSmall(BlazeWSError):
 
 class ConcurrencyError(BlazeWSError, RuntimeError):
     """Two coroutines or threads called a read (or a write) method at the same time."""
+
+
+class HubUnavailable(BlazeWSError):
+    """A :class:`~blazews.RedisHub` could not reach its Redis server.
+
+    Raised by ``publish`` after the message was delivered to this process's own
+    subscribers: only the other processes missed it. The hub reconnects on its own,
+    with backoff.
+    """
