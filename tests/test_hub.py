@@ -1,5 +1,5 @@
-"""Hub in one process: topics, publish through broadcast, unsubscribe on close; the
-backoff's arithmetic on a fake random source; RedisHub without its extra."""
+"""Hub in one process: topics, publish through broadcast, unsubscribe on close;
+RedisHub without its extra."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import blazews
-from blazews import Backoff, Hub, Listener, ListenerConnection
+from blazews import Hub, Listener, ListenerConnection
 
 
 async def _hold(conn: blazews.ServerConnection) -> None:
@@ -86,20 +86,6 @@ def test_hub_arguments_are_checked() -> None:
     hub = Hub()
     with pytest.raises(TypeError, match="topic must be str"):
         hub.subscribe(object(), b"t")  # type: ignore[arg-type]
-
-
-def test_backoff_grows_caps_jitters_and_resets() -> None:
-    rolls = iter([0.0, 0.0, 0.0, 0.0, 0.0, 1 - 1e-12, 0.5, 0.0])
-    backoff = Backoff(initial=0.5, factor=2.0, maximum=3.0, jitter=0.2, rand=lambda: next(rolls))
-    assert [backoff.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-    assert backoff.next() == pytest.approx(3.0 * 0.8)  # the most jitter takes off
-    assert backoff.next() == pytest.approx(3.0 * 0.9)
-    backoff.reset()
-    assert backoff.next() == 0.5
-    with pytest.raises(ValueError):
-        Backoff(initial=0)
-    with pytest.raises(ValueError):
-        Backoff(jitter=1.0)
 
 
 def test_redis_hub_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:

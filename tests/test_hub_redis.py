@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import blazews
-from blazews import Backoff, HubUnavailable, RedisHub
+from blazews import HubUnavailable, RedisHub
 from tests.hub_support import RedisServer, start_node
 
 
@@ -67,7 +67,7 @@ async def _hold(conn: blazews.ServerConnection) -> None:
 async def test_an_outage_raises_on_publish_keeps_local_delivery_and_heals(
     redis_server: RedisServer,
 ) -> None:
-    fast = {"timeout": 2.0, "backoff": Backoff(initial=0.05, maximum=0.5)}
+    fast = {"timeout": 2.0, "initial_delay": 0.05, "max_delay": 0.5}
     async with (
         RedisHub(redis_server.url, **fast) as hub1,  # type: ignore[arg-type]
         RedisHub(redis_server.url, **fast) as hub2,  # type: ignore[arg-type]

@@ -50,7 +50,7 @@ from .exceptions import (
     NegotiationError,
     ProtocolError,
 )
-from .hub import Backoff, Hub, RedisHub
+from .hub import Hub, RedisHub
 from .options import ClientOptions, ConnectionOptions, ServerOptions
 from .sansio.broadcast import BroadcastResult
 from .sansio.client import ClientProtocol
@@ -72,7 +72,6 @@ __all__ = [
     "DEFAULT_BUFFER_POOL",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "IMPLEMENTATION",
-    "Backoff",
     "BlazeWSError",
     "BroadcastResult",
     "BufferPool",

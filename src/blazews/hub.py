@@ -21,8 +21,9 @@ process (or host) using the same Redis server and prefix; blazews writes no brok
   connection publishes, in the order of the ``publish`` calls, so the messages of
   one hub keep their order everywhere.
 - When the listening connection drops, the hub reconnects with exponential backoff
-  (:class:`Backoff`). Redis pub/sub keeps nothing for a listener that is away: what
-  other hubs published meanwhile is lost for this process (counted in ``lost``).
+  and full jitter (the clients' :class:`~blazews.sansio.reconnect.Reconnect`). Redis
+  pub/sub keeps nothing for a listener that is away: what other hubs published
+  meanwhile is lost for this process (counted in ``lost``).
 """
 
 from __future__ import annotations
@@ -30,62 +31,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import struct
-from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .asyncio.broadcast import _connection, broadcast
 from .exceptions import HubUnavailable
 from .sansio.broadcast import DEFAULT_MAX_QUEUED, BroadcastResult, check_policy
+from .sansio.reconnect import Reconnect
 
 if TYPE_CHECKING:
     from ._typing import Data
 
-__all__ = ["Backoff", "Hub", "RedisHub"]
+__all__ = ["Hub", "RedisHub"]
 
 logger = logging.getLogger("blazews.hub")
 
 _HEAD = struct.Struct("!16sQB")  # hub id, sequence number, 1 text / 2 binary
 _SEEN_MAX = 4096  # hubs whose last sequence number is kept
-
-
-class Backoff:
-    """Delays between reconnection attempts: exponential, capped, with jitter.
-
-    Args:
-        initial: The first delay, in seconds.
-        factor: Each delay is the previous one times this.
-        maximum: No delay is longer than this.
-        jitter: Each delay is shortened by up to this fraction, at random, so that
-            many processes that lost Redis together do not come back in step.
-        rand: A function returning a float in [0, 1) (tests pass their own).
-    """
-
-    def __init__(
-        self,
-        initial: float = 0.1,
-        factor: float = 2.0,
-        maximum: float = 10.0,
-        jitter: float = 0.2,
-        rand: Callable[[], float] = random.random,
-    ) -> None:
-        if initial <= 0 or factor < 1 or maximum < initial or not 0 <= jitter < 1:
-            raise ValueError("backoff needs 0 < initial <= maximum, factor >= 1, 0 <= jitter < 1")
-        self.initial, self.factor, self.maximum, self.jitter = initial, factor, maximum, jitter
-        self._rand = rand
-        self._next = initial
-
-    def next(self) -> float:
-        """The delay before the next attempt (and grow the one after)."""
-        delay = self._next
-        self._next = min(self.maximum, delay * self.factor)
-        return delay * (1.0 - self.jitter * self._rand())
-
-    def reset(self) -> None:
-        """An attempt succeeded: start again from ``initial``."""
-        self._next = self.initial
 
 
 class Hub:
@@ -198,7 +161,9 @@ class RedisHub(Hub):
             prefix share their topics.
         timeout: Seconds a publish or a connection attempt may take before Redis
             counts as unreachable.
-        backoff: The delays between attempts to listen again after a drop.
+        initial_delay, max_delay: The bounds of the delays between attempts to
+            listen again after a drop (each a random delay up to ``initial_delay``
+            doubled per failure in a row, at most ``max_delay``; 0.1 s and 10 s).
         slow, max_queued, close_code: As for :class:`Hub`.
 
     Attributes:
@@ -215,7 +180,8 @@ class RedisHub(Hub):
         *,
         prefix: str = "blazews:",
         timeout: float = 2.0,
-        backoff: Backoff | None = None,
+        initial_delay: float = 0.1,
+        max_delay: float = 10.0,
         slow: str = "skip",
         max_queued: int = DEFAULT_MAX_QUEUED,
         close_code: int = 1008,
@@ -233,7 +199,11 @@ class RedisHub(Hub):
         self._errors = (aioredis.ConnectionError, aioredis.TimeoutError, OSError)
         self.url, self.prefix, self.timeout = url, prefix, timeout
         self._prefix_len = len(prefix.encode())
-        self.backoff = backoff or Backoff()
+        # Every failure is retried; the count of failures in a row restarts at 0
+        # once listening again (see _listen).
+        self.backoff = Reconnect(
+            initial_delay, max_delay, 2.0, float("inf"), process_exception=lambda exc: None
+        )
         self.id = os.urandom(16)
         self.lost = 0
         self._seq = 0
@@ -331,14 +301,14 @@ class RedisHub(Hub):
             try:
                 await pubsub.psubscribe(self.prefix + "*")
                 self._listening.set()
-                self.backoff.reset()
+                self.backoff.failures = 0
                 logger.info("hub listening on %s", self.url)
                 while True:
                     item = await pubsub.get_message(timeout=None)
                     if item is not None and item.get("type") == "pmessage":
                         self._received(item["channel"], item["data"])
             except self._errors as exc:
-                delay = self.backoff.next()
+                delay = self.backoff.failed(exc)
                 if self._listening.is_set():
                     logger.warning("hub lost redis at %s (%s)", self.url, exc)
                 self._listening.clear()
