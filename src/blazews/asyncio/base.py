@@ -20,11 +20,12 @@ import time
 from typing import Any, cast
 
 from .._inspect import ConnectionInfo
-from ..exceptions import ConcurrencyError, ConnectionClosed
+from ..exceptions import ConcurrencyError
 from ..options import ConnectionOptions
 from ..sansio.frames import MaskLater
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import Protocol, State
+from ._keepalive import Keepalive, keepalive_for
 from ._receive import ReceiveBuffer
 from ._send import Outbox
 
@@ -49,7 +50,8 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         "_close_timer",
         "_closed",
         "_draining",
-        "_keepalive_task",
+        "_ka_ping",
+        "_ka_token",
         "_pings",
         "latency",
         "options",
@@ -69,9 +71,11 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         self._write_cap = options.max_write_buffer or 0
         # Chunks held back behind a large client frame masked piece by piece.
         self._out: Outbox | None = None
-        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        # Pings waiting for their pong: a future each, none for a keepalive ping.
+        self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] = {}
         self._closed = self.loop.create_future()
-        self._keepalive_task: asyncio.Task[None] | None = None
+        self._ka_token = 0  # this connection's place in the loop's Keepalive
+        self._ka_ping: bytes | None = None  # the keepalive ping waiting for its pong
         self._close_timer: asyncio.TimerHandle | None = None
         self._draining = False  # our FIN is sent: reading to the peer's (see _closing)
 
@@ -110,14 +114,14 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         if self._out is not None:
             self._out.drop()
             self._out = None
-        if self._keepalive_task is not None:
-            self._keepalive_task.cancel()
+        if self._ka_token & 1:
+            keepalive_for(self.loop).cancel(self)
         if self._close_timer is not None:
             self._close_timer.cancel()
         if not self._closed.done():
             self._closed.set_result(None)
         for pong, _ in self._pings.values():
-            if not pong.done():
+            if pong is not None and not pong.done():
                 pong.set_exception(self.protocol.close_exc())
                 pong.exception()  # nobody may be waiting: mark it retrieved
         self._pings.clear()
@@ -248,39 +252,52 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         if data not in self._pings:
             return
         now = time.monotonic()
-        for payload in list(self._pings):
+        for payload in list(self._pings):  # a pong answers its ping and every earlier one
             waiter, sent = self._pings.pop(payload)
-            if not waiter.done():
+            if waiter is None:  # the keepalive ping
+                self._ka_ping = None
+                options = self.options
+                if options.ping_timeout is not None and self.protocol.state is State.OPEN:
+                    assert options.ping_interval is not None
+                    keepalive_for(self.loop).schedule(self, options.ping_interval)
+            elif not waiter.done():
                 waiter.set_result(now - sent)
             if payload == data:
                 self.latency = now - sent
                 break
 
-    async def _keepalive(self) -> None:
-        assert self.options.ping_interval is not None
-        while self.protocol.state is State.OPEN:
-            await asyncio.sleep(self.options.ping_interval)
-            try:
-                waiter = self._send_ping(None)
-            except ConnectionClosed:
-                return
-            if self.options.ping_timeout is None:
-                continue
-            try:
-                await asyncio.wait_for(asyncio.shield(waiter), self.options.ping_timeout)
-            except asyncio.TimeoutError:
-                logger.info("keepalive ping timed out; closing the connection")
-                self.protocol.fail(1011, "keepalive ping timeout")
-                self._process()
-                if self.transport is not None:
-                    self.transport.close()  # a peer that stopped answering: no FIN to wait for
-                return
-            except ConnectionClosed:
-                return
-
     def _start_keepalive(self) -> None:
+        """Ping every ``ping_interval``, on the loop's one keepalive timer."""
         if self.options.ping_interval is not None:
-            self._keepalive_task = self.loop.create_task(self._keepalive())
+            keepalive_for(self.loop).schedule(self, self.options.ping_interval)
+
+    def _keepalive_due(self, wheel: Keepalive) -> None:
+        """Called by the loop's :class:`~blazews.asyncio._keepalive.Keepalive` when a
+        ping is due, or when the keepalive ping's timeout is over."""
+        if self.protocol.state is not State.OPEN:
+            return
+        options = self.options
+        if self._ka_ping is not None and options.ping_timeout is None:
+            self._pings.pop(self._ka_ping, None)  # (unanswered, no deadline: forget it)
+        elif self._ka_ping is not None:  # its pong has not come within ping_timeout
+            logger.info("keepalive ping timed out; closing the connection")
+            self.protocol.fail(1011, "keepalive ping timeout")
+            self._process()
+            if self.transport is not None:
+                self.transport.close()  # a peer that stopped answering: no FIN to wait for
+            return
+        payload = os.urandom(4)
+        while payload in self._pings:
+            payload = os.urandom(4)
+        self.protocol.send_ping(payload)
+        self._pings[payload] = (None, time.monotonic())
+        self._process()
+        self._ka_ping = payload
+        assert options.ping_interval is not None
+        if options.ping_timeout is None:
+            wheel.schedule(self, options.ping_interval)  # the next one, pong or not
+        else:  # back at the deadline, unless the pong comes first (_pong)
+            wheel.schedule(self, options.ping_timeout)
 
     # -- closing ---------------------------------------------------------------------
 
