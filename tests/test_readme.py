@@ -3,9 +3,11 @@
 A snippet with ``serve_forever()`` is a server; any other is a client, run against
 the demo server of ``make run`` (``python -m blazews echo``) and against every server
 snippet. The only change made to a snippet is its port (8765, the demo's), swapped
-for a free one. A client must exit 0 within its timeout, and every ``print(...)``
-line that ends in a comment must print that comment's text, in order: the README
-shows what comes out. A server must log no failure while the clients talk to it.
+for a free one. A snippet that names no port (it serves on port 0 and talks to
+itself, e.g. to show a server that most clients could not pass) runs once, alone.
+A client must exit 0 within its timeout, and every ``print(...)`` line that ends in a
+comment must print that comment's text, in order: the README shows what comes out.
+A server must log no failure while the clients talk to it.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ def expected_output(code: str) -> list[str]:
 
 
 ALL = [code for doc in DOCS for code in snippets(doc)]
+SELF_CONTAINED = [code for code in ALL if DEMO_PORT not in code and '", 0' in code]
 SERVERS = [code for code in ALL if "serve_forever()" in code]
-CLIENTS = [code for code in ALL if "serve_forever()" not in code]
+CLIENTS = [code for code in ALL if "serve_forever()" not in code and code not in SELF_CONTAINED]
 
 
 def _name(code: str) -> str:
@@ -49,7 +52,8 @@ def _name(code: str) -> str:
 def test_the_readme_has_snippets_of_each_kind() -> None:
     # A lost fence would silently test nothing.
     assert len(SERVERS) >= 3 and len(CLIENTS) >= 3
-    assert all(DEMO_PORT in code for code in ALL)
+    assert all(DEMO_PORT in code for code in SERVERS + CLIENTS)
+    assert all("serve_forever()" not in code for code in SELF_CONTAINED)
 
 
 def _start(args: list[str], port: int) -> subprocess.Popen[str]:
@@ -107,3 +111,8 @@ def test_clients_against_server(server: str) -> None:
     finally:
         err = _stop(proc)
     assert "Traceback" not in err and "failed" not in err, err
+
+
+@pytest.mark.parametrize("code", SELF_CONTAINED, ids=lambda c: _name(c))
+def test_self_contained_snippets(code: str) -> None:
+    _run_client(code, 0)

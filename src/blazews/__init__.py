@@ -54,6 +54,7 @@ from .hub import Hub, RedisHub
 from .options import ClientOptions, ConnectionOptions, ServerOptions
 from .sansio.broadcast import BroadcastResult
 from .sansio.client import ClientProtocol
+from .sansio.door import BasicAuth, Router
 from .sansio.extensions import ClientExtensionFactory, Extension, ServerExtensionFactory
 from .sansio.frames import Close, CloseCode, Frame, MaskLater, MessageType, Opcode
 from .sansio.http11 import Headers, Request, Response
@@ -72,6 +73,7 @@ __all__ = [
     "DEFAULT_BUFFER_POOL",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "IMPLEMENTATION",
+    "BasicAuth",
     "BlazeWSError",
     "BroadcastResult",
     "BufferPool",
@@ -114,6 +116,7 @@ __all__ = [
     "RedisHub",
     "Request",
     "Response",
+    "Router",
     "Server",
     "ServerConnection",
     "ServerExtensionFactory",

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, 
 from dataclasses import dataclass, fields
 from typing import Any, TypedDict, TypeVar
 
+from .sansio.door import BasicAuth
 from .sansio.extensions import ClientExtensionFactory, ServerExtensionFactory, with_compression
 from .sansio.http11 import Headers, Request, Response
 from .sansio.protocol import DEFAULT_MAX_MESSAGE_SIZE
@@ -272,6 +273,11 @@ class ServerOptions(ConnectionOptions):
             it on a server that browsers reach: a browser sends the page's origin,
             which a hostile page cannot forge, so this is the defence against
             cross-site WebSocket hijacking.
+        basic_auth: A :class:`~blazews.BasicAuth` (realm, and credentials or a check
+            function): a client without valid credentials gets 401 (400 for a
+            malformed ``Authorization`` header) before ``process_request`` runs; an
+            admitted one's user name is the connection's ``username``. ``None`` (the
+            default): no authentication.
         backlog: The listen backlog (100).
         reuse_port: Set ``SO_REUSEPORT`` (asyncio).
     """
@@ -284,12 +290,14 @@ class ServerOptions(ConnectionOptions):
     process_request: ProcessRequest | None = None
     process_response: ProcessResponse | None = None
     origins: Collection[str | None] | None = None
+    basic_auth: BasicAuth | None = None
     backlog: int = 100
     reuse_port: bool | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_type(self, "path", str, none=True)
+        _check_type(self, "basic_auth", BasicAuth, none=True)
         _check_type(self, "sock", socket.socket, none=True)
         _check_strings(self, "subprotocols")
         for name in ("select_subprotocol", "process_request", "process_response"):
@@ -365,6 +373,7 @@ class ServerKeywords(_Keywords, total=False):
     process_request: ProcessRequest | None
     process_response: ProcessResponse | None
     origins: Collection[str | None] | None
+    basic_auth: BasicAuth | None
     backlog: int
     reuse_port: bool | None
 

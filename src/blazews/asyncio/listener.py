@@ -35,13 +35,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from ..buffers import _MASK_PIECE
 from ..options import ClientKeywords, ClientOptions, ServerKeywords, ServerOptions
 from ..sansio.client import ClientProtocol
+from ..sansio.door import NO_PARAMS, Router
 from ..sansio.frames import MessageType
 from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import (
@@ -251,6 +252,19 @@ class ListenerConnection(SendHandle):
         return self._conn.request
 
     @property
+    def username(self) -> str | None:
+        """The user name the client authenticated with (a server's ``basic_auth``
+        option), else ``None``."""
+        return getattr(self._conn, "username", None)
+
+    @property
+    def path_params(self) -> Mapping[str, str]:
+        """The parameters of the route that matched the request path (a server
+        serving a :class:`~blazews.Router`); empty otherwise."""
+        params: Mapping[str, str] = getattr(self._conn, "path_params", NO_PARAMS)
+        return params
+
+    @property
     def response(self) -> Response | None:
         """The opening handshake response."""
         return self._conn.response
@@ -436,7 +450,10 @@ _LISTENER_SLOTS = (
 
 
 class _ServerListenerConnection(_ListenerSide, _ServerRole):
-    __slots__ = (*_LISTENER_SLOTS, "_open_timer", "_task", "server")
+    __slots__ = (*_LISTENER_SLOTS, "_open_timer", "_task", "path_params", "server", "username")
+
+    def _route(self, target: Any) -> None:
+        self._listener_factory = target
 
     def _opened(self) -> None:
         # The listener's callbacks do the work: no handler task to keep per connection.
@@ -456,6 +473,11 @@ async def _run_listener(conn: ServerConnection) -> None:  # pragma: no cover
     raise AssertionError("a listener connection runs no handler")
 
 
+def _unrouted_listener() -> Listener:  # pragma: no cover
+    """The factory of a routed server: never called, each connection has its route's."""
+    raise AssertionError("a routed connection uses its route's factory")
+
+
 class serve_listener(serve):  # noqa: N801 (a function to its callers: await it or use async with)
     """Start a server whose connections deliver their events to :class:`Listener` objects.
 
@@ -465,14 +487,16 @@ class serve_listener(serve):  # noqa: N801 (a function to its callers: await it 
 
     Args:
         factory: Called with no argument for each connection whose handshake
-            succeeded; returns its :class:`Listener` (pass the class itself).
+            succeeded; returns its :class:`Listener` (pass the class itself). Or a
+            :class:`~blazews.Router` of factories by path: an unknown path gets 404,
+            a matched route's parameters are ``conn.path_params``.
         host, port, options, **keywords: As for :func:`blazews.serve`, but for
             ``max_queue``: there is no queue.
     """
 
     def __init__(
         self,
-        factory: Callable[[], Listener],
+        factory: Callable[[], Listener] | Router[Callable[[], Listener]],
         host: str | None = None,
         port: int | None = None,
         *,
@@ -480,8 +504,12 @@ class serve_listener(serve):  # noqa: N801 (a function to its callers: await it 
         **keywords: Unpack[ServerKeywords],
     ) -> None:
         options = ServerOptions.of("serve_listener", options, keywords, _NO_QUEUE)
-        self._setup(_run_listener, host, port, options)
-        self.listener_factory = factory
+        if isinstance(factory, Router):
+            self._setup(factory, host, port, options)
+            self.listener_factory: Callable[[], Listener] = _unrouted_listener
+        else:
+            self._setup(_run_listener, host, port, options)
+            self.listener_factory = factory
 
     def _factory(self) -> _ServerRole:
         conn = _ServerListenerConnection(

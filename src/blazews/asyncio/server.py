@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from ..options import (
     ServerKeywords,
     ServerOptions,
 )
+from ..sansio.door import NO_PARAMS, Door, Router
 from ..sansio.frames import COALESCE_MAX, Close
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import State
@@ -45,6 +46,8 @@ class _ServerRole(BaseConnection):
 
     protocol: ServerProtocol
     server: Server
+    username: str | None
+    path_params: Mapping[str, str]
     _open_timer: asyncio.TimerHandle | None
     _task: asyncio.Task[None] | None
 
@@ -53,6 +56,9 @@ class _ServerRole(BaseConnection):
     def __init__(self, protocol: ServerProtocol, server: Server, options: ServerOptions) -> None:
         super().__init__(protocol, options)
         self.server = server
+        # What the door found: the user name (basic_auth), the route's parameters.
+        self.username: str | None = None
+        self.path_params: Mapping[str, str] = NO_PARAMS
         self._open_timer: asyncio.TimerHandle | None = None
         # The task of process_request/process_response while they run, then that of
         # the handler; None when neither runs (no hooks, or a Listener).
@@ -73,7 +79,12 @@ class _ServerRole(BaseConnection):
         if isinstance(event, Request) and self.request is None:
             self.request = event
             server = self.server
-            if server.process_request is None and server.process_response is None:
+            door = server.door
+            if (
+                server.process_request is None
+                and server.process_response is None
+                and (door is None or not door.may_wait)
+            ):
                 # Nothing to await: answer on the next turn of the loop, no task.
                 self.loop.call_soon(self._open_now, event)
             else:
@@ -106,8 +117,37 @@ class _ServerRole(BaseConnection):
             return self.protocol.reject(500, "Failed to open a WebSocket connection.\n")
 
     def _open_now(self, request: Request) -> None:
-        if self._respond(self._accept(request)):
+        refusal = None
+        door = self.server.door
+        if door is not None:
+            admission = door.admit(request)
+            refusal = door.decide(admission, bool(door.verify(admission)))
+            if refusal is None:
+                self._admitted(admission.username, admission.path_params, admission.target)
+        if self._respond(refusal or self._accept(request)):
             self._opened()
+
+    async def _admit(self, door: Door, request: Request) -> Response | None:
+        """Run the door (basic auth, routing); return its refusal, or ``None``."""
+        admission = door.admit(request)
+        ok = door.verify(admission)
+        if inspect.isawaitable(ok):
+            ok = await ok
+        refusal = door.decide(admission, bool(ok))
+        if refusal is None:
+            self._admitted(admission.username, admission.path_params, admission.target)
+        return refusal
+
+    def _admitted(self, username: str | None, params: Mapping[str, str], target: Any) -> None:
+        """The door let the client in: keep who it is and where it goes."""
+        self.username = username
+        self.path_params = params
+        if target is not None:
+            self._route(target)
+
+    def _route(self, target: Any) -> None:
+        """Serve the connection with its route's handler (or Listener factory)."""
+        raise NotImplementedError
 
     async def _open_with_hooks(self, request: Request) -> None:
         server = self.server
@@ -115,7 +155,9 @@ class _ServerRole(BaseConnection):
         try:
             try:
                 response: Response | None = None
-                if server.process_request is not None:
+                if server.door is not None:
+                    response = await self._admit(server.door, request)
+                if response is None and server.process_request is not None:
                     response = await self._hook(server.process_request(self, request))
                 if response is None:
                     response = self._accept(request)
@@ -159,9 +201,25 @@ class _ServerRole(BaseConnection):
 
 
 class ServerConnection(_ServerRole, Connection):
-    """The server end of a connection; see :class:`Connection` for its API."""
+    """The server end of a connection; see :class:`Connection` for its API.
 
-    __slots__ = ("_open_timer", "_task", "server")
+    Attributes:
+        server: The :class:`Server` it belongs to.
+        username: The user name the client authenticated with (the ``basic_auth``
+            option), else ``None``.
+        path_params: The parameters of the route that matched the request path
+            (serving a :class:`~blazews.Router`): ``{"id": "42"}`` for
+            ``/feed/{id}``; empty otherwise.
+    """
+
+    __slots__ = ("_handler", "_open_timer", "_task", "path_params", "server", "username")
+
+    def __init__(self, protocol: ServerProtocol, server: Server, options: ServerOptions) -> None:
+        super().__init__(protocol, server, options)
+        self._handler = server.handler
+
+    def _route(self, target: Any) -> None:
+        self._handler = target
 
     def _opened(self) -> None:
         """The handshake succeeded: run the handler in its task."""
@@ -170,7 +228,7 @@ class ServerConnection(_ServerRole, Connection):
     async def _run_handler(self) -> None:
         try:
             try:
-                await self.server.handler(self)
+                await self._handler(self)
             except ConnectionClosedOK as exc:  # the peer closed: not the handler's fault
                 logger.debug("connection handler ended: %s", exc)
             except ConnectionClosedError as exc:
@@ -196,11 +254,13 @@ class Server:
         process_request: ProcessRequest | None,
         process_response: ProcessResponse | None,
         open_timeout: float | None,
+        door: Door | None = None,
     ) -> None:
         self.handler = handler
         self.process_request = process_request
         self.process_response = process_response
         self.open_timeout = open_timeout
+        self.door = door
         self.server: asyncio.Server | None = None
         self._connections: set[_ServerRole] = set()
 
@@ -284,12 +344,19 @@ class Server:
         await self.wait_closed()
 
 
+async def _unrouted(conn: ServerConnection) -> None:  # pragma: no cover
+    """The handler of a routed server: never run, each connection has its route's."""
+    raise AssertionError("a routed connection runs its route's handler")
+
+
 class serve:  # noqa: N801 (a function to its callers: await it or use async with)
     """Start a WebSocket server: ``server = await serve(...)`` or ``async with serve(...)``.
 
     Args:
         handler: Coroutine run for each connection, given its :class:`ServerConnection`;
             when it returns the connection is closed with 1000 (1011 if it raised).
+            Or a :class:`~blazews.Router` of such coroutines by path: an unknown path
+            gets 404, a matched route's parameters are ``conn.path_params``.
         host: Address to listen on (all interfaces if ``None``).
         port: Port to listen on (``0``: any free port, see :attr:`Server.port`).
         options: A :class:`~blazews.ServerOptions` to start from.
@@ -303,7 +370,7 @@ class serve:  # noqa: N801 (a function to its callers: await it or use async wit
 
     def __init__(
         self,
-        handler: Handler,
+        handler: Handler | Router[Handler],
         host: str | None = None,
         port: int | None = None,
         *,
@@ -313,14 +380,19 @@ class serve:  # noqa: N801 (a function to its callers: await it or use async wit
         self._setup(handler, host, port, ServerOptions.of("serve", options, keywords, SEND_WAITS))
 
     def _setup(
-        self, handler: Handler, host: str | None, port: int | None, options: ServerOptions
+        self, handler: Any, host: str | None, port: int | None, options: ServerOptions
     ) -> None:
         self.host, self.port, self.options = host, port, options
+        router = handler if isinstance(handler, Router) else None
+        door = None
+        if router is not None or options.basic_auth is not None:
+            door = Door(options.basic_auth, router)
         self.server = Server(
-            handler,
+            _unrouted if router is not None else handler,
             process_request=options.process_request,
             process_response=options.process_response,
             open_timeout=options.open_timeout,
+            door=door,
         )
         self.protocol_options = options.protocol_options()
 

@@ -9,6 +9,8 @@ application change the response, and sends it with
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Collection, Sequence
 
 from ..exceptions import InvalidHandshake, NegotiationError
@@ -29,8 +31,40 @@ __all__ = ["ServerProtocol", "SubprotocolSelector"]
 MAX_EARLY_DATA = 65536
 """Bytes a client may send after its request, before the response, kept for later."""
 
-SubprotocolSelector = Callable[[Sequence[str]], "str | None"]
-"""A policy that picks a subprotocol from the client's offer, or ``None``."""
+SubprotocolSelector = (
+    Callable[[Sequence[str], Request], "str | None"] | Callable[[Sequence[str]], "str | None"]
+)
+"""A policy that picks a subprotocol from the client's offer, or ``None``:
+``select(offered, request)``, given the request (its ``path`` and ``headers``) as well;
+or ``select(offered)`` (a selector that takes one positional argument)."""
+
+
+def _takes_request(selector: Callable[..., object]) -> bool:
+    """Whether a selector takes the request as its second argument (looked up once
+    per selector, not per connection, when it is hashable)."""
+    try:
+        return _takes_request_cached(selector)
+    except TypeError:  # unhashable
+        return _arity_says_request(selector)
+
+
+@functools.lru_cache(maxsize=256)
+def _takes_request_cached(selector: Callable[..., object]) -> bool:
+    return _arity_says_request(selector)
+
+
+def _arity_says_request(selector: Callable[..., object]) -> bool:
+    try:
+        params = inspect.signature(selector).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+        return True
+    positional = 0
+    for param in params:
+        if param.kind is param.VAR_POSITIONAL:
+            return True
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            positional += 1
+    return positional >= 2
 
 
 class ServerProtocol(Protocol):
@@ -39,8 +73,11 @@ class ServerProtocol(Protocol):
     Args:
         subprotocols: Subprotocols the server supports, in no particular order.
         select_subprotocol: The policy choosing one from the client's offer (in the
-            client's order of preference). The default picks the first offered one
-            the server supports; no match means no subprotocol.
+            client's order of preference): ``select(offered, request)``, or
+            ``select(offered)``; it returns one of ``offered`` or ``None`` (no
+            subprotocol). Given, it decides alone: ``subprotocols`` is then not
+            consulted (it is what the default policy picks from). The default picks
+            the first offered one the server supports; no match means no subprotocol.
         extensions: Factories for the extensions the server accepts.
         max_message_size: Largest received message (see :class:`Protocol`).
         max_line: Longest request line (414 beyond) or header line (431 beyond).
@@ -56,6 +93,7 @@ class ServerProtocol(Protocol):
         "_parser",
         "_pending_extensions",
         "_pending_subprotocol",
+        "_select_takes_request",
         "available_subprotocols",
         "extension_factories",
         "handshake_exc",
@@ -80,7 +118,12 @@ class ServerProtocol(Protocol):
         super().__init__(Side.SERVER, state=State.CONNECTING, max_message_size=max_message_size)
         self.origins = origins
         self.available_subprotocols = tuple(subprotocols or ())  # shared, not copied
-        self.select_subprotocol = select_subprotocol or self._default_select
+        self.select_subprotocol: Callable[..., str | None] = (
+            select_subprotocol or self._default_select
+        )
+        self._select_takes_request = select_subprotocol is not None and _takes_request(
+            select_subprotocol
+        )
         self.extension_factories = tuple(extensions)
         self.request: Request | None = None
         self.response: Response | None = None
@@ -146,7 +189,10 @@ class ServerProtocol(Protocol):
             subprotocol = None
             offered = parse_subprotocol_header(headers.get_all("Sec-WebSocket-Protocol"))
             if offered:
-                subprotocol = self.select_subprotocol(offered)
+                if self._select_takes_request:
+                    subprotocol = self.select_subprotocol(offered, request)
+                else:
+                    subprotocol = self.select_subprotocol(offered)
                 if subprotocol is not None and subprotocol not in offered:
                     raise NegotiationError(f"selected subprotocol {subprotocol!r} was not offered")
             ext_header, extensions = self._negotiate_extensions(headers)

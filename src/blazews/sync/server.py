@@ -11,12 +11,13 @@ import logging
 import selectors
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConnectionClosedError, ConnectionClosedOK
 from ..options import MaybeAwaitable, ServerKeywords, ServerOptions
+from ..sansio.door import NO_PARAMS, Door, Router
 from ..sansio.frames import Close
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import State
@@ -50,6 +51,11 @@ class ServerConnection(Connection):
 
     Attributes:
         server: The :class:`Server` it belongs to.
+        username: The user name the client authenticated with (the ``basic_auth``
+            option), else ``None``.
+        path_params: The parameters of the route that matched the request path
+            (serving a :class:`~blazews.Router`): ``{"id": "42"}`` for
+            ``/feed/{id}``; empty otherwise.
     """
 
     protocol: ServerProtocol
@@ -59,6 +65,9 @@ class ServerConnection(Connection):
     ) -> None:
         super().__init__(sock, protocol, options)
         self.server = server
+        self.username: str | None = None
+        self.path_params: Mapping[str, str] = NO_PARAMS
+        self.handler: Handler = server.handler
 
     def reject(
         self, status: int, body: bytes | str = b"", headers: Sequence[tuple[str, str]] | None = None
@@ -82,7 +91,9 @@ class ServerConnection(Connection):
         self.request = request
         try:
             response: Response | None = None
-            if server.process_request is not None:
+            if server.door is not None:
+                response = self._admit(server.door, request)
+            if response is None and server.process_request is not None:
                 response = _plain(server.process_request(self, request), "process_request")
             if response is None:
                 response = self.protocol.accept(request)
@@ -103,6 +114,34 @@ class ServerConnection(Connection):
             self._flush_locked()
         return response.status_code == 101 and self._write_error is None
 
+    def _admit(self, door: Door, request: Request) -> Response | None:
+        """Run the door (basic auth, routing); return its refusal, or ``None``."""
+        admission = door.admit(request)
+        ok = door.verify(admission)
+        if not isinstance(ok, bool):
+            ok = _plain_bool(ok)
+        refusal = door.decide(admission, ok)
+        if refusal is None:
+            self.username = admission.username
+            self.path_params = admission.path_params
+            if admission.target is not None:
+                self.handler = admission.target
+        return refusal
+
+
+def _plain_bool(result: Any) -> bool:
+    """A check function's result, which must not be an awaitable here."""
+    close = getattr(result, "close", None)
+    if close is not None and hasattr(result, "send"):
+        close()  # a coroutine: no "never awaited" warning on top of the error
+        raise TypeError("the basic_auth check returned a coroutine; blazews.sync runs functions")
+    return bool(result)
+
+
+def _unrouted(conn: ServerConnection) -> None:  # pragma: no cover
+    """The handler of a routed server: never run, each connection has its route's."""
+    raise AssertionError("a routed connection runs its route's handler")
+
 
 class Server:
     """A running WebSocket server, as :func:`serve` returns it.
@@ -113,9 +152,15 @@ class Server:
         socket: The listening socket.
     """
 
-    def __init__(self, sock: socket.socket, handler: Handler, options: ServerOptions) -> None:
+    def __init__(
+        self, sock: socket.socket, handler: Handler | Router[Handler], options: ServerOptions
+    ) -> None:
         self.socket = sock
-        self.handler = handler
+        router = handler if isinstance(handler, Router) else None
+        self.handler: Handler = handler if not isinstance(handler, Router) else _unrouted
+        self.door: Door | None = None
+        if router is not None or options.basic_auth is not None:
+            self.door = Door(options.basic_auth, router)
         self.options = options
         self.process_request = options.process_request
         self.process_response = options.process_response
@@ -209,7 +254,7 @@ class Server:
                 self._connections.add(conn)
                 conn._start()
             try:
-                self.handler(conn)
+                conn.handler(conn)
             except ConnectionClosedOK as exc:  # the peer closed: not the handler's fault
                 logger.debug("connection handler ended: %s", exc)
                 conn.close()
@@ -342,7 +387,7 @@ def _listen(
 
 
 def serve(
-    handler: Handler,
+    handler: Handler | Router[Handler],
     host: str | None = None,
     port: int | None = None,
     *,
@@ -356,6 +401,8 @@ def serve(
     Args:
         handler: Called in the connection's thread with its :class:`ServerConnection`;
             when it returns the connection is closed with 1000 (1011 if it raised).
+            Or a :class:`~blazews.Router` of such functions by path: an unknown path
+            gets 404, a matched route's parameters are ``conn.path_params``.
         host: Address to listen on (all interfaces if ``None``).
         port: Port to listen on (``0`` or ``None``: any free port, see :attr:`Server.port`).
         options: A :class:`~blazews.ServerOptions` to start from.
