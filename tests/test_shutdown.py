@@ -4,6 +4,8 @@ code it is given (1001 by default, 1012 to ask clients to come back), every fron
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 from typing import Any
 
@@ -65,3 +67,61 @@ def test_the_blocking_server_shuts_down_with_a_code() -> None:
             assert (client.close_code, client.close_reason) == (1012, "restarting")
         thread.join(5)
         assert not thread.is_alive()
+
+
+def _sync_echo(conn: Any) -> None:
+    for message in conn:
+        conn.send(message)
+
+
+def test_blocking_serve_forever_returns_after_its_timeout_and_serves_again() -> None:
+    with sync.serve(_sync_echo, "127.0.0.1", 0) as server:
+        server.serve_forever(timeout=0.05)  # nothing calls: returns, still listening
+        url = f"ws://127.0.0.1:{server.port}/"
+        done = threading.Event()
+
+        def client() -> None:
+            with sync.connect(url, open_timeout=20) as conn:  # waits in the backlog
+                conn.send("later")
+                assert conn.recv() == "later"
+            done.set()
+
+        thread = threading.Thread(target=client, daemon=True)
+        thread.start()
+        while not done.is_set():  # serving in slices, as a loop that does other work
+            server.serve_forever(timeout=0.05)
+        thread.join(5)
+        server.shutdown()
+        server.serve_forever(timeout=5)  # shut down: returns at once
+    with pytest.raises(OSError):
+        sync.connect(url, open_timeout=2)
+
+
+def test_blocking_shutdown_from_a_signal_handler_in_serve_forever_s_thread() -> None:
+    # The pattern of a blocking server's main(): SIGTERM shuts down, serve_forever
+    # returns; no thread of one's own.
+    signum = signal.SIGUSR1
+    with sync.serve(_sync_echo, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        closed: list[tuple[int | None, str | None]] = []
+
+        def client() -> None:
+            with sync.connect(url) as conn:
+                conn.send("hi")
+                assert conn.recv() == "hi"
+                os.kill(os.getpid(), signum)  # to the main thread, in serve_forever
+                with pytest.raises(ConnectionClosedError):
+                    conn.recv()
+                closed.append((conn.close_code, conn.close_reason))
+
+        previous = signal.signal(signum, lambda *_: server.shutdown(code=1012, reason="bye"))
+        try:
+            thread = threading.Thread(target=client, daemon=True)
+            thread.start()
+            server.serve_forever(timeout=30)
+        finally:
+            signal.signal(signum, previous)
+        thread.join(10)
+    assert closed == [(1012, "bye")]
+    with pytest.raises(OSError):
+        sync.connect(url, open_timeout=2)

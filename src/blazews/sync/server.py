@@ -171,6 +171,7 @@ class Server:
         self._threads: set[threading.Thread] = set()
         self._stopping = False
         self._serving = False
+        self._serving_thread: int | None = None
         self._stopped = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
 
@@ -185,19 +186,35 @@ class Server:
         with self._lock:
             return set(self._connections)
 
-    def serve_forever(self) -> None:
-        """Accept connections until :meth:`shutdown` is called (from another thread)."""
+    def serve_forever(self, timeout: float | None = None) -> None:
+        """Accept connections until :meth:`shutdown` is called, or ``timeout`` passed.
+
+        :meth:`shutdown` may be called from another thread, or from a signal handler
+        in this one (``signal.signal(signal.SIGTERM, lambda *_: server.shutdown())``):
+        either way this returns once the server is shut down. After ``timeout``
+        seconds without a shutdown, it returns with the server still listening (the
+        connections it opened go on; clients that call meanwhile wait in the
+        backlog): call it again, or :meth:`shutdown`.
+
+        Args:
+            timeout: Seconds to serve, or ``None``: until :meth:`shutdown`.
+        """
         with self._lock:
-            if self._stopping:
+            if self._stopping or self._serving:
                 return
             self._serving = True
+            self._serving_thread = threading.get_ident()
+        deadline = _deadline(timeout)
         with selectors.DefaultSelector() as selector:
             try:
                 self.socket.setblocking(False)  # a client may vanish between select and accept
                 selector.register(self.socket, selectors.EVENT_READ)
                 selector.register(self._wake_r, selectors.EVENT_READ)
                 while not self._stopping:
-                    ready = selector.select()
+                    remaining = _remaining(deadline)
+                    if remaining == 0.0:
+                        break
+                    ready = selector.select(remaining)
                     if self._stopping:
                         break
                     if not any(key.fileobj is self.socket for key, _ in ready):
@@ -214,7 +231,11 @@ class Server:
             finally:
                 with self._lock:
                     self._serving = False
-                self._stopped.set()
+                    self._serving_thread = None
+                    stopping = self._stopping
+                if stopping:
+                    self._stopped.set()
+                    self._close_wake()
 
     def _spawn(self, sock: socket.socket) -> None:
         thread = threading.Thread(
@@ -297,8 +318,9 @@ class Server:
     ) -> None:
         """Stop accepting, close open connections, and wait for the connection threads.
 
-        Safe from any thread but :meth:`serve_forever`'s own (a signal handler there
-        should start a thread that calls it).
+        Safe from any thread, and from a signal handler in :meth:`serve_forever`'s
+        thread: that call shuts the server down, and ``serve_forever`` returns after
+        the handler.
 
         Args:
             timeout: Seconds to wait for connection threads (handlers) to finish;
@@ -316,6 +338,7 @@ class Server:
             already = self._stopping
             self._stopping = True
             serving = self._serving
+            in_serve_forever = self._serving_thread == threading.get_ident()
             connections = list(self._connections)
             opening = list(self._opening)
             threads = list(self._threads)
@@ -324,8 +347,10 @@ class Server:
                 self._wake_w.send(b"x")
             except OSError:  # pragma: no cover
                 pass
-        if serving:
+        if serving and not in_serve_forever:
             self._stopped.wait()
+        # (From serve_forever's thread, the listening socket closes under its select,
+        # which the wake-up byte ends once the signal handler returns.)
         self.socket.close()
         for sock in opening:
             try:
@@ -344,9 +369,12 @@ class Server:
         for thread in closers + threads:
             if thread is not threading.current_thread():
                 thread.join(_remaining(deadline))
-        if not already:
-            self._wake_r.close()
-            self._wake_w.close()
+        if not already and not serving:
+            self._close_wake()  # else serve_forever closes it when it returns
+
+    def _close_wake(self) -> None:
+        self._wake_r.close()
+        self._wake_w.close()
 
     def __enter__(self) -> Server:
         return self
