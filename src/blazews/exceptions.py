@@ -11,6 +11,7 @@
     ├── InvalidHandshake            the opening handshake failed; carries an HTTP status
     │   ├── InvalidStatus           the server answered with something other than 101
     │   ├── InvalidHeader           a header is missing, duplicated or malformed
+    │   ├── InvalidRedirect         a redirect refused (loop, too many, wss -> ws); the chain
     │   └── NegotiationError        a subprotocol or extension could not be agreed
     ├── InvalidProxy                a proxy refused the tunnel or closed; carries status
     ├── InvalidURI                  the URL is not a ws:// or wss:// URL
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidHandshake",
     "InvalidHeader",
     "InvalidProxy",
+    "InvalidRedirect",
     "InvalidStatus",
     "InvalidURI",
     "MessageTooBig",
@@ -206,6 +208,19 @@ class InvalidHeader(InvalidHandshake):
     ) -> None:
         super().__init__(message, status, headers)
         self.name = name
+
+
+class InvalidRedirect(InvalidHandshake):
+    """The client refused to follow a redirect of the opening handshake: a loop, more
+    than ``max_redirects`` hops, a ``wss://`` to ``ws://`` downgrade, no ``Location``.
+
+    Attributes:
+        chain: The URLs of the redirects, the one given first, the refused one last.
+    """
+
+    def __init__(self, message: str, status: int, chain: list[str]) -> None:
+        super().__init__(message, status)
+        self.chain = chain
 
 
 class NegotiationError(InvalidHandshake):

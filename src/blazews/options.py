@@ -188,6 +188,9 @@ class ClientOptions(ConnectionOptions):
             SOCKS needs the ``blazews[socks]`` extra (``python-socks``).
         proxy_ssl: The :class:`ssl.SSLContext` for TLS to an ``https://`` proxy (a
             default context when omitted).
+        max_redirects: The most redirects (301, 302, 303, 307, 308) of the opening
+            handshake followed (10); ``0`` follows none. See
+            :mod:`blazews.sansio.redirect`.
         reconnect_initial_delay: Reconnecting (``async for conn in connect(...)``):
             the bound of the first delay after a failure, in seconds (1 s). The n-th
             failure in a row waits a random time up to ``min(reconnect_max_delay,
@@ -214,6 +217,7 @@ class ClientOptions(ConnectionOptions):
     unix_path: str | None = None
     proxy: str | None = ENVIRONMENT
     proxy_ssl: ssl_module.SSLContext | None = None
+    max_redirects: int = 10
     reconnect_initial_delay: float = 1.0
     reconnect_max_delay: float = 60.0
     reconnect_factor: float = 2.0
@@ -231,6 +235,7 @@ class ClientOptions(ConnectionOptions):
         if self.proxy is not None and self.proxy != ENVIRONMENT:
             parse_proxy(self.proxy)
         _check_type(self, "proxy_ssl", ssl_module.SSLContext, none=True)
+        _check_int(self, "max_redirects", 0)
         _check_type(self, "origin", str, none=True)
         _check_strings(self, "subprotocols")
         _check_type(self, "server_hostname", str, none=True)
@@ -355,6 +360,7 @@ class ClientKeywords(_Keywords, total=False):
     unix_path: str | None
     proxy: str | None
     proxy_ssl: ssl_module.SSLContext | None
+    max_redirects: int
     reconnect_initial_delay: float
     reconnect_max_delay: float
     reconnect_factor: float

@@ -70,12 +70,12 @@ async def open_through_proxy(
     uri: WebSocketURI,
     options: ClientOptions,
     ssl: ssl_module.SSLContext | None,
+    server_hostname: str,
     factory: Callable[[], Any],
 ) -> Any:
     """Connect to ``uri`` through ``proxy``; return the WebSocket connection that
     ``factory`` makes, with its transport made (the request is written)."""
     loop = asyncio.get_running_loop()
-    server_hostname = options.server_hostname or uri.host
     if proxy.is_socks:
         sock = await _socks_socket(proxy, uri)
         kwargs: dict[str, Any] = {}

@@ -9,13 +9,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from ..buffers import _MASK_PIECE
+from ..exceptions import InvalidStatus
 from ..options import SEND_WAITS, ClientKeywords, ClientOptions
 from ..sansio.client import ClientProtocol
 from ..sansio.http11 import Response
 from ..sansio.protocol import State
 from ..sansio.proxy import proxy_for
 from ..sansio.reconnect import Reconnect
-from ..sansio.uri import parse_uri
+from ..sansio.redirect import Redirects
+from ..sansio.uri import WebSocketURI, parse_uri
 from ._proxy import open_through_proxy
 from .base import BaseConnection
 from .connection import Connection
@@ -89,6 +91,8 @@ class connect:  # noqa: N801 (a function to its callers: await it or use async w
         TimeoutError: ``open_timeout`` elapsed.
         OSError: The TCP connection failed.
         InvalidProxy: The proxy refused the tunnel, or closed the connection.
+        InvalidRedirect: A redirect was refused: a loop, more than ``max_redirects``,
+            ``wss://`` to ``ws://``.
         ImportError: A SOCKS proxy without the ``blazews[socks]`` extra.
         TypeError, ValueError: An option is unknown, of a wrong type or out of range.
     """
@@ -106,6 +110,7 @@ class connect:  # noqa: N801 (a function to its callers: await it or use async w
     _refused: dict[str, str] = SEND_WAITS
 
     def _setup(self, uri: str, options: ClientOptions) -> None:
+        self.url = uri
         self.uri = parse_uri(uri)
         if options.ssl is not None and not self.uri.secure:
             raise ValueError("ssl given for a ws:// URL; use wss://")
@@ -122,8 +127,30 @@ class connect:  # noqa: N801 (a function to its callers: await it or use async w
         return ClientConnection(protocol, self.options)
 
     async def _open(self) -> _ClientRole:
+        """Connect, following redirects (unless over a given ``sock`` or ``unix_path``)."""
+        options = self.options
+        redirects = Redirects(self.url, options.max_redirects)
+        uri, ssl = self.uri, self.ssl
+        while True:
+            try:
+                return await self._open_once(uri, ssl, redirects.cross_origin)
+            except InvalidStatus as exc:
+                if options.sock is not None or options.unix_path is not None:
+                    raise
+                after = redirects.follow(exc)
+                if after is None:
+                    raise
+                uri = after
+                ssl = (options.ssl or ssl_module.create_default_context()) if uri.secure else None
+
+    async def _open_once(
+        self, uri: WebSocketURI, ssl: ssl_module.SSLContext | None, cross_origin: bool
+    ) -> _ClientRole:
         loop = asyncio.get_running_loop()
-        protocol = ClientProtocol(self.uri, **self.protocol_options)
+        protocol_options = self.protocol_options
+        if cross_origin:  # what the application added was for the first origin
+            protocol_options = protocol_options | {"additional_headers": None}
+        protocol = ClientProtocol(uri, **protocol_options)
         # Serializing first refuses bad headers (CR, LF, NUL) before connecting.
         protocol.send_request(protocol.connect())
 
@@ -131,18 +158,19 @@ class connect:  # noqa: N801 (a function to its callers: await it or use async w
             return self._connection(protocol)
 
         options = self.options
+        server_hostname = uri.host if cross_origin else options.server_hostname or uri.host
         kwargs: dict[str, Any] = {}
-        if self.ssl is not None:
-            kwargs["ssl"] = self.ssl
-            kwargs["server_hostname"] = options.server_hostname or self.uri.host
+        if ssl is not None:
+            kwargs["ssl"] = ssl
+            kwargs["server_hostname"] = server_hostname
         if options.unix_path is not None:
             _, conn = await loop.create_unix_connection(factory, options.unix_path, **kwargs)
         elif options.sock is not None:
             _, conn = await loop.create_connection(factory, sock=options.sock, **kwargs)
-        elif (proxy := proxy_for(self.uri, options.proxy)) is not None:
-            conn = await open_through_proxy(proxy, self.uri, options, self.ssl, factory)
+        elif (proxy := proxy_for(uri, options.proxy)) is not None:
+            conn = await open_through_proxy(proxy, uri, options, ssl, server_hostname, factory)
         else:
-            _, conn = await loop.create_connection(factory, self.uri.host, self.uri.port, **kwargs)
+            _, conn = await loop.create_connection(factory, uri.host, uri.port, **kwargs)
         try:
             await conn._handshake_done
         except BaseException:

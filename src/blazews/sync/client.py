@@ -8,13 +8,15 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from ..exceptions import InvalidStatus
 from ..options import ClientKeywords, ClientOptions
 from ..sansio.client import ClientProtocol
 from ..sansio.http11 import Response
 from ..sansio.protocol import State
 from ..sansio.proxy import proxy_for
 from ..sansio.reconnect import Reconnect
-from ..sansio.uri import parse_uri
+from ..sansio.redirect import Redirects
+from ..sansio.uri import WebSocketURI, parse_uri
 from ._proxy import open_through_proxy
 from .connection import SYNC_REFUSED, Connection, _deadline, _remaining
 
@@ -81,6 +83,8 @@ def connect(
         TimeoutError: ``open_timeout`` elapsed.
         OSError: The TCP connection failed.
         InvalidProxy: The proxy refused the tunnel, or closed the connection.
+        InvalidRedirect: A redirect was refused: a loop, more than ``max_redirects``,
+            ``wss://`` to ``ws://``.
         ImportError: A SOCKS proxy without the ``blazews[socks]`` extra.
         TypeError, ValueError: An option is unknown, of a wrong type or out of range.
     """
@@ -134,14 +138,36 @@ def _reconnecting(uri: str, opts: ClientOptions) -> Iterator[ClientConnection]:
 
 
 def _connect(uri: str, opts: ClientOptions) -> ClientConnection:
+    """Connect, following redirects (unless over a given ``sock`` or ``unix_path``)."""
     parsed = parse_uri(uri)
     ssl = opts.ssl
     if ssl is not None and not parsed.secure:
         raise ValueError("ssl given for a ws:// URL; use wss://")
     if parsed.secure and ssl is None:
         ssl = ssl_module.create_default_context()
-    sock, unix_path = opts.sock, opts.unix_path
     deadline = _deadline(opts.open_timeout)
+    redirects = Redirects(uri, opts.max_redirects)
+    while True:
+        try:
+            return _connect_once(parsed, ssl, opts, deadline, redirects.cross_origin)
+        except InvalidStatus as exc:
+            if opts.sock is not None or opts.unix_path is not None:
+                raise
+            after = redirects.follow(exc)
+            if after is None:
+                raise
+            parsed = after
+            ssl = (opts.ssl or ssl_module.create_default_context()) if parsed.secure else None
+
+
+def _connect_once(
+    parsed: WebSocketURI,
+    ssl: ssl_module.SSLContext | None,
+    opts: ClientOptions,
+    deadline: float | None,
+    cross_origin: bool,
+) -> ClientConnection:
+    sock, unix_path = opts.sock, opts.unix_path
     if sock is None:
         if unix_path is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -161,8 +187,12 @@ def _connect(uri: str, opts: ClientOptions) -> ClientConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if ssl is not None:
             sock.settimeout(_remaining(deadline))
-            sock = ssl.wrap_socket(sock, server_hostname=opts.server_hostname or parsed.host)
-        protocol = ClientProtocol(parsed, **opts.protocol_options())
+            hostname = parsed.host if cross_origin else opts.server_hostname or parsed.host
+            sock = ssl.wrap_socket(sock, server_hostname=hostname)
+        protocol_options = opts.protocol_options()
+        if cross_origin:  # what the application added was for the first origin
+            protocol_options["additional_headers"] = None
+        protocol = ClientProtocol(parsed, **protocol_options)
         conn = ClientConnection(sock, protocol, opts)
         conn._handshake(deadline)
     except BaseException:
