@@ -49,6 +49,11 @@ def _retrieve(task: asyncio.Task[None]) -> None:
         task.exception()
 
 
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("no message within the timeout"))
+
+
 def _writable_view(buf: Any) -> memoryview:
     """Return a writable view of ``buf`` in bytes."""
     view = memoryview(buf)
@@ -222,9 +227,10 @@ class Connection(BaseConnection):
 
     # -- receiving -------------------------------------------------------------------
 
-    async def _wait(self) -> None:
-        """Wait until a message is queued."""
+    async def _wait(self, timeout: float | None = None) -> None:
+        """Wait until a message is queued, for at most ``timeout`` seconds."""
         queue = self._queue
+        deadline = None if timeout is None else self.loop.time() + timeout
         while not queue:
             if not self.protocol.receiving or self._closed.done():
                 raise self.protocol.close_exc()
@@ -232,10 +238,15 @@ class Connection(BaseConnection):
                 raise ConcurrencyError("another coroutine is already waiting for the next message")
             waiter = self.loop.create_future()
             self._recv_waiter = waiter
+            timer = None
+            if deadline is not None:
+                timer = self.loop.call_at(deadline, _time_out, waiter)
             try:
                 await waiter
             finally:
                 self._recv_waiter = None
+                if timer is not None:
+                    timer.cancel()
 
     def _take(self) -> Message:
         """Remove and return the oldest queued message (there is one)."""
@@ -252,17 +263,22 @@ class Connection(BaseConnection):
         if transport is not None and not transport.is_closing() and not self._queue.paused:
             transport.resume_reading()
 
-    async def recv(self) -> str | bytes:
+    async def recv(self, timeout: float | None = None) -> str | bytes:
         """Return the next message: ``str`` for text, ``bytes`` for binary.
+
+        Args:
+            timeout: Seconds to wait at most, or ``None`` to wait as long as it takes.
+                A message that arrives later stays queued for the next call.
 
         Raises:
             ConnectionClosed: The connection is closed (its ``__cause__`` is the
                 protocol error, if the peer broke the protocol).
+            TimeoutError: No message came within ``timeout``.
             ConcurrencyError: Another coroutine is already waiting for a message.
         """
         queue = self._queue
         if not queue:
-            await self._wait()
+            await self._wait(timeout)
         message = self._take()
         lent: Any = message.data  # bytes, or a view lent by a large receive buffer
         data: bytes = _done_with(lent) if type(lent) is memoryview else lent
@@ -270,11 +286,18 @@ class Connection(BaseConnection):
             return data.decode()
         return data
 
-    async def read_message(self) -> tuple[MessageType, bytes]:
-        """Return the next message as ``(MessageType, payload bytes)``."""
+    async def read_message(self, timeout: float | None = None) -> tuple[MessageType, bytes]:
+        """Return the next message as ``(MessageType, payload bytes)``.
+
+        Args:
+            timeout: As for :meth:`recv`.
+
+        Raises:
+            ConnectionClosed, TimeoutError, ConcurrencyError: As for :meth:`recv`.
+        """
         queue = self._queue
         if not queue:
-            await self._wait()
+            await self._wait(timeout)
         message = self._take()
         lent: Any = message.data  # bytes, or a view lent by a large receive buffer
         data: bytes = _done_with(lent) if type(lent) is memoryview else lent
