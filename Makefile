@@ -16,7 +16,7 @@ NATIVE := $(wildcard src/blazews/_native/*.c src/blazews/_native/*.h src/blazews
 	src/blazews/_buffers_py.py src/blazews/_buffers_c.pxd \
 	src/blazews/asyncio/_readpath_py.py src/blazews/asyncio/_readpath_c.pxd
 
-.PHONY: install run test test-compiled test-pure test-levels test-noasm autobahn \
+.PHONY: install run test test-compiled test-pure test-levels test-noasm test-uvicorn autobahn \
 	autobahn-lane1 autobahn-lane2 bench lint clean
 
 $(PY):
@@ -64,6 +64,7 @@ test: install
 		--ignore=tests/compliance $(COV) --cov-fail-under=90
 	$(MAKE) test-levels
 	$(MAKE) test-noasm
+	$(MAKE) test-uvicorn
 	$(MAKE) lint
 
 # The tests once more at every other SIMD level this CPU runs (the default level ran
@@ -93,6 +94,13 @@ test-noasm: install
 	cd $(NOASM_DIR) && BLAZEWS_NOASM=1 $(CURDIR)/$(PY) setup.py -q build_ext --inplace
 	PYTHONPATH=$(CURDIR)/$(NOASM_DIR)/src BLAZEWS_EXPECT_NOASM=1 $(PY) -m pytest -q -x \
 		$(SMOKE) $(LEVEL_TESTS)
+
+# uvicorn's own WebSocket test suite (tests/protocols/test_websocket.py of the installed
+# uvicorn's sdist, fetched once into build/uvicorn-sdist) run against
+# blazews.uvicorn:WebSocketProtocol, on both of uvicorn's HTTP protocols: ~160 cases,
+# ~30 s. `$(PY) -m tests.asgi.uvicorn_suite --all` runs uvicorn's classes beside it.
+test-uvicorn: install
+	$(PY) -m tests.asgi.uvicorn_suite
 
 # The Autobahn runs in two lanes of about the same length: the compiled servers with
 # the pure-Python clients, and the compiled clients with the pure-Python servers.

@@ -552,3 +552,19 @@ def test_full_handshake() -> None:
     assert client_side is not None
     check_response(client_side, key)
     assert parser.leftover == b"\x81\x00"
+
+
+# A request body: the bytes after an upgrade request's head are frames
+
+
+@pytest.mark.parametrize(
+    "header", [("Content-Length", "5"), ("Transfer-Encoding", "chunked")], ids=["length", "chunked"]
+)
+def test_request_with_a_body_is_refused(header: tuple[str, str]) -> None:
+    error = request_error(request_with(add=(header,)))
+    assert error.status == 400
+    assert "request body" in str(error)
+
+
+def test_request_with_an_empty_body_is_accepted() -> None:
+    assert check_request(request_with(add=(("Content-Length", "0"),))) == KEY

@@ -156,7 +156,8 @@ def check_request(request: Request) -> str:
         InvalidHandshake: With status 405 and ``Allow: GET`` if the method is not GET.
         InvalidHeader: With status 400 if ``Host`` is missing or repeated, ``Connection``
             lacks ``upgrade``, ``Upgrade`` lacks ``websocket``, or the key is missing,
-            repeated or not the base64 of 16 bytes; with status 426 and
+            repeated or not the base64 of 16 bytes, or the request has a body
+            (``Content-Length`` other than 0, ``Transfer-Encoding``); with status 426 and
             ``Sec-WebSocket-Version: 13`` if the version is missing, repeated or not 13.
     """
     if request.method != "GET":
@@ -171,6 +172,11 @@ def check_request(request: Request) -> str:
             "Sec-WebSocket-Version", f"unsupported WebSocket version {version!r}", 426, supported
         )
     key = _single(headers, "Sec-WebSocket-Key")
+    if headers.get_all("Transfer-Encoding") or any(
+        length != "0" for length in headers.get_all("Content-Length")
+    ):
+        # The bytes after the head are frames: an upgrade request has no body.
+        raise InvalidHandshake("unsupported request body")
     try:
         valid = len(key) == 24 and len(base64.b64decode(key, validate=True)) == 16
     except (binascii.Error, ValueError):
