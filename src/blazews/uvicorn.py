@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import weakref
 from http import HTTPStatus
 from typing import Any
@@ -54,6 +53,7 @@ except ImportError as exc:  # pragma: no cover (uvicorn is in the test extras)
         "blazews.uvicorn needs uvicorn, which is not installed: pip install uvicorn"
     ) from exc
 
+from .asyncio._keepalive import Keepalive, keepalive_for
 from .asyncio._receive import _done_with
 from .asyncio.connection import Connection
 from .exceptions import ConnectionClosed
@@ -122,7 +122,6 @@ class WebSocketProtocol(Connection):
     Attributes:
         scope: The ASGI scope, once the request arrived.
         close_timeout: Seconds the closing handshake may take (10).
-        ping_timer: The timer of the next keepalive ping, if one is due.
         ping_sent_at: The loop time of the last keepalive ping (0.0 before).
     """
 
@@ -132,8 +131,6 @@ class WebSocketProtocol(Connection):
         "_denial",
         "_disconnect",
         "_phase",
-        "_ping_payload",
-        "_pong_timer",
         "_response",
         "app",
         "app_state",
@@ -143,7 +140,6 @@ class WebSocketProtocol(Connection):
         "connections",
         "default_headers",
         "ping_sent_at",
-        "ping_timer",
         "root_path",
         "scheme",
         "scope",
@@ -178,10 +174,7 @@ class WebSocketProtocol(Connection):
         self.client: tuple[str, int] | None = None
         self.scheme = "ws"
         self.scope: dict[str, Any] = {}
-        self.ping_timer: asyncio.TimerHandle | None = None
         self.ping_sent_at = 0.0
-        self._pong_timer: asyncio.TimerHandle | None = None
-        self._ping_payload: bytes | None = None
         self._phase = _CONNECTING
         self._connect_given = False
         self._app_closed = False  # websocket.close sent (or the server shut down)
@@ -214,7 +207,6 @@ class WebSocketProtocol(Connection):
         self._process()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_keepalive()
         super().connection_lost(exc)
         self.connections.discard(self)
         if logger.level <= TRACE_LOG_LEVEL:
@@ -223,7 +215,6 @@ class WebSocketProtocol(Connection):
     def shutdown(self) -> None:
         """uvicorn is shutting down: close with 1012 (service restart), or answer a
         handshake still waiting for the application with 500."""
-        self._stop_keepalive()
         transport = self.transport
         if transport is None:
             return
@@ -597,57 +588,16 @@ class WebSocketProtocol(Connection):
     def _prefix(self) -> str:
         return f"{self.client[0]}:{self.client[1]} - " if self.client else ""
 
-    # -- keepalive (timers, no task) -----------------------------------------------------
+    # -- keepalive: the loop's one timer (see blazews.asyncio._keepalive) -----------------
 
-    def _start_keepalive(self) -> None:
-        if self.options.ping_interval is not None:
-            self._schedule_ping()
+    def _keepalive_due(self, wheel: Keepalive) -> None:
+        sent = self._ka_ping
+        super()._keepalive_due(wheel)
+        if self._ka_ping is not None and self._ka_ping is not sent:
+            self.ping_sent_at = self.loop.time()
 
-    def _schedule_ping(self) -> None:
-        interval = self.options.ping_interval
-        assert interval is not None
-        delay = max(0.0, interval - self.latency)
-        self.ping_timer = self.loop.call_later(delay, self._keepalive_ping)
-
-    def _keepalive_ping(self) -> None:
-        self.ping_timer = None
-        if self._app_closed or self.protocol.state is not State.OPEN:
-            return
-        payload = self._ping_payload = os.urandom(4)
-        self.ping_sent_at = self.loop.time()
-        self.protocol.send_ping(payload)
-        self._flush()
-        timeout = self.options.ping_timeout
-        if timeout is not None:
-            self._pong_timer = self.loop.call_later(timeout, self._keepalive_expired)
-        else:
-            self._schedule_ping()
-
-    def _keepalive_expired(self) -> None:
-        self._pong_timer = None
-        self._ping_payload = None
-        if self.protocol.state is not State.OPEN:
-            return
-        if logger.level <= TRACE_LOG_LEVEL:
-            logger.log(TRACE_LOG_LEVEL, "%sWebSocket keepalive ping timeout", self._prefix())
-        self.protocol.fail(1011, "keepalive ping timeout")
-        self._process()
-        if self.transport is not None:
-            self.transport.close()  # a peer that stopped answering: no FIN to wait for
-
-    def _pong(self, data: bytes) -> None:
-        if self._ping_payload is None or data != self._ping_payload:
-            return
-        self._ping_payload = None
-        self.latency = self.loop.time() - self.ping_sent_at
-        if self._pong_timer is not None:
-            self._pong_timer.cancel()
-            self._pong_timer = None
-            self._schedule_ping()
-
-    def _stop_keepalive(self) -> None:
-        for timer in (self.ping_timer, self._pong_timer):
-            if timer is not None:
-                timer.cancel()
-        self.ping_timer = self._pong_timer = None
-        self._ping_payload = None
+    @property
+    def ping_timer(self) -> Keepalive | None:
+        """The loop's keepalive timer while this connection has a ping scheduled
+        (``None`` without keepalive); uvicorn's classes have a timer of their own."""
+        return keepalive_for(self.loop) if self._ka_token & 1 else None
