@@ -263,7 +263,10 @@ def test_echo_on_a_port_in_use_fails_in_one_line() -> None:
     )
 
 
-@pytest.mark.parametrize("extra", [[], ["--listener"], ["--sync"]])
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--listener"], ["--sync"], ["--workers", "2"], ["--listener", "--workers", "2"]],
+)
 def test_sigterm_closes_every_connection_with_1001_and_exits_0(extra: list[str]) -> None:
     port = free_port()
     server = subprocess.Popen(
@@ -288,3 +291,15 @@ def test_sigterm_closes_every_connection_with_1001_and_exits_0(extra: list[str])
         if server.poll() is None:
             server.kill()
             server.wait(5)
+
+
+def test_workers_are_refused_with_the_blocking_front_end() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "blazews", "echo", "--sync", "--workers", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--workers must be at least 1, and 1 with --sync" in result.stderr

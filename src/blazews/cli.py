@@ -176,18 +176,25 @@ def _stop_on_sigterm(server: Any) -> None:
         pass
 
 
-async def _run_echo(host: str, port: int, max_size: int | None, compress: bool = True) -> None:
+def _front_end(name: str, workers: int) -> str:
+    return f"{name}, {workers} worker processes" if workers > 1 else name
+
+
+async def _run_echo(
+    host: str, port: int, max_size: int | None, compress: bool = True, workers: int = 1
+) -> None:
     from .asyncio import serve
 
-    settings = dict(_echo_settings(max_size, compress), max_queue=64)
+    settings = dict(_echo_settings(max_size, compress), max_queue=64, workers=workers)
     async with serve(_echo_handler, host, port, **settings) as server:
-        print(_echo_banner(host, server.port, "asyncio", settings, compress), flush=True)
+        front_end = _front_end("asyncio", workers)
+        print(_echo_banner(host, server.port, front_end, settings, compress), flush=True)
         _stop_on_sigterm(server)
         await server.serve_forever()
 
 
 async def _run_echo_listener(
-    host: str, port: int, max_size: int | None, compress: bool = True
+    host: str, port: int, max_size: int | None, compress: bool = True, workers: int = 1
 ) -> None:
     from .asyncio import Listener, ListenerConnection, serve_listener
     from .exceptions import ConnectionClosed
@@ -202,9 +209,10 @@ async def _run_echo_listener(
             except ConnectionClosed:
                 pass
 
-    settings = _echo_settings(max_size, compress)
+    settings = dict(_echo_settings(max_size, compress), workers=workers)
     async with serve_listener(Echo, host, port, **settings) as server:
-        banner = _echo_banner(host, server.port, "Listener", settings, compress)
+        front_end = _front_end("Listener", workers)
+        banner = _echo_banner(host, server.port, front_end, settings, compress)
         print(banner, flush=True)
         _stop_on_sigterm(server)
         await server.serve_forever()
@@ -429,6 +437,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="largest message accepted, in bytes; 0 for no limit (default 16 MiB)",
     )
     echo.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the port (SO_REUSEPORT, Linux), supervised: "
+        "a dead one is restarted, SIGTERM drains them (default 1; not with --sync)",
+    )
+    echo.add_argument(
         "--no-compression",
         action="store_true",
         help="refuse permessage-deflate (by default it is accepted)",
@@ -449,14 +464,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "echo":
             size = args.max_message_size or None
+            if args.workers < 1 or (args.sync and args.workers > 1):
+                parser.error("--workers must be at least 1, and 1 with --sync")
+            compress = not args.no_compression
             try:
                 if args.sync:
-                    _run_echo_sync(args.host, args.port, size, not args.no_compression)
+                    _run_echo_sync(args.host, args.port, size, compress)
                 elif args.listener:
-                    run = _run_echo_listener(args.host, args.port, size, not args.no_compression)
+                    run = _run_echo_listener(args.host, args.port, size, compress, args.workers)
                     asyncio.run(run)
                 else:
-                    asyncio.run(_run_echo(args.host, args.port, size, not args.no_compression))
+                    asyncio.run(_run_echo(args.host, args.port, size, compress, args.workers))
             except OSError as exc:  # the address is taken, or not ours to listen on
                 where = f"{args.host}:{args.port}"
                 raise _CommandError(f"cannot listen on {where}: {exc.strerror or exc}") from None

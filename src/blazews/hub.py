@@ -205,6 +205,7 @@ class RedisHub(Hub):
             initial_delay, max_delay, 2.0, float("inf"), process_exception=lambda exc: None
         )
         self.id = os.urandom(16)
+        self._pid = os.getpid()
         self.lost = 0
         self._seq = 0
         self._seen: dict[bytes, int] = {}  # hub id -> last sequence number delivered
@@ -221,6 +222,22 @@ class RedisHub(Hub):
         self._listening = asyncio.Event()
         self._closing = False
 
+    def subscribe(self, conn: Any, topic: str) -> None:
+        """As :meth:`Hub.subscribe`; starts the hub if it is not started (a hub made
+        before the worker processes fork starts in each of them)."""
+        super().subscribe(conn, topic)
+        self._start_listening()
+
+    def _start_listening(self) -> None:
+        if self._pid != os.getpid():
+            # Made before a fork: each process is a hub of its own, with its own id.
+            self._pid = os.getpid()
+            self.id = os.urandom(16)
+            self._seq = 0
+        if self._listener is None:
+            self._closing = False
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+
     @property
     def connected(self) -> bool:
         """Whether the hub is listening to Redis now."""
@@ -233,9 +250,7 @@ class RedisHub(Hub):
             HubUnavailable: Redis could not be reached in time (the hub keeps
                 trying in the background; local delivery works meanwhile).
         """
-        if self._listener is None:
-            self._closing = False
-            self._listener = asyncio.get_running_loop().create_task(self._listen())
+        self._start_listening()
         await self.wait_connected(self.timeout)
 
     async def wait_connected(self, timeout: float | None = None) -> None:
@@ -265,7 +280,8 @@ class RedisHub(Hub):
     async def publish(self, topic: str, message: Data) -> BroadcastResult:
         """Send ``message`` to the subscribers of ``topic`` in every process.
 
-        This process's subscribers get it first, whatever Redis does.
+        This process's subscribers get it first, whatever Redis does. Starts the hub
+        if it is not started.
 
         Returns:
             What the delivery to this process's subscribers did.
@@ -274,6 +290,7 @@ class RedisHub(Hub):
             HubUnavailable: Redis could not be reached: the other processes did not
                 get the message.
         """
+        self._start_listening()
         result = self.deliver(topic, message)
         if isinstance(message, str):
             kind, payload = 1, message.encode()

@@ -285,6 +285,10 @@ class ServerOptions(ConnectionOptions):
             default): no authentication.
         backlog: The listen backlog (100).
         reuse_port: Set ``SO_REUSEPORT`` (asyncio).
+        workers: Processes serving the port (1): more than 1 forks that many
+            worker processes sharing it through ``SO_REUSEPORT`` (Linux), under a
+            supervisor that restarts a worker that dies (asyncio; see
+            :mod:`blazews.asyncio.workers`).
     """
 
     path: str | None = None
@@ -298,6 +302,7 @@ class ServerOptions(ConnectionOptions):
     basic_auth: BasicAuth | None = None
     backlog: int = 100
     reuse_port: bool | None = None
+    workers: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -309,6 +314,7 @@ class ServerOptions(ConnectionOptions):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 raise TypeError(f"{name} must be callable, not {getattr(self, name)!r}")
         _check_int(self, "backlog", 0)
+        _check_int(self, "workers", 1)
         origins = self.origins
         if origins is not None and (
             isinstance(origins, (str, bytes))
@@ -382,6 +388,7 @@ class ServerKeywords(_Keywords, total=False):
     basic_auth: BasicAuth | None
     backlog: int
     reuse_port: bool | None
+    workers: int
 
 
 def _changed(options: ConnectionOptions) -> set[str]:

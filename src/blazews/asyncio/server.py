@@ -363,6 +363,9 @@ class serve:  # noqa: N801 (a function to its callers: await it or use async wit
         **keywords: Any option of :class:`~blazews.ServerOptions` (``ssl``,
             ``subprotocols``, ``process_request``, ``ping_interval``,
             ``max_message_size``, ...), which documents each one and its default.
+            With ``workers=N`` (N > 1), N forked processes serve the port and the
+            server returned is their supervisor, a
+            :class:`~blazews.asyncio.workers.WorkerPool`.
 
     Raises:
         TypeError, ValueError: An option is unknown, of a wrong type or out of range.
@@ -383,23 +386,39 @@ class serve:  # noqa: N801 (a function to its callers: await it or use async wit
         self, handler: Any, host: str | None, port: int | None, options: ServerOptions
     ) -> None:
         self.host, self.port, self.options = host, port, options
+        self.handler = handler
+        self.server = self._new_server()
+        self.protocol_options = options.protocol_options()
+        self._pool: Server | None = None  # the supervisor, with workers > 1
+
+    def _new_server(self) -> Server:
+        options = self.options
+        handler = self.handler
         router = handler if isinstance(handler, Router) else None
         door = None
         if router is not None or options.basic_auth is not None:
             door = Door(options.basic_auth, router)
-        self.server = Server(
+        return Server(
             _unrouted if router is not None else handler,
             process_request=options.process_request,
             process_response=options.process_response,
             open_timeout=options.open_timeout,
             door=door,
         )
-        self.protocol_options = options.protocol_options()
 
     def _factory(self) -> _ServerRole:
         return ServerConnection(ServerProtocol(**self.protocol_options), self.server, self.options)
 
     async def _start(self) -> Server:
+        if self.options.workers > 1:
+            from .workers import WorkerPool
+
+            pool = WorkerPool(self)
+            self._pool = pool
+            return await pool._start()
+        return await self._start_one()
+
+    async def _start_one(self) -> Server:
         loop = asyncio.get_running_loop()
         options = self.options
         where: dict[str, Any] = {"sock": options.sock, "ssl": options.ssl}
@@ -425,5 +444,6 @@ class serve:  # noqa: N801 (a function to its callers: await it or use async wit
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.server.close()
-        await self.server.wait_closed()
+        server = self._pool or self.server
+        server.close()
+        await server.wait_closed()

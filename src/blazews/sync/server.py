@@ -33,7 +33,11 @@ logger = logging.getLogger("blazews")
 
 Handler = Callable[["ServerConnection"], None]
 
-_SERVE_REFUSED = {**SYNC_REFUSED, "reuse_port": "blazews.sync serves from one process"}
+_SERVE_REFUSED = {
+    **SYNC_REFUSED,
+    "reuse_port": "blazews.sync serves from one process",
+    "workers": "blazews.sync serves from one process",
+}
 
 
 def _plain(result: MaybeAwaitable, hook: str) -> Response | None:
@@ -437,8 +441,9 @@ def serve(
         **keywords: Any option of :class:`~blazews.ServerOptions` (``ssl``,
             ``subprotocols``, ``process_request``, ``ping_interval``,
             ``max_message_size``, ...), which documents each one and its default; but
-            for ``write_limit``, ``compress_in_thread`` and ``reuse_port``, which are
-            the asyncio front end's. The hooks are plain functions here.
+            for ``write_limit``, ``compress_in_thread``, ``reuse_port`` and
+            ``workers``, which are the asyncio front end's. The hooks are plain
+            functions here.
 
     Returns:
         The listening :class:`Server`.
