@@ -2,7 +2,9 @@
 
 ``echo`` runs an echo server (every message is sent back with its type): the peer
 the conformance and interoperability tests use. ``connect`` is an interactive client:
-each line typed is sent as a text message, each message received is printed.
+each line typed is sent as a text message, each message received is printed (control
+characters escaped; binary messages as ``repr`` or, with ``--hex``, hex bytes), with
+``--header``, ``--subprotocol``, ``--proxy``, ``--insecure`` and ``--ping``.
 ``--version`` says which implementation runs (compiled or pure Python).
 """
 
@@ -300,7 +302,70 @@ def _connect_failure(url: str, exc: Exception) -> str:
     return f"cannot connect to {url}: {reason}"
 
 
-async def _open(url: str) -> ClientConnection:
+_CONTROLS = {
+    c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09,)
+} | {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+_CONTROLS.update({0x0A: "\\n", 0x0D: "\\r"})
+
+
+def _printable(text: str) -> str:
+    """``text`` with the characters that would drive the terminal escaped: C0 and C1
+    controls but tab (``\\n``, ``\\r``, ``\\x1b``...), DEL, and the bidirectional
+    overrides (``\\u202e``...), which could disguise what a server sent."""
+    return text.translate(_CONTROLS)
+
+
+def _show_binary(data: bytes, hex_dump: bool) -> str:
+    """A binary message as ``connect`` prints it: ``repr`` or hex bytes."""
+    if hex_dump:
+        return f"[{len(data)} bytes] {data.hex(' ')}"
+    return repr(data)
+
+
+def _client_options(
+    url: str,
+    headers: list[str],
+    subprotocols: list[str],
+    proxy: str | None,
+    insecure: bool,
+    ping: float | None,
+) -> dict[str, Any]:
+    """The options of :func:`blazews.connect` that ``connect``'s flags set.
+
+    Raises:
+        _CommandError: A header without a colon, or a bad proxy URL.
+    """
+    options: dict[str, Any] = {"open_timeout": CONNECT_TIMEOUT}
+    pairs = []
+    for header in headers:
+        name, colon, value = header.partition(":")
+        if not colon or not name.strip():
+            raise _CommandError(f"invalid header {header!r}: use 'Name: value'")
+        pairs.append((name.strip(), value.strip()))
+    if pairs:
+        options["additional_headers"] = pairs
+    if subprotocols:
+        options["subprotocols"] = subprotocols
+    if proxy is not None:
+        options["proxy"] = None if proxy.lower() in ("none", "direct", "") else proxy
+        if options["proxy"] is not None:
+            from .sansio.proxy import parse_proxy
+
+            try:
+                parse_proxy(options["proxy"])
+            except ValueError as exc:
+                raise _CommandError(f"invalid proxy: {exc}") from None
+    if insecure and url.lower().startswith("wss:"):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        options["ssl"] = context
+    if ping is not None:
+        options["ping_interval"] = None  # the pings are the command's, and printed
+    return options
+
+
+async def _open(url: str, options: dict[str, Any] | None = None) -> ClientConnection:
     """Connect to ``url``.
 
     Returns:
@@ -314,21 +379,32 @@ async def _open(url: str) -> ClientConnection:
     from .exceptions import BlazeWSError
 
     try:
-        return await connect(url, open_timeout=CONNECT_TIMEOUT)
-    except (BlazeWSError, OSError, asyncio.TimeoutError) as exc:
+        return await connect(url, **(options or {"open_timeout": CONNECT_TIMEOUT}))
+    except (BlazeWSError, OSError, ImportError, asyncio.TimeoutError) as exc:
         raise _CommandError(_connect_failure(url, exc)) from exc
 
 
-async def _run_connect(url: str) -> None:
+async def _run_connect(
+    url: str,
+    options: dict[str, Any] | None = None,
+    *,
+    hex_dump: bool = False,
+    binary: bool = False,
+    ping: float | None = None,
+) -> None:
     from .exceptions import ConnectionClosed
 
-    conn = await _open(url)
+    conn = await _open(url, options)
+    pinging: asyncio.Future[None] | None = None
     try:
+        agreed = f"; subprotocol {conn.subprotocol}" if conn.subprotocol else ""
         print(
-            f"connected to {url} ({_implementation_summary()}); "
-            "type a line to send it, Ctrl-D to close",
+            f"connected to {url} ({_implementation_summary()}){agreed}; "
+            f"type a line to send it{' as binary' if binary else ''}, Ctrl-D to close",
             flush=True,
         )
+        if ping is not None:
+            pinging = asyncio.ensure_future(_pinger(conn, ping))
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[str | None] = asyncio.Queue()
 
@@ -346,22 +422,22 @@ async def _run_connect(url: str) -> None:
             nonlocal received, last_activity
             try:
                 async for message in conn:
-                    print(
-                        f"< {message!r}" if isinstance(message, bytes) else f"< {message}",
-                        flush=True,
-                    )
+                    if isinstance(message, bytes):
+                        print(f"< {_show_binary(message, hex_dump)}", flush=True)
+                    else:
+                        print(f"< {_printable(message)}", flush=True)
                     received += 1
                     last_activity = loop.time()
                     activity.set()
             except ConnectionClosed as exc:
-                print(f"connection closed: {exc}", flush=True)
+                print(f"connection closed: {_printable(str(exc))}", flush=True)
             finally:
                 activity.set()
 
         printing = asyncio.ensure_future(printer())
         while (line := await lines.get()) is not None:
             try:
-                await conn.send(line)
+                await conn.send(line.encode() if binary else line)
             except ConnectionClosed:
                 break
             sent += 1
@@ -379,7 +455,23 @@ async def _run_connect(url: str) -> None:
         await conn.close()
         await printing
     finally:
+        if pinging is not None:
+            pinging.cancel()
         await conn.close()
+
+
+async def _pinger(conn: ClientConnection, interval: float) -> None:
+    """Ping every ``interval`` seconds and print each round trip."""
+    from .exceptions import ConnectionClosed
+
+    try:
+        while True:
+            pong = await conn.ping()
+            latency = await pong
+            print(f"% pong in {latency * 1000:.2f} ms", flush=True)
+            await asyncio.sleep(interval)
+    except ConnectionClosed:
+        pass
 
 
 def _run_bench(argv: list[str]) -> int:
@@ -450,6 +542,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     connect = sub.add_parser("connect", help="interactive client")
     connect.add_argument("url")
+    connect.add_argument(
+        "--header",
+        "-H",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="add a request header (repeatable)",
+    )
+    connect.add_argument(
+        "--subprotocol", action="append", default=[], help="offer a subprotocol (repeatable)"
+    )
+    connect.add_argument(
+        "--proxy",
+        help="connect through this proxy (http://, https://, socks5://, socks5h://, "
+        "socks4://, socks4a://), or 'none'; default: HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY",
+    )
+    connect.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not check the server's TLS certificate (wss://): for test servers only",
+    )
+    connect.add_argument(
+        "--ping",
+        type=float,
+        metavar="SECONDS",
+        help="ping every SECONDS and print each round trip (replaces the keepalive pings)",
+    )
+    connect.add_argument(
+        "--hex", action="store_true", help="print binary messages as hex bytes, not repr"
+    )
+    connect.add_argument(
+        "--binary", action="store_true", help="send each line as a binary message (UTF-8)"
+    )
     sub.add_parser(
         "bench",
         help="run the end-to-end benchmarks against websockets, aiohttp and picows "
@@ -479,7 +604,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 where = f"{args.host}:{args.port}"
                 raise _CommandError(f"cannot listen on {where}: {exc.strerror or exc}") from None
         else:
-            asyncio.run(_run_connect(args.url))
+            if args.ping is not None and not args.ping > 0:
+                parser.error("--ping needs a number of seconds above 0")
+            options = _client_options(
+                args.url, args.header, args.subprotocol, args.proxy, args.insecure, args.ping
+            )
+            if args.insecure:
+                print(
+                    "blazews: warning: --insecure: the server's certificate is not checked; "
+                    "anyone on the path can read and change this connection",
+                    file=sys.stderr,
+                )
+            run = _run_connect(
+                args.url, options, hex_dump=args.hex, binary=args.binary, ping=args.ping
+            )
+            asyncio.run(run)
     except KeyboardInterrupt:
         pass
     except _CommandError as exc:
