@@ -21,7 +21,7 @@ from tests.sync.support import LoopThread
 
 class Servers:
     """A ws echo server (recording each request, offering the subprotocol ``chat``,
-    greeting ``/greet`` with control characters, answering ``/slow`` after a second)
+    prefixing ``/greet``'s echoes with control characters, echoing ``/slow`` a second late)
     and the same over wss, with a certificate no default context trusts."""
 
     def __init__(self) -> None:
@@ -39,11 +39,11 @@ class Servers:
 
         async def handler(conn: Any) -> None:
             path = conn.request.path
-            if path == "/greet":
-                await conn.send("red\x1b[31m\nline\u202eevil")
             async for message in conn:
                 if path == "/slow":
                     await asyncio.sleep(1.0)
+                if path == "/greet":
+                    message = "red\x1b[31m\nline\u202eevil " + message
                 await conn.send(message)
 
         return await blazews.serve(
@@ -143,7 +143,7 @@ def test_control_characters_are_escaped(
 ) -> None:
     status, out, _ = run(monkeypatch, capsys, servers.url("/greet"), stdin="tab\there\n")
     assert status == 0
-    assert out[1:] == ["< red\\x1b[31m\\nline\\u202eevil", "< tab\there"]
+    assert out[1:] == ["< red\\x1b[31m\\nline\\u202eevil tab\there"]
 
 
 def test_insecure_skips_the_certificate_check_with_a_warning(
