@@ -99,8 +99,11 @@ test-noasm: install
 # uvicorn's sdist, fetched once into build/uvicorn-sdist) run against
 # blazews.uvicorn:WebSocketProtocol, on both of uvicorn's HTTP protocols: ~160 cases,
 # ~30 s. `$(PY) -m tests.asgi.uvicorn_suite --all` runs uvicorn's classes beside it.
+# Then the Autobahn TestSuite against a Starlette echo under uvicorn with that class, a
+# representative subset (~300 cases, ~20 s; `make autobahn` runs every case).
 test-uvicorn: install
 	$(PY) -m tests.asgi.uvicorn_suite
+	$(PY) -m pytest -q tests/compliance/test_autobahn_uvicorn.py
 
 # The Autobahn runs in two lanes of about the same length: the compiled servers with
 # the pure-Python clients, and the compiled clients with the pure-Python servers.
@@ -122,6 +125,7 @@ test-pure: install
 # front end, compiled and pure (about 13 min on 2 cores).
 autobahn: install
 	BLAZEWS_AUTOBAHN_FULL=1 $(MAKE) --no-print-directory autobahn-lane1 autobahn-lane2
+	BLAZEWS_AUTOBAHN_FULL=1 $(PY) -m pytest -q tests/compliance/test_autobahn_uvicorn.py
 
 # Every benchmark, side by side with websockets, aiohttp and picows in one run:
 # the micro-benchmarks, then the end-to-end ones (both loops). Reports and plots

@@ -8,19 +8,23 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket as StarletteWebSocket
+from starlette.websockets import WebSocketDisconnect
 
 
 async def echo(ws: StarletteWebSocket) -> None:
     """Echo every message with its type, until the client closes."""
     await ws.accept()
-    while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        if message.get("text") is not None:
-            await ws.send_text(message["text"])
-        else:
-            await ws.send_bytes(message["bytes"])
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") is not None:
+                await ws.send_text(message["text"])
+            else:
+                await ws.send_bytes(message["bytes"])
+    except WebSocketDisconnect:  # the client left while we answered
+        return
 
 
 async def greet(ws: StarletteWebSocket) -> None:
@@ -71,3 +75,7 @@ async def items(ws: WebSocket, item_id: int, who: str = Depends(user)) -> None:
     await ws.accept()
     async for text in ws.iter_text():
         await ws.send_json({"item": item_id, "user": who, "got": text})
+
+
+autobahn_app = Starlette(routes=[WebSocketRoute("/", echo)])
+"""The echo endpoint the Autobahn TestSuite drives (every path kosoku uses is ``/``)."""
