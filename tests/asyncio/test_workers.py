@@ -72,7 +72,8 @@ def apps() -> Iterator[list[App]]:
             for pid in app.workers():
                 os.kill(pid, signal.SIGKILL)
             app.proc.kill()
-        app.proc.communicate(timeout=10)
+        _, err = app.proc.communicate(timeout=10)
+        print(err)  # (shown when a test fails)
 
 
 async def _pid_of_new_connection(url: str) -> tuple[int, blazews.ClientConnection]:
@@ -97,7 +98,7 @@ async def test_a_killed_worker_comes_back_and_serves(apps: list[App]) -> None:
         seen.add(pid)
         if new in seen:
             break
-    assert new in seen and victim not in seen
+    assert new in seen and victim not in seen, (new, seen, app.workers())
     assert app.proc.poll() is None
 
 

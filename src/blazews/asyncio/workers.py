@@ -52,22 +52,23 @@ _MAX_DELAY = 5.0  # the longest wait before starting a crash-looping worker agai
 _KILL_GRACE = 5.0  # beyond close_timeout, before a draining worker is killed
 
 
-def _worker_main(start: serve, port: int) -> None:
+def _worker_main(start: serve, port: int, ready: Any) -> None:
     """A worker process's body (forked): serve until SIGTERM, then drain and exit."""
     # The parent's loop left its signal wake-up descriptor set: a signal here would
     # wake the supervisor's loop as if it were its own.
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides on Ctrl-C
-    asyncio.run(_worker(start, port))
+    asyncio.run(_worker(start, port, ready))
 
 
-async def _worker(start: serve, port: int) -> None:
+async def _worker(start: serve, port: int, ready: Any) -> None:
     start.port = port
     start.options = dataclasses.replace(start.options, reuse_port=True, workers=1)
     start.server = start._new_server()
     server = await start._start_one()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, server.close)
+    ready.set()  # listening: the supervisor's start may return
     await server.serve_forever()
     await server.wait_closed()
 
@@ -116,6 +117,7 @@ class WorkerPool(Server):
         self.restarts = 0
         self._close_timeout = options.close_timeout
         self._procs: list[BaseProcess | None] = [None] * self.workers
+        self._ready: list[Any] = [None] * self.workers
         self._started: list[float] = [0.0] * self.workers
         self._fails: list[int] = [0] * self.workers
         self._reserved: socket.socket | None = None
@@ -142,6 +144,18 @@ class WorkerPool(Server):
         self._changed = asyncio.Event()
         for i in range(self.workers):
             self._spawn(i)
+        # Return once every worker listens: before, the port would refuse connections.
+        while not all(r.is_set() for r in self._ready):
+            dead = [p for p in self._procs if p is not None and p.exitcode is not None]
+            if dead:
+                self.kill()
+                for proc in self._procs:
+                    if proc is not None:
+                        asyncio.get_running_loop().remove_reader(proc.sentinel)
+                        proc.join()
+                self._reserved.close()
+                raise RuntimeError(f"a worker exited with {dead[0].exitcode} before serving")
+            await asyncio.sleep(0.01)
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
         return self
 
@@ -149,8 +163,9 @@ class WorkerPool(Server):
         if self._closing:
             return
         ctx = multiprocessing.get_context("fork")
+        ready = self._ready[i] = ctx.Event()
         proc = ctx.Process(
-            target=_worker_main, args=(self._serve, self.port), name=f"blazews-worker-{i}"
+            target=_worker_main, args=(self._serve, self.port, ready), name=f"blazews-worker-{i}"
         )
         proc.start()
         self._procs[i] = proc
