@@ -100,7 +100,7 @@ test-noasm: install
 # blazews.uvicorn:WebSocketProtocol, on both of uvicorn's HTTP protocols: ~160 cases,
 # ~30 s. `$(PY) -m tests.asgi.uvicorn_suite --all` runs uvicorn's classes beside it.
 # Then the Autobahn TestSuite against a Starlette echo under uvicorn with that class, a
-# representative subset (~300 cases, ~20 s; `make autobahn` runs every case).
+# representative subset (125 cases, ~10 s; `make autobahn` runs every case).
 test-uvicorn: install
 	$(PY) -m tests.asgi.uvicorn_suite
 	$(PY) -m pytest -q tests/compliance/test_autobahn_uvicorn.py

@@ -17,6 +17,7 @@ __all__ = [
     "MEMORY_ROWS",
     "PEERS",
     "SCENARIOS",
+    "UVICORN_ROWS",
     "Row",
     "availability",
     "size_label",
@@ -50,12 +51,22 @@ class Row:
     env: tuple[tuple[str, str], ...] = ()
 
 
+# A Starlette endpoint under uvicorn (httptools) with each WebSocket protocol class:
+# rows of the ingest, echo and memory scenarios, with uvloop only (as uvicorn runs in
+# production), beside the libraries' own servers.
+UVICORN_ROWS = (
+    Row("uvicorn-blazews", "uvicorn-blazews", "uvicorn --ws blazews.uvicorn (Starlette)"),
+    Row("uvicorn-sansio", "uvicorn-sansio", "uvicorn --ws websockets-sansio (Starlette)"),
+    Row("uvicorn-wsproto", "uvicorn-wsproto", "uvicorn --ws wsproto (Starlette)"),
+)
+
 INGEST_ROWS = (
     Row("blazews", "blazews", "blazews: read_message_into (asyncio API)"),
     Row("blazews-listener", "blazews-listener", "blazews: Listener callbacks"),
     Row("websockets", "websockets", "websockets: recv()"),
     Row("aiohttp", "aiohttp", "aiohttp: receive()"),
     Row("picows", "picows", "picows: on_ws_frame"),
+    *UVICORN_ROWS,
     Row("raw", "raw", "raw socket: recv_into (ceiling)", per_loop=False),
 )
 
@@ -65,6 +76,7 @@ ECHO_ROWS = (
     Row("websockets", "websockets", "websockets: recv + send"),
     Row("aiohttp", "aiohttp", "aiohttp: receive + send_bytes"),
     Row("picows", "picows", "picows: on_ws_frame + send"),
+    *UVICORN_ROWS,
 )
 
 MEMORY_ROWS = (
@@ -73,6 +85,7 @@ MEMORY_ROWS = (
     Row("websockets", "websockets", "websockets: serve"),
     Row("aiohttp", "aiohttp", "aiohttp: web.WebSocketResponse"),
     Row("picows", "picows", "picows: ws_create_server"),
+    *UVICORN_ROWS,
     Row("floor", "floor", "bare asyncio.Protocol (floor)"),
 )
 
@@ -116,6 +129,14 @@ def availability(lib: str, loop: str | None) -> str | None:
             return "not available yet"
     if lib in PEERS and not _installed(lib):
         return f"{lib} not installed"
+    if lib.startswith("uvicorn-"):
+        if loop != "uvloop":
+            return "uvloop only (as uvicorn runs in production)"
+        needs = ["uvicorn", "starlette", "httptools"]
+        needs += ["wsproto"] if lib == "uvicorn-wsproto" else ["websockets"]
+        missing = [module for module in needs if not _installed(module)]
+        if missing:
+            return f"{', '.join(missing)} not installed"
     return None
 
 

@@ -13,7 +13,9 @@ Servers: ``blazews`` (coroutine handler: ``read_message_into`` for ingest),
 (``recv()``), ``aiohttp`` (``receive()``), ``picows`` (``on_ws_frame``), ``floor`` (a
 bare ``asyncio.Protocol`` that answers the handshake with a constant: the memory
 floor), ``raw`` (a blocking socket that ``recv_into``s and counts bytes: the ingest
-ceiling). Every server disables keepalive pings and accepts 1 MiB messages; it
+ceiling), ``uvicorn-blazews``, ``uvicorn-sansio`` and ``uvicorn-wsproto`` (a Starlette
+endpoint under uvicorn with httptools and ``--ws`` blazews' class, websockets-sansio
+or wsproto: ASGI's ``receive()``/``send()``). Every server disables keepalive pings and accepts 1 MiB messages; it
 disables compression too, unless ``--deflate`` asks for each library's default
 permessage-deflate (blazews, websockets and aiohttp only; blazews' backend comes from
 ``BLAZEWS_DEFLATE_BACKEND``).
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import inspect
 import logging
 import os
@@ -258,6 +261,66 @@ async def start_floor(mode: str, opts: Options) -> int:
     return int(server.sockets[0].getsockname()[1])
 
 
+# ---- uvicorn: a Starlette endpoint on each WebSocket protocol class ------------------
+
+UVICORN_WS = {
+    "uvicorn-blazews": "blazews.uvicorn:WebSocketProtocol",
+    "uvicorn-sansio": "websockets-sansio",
+    "uvicorn-wsproto": "wsproto",
+}
+
+
+async def start_uvicorn(lib: str, mode: str, opts: Options) -> int:
+    """A Starlette app under uvicorn (httptools), ``--ws`` from :data:`UVICORN_WS`:
+    ingest counts what ``websocket.receive()`` delivers, echo sends back each message."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    async def ingest(ws: WebSocket) -> None:
+        await ws.accept()
+        meter = opts.meter()
+        receive = ws.receive
+        while (await receive())["type"] == "websocket.receive":
+            meter.count += 1
+
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        receive, send = ws.receive, ws.send_bytes
+        try:
+            while True:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    return
+                await send(message["bytes"])
+        except Exception:  # the client left while we answered
+            return
+
+    app = Starlette(routes=[WebSocketRoute("/", ingest if mode == "ingest" else echo)])
+    config = uvicorn.Config(
+        app,
+        ws=UVICORN_WS[lib],
+        http="httptools",
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        ws_max_size=MAX_MESSAGE,
+        ws_max_queue=INGEST_QUEUE if mode == "ingest" else 32,
+        ws_ping_interval=None,
+        ws_per_message_deflate=False,
+        backlog=2048,
+    )
+    sock = socket.create_server((HOST, 0), backlog=2048)
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    return int(sock.getsockname()[1])
+
+
 DEFLATE_SERVERS = ("blazews", "websockets", "aiohttp")
 
 STARTERS: dict[str, Starter] = {
@@ -267,6 +330,7 @@ STARTERS: dict[str, Starter] = {
     "aiohttp": start_aiohttp,
     "picows": start_picows,
     "floor": start_floor,
+    **{lib: functools.partial(start_uvicorn, lib) for lib in UVICORN_WS},
 }
 
 

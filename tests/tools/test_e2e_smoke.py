@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from benchmarks.e2e.rows import (  # noqa: E402
     MEMORY_ROWS,
     PEERS,
     SCENARIOS,
+    UVICORN_ROWS,
     Row,
     size_label,
 )
@@ -63,10 +65,17 @@ def quick_run(out: Path, *args: str) -> dict[str, Any]:
     }
 
 
+def native(rows: tuple[Row, ...]) -> tuple[Row, ...]:
+    """The rows of the libraries' own servers: the uvicorn rows have a test of their own."""
+    return tuple(row for row in rows if row not in UVICORN_ROWS)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     scenarios = [arg for name in SCENARIOS if name != "deflate" for arg in ("--scenario", name)]
-    return quick_run(tmp_path_factory.mktemp("e2e"), "--sizes", str(SIZE), *scenarios)
+    keys = {row.key for row in native((*INGEST_ROWS, *ECHO_ROWS, *MEMORY_ROWS))}
+    libs = ("--libs", ",".join(sorted(keys)))
+    return quick_run(tmp_path_factory.mktemp("e2e"), "--sizes", str(SIZE), *scenarios, *libs)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +176,7 @@ def test_every_ingest_row(run: dict[str, Any]) -> None:
     tables = sections(run["markdown"])
     problems = []
     for loop in LOOPS:
-        problems += check_rows(tables[("ingest", loop)], INGEST_ROWS, [size_label(SIZE)])
+        problems += check_rows(tables[("ingest", loop)], native(INGEST_ROWS), [size_label(SIZE)])
     assert not problems, "\n".join(problems)
 
 
@@ -175,7 +184,7 @@ def test_every_echo_row(run: dict[str, Any]) -> None:
     tables = sections(run["markdown"])
     problems = []
     for loop in LOOPS:
-        problems += check_rows(tables[("echo", loop)], ECHO_ROWS, [str(n) for n in INFLIGHTS])
+        problems += check_rows(tables[("echo", loop)], native(ECHO_ROWS), [str(n) for n in INFLIGHTS])
     assert not problems, "\n".join(problems)
 
 
@@ -183,7 +192,7 @@ def test_every_memory_row(run: dict[str, Any]) -> None:
     tables = sections(run["markdown"])
     problems = []
     for loop in LOOPS:
-        problems += check_rows(tables[("memory", loop)], MEMORY_ROWS, [str(CONNECTIONS)])
+        problems += check_rows(tables[("memory", loop)], native(MEMORY_ROWS), [str(CONNECTIONS)])
     assert not problems, "\n".join(problems)
 
 
@@ -208,6 +217,24 @@ def test_no_measurement_failed(run: dict[str, Any]) -> None:
     ]
     assert not errors, "\n".join(errors)
     assert run["proc"].returncode == 0, run["proc"].stderr[-2000:]
+
+
+@pytest.mark.skipif(
+    os.environ.get("BLAZEWS_NO_EXTENSIONS", "") not in ("", "0"),
+    reason="a harness check: the compiled run has made it",
+)
+def test_uvicorn_rows(tmp_path: Path) -> None:
+    """A Starlette endpoint under uvicorn with blazews' class, websockets-sansio and
+    wsproto: ingest of 64 B, echo and idle memory, uvloop only, as make bench runs them."""
+    libs = ",".join(row.key for row in UVICORN_ROWS)
+    scenarios = ("--scenario", "ingest", "--scenario", "echo", "--scenario", "memory")
+    result = quick_run(tmp_path, "--loop", "uvloop", "--libs", libs, "--sizes", "64", *scenarios)
+    tables = sections(result["markdown"])
+    problems = check_rows(tables[("ingest", "uvloop")], UVICORN_ROWS, ["64 B"])
+    problems += check_rows(tables[("echo", "uvloop")], UVICORN_ROWS, [str(n) for n in INFLIGHTS])
+    problems += check_rows(tables[("memory", "uvloop")], UVICORN_ROWS, [str(CONNECTIONS)])
+    errors = [r for r in result["json"]["records"] if "error" in r]
+    assert not problems and not errors, "\n".join(problems) + str(errors)
 
 
 # ---- deflate -------------------------------------------------------------------------
