@@ -184,7 +184,8 @@ def test_every_echo_row(run: dict[str, Any]) -> None:
     tables = sections(run["markdown"])
     problems = []
     for loop in LOOPS:
-        problems += check_rows(tables[("echo", loop)], native(ECHO_ROWS), [str(n) for n in INFLIGHTS])
+        inflights = [str(n) for n in INFLIGHTS]
+        problems += check_rows(tables[("echo", loop)], native(ECHO_ROWS), inflights)
     assert not problems, "\n".join(problems)
 
 
