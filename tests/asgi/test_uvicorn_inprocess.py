@@ -1,0 +1,227 @@
+"""blazews.uvicorn under an in-process uvicorn server: the ASGI events, the refusals,
+the close codes, shutdown and keepalive (the subprocess tests in test_apps.py cover
+real apps; these run in the test's process, so that what they cover is measured)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import uvicorn
+
+import blazews
+from blazews.uvicorn import WebSocketProtocol, options_for
+
+Scope = dict[str, Any]
+
+
+@asynccontextmanager
+async def running(app: Any, **config: Any) -> AsyncIterator[tuple[uvicorn.Server, str]]:
+    sock = socket.create_server(("127.0.0.1", 0))
+    config = {"lifespan": "off", "log_level": "warning", **config}
+    cfg = uvicorn.Config(app, ws=WebSocketProtocol, **config)
+    server = uvicorn.Server(cfg)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        assert not task.done(), task
+        await asyncio.sleep(0.01)
+    try:
+        yield server, f"ws://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+def echo_app(events: list[dict[str, Any]] | None = None, subprotocol: str | None = None) -> Any:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        assert scope["type"] == "websocket"
+        assert (await receive())["type"] == "websocket.connect"
+        headers = [(b"x-a", b"1")]
+        await send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": headers})
+        while True:
+            event = await receive()
+            if events is not None:
+                events.append(event)
+            if event["type"] == "websocket.disconnect":
+                return
+            if event.get("text") == "close":
+                await send({"type": "websocket.close", "code": 4000, "reason": "asked"})
+                continue
+            if event.get("text") == "fail":
+                raise RuntimeError("boom")
+            await send({"type": "websocket.send", **{k: event.get(k) for k in ("text", "bytes")}})
+
+    return app
+
+
+async def test_scope_echo_and_app_close() -> None:
+    events: list[dict[str, Any]] = []
+    scopes: list[Scope] = []
+    inner = echo_app(events, subprotocol="b")
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await inner(scope, receive, send)
+
+    async with running(app, root_path="/api") as (_, url):
+        uri = f"{url}/a%2Fb?x=1"
+        async with blazews.connect(uri, subprotocols=["a", "b"], compression=None) as conn:
+            assert conn.subprotocol == "b"
+            assert conn.response is not None and conn.response.headers["x-a"] == "1"
+            assert conn.response.headers["server"] == "uvicorn"
+            await conn.send("hé")
+            assert await conn.recv() == "hé"
+            await conn.send(b"\x00" * 70000)  # a grown receive buffer's payload
+            assert await conn.recv() == b"\x00" * 70000
+            await conn.send("close")
+            with pytest.raises(blazews.ConnectionClosed) as info:
+                await conn.recv()
+            assert info.value.rcvd is not None
+            assert (info.value.rcvd.code, info.value.rcvd.reason) == (4000, "asked")
+        await asyncio.sleep(0.05)
+    scope = scopes[0]
+    assert scope["path"] == "/api/a/b" and scope["raw_path"] == b"/api/a%2Fb"
+    assert scope["query_string"] == b"x=1" and scope["root_path"] == "/api"
+    assert scope["subprotocols"] == ["a", "b"] and scope["scheme"] == "ws"
+    assert "websocket.http.response" in scope["extensions"]
+    assert (b"sec-websocket-version", b"13") in scope["headers"]
+    assert events[-1] == {"type": "websocket.disconnect", "code": 4000, "reason": "asked"}
+
+
+async def test_client_close_reaches_the_app() -> None:
+    events: list[dict[str, Any]] = []
+    async with running(echo_app(events)) as (_, url):
+        async with blazews.connect(url) as conn:
+            await conn.send(b"x")
+            assert await conn.recv() == b"x"
+            await conn.close(1001, "bye")
+        await asyncio.sleep(0.1)
+    assert events[-1] == {"type": "websocket.disconnect", "code": 1001, "reason": "bye"}
+
+
+async def test_exception_after_accept_closes_with_1011() -> None:
+    async with running(echo_app()) as (_, url):
+        async with blazews.connect(url) as conn:
+            await conn.send("fail")
+            with pytest.raises(blazews.ConnectionClosed) as info:
+                await conn.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1011
+
+
+async def refuse(scope: Scope, receive: Any, send: Any) -> None:
+    await receive()
+    kind = scope["path"].strip("/")
+    if kind == "close":
+        await send({"type": "websocket.close"})
+    elif kind == "deny":
+        headers = [(b"content-type", b"text/plain")]
+        await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": b"no ", "more_body": True})
+        await send({"type": "websocket.http.response.body", "body": b"way"})
+    elif kind == "start-only":
+        await send({"type": "websocket.http.response.start", "status": 404, "headers": []})
+    elif kind == "raise":
+        raise ValueError("before accepting")
+    elif kind == "wrong":
+        await send({"type": "websocket.send", "text": "too early"})
+    # "return": returns without answering
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "body"),
+    [
+        ("close", 403, b""),
+        ("deny", 401, b"no way"),
+        ("start-only", 404, b""),
+        ("raise", 500, b"Internal Server Error"),
+        ("wrong", 500, b"Internal Server Error"),
+        ("return", 500, b"Internal Server Error"),
+    ],
+)
+async def test_refusals_by_the_app(path: str, status: int, body: bytes) -> None:
+    async with running(refuse) as (_, url):
+        with pytest.raises(blazews.InvalidStatus) as info:
+            async with blazews.connect(f"{url}/{path}"):
+                pass  # pragma: no cover
+    assert info.value.response.status_code == status
+    assert info.value.response.body == body
+
+
+async def test_refusals_of_the_native_server() -> None:
+    async with running(echo_app()) as (_, url):
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"
+        )
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 426 ")
+    assert b"Sec-WebSocket-Version: 13" in answer
+
+
+async def test_oversize_message_is_refused_with_1009() -> None:
+    events: list[dict[str, Any]] = []
+    async with running(echo_app(events), ws_max_size=1000) as (_, url):
+        async with blazews.connect(url) as conn:
+            await conn.send(b"x" * 1001)
+            with pytest.raises(blazews.ConnectionClosed):
+                await conn.recv()
+        await asyncio.sleep(0.1)
+    assert events[-1]["code"] == 1009
+
+
+async def test_shutdown_closes_with_1012() -> None:
+    events: list[dict[str, Any]] = []
+    async with running(echo_app(events)) as (server, url):
+        conn = await blazews.connect(url)
+        await conn.send("x")
+        assert await conn.recv() == "x"
+        server.should_exit = True
+        with pytest.raises(blazews.ConnectionClosed) as info:
+            await asyncio.wait_for(conn.recv(), 10)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1012
+        await conn.close()
+    assert events[-1] == {"type": "websocket.disconnect", "code": 1012}
+
+
+async def test_keepalive_pings() -> None:
+    async with running(echo_app(), ws_ping_interval=0.05, ws_ping_timeout=5) as (server, url):
+        async with blazews.connect(url, ping_interval=None) as conn:
+            (protocol,) = server.server_state.connections
+            assert isinstance(protocol, WebSocketProtocol)
+            assert protocol.ping_timer is not None
+            for _ in range(100):
+                if protocol.ping_sent_at:
+                    break
+                await asyncio.sleep(0.02)
+            assert protocol.ping_sent_at > 0
+            await conn.send("still here")
+            assert await conn.recv() == "still here"
+
+
+def test_options_follow_the_config() -> None:
+    config = uvicorn.Config(
+        echo_app(), ws=WebSocketProtocol, ws_max_size=1234, ws_max_queue=7,
+        ws_ping_interval=0, ws_ping_timeout=3, ws_per_message_deflate=False,
+    )  # fmt: skip
+    options = options_for(config)
+    assert (options.max_message_size, options.max_queue) == (1234, 7)
+    assert (options.ping_interval, options.ping_timeout, options.compression) == (None, 3, None)
+    assert options_for(config) is options  # once per config
+
+
+async def test_access_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
+    async with running(echo_app(), log_level="info") as (_, url):
+        logging.getLogger("uvicorn").propagate = True
+        async with blazews.connect(f"{url}/logged?q=1") as conn:
+            await conn.send("x")
+            await conn.recv()
+    assert '"WebSocket /logged?q=1" [accepted]' in caplog.text
