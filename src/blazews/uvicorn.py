@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -58,6 +59,7 @@ from .asyncio._receive import _done_with
 from .asyncio.connection import Connection
 from .exceptions import ConnectionClosed
 from .options import ServerOptions
+from .sansio.extensions import ServerExtensionFactory
 from .sansio.frames import COALESCE_MAX
 from .sansio.handshake import parse_subprotocol_header
 from .sansio.http11 import Headers, Request, Response
@@ -70,34 +72,39 @@ logger = logging.getLogger("uvicorn.error")
 
 _CONNECTING, _ACCEPTED, _DENYING, _RESPONDED = 0, 1, 2, 3  # where the handshake is
 
-_OPTIONS: weakref.WeakKeyDictionary[Config, tuple[ServerOptions, dict[str, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
+_Known = tuple[ServerOptions, dict[str, Any]]
+_OPTIONS: weakref.WeakKeyDictionary[Config, dict[type, _Known]] = weakref.WeakKeyDictionary()
 
 
-def options_for(config: Config) -> ServerOptions:
+def options_for(config: Config, cls: type[WebSocketProtocol] | None = None) -> ServerOptions:
     """The blazews options a uvicorn ``Config`` stands for.
 
     ``ws_max_size`` -> ``max_message_size``, ``ws_max_queue`` -> ``max_queue``,
     ``ws_ping_interval`` -> ``ping_interval`` (0 or ``None``: no keepalive),
     ``ws_ping_timeout`` -> ``ping_timeout``, ``ws_per_message_deflate`` ->
-    ``compression`` (``"deflate"`` or ``None``). The rest are blazews' defaults.
+    ``compression`` (``"deflate"`` or ``None``), with the extension factories of
+    ``cls.extensions`` if it has some. The rest are blazews' defaults.
     """
-    return _options(config)[0]
+    return _options(config, cls or WebSocketProtocol)[0]
 
 
-def _options(config: Config) -> tuple[ServerOptions, dict[str, Any]]:
-    known = _OPTIONS.get(config)
+def _options(config: Config, cls: type[WebSocketProtocol]) -> _Known:
+    per_class = _OPTIONS.get(config)
+    if per_class is None:
+        per_class = _OPTIONS[config] = {}
+    known = per_class.get(cls)
     if known is None:
         interval = config.ws_ping_interval
+        deflate = config.ws_per_message_deflate
         options = ServerOptions(
             max_message_size=config.ws_max_size,
             max_queue=config.ws_max_queue,
             ping_interval=interval if interval else None,
             ping_timeout=config.ws_ping_timeout,
-            compression="deflate" if config.ws_per_message_deflate else None,
+            compression="deflate" if deflate else None,
+            extensions=tuple(cls.extensions or ()) if deflate else (),
         )
-        known = _OPTIONS[config] = (options, options.protocol_options())
+        known = per_class[cls] = (options, options.protocol_options())
     return known
 
 
@@ -151,6 +158,11 @@ class WebSocketProtocol(Connection):
 
     _kept_from = COALESCE_MAX + 1  # (see BaseConnection: large bytes go beside their header)
 
+    extensions: Sequence[ServerExtensionFactory] | None = None
+    """A subclass's own extension factories, used while ``--ws-per-message-deflate`` is
+    on, e.g. ``[ServerPerMessageDeflateFactory(compression_level=6)]``; ``None``:
+    blazews' default permessage-deflate policy."""
+
     def __init__(
         self,
         config: Config,
@@ -160,7 +172,7 @@ class WebSocketProtocol(Connection):
     ) -> None:
         if not config.loaded:
             config.load()  # pragma: no cover (uvicorn loads it first)
-        options, protocol_options = _options(config)
+        options, protocol_options = _options(config, type(self))
         super().__init__(ServerProtocol(**protocol_options), options)
         self.config = config
         self.app = config.loaded_app

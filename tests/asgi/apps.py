@@ -10,6 +10,9 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket as StarletteWebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from blazews.sansio.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from blazews.uvicorn import WebSocketProtocol
+
 
 async def echo(ws: StarletteWebSocket) -> None:
     """Echo every message with its type, until the client closes."""
@@ -79,3 +82,11 @@ async def items(ws: WebSocket, item_id: int, who: str = Depends(user)) -> None:
 
 autobahn_app = Starlette(routes=[WebSocketRoute("/", echo)])
 """The echo endpoint the Autobahn TestSuite drives (every path kosoku uses is ``/``)."""
+
+
+class CompressEverything(WebSocketProtocol):
+    """blazews' class with the Autobahn echo servers' compression policy: every message
+    compressed, small and incompressible ones too. kosoku 0.1.0 takes an uncompressed
+    message on a compressed connection for an error, although RFC 7692 allows it."""
+
+    extensions = (ServerPerMessageDeflateFactory(compress_threshold=0, skip_incompressible=False),)
