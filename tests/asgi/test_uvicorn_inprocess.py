@@ -225,3 +225,48 @@ async def test_access_log(caplog: pytest.LogCaptureFixture) -> None:
             await conn.send("x")
             await conn.recv()
     assert '"WebSocket /logged?q=1" [accepted]' in caplog.text
+
+
+HANDSHAKE = (
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+async def raw_exchange(url: str, head: bytes, frames: bytes = b"") -> bytes:
+    """Send a handshake (and frames after its response); return all the server sent."""
+    port = int(url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head + b"\r\n")
+    answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    if frames and answer.startswith(b"HTTP/1.1 101"):
+        writer.write(frames)
+    answer += await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("frames", "code"),
+    [
+        (b"\x81\x02hi", 1002),  # unmasked
+        (b"\x81\x82\x00\x00\x00\x00\xc3\x28", 1007),  # invalid UTF-8
+        (b"\xc1\x80\x00\x00\x00\x00", 1002),  # a reserved bit, no extension
+    ],
+    ids=["unmasked", "utf-8", "rsv1"],
+)
+async def test_protocol_errors_close_as_the_native_server(frames: bytes, code: int) -> None:
+    events: list[dict[str, Any]] = []
+    async with running(echo_app(events)) as (_, url):
+        answer = await raw_exchange(url, HANDSHAKE, frames)
+        await asyncio.sleep(0.05)
+    assert answer.startswith(b"HTTP/1.1 101 ")
+    close = answer[answer.index(b"\r\n\r\n") + 4 :]
+    assert close[0] == 0x88 and int.from_bytes(close[2:4], "big") == code
+    assert events[-1]["code"] == code
+
+
+async def test_bad_extension_offer_is_refused() -> None:
+    async with running(echo_app()) as (_, url):
+        answer = await raw_exchange(url, HANDSHAKE + b"Sec-WebSocket-Extensions: ;;\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ")
