@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -270,3 +271,28 @@ async def test_bad_extension_offer_is_refused() -> None:
     async with running(echo_app()) as (_, url):
         answer = await raw_exchange(url, HANDSHAKE + b"Sec-WebSocket-Extensions: ;;\r\n")
     assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+async def test_tls(tmp_path: Any) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    scopes: list[Scope] = []
+    inner = echo_app()
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await inner(scope, receive, send)
+
+    config = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
+    async with running(app, **config) as (_, url):
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        wss = url.replace("ws://", "wss://")
+        async with blazews.connect(wss, ssl=context) as conn:
+            await conn.send(b"\x01" * 100000)
+            assert await conn.recv() == b"\x01" * 100000
+    assert scopes[0]["scheme"] == "wss"
