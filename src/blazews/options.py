@@ -75,7 +75,9 @@ class ConnectionOptions:
         max_queue: Received messages buffered before reading pauses (16). Not for
             Listener connections: they have no queue.
         write_limit: High-water mark of the asyncio write buffer in bytes (64 KiB),
-            or ``(high, low)``; ``send`` waits above it. Not for :mod:`blazews.sync`,
+            or ``(high, low)``; ``send`` waits above it, and a ping received above
+            it stops reading until it drains (a peer that floods pings and never
+            reads the pongs meets TCP backpressure). Not for :mod:`blazews.sync`,
             whose ``send`` writes before it returns.
         max_write_buffer: A Listener connection's hard cap on its write buffer, in
             bytes (16 MiB): a ``send`` that leaves more than this buffered while writing

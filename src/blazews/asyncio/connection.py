@@ -30,7 +30,7 @@ from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosedOK
 from ..options import ConnectionOptions
 from ..sansio.extensions.permessage_deflate import Compressed, PerMessageDeflate
 from ..sansio.frames import MessageType
-from ..sansio.protocol import Message, MessageQueue, Pong, Protocol, State
+from ..sansio.protocol import Message, MessageQueue, Ping, Pong, Protocol, State
 from ._receive import _LEND_MIN, RECEIVE_BUFFER_SIZE, _done_with, _read_ahead_only
 from ._send import stable
 from .base import _DEFAULTS, BaseConnection
@@ -87,6 +87,7 @@ class Connection(BaseConnection):
         "_deflate",  # (sending)
         "_drain_waiters",
         "_into_result",
+        "_pong_hold",
         "_queue",
         "_recv_waiter",
         "_send_chain",
@@ -96,6 +97,7 @@ class Connection(BaseConnection):
     def __init__(self, protocol: Protocol, options: ConnectionOptions = _DEFAULTS) -> None:
         super().__init__(protocol, options)
         self.max_queue = options.max_queue  # read per message: kept at hand
+        self._pong_hold = False  # reading stopped: pings came while writing was paused
         # The permessage-deflate extension, once looked up (False: none negotiated),
         # and the task of the last send that goes through a worker thread.
         self._deflate: PerMessageDeflate | bool | None = None
@@ -181,8 +183,12 @@ class Connection(BaseConnection):
         others = queue.queue_messages(events)
         if others is not None:
             for event in others:
-                if type(event) is Pong:
+                kind = type(event)
+                if kind is Pong:
                     self._pong(event.data)
+                elif kind is Ping:
+                    if self._writing_paused and not self._pong_hold:
+                        self._hold_for_pongs()
                 else:
                     self._other_event(event)
         if len(queue) != before:
@@ -257,11 +263,34 @@ class Connection(BaseConnection):
         self._queue.unread(message)
 
     def _resume_reading(self) -> None:
-        """The queue drained to a quarter of ``max_queue`` (its ``on_resume``), or a
-        turn of the loop passed since a direct read (see ``_direct_read``)."""
+        """The queue drained to a quarter of ``max_queue`` (its ``on_resume``), a
+        turn of the loop passed since a direct read (see ``_direct_read``), or the
+        write buffer drained below its low-water mark."""
         transport = self.transport
-        if transport is not None and not transport.is_closing() and not self._queue.paused:
+        if (
+            transport is not None
+            and not transport.is_closing()
+            and not self._queue.paused
+            and not self._pong_hold
+        ):
             transport.resume_reading()
+
+    def _hold_for_pongs(self) -> None:
+        """A ping came while the write buffer is above ``write_limit``: stop reading
+        until it drains. Its pong waits behind what is buffered anyway; a peer that
+        floods pings and reads nothing so queues the pongs of one read at most, not
+        an unbounded write buffer. (Reading otherwise goes on while writing is
+        paused: a close frame or a protocol error still gets through.)"""
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and not self._draining:
+            self._pong_hold = True
+            transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._pong_hold and not self._writing_paused:
+            self._pong_hold = False
+            self._resume_reading()
 
     async def recv(self, timeout: float | None = None) -> str | bytes:
         """Return the next message: ``str`` for text, ``bytes`` for binary.

@@ -61,6 +61,11 @@ RECV_BUFFER_SIZE = 65536
 _TYPES = (MessageType.BINARY, MessageType.TEXT, MessageType.BINARY)
 _IOV_MAX = 512
 
+READER_BACKLOG = 256
+"""Chunks (pongs, close frames) the reader thread may leave queued behind another
+thread's write before it waits for that write: a peer that floods pings while not
+reading what it is sent then meets TCP backpressure, not an outbox that grows."""
+
 _C = TypeVar("_C", bound="Connection")
 
 
@@ -320,10 +325,13 @@ class Connection(ConnectionInfo):
         return self._write_error is None or target <= self._write_error_at
 
     def _flush_nowait(self) -> None:
-        """Write the outbox unless another thread is writing (it will write it)."""
+        """Write the outbox unless another thread is writing (it will write it), but
+        for more than :data:`READER_BACKLOG` chunks: then wait for that write and
+        write them (the reader stops reading meanwhile, which bounds the pongs a
+        ping flood can queue while a send is blocked)."""
         with self._cond:
-            if self._outbox and not self._writing:
-                self._write_batch_locked()
+            if self._outbox and (not self._writing or len(self._outbox) > READER_BACKLOG):
+                self._flush_locked()
 
     def _shutdown(self, how: int) -> None:
         try:
