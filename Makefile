@@ -133,6 +133,14 @@ autobahn: install
 bench: install
 	$(PY) -m benchmarks.micro
 	$(PY) -m benchmarks.e2e
+	$(PY) -m benchmarks.fanout
+
+# Fan-out (broadcast vs websockets.broadcast, a send loop and the socket.send floor, to
+# 1,000 and 10,000 connections, compression off and on), a RedisHub across two
+# processes (needs redis-server), workers 1 vs 2: benchmarks/results/fanout.md + .json.
+.PHONY: bench-fanout
+bench-fanout: install
+	$(PY) -m benchmarks.fanout
 
 lint: install
 	$(PY) -m ruff check src tests

@@ -101,34 +101,40 @@ def broadcast(
     prepared = PreparedMessage(message, compress=compress)
     plain: PreparedMessage | None = None
     delivered = skipped = closed = not_open = 0
+    frame_for = prepared.frame_for
+    queue = slow == "queue"
     for item in connections:
-        conn = _connection(item)
+        conn = item._conn if isinstance(item, SendHandle) else item
         protocol = conn.protocol
         transport = conn.transport
-        if protocol.state is not _OPEN or transport is None or transport.is_closing():
+        if protocol.state is not _OPEN or transport is None:
             not_open += 1
             continue
         if conn._writing_paused or conn._out is not None:
             if slow == "skip":
                 skipped += 1
                 continue
-            if slow == "close" or transport.get_write_buffer_size() > max_queued:
+            if not queue or transport.get_write_buffer_size() > max_queued:
                 cut_off(conn, close_code)
                 closed += 1
                 continue
-        chain = getattr(conn, "_send_chain", None)
-        if chain is not None and not chain.done() and prepared.frame_for(protocol) is None:
-            # A large message is being compressed in a thread with this connection's
-            # compressor: this one goes uncompressed, leaving the compressor alone.
-            if plain is None:
-                plain = PreparedMessage(prepared.payload, compress=False)
-                plain.opcode = prepared.opcode
-            plain.send_to(protocol)
+        frame = frame_for(protocol)
+        if frame is not None:
+            protocol.send_prepared(frame)
         else:
-            prepared.send_to(protocol)
+            chain = getattr(conn, "_send_chain", None)
+            if chain is not None and not chain.done():
+                # A large message is being compressed in a thread with this
+                # connection's compressor: this one goes uncompressed, leaving the
+                # compressor alone.
+                if plain is None:
+                    plain = PreparedMessage(message, compress=False)
+                plain.send_to(protocol)
+            else:
+                prepared.send_to(protocol)
         conn._flush()
         delivered += 1
-        if slow == "queue" and transport.get_write_buffer_size() > max_queued:
+        if queue and transport.get_write_buffer_size() > max_queued:
             cut_off(conn, close_code)
             delivered -= 1
             closed += 1

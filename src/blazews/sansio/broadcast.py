@@ -24,6 +24,8 @@ from .extensions.permessage_deflate import PerMessageDeflate
 from .protocol import Protocol
 from .states import Side
 
+_SERVER = Side.SERVER
+
 __all__ = ["SLOW_POLICIES", "BroadcastResult", "PreparedMessage", "check_policy"]
 
 SLOW_POLICIES = ("skip", "queue", "close")
@@ -82,7 +84,7 @@ class PreparedMessage:
         builds: How many frames were built (compressed or not) so far.
     """
 
-    __slots__ = ("_frames", "builds", "compress", "opcode", "payload")
+    __slots__ = ("_frames", "_plain", "builds", "compress", "opcode", "payload")
 
     def __init__(self, message: Any, *, compress: bool = True) -> None:
         if isinstance(message, str):
@@ -93,30 +95,34 @@ class PreparedMessage:
             self.payload = message if type(message) is bytes else memoryview(message).tobytes()
         self.compress = compress
         self._frames: dict[Any, bytes] = {}
+        self._plain: bytes | None = None  # the uncompressed frame, once built
         self.builds = 0
 
     def frame_for(self, protocol: Protocol) -> bytes | None:
         """The whole frame to send this message on ``protocol``'s connection, or
         ``None`` when the connection must build its own (see the module's notes)."""
-        if protocol.side is not Side.SERVER:
-            return None
         exts = protocol.extensions
-        if not exts:
-            key: Any = None
-        elif len(exts) == 1 and type(exts[0]) is PerMessageDeflate:
-            ext = exts[0]
-            key = ext.shared_key if self.compress else None
-            if key is None and self.compress:
-                return None  # it keeps its compression context: its own frame
-        else:
+        if protocol.side is not _SERVER:
             return None
-        frame = self._frames.get(key)
-        if frame is None:
-            rsv, data = 0, self.payload
-            if key is not None:
-                rsv, data = exts[0].encode(self.opcode, True, self.payload, True)
-            frame = self._frames[key] = encode_frame(0x80 | rsv | self.opcode, data, None)
-            self.builds += 1
+        if not exts:
+            return self._plain or self._build(None)
+        if len(exts) != 1 or type(exts[0]) is not PerMessageDeflate:
+            return None
+        if not self.compress:
+            return self._plain or self._build(None)
+        key = exts[0].shared_key
+        if key is None:
+            return None  # it keeps its compression context: its own frame
+        return self._frames.get(key) or self._build(key, exts[0])
+
+    def _build(self, key: Any, ext: PerMessageDeflate | None = None) -> bytes:
+        rsv, data = 0, self.payload
+        if ext is not None:
+            rsv, data = ext.encode(self.opcode, True, self.payload, True)
+        frame = self._frames[key] = encode_frame(0x80 | rsv | self.opcode, data, None)
+        if key is None:
+            self._plain = frame
+        self.builds += 1
         return frame
 
     def send_to(self, protocol: Protocol) -> int:
