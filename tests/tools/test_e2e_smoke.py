@@ -226,13 +226,13 @@ def test_no_measurement_failed(run: dict[str, Any]) -> None:
 )
 def test_uvicorn_rows(tmp_path: Path) -> None:
     """A Starlette endpoint under uvicorn with blazews' class, websockets-sansio and
-    wsproto: ingest of 64 B, echo and idle memory, uvloop only, as make bench runs them."""
+    wsproto: echo and idle memory, uvloop only, as make bench runs them (ingest is left
+    out for time: its server differs from echo's by its handler alone)."""
     libs = ",".join(row.key for row in UVICORN_ROWS)
-    scenarios = ("--scenario", "ingest", "--scenario", "echo", "--scenario", "memory")
-    result = quick_run(tmp_path, "--loop", "uvloop", "--libs", libs, "--sizes", "64", *scenarios)
+    scenarios = ("--scenario", "echo", "--scenario", "memory")
+    result = quick_run(tmp_path, "--loop", "uvloop", "--libs", libs, *scenarios)
     tables = sections(result["markdown"])
-    problems = check_rows(tables[("ingest", "uvloop")], UVICORN_ROWS, ["64 B"])
-    problems += check_rows(tables[("echo", "uvloop")], UVICORN_ROWS, [str(n) for n in INFLIGHTS])
+    problems = check_rows(tables[("echo", "uvloop")], UVICORN_ROWS, [str(n) for n in INFLIGHTS])
     problems += check_rows(tables[("memory", "uvloop")], UVICORN_ROWS, [str(CONNECTIONS)])
     errors = [r for r in result["json"]["records"] if "error" in r]
     assert not problems and not errors, "\n".join(problems) + str(errors)
