@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._logging import ConnectionLog, base_logger
+
 if TYPE_CHECKING:
+    from .options import ConnectionOptions
     from .sansio.http11 import Headers, Request, Response
     from .sansio.protocol import Protocol, State
 
@@ -26,6 +29,14 @@ class ConnectionInfo:
         protocol: Protocol
         request: Request | None
         response: Response | None
+        options: ConnectionOptions
+        id: int
+
+    @property
+    def logger(self) -> ConnectionLog:
+        """This connection's logger: the ``logger`` option, else ``blazews.client`` or
+        ``blazews.server``, its records tagged with the connection's :attr:`id`."""
+        return ConnectionLog(base_logger(self.options.logger, self.protocol.side), self.id)
 
     def _transport_closed(self) -> bool:
         """Whether the TCP connection has closed (the front end knows)."""

@@ -15,6 +15,7 @@ The keyword form is typed by :class:`ClientKeywords` / :class:`ServerKeywords`
 from __future__ import annotations
 
 import difflib
+import logging
 import numbers
 import socket
 import ssl as ssl_module
@@ -94,6 +95,11 @@ class ConnectionOptions:
         max_line: Longest HTTP line of the handshake, request or status line and each
             header (8 KiB); a server answers 414 or 431 beyond it.
         max_headers: Most HTTP headers in the handshake (128); 431 beyond.
+        logger: The :class:`logging.Logger` (or :class:`logging.LoggerAdapter`) the
+            connections log to, instead of ``blazews.client`` / ``blazews.server``.
+            Each record is tagged with the connection's id (``[7] ...``,
+            ``record.websocket_id``). At ``DEBUG`` a connection traces its handshake
+            and every frame (opcode, flags, length); see :mod:`blazews._logging`.
     """
 
     compression: str | None = "deflate"
@@ -109,8 +115,13 @@ class ConnectionOptions:
     compress_in_thread: int | None = COMPRESS_IN_THREAD
     max_line: int = 8192
     max_headers: int = 128
+    logger: logging.Logger | logging.LoggerAdapter | None = None  # type: ignore[type-arg]
 
     def __post_init__(self) -> None:
+        if self.logger is not None and not isinstance(
+            self.logger, (logging.Logger, logging.LoggerAdapter)
+        ):
+            raise TypeError(f"logger must be a Logger or LoggerAdapter, not {self.logger!r}")
         if self.compression not in ("deflate", None):
             raise ValueError(f"compression must be 'deflate' or None, not {self.compression!r}")
         _check_type(self, "ssl", ssl_module.SSLContext, none=True)
@@ -354,6 +365,7 @@ class _Keywords(TypedDict, total=False):
     compress_in_thread: int | None
     max_line: int
     max_headers: int
+    logger: logging.Logger | logging.LoggerAdapter | None  # type: ignore[type-arg]
 
 
 class ClientKeywords(_Keywords, total=False):

@@ -20,6 +20,7 @@ import time
 from typing import Any, cast
 
 from .._inspect import ConnectionInfo
+from .._logging import debug_tracers, next_id
 from ..exceptions import ConcurrencyError
 from ..options import ConnectionOptions
 from ..sansio.frames import MaskLater
@@ -28,6 +29,7 @@ from ..sansio.protocol import Protocol, State
 from ._keepalive import Keepalive, keepalive_for
 from ._receive import ReceiveBuffer
 from ._send import Outbox
+from ._trace import TracedProtocol, TracedTransport
 
 __all__ = ["BaseConnection"]
 
@@ -53,6 +55,7 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         "_ka_ping",
         "_ka_token",
         "_pings",
+        "id",
         "latency",
         "options",
         "request",
@@ -63,6 +66,7 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         super().__init__()  # the receive buffer's state
         self.protocol = protocol
         self.options = options  # shared by every connection of a server or client call
+        self.id = next_id()  # in its log records
         self.request: Request | None = None
         self.response: Response | None = None
         self.latency = 0.0
@@ -98,6 +102,10 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         high, low = (limit, None) if isinstance(limit, int) else limit
         self.transport.set_write_buffer_limits(high, low)
         self._watch_socket(transport)
+        tracers = debug_tracers(self.options.logger, self.protocol.side, self.id)
+        if tracers is not None:  # DEBUG logging: see blazews._logging
+            transport.set_protocol(TracedProtocol(self, tracers[0]))
+            self.transport = cast(asyncio.Transport, TracedTransport(self.transport, tracers[1]))
 
     def eof_received(self) -> bool | None:
         self.protocol.receive_eof()
@@ -200,7 +208,7 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
             and self.protocol.state is State.OPEN
             and transport.get_write_buffer_size() > self._write_cap
         ):
-            logger.info("write buffer over max_write_buffer; closing the connection")
+            self.logger.info("write buffer over max_write_buffer; closing the connection")
             self.protocol.fail(1008, "write buffer over max_write_buffer: the peer does not read")
             self._process()
 
@@ -280,7 +288,7 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         if self._ka_ping is not None and options.ping_timeout is None:
             self._pings.pop(self._ka_ping, None)  # (unanswered, no deadline: forget it)
         elif self._ka_ping is not None:  # its pong has not come within ping_timeout
-            logger.info("keepalive ping timed out; closing the connection")
+            self.logger.info("keepalive ping timed out; closing the connection")
             self.protocol.fail(1011, "keepalive ping timeout")
             self._process()
             if self.transport is not None:

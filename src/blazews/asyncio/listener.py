@@ -357,7 +357,7 @@ class _ListenerSide(BaseConnection):
         # A listener that raised gets nothing more but on_close.
         self._failed = True
         self.protocol.message_sink = None
-        logger.exception("listener %s failed", name)
+        self.logger.exception("listener %s failed", name)
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(1011, "internal error")
 
@@ -436,7 +436,7 @@ class _ListenerSide(BaseConnection):
             try:
                 listener.on_close(self.handle, self.close_code or 1006, self.close_reason or "")
             except Exception:
-                logger.exception("listener on_close failed")
+                self.logger.exception("listener on_close failed")
 
 
 _LISTENER_SLOTS = (

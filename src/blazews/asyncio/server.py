@@ -72,7 +72,7 @@ class _ServerRole(BaseConnection):
 
     def _open_expired(self) -> None:
         if self.protocol.state is State.CONNECTING and self.transport is not None:
-            logger.info("opening handshake timed out")
+            self.logger.info("opening handshake timed out")
             self.transport.abort()
 
     def _other_event(self, event: Any) -> None:
@@ -113,7 +113,7 @@ class _ServerRole(BaseConnection):
         try:
             return self.protocol.accept(request)
         except Exception:
-            logger.exception("accepting the opening handshake failed")
+            self.logger.exception("accepting the opening handshake failed")
             return self.protocol.reject(500, "Failed to open a WebSocket connection.\n")
 
     def _open_now(self, request: Request) -> None:
@@ -168,7 +168,7 @@ class _ServerRole(BaseConnection):
                         if replaced is not None:
                             response = replaced
             except Exception:
-                logger.exception("process_request or process_response failed")
+                self.logger.exception("process_request or process_response failed")
                 response = self.protocol.reject(500, "Failed to open a WebSocket connection.\n")
             opened = self._respond(response)
         finally:
@@ -230,11 +230,11 @@ class ServerConnection(_ServerRole, Connection):
             try:
                 await self._handler(self)
             except ConnectionClosedOK as exc:  # the peer closed: not the handler's fault
-                logger.debug("connection handler ended: %s", exc)
+                self.logger.debug("connection handler ended: %s", exc)
             except ConnectionClosedError as exc:
-                logger.info("connection handler ended: %s", exc)
+                self.logger.info("connection handler ended: %s", exc)
             except Exception:
-                logger.exception("connection handler failed")
+                self.logger.exception("connection handler failed")
                 if self.protocol.state is State.OPEN:
                     await self.close(1011, "internal error")
             else:

@@ -29,15 +29,17 @@ import threading
 import time
 from collections.abc import Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._inspect import ConnectionInfo
+from .._logging import debug_tracers, next_id
 from ..buffers import _MASK_PIECE, _SEND_PIECES
 from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 from ..options import ConnectionOptions
 from ..sansio.frames import MaskLater, MessageType
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import Message, Ping, Pong, Protocol, State
+from ._trace import TracedSocket
 
 __all__ = ["Connection", "PongWaiter"]
 
@@ -147,10 +149,14 @@ class Connection(ConnectionInfo):
     def __init__(
         self, sock: socket.socket, protocol: Protocol, options: ConnectionOptions = _DEFAULTS
     ) -> None:
-        self.socket = sock
         self.protocol = protocol
         protocol.mask_later = _MASK_PIECE + 1
         self.options = options
+        self.id = next_id()  # in its log records
+        tracers = debug_tracers(options.logger, protocol.side, self.id)
+        if tracers is not None:  # DEBUG logging: see blazews._logging
+            sock = cast(socket.socket, TracedSocket(sock, *tracers))
+        self.socket = sock
         self.max_queue = options.max_queue
         self.request: Request | None = None
         self.response: Response | None = None
@@ -446,7 +452,7 @@ class Connection(ConnectionInfo):
                             cond.wait()
                         self._reader_paused = False
         except Exception:  # pragma: no cover - a bug; never leave the connection hanging
-            logger.exception("reader thread failed")
+            self.logger.exception("reader thread failed")
         finally:
             self._finish()
 
@@ -482,7 +488,7 @@ class Connection(ConnectionInfo):
             try:
                 waiter.wait(self.options.ping_timeout)
             except TimeoutError:
-                logger.info("keepalive ping timed out; closing the connection")
+                self.logger.info("keepalive ping timed out; closing the connection")
                 with self._cond:
                     if self.protocol.state is State.OPEN:
                         self.protocol.fail(1011, "keepalive ping timeout")

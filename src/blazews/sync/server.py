@@ -108,7 +108,7 @@ class ServerConnection(Connection):
                     if replaced is not None:
                         response = replaced
         except Exception:
-            logger.exception("process_request or process_response failed")
+            self.logger.exception("process_request or process_response failed")
             response = self.protocol.reject(500, "Failed to open a WebSocket connection.\n")
         self.response = response
         self.socket.settimeout(_remaining(deadline))
@@ -281,13 +281,13 @@ class Server:
             try:
                 conn.handler(conn)
             except ConnectionClosedOK as exc:  # the peer closed: not the handler's fault
-                logger.debug("connection handler ended: %s", exc)
+                conn.logger.debug("connection handler ended: %s", exc)
                 conn.close()
             except ConnectionClosedError as exc:
-                logger.info("connection handler ended: %s", exc)
+                conn.logger.info("connection handler ended: %s", exc)
                 conn.close()
             except Exception:
-                logger.exception("connection handler failed")
+                conn.logger.exception("connection handler failed")
                 if conn.protocol.state is State.OPEN:
                     conn.close(1011, "internal error")
                 else:
