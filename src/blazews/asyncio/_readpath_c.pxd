@@ -5,7 +5,7 @@ cimport cython
 
 from blazews.sansio._protocol_c cimport Protocol
 
-cdef object _OPEN, _CLOSING, _TEXT, _BINARY
+cdef object _OPEN, _CLOSING, _SERVER, _TEXT, _BINARY
 cdef tuple _wmethods
 
 cdef tuple _learn_transport(object t)
@@ -58,3 +58,7 @@ cdef class SendHandle:
     cdef public ReadPath _conn
     cdef public Protocol _protocol
     cdef public Py_ssize_t _kept_from
+
+
+@cython.locals(n=Py_ssize_t, c=ReadPath, p=Protocol)
+cpdef Py_ssize_t write_frame_all(list items, object frame, list rest) except -1

@@ -32,7 +32,7 @@ except ImportError:  # (compiled: Cython's own; pure: its shadow module, or else
     globals()["cython"] = NO_CYTHON  # (not "cython = ...": Cython reserves the name)
 
 from ..sansio.frames import MaskLater, MessageType
-from ..sansio.states import State
+from ..sansio.states import Side, State
 from ._send import stable
 
 if cython.compiled:  # the kernels' C functions
@@ -48,13 +48,14 @@ if TYPE_CHECKING:
     from ._receive import _Direct
     from ._send import Outbox
 
-__all__ = ["LOOPS_HOLDING_VIEWS", "ReadPath", "SendHandle"]
+__all__ = ["LOOPS_HOLDING_VIEWS", "ReadPath", "SendHandle", "write_frame_all"]
 
 # Loop classes seen holding the view they read into while buffer_updated runs.
 LOOPS_HOLDING_VIEWS: set[type] = set()
 
 _OPEN = State.OPEN
 _CLOSING = State.CLOSING
+_SERVER = Side.SERVER
 # (send's kinds, compared by identity first: a comparison is a Python call)
 _TEXT = MessageType.TEXT
 _BINARY = MessageType.BINARY
@@ -347,3 +348,37 @@ class SendHandle:
             conn._flush()
         if conn._writing_paused and conn._write_cap:
             conn._check_write_cap()  # a peer that does not read: bounded by the cap
+
+
+def write_frame_all(items: list[Any], frame: Any, rest: list[Any]) -> int:
+    """The common case of ``broadcast``, compiled: write ``frame`` (a server frame
+    without extension bits, from the core's ``PreparedMessage``) to each connection of
+    ``items`` that is open, not slow, a server's and without extensions, through its
+    core (``send_prepared``) and its transport; append the others to ``rest``, for the
+    caller's general path. Return how many got the frame.
+
+    ``items`` holds connections or Listener handles (``SendHandle``).
+    """
+    n = 0
+    for item in items:
+        conn = item._conn if isinstance(item, SendHandle) else item
+        if not isinstance(conn, ReadPath):
+            rest.append(item)
+            continue
+        c = conn
+        p = c.protocol
+        if (
+            p.state is not _OPEN
+            or c.transport is None
+            or c._writing_paused
+            or c._out is not None
+            or p.extensions
+            or p.side is not _SERVER
+        ):
+            rest.append(item)
+            continue
+        p.send_prepared(frame)
+        c._flush()
+        n += 1
+    return n
+

@@ -32,16 +32,24 @@ from .._impl import mask_bytes, select
 from ..buffers import DEFAULT_BUFFER_POOL
 
 if TYPE_CHECKING:
-    from ._readpath_py import LOOPS_HOLDING_VIEWS, ReadPath, SendHandle
+    from ._readpath_py import LOOPS_HOLDING_VIEWS, ReadPath, SendHandle, write_frame_all
 else:
     _built = select("blazews.asyncio._readpath")
-    LOOPS_HOLDING_VIEWS, ReadPath, SendHandle = (
+    LOOPS_HOLDING_VIEWS, ReadPath, SendHandle, write_frame_all = (
         _built.LOOPS_HOLDING_VIEWS,
         _built.ReadPath,
         _built.SendHandle,
+        _built.write_frame_all,
     )
 
-__all__ = ["IDLE_RELEASE_DELAY", "RECEIVE_BUFFER_SIZE", "ReadPath", "ReceiveBuffer", "SendHandle"]
+__all__ = [
+    "IDLE_RELEASE_DELAY",
+    "RECEIVE_BUFFER_SIZE",
+    "ReadPath",
+    "ReceiveBuffer",
+    "SendHandle",
+    "write_frame_all",
+]
 
 RECEIVE_BUFFER_SIZE = 16384
 """The receive buffer of a connection, in bytes (a :class:`~blazews.buffers.BufferPool` tier)."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..sansio.broadcast import DEFAULT_MAX_QUEUED, BroadcastResult, PreparedMessage, check_policy
 from ..sansio.states import State
-from ._receive import SendHandle
+from ._receive import SendHandle, write_frame_all
 
 if TYPE_CHECKING:
     from .._typing import Data
@@ -103,7 +103,14 @@ def broadcast(
     delivered = skipped = closed = not_open = 0
     frame_for = prepared.frame_for
     queue = slow == "queue"
-    for item in connections:
+    items = connections if type(connections) is list else list(connections)
+    if not queue:
+        # The common case in one compiled loop: open server connections without
+        # extensions that are not slow. The others come back in rest.
+        rest: list[Any] = []
+        delivered = write_frame_all(items, prepared.plain_frame(), rest)
+        items = rest
+    for item in items:
         conn = item._conn if isinstance(item, SendHandle) else item
         protocol = conn.protocol
         transport = conn.transport

@@ -115,6 +115,11 @@ class PreparedMessage:
             return None  # it keeps its compression context: its own frame
         return self._frames.get(key) or self._build(key, exts[0])
 
+    def plain_frame(self) -> bytes:
+        """The frame without compression, for a server connection without extensions
+        (built on the first call)."""
+        return self._plain or self._build(None)
+
     def _build(self, key: Any, ext: PerMessageDeflate | None = None) -> bytes:
         rsv, data = 0, self.payload
         if ext is not None:
