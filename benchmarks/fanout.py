@@ -462,6 +462,47 @@ async def scenario_workers(duration: float, clients: int) -> list[dict[str, Any]
 # -- report ---------------------------------------------------------------------------
 
 
+def _plot(rows: list[dict[str, Any]], path: Path) -> bool:
+    """Deliveries/s per row, one panel per compression setting; False without
+    matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    names = sorted({r["row"] for r in rows})
+    sizes = sorted({r["connections"] for r in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, deflate in zip(axes, (False, True), strict=True):
+        width = 0.8 / len(names)
+        for i, name in enumerate(names):
+            values = [
+                next(
+                    (
+                        r["deliveries_per_s"]
+                        for r in rows
+                        if r["row"] == name
+                        and r["connections"] == n
+                        and r["compression"] is deflate
+                    ),
+                    0.0,
+                )
+                for n in sizes
+            ]
+            ax.bar([j + i * width for j in range(len(sizes))], values, width, label=name)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sizes))])
+        ax.set_xticklabels([f"{n:,} conns" for n in sizes])
+        ax.set_title(f"256 B, compression {'on' if deflate else 'off'}")
+        ax.set_ylabel("deliveries/s")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
 def report(data: dict[str, Any], output: Path) -> Path:
     lines = ["# Fan-out, hub and workers", ""]
     lines += [f"Run: {data['when']} ({data['mode']}, loop {data.get('loop')})", ""]
@@ -493,6 +534,8 @@ def report(data: dict[str, Any], output: Path) -> Path:
             lines.append(f"| {r['workers']} | {r['echoes_per_s']:,.0f} | {cpu:.1f} |")
         lines.append("")
     output.mkdir(parents=True, exist_ok=True)
+    if data.get("fanout") and _plot(data["fanout"], output / "fanout.png"):
+        lines += ["![fan-out](fanout.png)", ""]
     (output / "fanout.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
     path = output / "fanout.md"
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -86,6 +86,9 @@ def test_hub_arguments_are_checked() -> None:
     hub = Hub()
     with pytest.raises(TypeError, match="topic must be str"):
         hub.subscribe(object(), b"t")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="asyncio connections"):
+        hub.subscribe(object(), "t")  # a blocking connection, say
+    assert hub.topics() == set()
 
 
 def test_redis_hub_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:

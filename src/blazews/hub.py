@@ -82,8 +82,12 @@ class Hub:
             raise TypeError(f"topic must be str, not {topic!r}")
         topics = self._topics.get(conn)
         if topics is None:
+            closed = getattr(_connection(conn), "_closed", None)
+            if not isinstance(closed, asyncio.Future):
+                raise TypeError(
+                    f"a hub takes asyncio connections and Listener handles, not {conn!r}"
+                )
             topics = self._topics[conn] = set()
-            closed = _connection(conn)._closed
             closed.add_done_callback(lambda _: self.unsubscribe(conn))
         topics.add(topic)
         self._subscribers.setdefault(topic, {})[conn] = None
