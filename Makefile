@@ -152,6 +152,17 @@ clean:
 	find src -name '*.so' -delete
 	rm -f $(STAMP) $(RUN_STAMP)
 
+# Endurance: each server front end (asyncio, Listener, blocking), compression on and
+# off, in its own process: 1,000,000 messages through one connection, 10,000
+# connect/close cycles, 1,000 slow readers, 1,000 clients vanishing mid-frame; RSS,
+# descriptors and traced memory must stay flat. `make test` runs a reduced version
+# (tests/tools/test_soak_smoke.py). SOAK_ARGS="--scale 0.1" shortens it. Writes
+# benchmarks/results/soak.md + .json.
+SOAK_ARGS ?=
+.PHONY: soak
+soak: install
+	$(PY) -m benchmarks.soak $(SOAK_ARGS)
+
 # Micro-benchmarks: masking and UTF-8 per SIMD level beside websockets and aiohttp, the
 # seed's read_message table, the buffer pool. Writes benchmarks/results/micro.md + .json.
 .PHONY: bench-micro
