@@ -4,6 +4,7 @@ to ``ws://`` and ``wss://`` servers."""
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Iterator
 from typing import Any
@@ -103,6 +104,9 @@ async def test_asyncio_through_proxy(setup: Setup, kind: str, scheme: str) -> No
     async with blazews.connect(url, **setup.options(scheme, setup.proxy(kind))) as conn:
         await conn.send(f"{kind} {scheme}")
         assert await conn.recv() == f"{kind} {scheme}"
+        big = bytes(range(256)) * 1000
+        await conn.send(big)
+        assert await conn.recv() == big
         # The server saw the proxy, not us, connect: its peer is the proxy's socket.
         assert conn.remote_address is not None
 
@@ -112,13 +116,12 @@ async def test_asyncio_through_proxy(setup: Setup, kind: str, scheme: str) -> No
 def test_sync_through_proxy(setup: Setup, kind: str, scheme: str) -> None:
     url = setup.target(scheme)
     options = setup.options(scheme, setup.proxy(kind))
-    if kind == "https" and scheme == "wss":
-        with pytest.raises(ValueError, match="TLS inside TLS"):
-            sync.connect(url, **options)
-        return
     with sync.connect(url, **options) as conn:
         conn.send(b"\x00\x01")
         assert conn.recv(timeout=20) == b"\x00\x01"
+        big = bytes(range(256)) * 1000  # many TLS records, inside TLS for https-wss
+        conn.send(big)
+        assert conn.recv(timeout=20) == big
 
 
 def _refusals(setup: Setup) -> list[tuple[str, int | None]]:
@@ -232,3 +235,15 @@ def test_bad_proxy_urls() -> None:
         blazews.ClientOptions(proxy="ftp://127.0.0.1:21")
     with pytest.raises(ValueError, match="no host"):
         blazews.ClientOptions(proxy="http://")
+
+
+def test_sync_tls_inside_tls_traced(setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    # DEBUG tracing wraps the tunnelled TLS socket: no vectored send, records in order.
+    options = setup.options("wss", setup.proxy("https")) | {"compression": None}
+    with caplog.at_level(logging.DEBUG, logger="blazews.client"):
+        with sync.connect(setup.target("wss"), **options) as conn:
+            conn.send(b"a" * 70000)
+            assert conn.recv(timeout=20) == b"a" * 70000
+    lines = [r.getMessage().split("] ", 1)[1] for r in caplog.records]
+    assert lines[0].startswith("> GET /path HTTP/1.1")
+    assert "> BINARY fin masked len=70000" in lines and "< BINARY fin len=70000" in lines

@@ -19,24 +19,17 @@ def open_through_proxy(
     proxy: ProxyURL,
     uri: WebSocketURI,
     options: ClientOptions,
-    secure: bool,
     timeout: float | None,
 ) -> socket.socket:
     """A socket connected to ``uri``'s host through ``proxy`` (TLS to the server, for
-    ``wss://``, is the caller's).
+    ``wss://``, is the caller's: inside the proxy's TLS for an ``https://`` proxy).
 
     Raises:
         InvalidProxy: The proxy refused the tunnel or closed the connection.
-        ValueError: An ``https://`` proxy to a ``wss://`` URL (TLS inside TLS), which
-            only the asyncio client does.
         ImportError: A SOCKS proxy without ``python-socks``.
     """
     if proxy.is_socks:
         return _socks_socket(proxy, uri, timeout)
-    if proxy.scheme == "https" and secure:
-        raise ValueError(
-            "a wss:// URL through an https:// proxy (TLS inside TLS) needs the asyncio client"
-        )
     sock: socket.socket = socket.create_connection((proxy.host, proxy.port), timeout)
     try:
         if proxy.scheme == "https":

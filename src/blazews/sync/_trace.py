@@ -54,7 +54,9 @@ class TracedSocket:
         return sent
 
     def __getattr__(self, name: str) -> Any:
-        # sendmsg only where the socket has it: a TLS socket has none that works.
-        if name == "sendmsg" and not isinstance(self._sock, ssl.SSLSocket):
+        # sendmsg only where the socket has one that works (not TLS).
+        if name == "sendmsg":
+            if isinstance(self._sock, ssl.SSLSocket) or not hasattr(self._sock, "sendmsg"):
+                raise AttributeError(name)
             return self._sendmsg
         return getattr(self._sock, name)

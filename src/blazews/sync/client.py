@@ -6,7 +6,7 @@ import socket
 import ssl as ssl_module
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..exceptions import InvalidStatus
 from ..options import ClientKeywords, ClientOptions
@@ -18,6 +18,7 @@ from ..sansio.reconnect import Reconnect
 from ..sansio.redirect import Redirects
 from ..sansio.uri import WebSocketURI, parse_uri
 from ._proxy import open_through_proxy
+from ._tls import TunnelledTLS
 from .connection import SYNC_REFUSED, Connection, _deadline, _remaining
 
 if TYPE_CHECKING:
@@ -179,7 +180,7 @@ def _connect_once(
                 raise
         elif (proxy := proxy_for(parsed, opts.proxy)) is not None:
             timeout = _remaining(deadline)
-            sock = open_through_proxy(proxy, parsed, opts, parsed.secure, timeout)
+            sock = open_through_proxy(proxy, parsed, opts, timeout)
         else:
             sock = socket.create_connection((parsed.host, parsed.port), _remaining(deadline))
     try:
@@ -188,7 +189,12 @@ def _connect_once(
         if ssl is not None:
             sock.settimeout(_remaining(deadline))
             hostname = parsed.host if cross_origin else opts.server_hostname or parsed.host
-            sock = ssl.wrap_socket(sock, server_hostname=hostname)
+            if isinstance(sock, ssl_module.SSLSocket):  # through an https:// proxy
+                tunnelled = TunnelledTLS(sock, ssl, hostname)
+                tunnelled.do_handshake()
+                sock = cast(socket.socket, tunnelled)
+            else:
+                sock = ssl.wrap_socket(sock, server_hostname=hostname)
         protocol_options = opts.protocol_options()
         if cross_origin:  # what the application added was for the first origin
             protocol_options["additional_headers"] = None
