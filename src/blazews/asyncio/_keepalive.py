@@ -8,11 +8,13 @@ times at which connections are due (for their next ping, or for the end of their
 ping's timeout), and one timer, set for the earliest. An idle connection costs
 a heap entry and a weak reference to it.
 
-Each connection keeps a token; an entry whose token is no longer the connection's is
-stale (the connection was rescheduled, or lost) and is skipped when it comes up. A
-connection that is gone leaves only its dead weak reference behind, and the heap is
-rebuilt without the stale entries when they outnumber the live ones. Nothing here
-holds the loop itself: a closed loop goes, its schedule with it.
+Each connection keeps the token of its current entry (0: none; tokens are unique,
+so that entries due at the same time are ordered by them, never by what else they
+hold); an entry whose token is no longer the connection's is stale (the connection
+was rescheduled, or lost) and is skipped when it comes up. A connection that is gone
+leaves only its dead weak reference behind, and the heap is rebuilt without the stale
+entries when they outnumber the live ones. Nothing here holds the loop itself: a
+closed loop goes, its schedule with it.
 
 What a connection does when it comes up is its own business
 (:meth:`~blazews.asyncio.base.BaseConnection._keepalive_due`): it pings and asks to
@@ -46,13 +48,12 @@ class _Due(Protocol):
 class Keepalive:
     """The keepalive schedule of one event loop (see the module docstring)."""
 
-    __slots__ = ("__weakref__", "_count", "_heap", "_live", "_loop", "_when")
+    __slots__ = ("__weakref__", "_heap", "_live", "_loop", "_when")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # (weakly: the loop's entry in _WHEELS must not keep a closed loop alive)
         self._loop = weakref.proxy(loop)
-        self._heap: list[tuple[float, int, weakref.ref[Any], int]] = []
-        self._count = itertools.count()
+        self._heap: list[tuple[float, int, weakref.ref[Any]]] = []
         self._when = float("inf")  # when the earliest timer set goes off
         self._live = 0  # connections with a current entry
 
@@ -62,11 +63,11 @@ class Keepalive:
 
     def schedule(self, conn: _Due, delay: float) -> None:
         """Bring ``conn`` up in ``delay`` seconds, in place of its current entry."""
-        if conn._ka_token & 1 == 0:  # (an even token: no current entry)
+        if not conn._ka_token:
             self._live += 1
-        conn._ka_token = token = (conn._ka_token | 1) + 2
+        conn._ka_token = token = next(_TOKENS)
         when = self._loop.time() + delay
-        heapq.heappush(self._heap, (when, next(self._count), weakref.ref(conn), token))
+        heapq.heappush(self._heap, (when, token, weakref.ref(conn)))
         if when < self._when:
             self._arm(when)
         elif len(self._heap) > 2 * self._live + 64:
@@ -74,8 +75,8 @@ class Keepalive:
 
     def cancel(self, conn: _Due) -> None:
         """Bring ``conn`` up no more (it is closing, or gone)."""
-        if conn._ka_token & 1:
-            conn._ka_token += 1  # even: its entry is stale
+        if conn._ka_token:
+            conn._ka_token = 0  # its entry is stale
             self._live -= 1
 
     def _arm(self, when: float) -> None:
@@ -90,14 +91,14 @@ class Keepalive:
         if self._when <= until:  # the earliest timer is this one (or an earlier one)
             self._when = float("inf")
         while heap and heap[0][0] <= until:
-            _, _, ref, token = heapq.heappop(heap)
+            _, token, ref = heapq.heappop(heap)
             conn = ref()
             if conn is not None and conn._ka_token == token:
-                conn._ka_token += 1  # (no current entry until it asks again)
+                conn._ka_token = 0  # (no current entry until it asks again)
                 self._live -= 1
                 conn._keepalive_due(self)
         while heap:  # the stale entries on top go: no wake-up for them
-            when, _, ref, token = heap[0]
+            when, token, ref = heap[0]
             conn = ref()
             if conn is not None and conn._ka_token == token:
                 if when < self._when:  # (a connection due may have set it already)
@@ -109,11 +110,13 @@ class Keepalive:
         live = []
         for entry in self._heap:
             conn = entry[2]()
-            if conn is not None and conn._ka_token == entry[3]:
+            if conn is not None and conn._ka_token == entry[1]:
                 live.append(entry)
         heapq.heapify(live)
         self._heap = live
 
+
+_TOKENS = itertools.count(1)
 
 _WHEELS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Keepalive]
 _WHEELS = weakref.WeakKeyDictionary()

@@ -75,8 +75,9 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         self._write_cap = options.max_write_buffer or 0
         # Chunks held back behind a large client frame masked piece by piece.
         self._out: Outbox | None = None
-        # Pings waiting for their pong: a future each, none for a keepalive ping.
-        self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] = {}
+        # Pings waiting for their pong: a future each, none for a keepalive ping. No
+        # dictionary while none waits (most of an idle connection's life).
+        self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] | None = None
         self._closed = self.loop.create_future()
         self._ka_token = 0  # this connection's place in the loop's Keepalive
         self._ka_ping: bytes | None = None  # the keepalive ping waiting for its pong
@@ -122,17 +123,17 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         if self._out is not None:
             self._out.drop()
             self._out = None
-        if self._ka_token & 1:
+        if self._ka_token:
             keepalive_for(self.loop).cancel(self)
         if self._close_timer is not None:
             self._close_timer.cancel()
         if not self._closed.done():
             self._closed.set_result(None)
-        for pong, _ in self._pings.values():
+        for pong, _ in (self._pings or {}).values():
             if pong is not None and not pong.done():
                 pong.set_exception(self.protocol.close_exc())
                 pong.exception()  # nobody may be waiting: mark it retrieved
-        self._pings.clear()
+        self._pings = None
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -242,26 +243,36 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
     # -- pings and keepalive -----------------------------------------------------------
 
     def _send_ping(self, data: bytes | str | None) -> asyncio.Future[float]:
+        waiter: asyncio.Future[float] = self.loop.create_future()
+        self._ping(data, waiter)
+        return waiter
+
+    def _ping(self, data: bytes | str | None, waiter: asyncio.Future[float] | None) -> bytes:
+        """Send a ping (a random payload if ``data`` is None) that ``waiter`` waits
+        for (None: the keepalive's); return its payload."""
+        pings = self._pings
+        if pings is None:
+            pings = self._pings = {}
         if data is None:
             payload = os.urandom(4)
-            while payload in self._pings:
+            while payload in pings:
                 payload = os.urandom(4)
         else:
             payload = data.encode() if isinstance(data, str) else bytes(data)
-            if payload in self._pings:
+            if payload in pings:
                 raise ConcurrencyError("a ping with the same payload is already waiting")
         self.protocol.send_ping(payload)
-        waiter: asyncio.Future[float] = self.loop.create_future()
-        self._pings[payload] = (waiter, time.monotonic())
+        pings[payload] = (waiter, time.monotonic())
         self._process()
-        return waiter
+        return payload
 
     def _pong(self, data: bytes) -> None:
-        if data not in self._pings:
+        pings = self._pings
+        if pings is None or data not in pings:
             return
         now = time.monotonic()
-        for payload in list(self._pings):  # a pong answers its ping and every earlier one
-            waiter, sent = self._pings.pop(payload)
+        for payload in list(pings):  # a pong answers its ping and every earlier one
+            waiter, sent = pings.pop(payload)
             if waiter is None:  # the keepalive ping
                 self._ka_ping = None
                 options = self.options
@@ -273,6 +284,8 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
             if payload == data:
                 self.latency = now - sent
                 break
+        if not pings:
+            self._pings = None
 
     def _start_keepalive(self) -> None:
         """Ping every ``ping_interval``, on the loop's one keepalive timer."""
@@ -286,7 +299,8 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
             return
         options = self.options
         if self._ka_ping is not None and options.ping_timeout is None:
-            self._pings.pop(self._ka_ping, None)  # (unanswered, no deadline: forget it)
+            if self._pings is not None:  # (unanswered, no deadline: forget it)
+                self._pings.pop(self._ka_ping, None)
         elif self._ka_ping is not None:  # its pong has not come within ping_timeout
             self.logger.info("keepalive ping timed out; closing the connection")
             self.protocol.fail(1011, "keepalive ping timeout")
@@ -294,13 +308,7 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
             if self.transport is not None:
                 self.transport.close()  # a peer that stopped answering: no FIN to wait for
             return
-        payload = os.urandom(4)
-        while payload in self._pings:
-            payload = os.urandom(4)
-        self.protocol.send_ping(payload)
-        self._pings[payload] = (None, time.monotonic())
-        self._process()
-        self._ka_ping = payload
+        self._ka_ping = self._ping(None, None)
         assert options.ping_interval is not None
         if options.ping_timeout is None:
             wheel.schedule(self, options.ping_interval)  # the next one, pong or not
