@@ -87,6 +87,25 @@ MEMORY_ROWS = (
     Row("picows", "picows", "picows: ws_create_server"),
     *UVICORN_ROWS,
     Row("floor", "floor", "bare asyncio.Protocol (floor)"),
+    # The libraries' defaults: keepalive on (a ping every 20 s for all three).
+    Row(
+        "blazews-keepalive",
+        "blazews",
+        "blazews: serve, default keepalive",
+        env=(("BENCH_KEEPALIVE", "default"),),
+    ),
+    Row(
+        "blazews-listener-keepalive",
+        "blazews-listener",
+        "blazews: Listener, default keepalive",
+        env=(("BENCH_KEEPALIVE", "default"),),
+    ),
+    Row(
+        "websockets-keepalive",
+        "websockets",
+        "websockets: serve, default keepalive",
+        env=(("BENCH_KEEPALIVE", "default"),),
+    ),
 )
 
 # Compression on, client and server: the throughput and the idle-connection rows.

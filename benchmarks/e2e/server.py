@@ -15,7 +15,9 @@ bare ``asyncio.Protocol`` that answers the handshake with a constant: the memory
 floor), ``raw`` (a blocking socket that ``recv_into``s and counts bytes: the ingest
 ceiling), ``uvicorn-blazews``, ``uvicorn-sansio`` and ``uvicorn-wsproto`` (a Starlette
 endpoint under uvicorn with httptools and ``--ws`` blazews' class, websockets-sansio
-or wsproto: ASGI's ``receive()``/``send()``). Every server disables keepalive pings and accepts 1 MiB messages; it
+or wsproto: ASGI's ``receive()``/``send()``). Every server disables keepalive pings
+(unless ``BENCH_KEEPALIVE=default`` asks for the library's default keepalive: the
+memory scenario's "default keepalive" rows) and accepts 1 MiB messages; it
 disables compression too, unless ``--deflate`` asks for each library's default
 permessage-deflate (blazews, websockets and aiohttp only; blazews' backend comes from
 ``BLAZEWS_DEFLATE_BACKEND``).
@@ -39,6 +41,11 @@ from typing import Any
 from benchmarks.e2e.child import HOST, Meter, emit, pin, raise_nofile, run
 
 MAX_MESSAGE = 4 * 1024 * 1024
+
+
+def keepalive() -> dict[str, Any]:
+    """The keepalive keyword: off, unless the row asks for the library's default."""
+    return {} if os.environ.get("BENCH_KEEPALIVE") == "default" else {"ping_interval": None}
 INGEST_QUEUE = 64  # messages queued before reading pauses, where a library has the knob
 
 Starter = Callable[[str, "Options"], Awaitable[int]]
@@ -95,7 +102,7 @@ async def start_blazews(mode: str, opts: Options) -> int:
         except ConnectionClosed:
             pass
 
-    kwargs: dict[str, Any] = dict(ping_interval=None, max_message_size=MAX_MESSAGE)
+    kwargs: dict[str, Any] = dict(**keepalive(), max_message_size=MAX_MESSAGE)
     if mode == "ingest":
         kwargs["max_queue"] = INGEST_QUEUE
     if opts.deflate:
@@ -122,7 +129,7 @@ async def start_blazews_listener(mode: str, opts: Options) -> int:
         def on_message(self, conn: Any, kind: Any, payload: memoryview) -> None:
             conn.send(payload, kind)
 
-    kwargs: dict[str, Any] = dict(ping_interval=None, max_message_size=MAX_MESSAGE)
+    kwargs: dict[str, Any] = dict(**keepalive(), max_message_size=MAX_MESSAGE)
     if "compression" in inspect.signature(blazews.serve_listener).parameters:
         kwargs["compression"] = None
     listener = Ingest if mode == "ingest" else Echo
@@ -156,7 +163,7 @@ async def start_websockets(mode: str, opts: Options) -> int:
 
     from benchmarks.e2e import deflate
 
-    kwargs: dict[str, Any] = dict(compression=None, ping_interval=None, max_size=MAX_MESSAGE)
+    kwargs: dict[str, Any] = dict(compression=None, **keepalive(), max_size=MAX_MESSAGE)
     if opts.deflate:
         kwargs.update(deflate.websockets_extensions(client=False))
     if mode == "ingest":
