@@ -1,7 +1,7 @@
 """Real proxies for the client tests, started on free ports: ``tinyproxy`` (HTTP
 CONNECT, with or without Basic auth), ``microsocks`` (SOCKS5, with or without a user),
-and, for an ``https://`` proxy, a small TLS terminator (a thread running an asyncio
-loop) in front of tinyproxy."""
+``danted`` (SOCKS4), and, for an ``https://`` proxy, a small TLS terminator (a
+thread running an asyncio loop) in front of tinyproxy."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.compliance.test_autobahn import free_port, wait_for_port
 
-__all__ = ["Microsocks", "TLSFront", "Tinyproxy", "require"]
+__all__ = ["Dante", "Microsocks", "TLSFront", "Tinyproxy", "require"]
 
 
 def require(command: str) -> str:
@@ -93,6 +93,42 @@ class Microsocks(_Process):
             args += ["-u", auth[0], "-P", auth[1]]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.proc)  # type: ignore[arg-type]
+
+
+class Dante(_Process):
+    """dante's SOCKS server (``danted``, Debian's dante-server) on 127.0.0.1, for
+    SOCKS4 (it refuses SOCKS4a's host names) and SOCKS5, without authentication."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = tempfile.TemporaryDirectory(prefix="blazews-danted-")
+        conf = Path(self.dir.name) / "danted.conf"
+        conf.write_text(
+            f"""logoutput: stderr
+internal: 127.0.0.1 port = {self.port}
+external: 127.0.0.1
+socksmethod: none
+clientmethod: none
+client pass {{
+    from: 127.0.0.0/8 to: 0.0.0.0/0
+}}
+socks pass {{
+    from: 127.0.0.0/8 to: 0.0.0.0/0
+    protocol: tcp
+    command: connect
+}}
+"""
+        )
+        self.proc = subprocess.Popen(
+            [require("danted"), "-f", str(conf), "-N", "1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.proc)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        super().stop()
+        self.dir.cleanup()
 
 
 class TLSFront:

@@ -1,6 +1,7 @@
 """Both clients through real proxies: tinyproxy (HTTP CONNECT, with and without Basic
-auth, and behind a TLS terminator as an ``https://`` proxy) and microsocks (SOCKS5),
-to ``ws://`` and ``wss://`` servers."""
+auth, and behind a TLS terminator as an ``https://`` proxy), microsocks (SOCKS5, with
+and without a user) and dante (SOCKS4; it refuses SOCKS4a), to ``ws://`` and
+``wss://`` servers."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import trustme
 import blazews
 from blazews import sync
 from blazews.exceptions import InvalidProxy
-from tests.client.proxies import Microsocks, Tinyproxy, TLSFront
+from tests.client.proxies import Dante, Microsocks, Tinyproxy, TLSFront
 from tests.compliance.test_autobahn import free_port
 from tests.sync.support import LoopThread
 
@@ -43,6 +44,7 @@ class Setup:
         self.front = TLSFront(self.server_ssl, self.tiny.port)
         self.socks = Microsocks()
         self.socks_auth = Microsocks(auth=AUTH)
+        self.dante = Dante()
 
     async def _serve(self, context: ssl.SSLContext | None) -> Any:
         async def echo(conn: Any) -> None:
@@ -64,6 +66,7 @@ class Setup:
             "socks5": f"socks5://127.0.0.1:{socks}",
             "socks5h": f"socks5h://127.0.0.1:{socks}",
             "socks5-auth": f"socks5://{AUTH_URL}@127.0.0.1:{self.socks_auth.port}",
+            "socks4": f"socks4://127.0.0.1:{self.dante.port}",
         }[kind]
 
     def options(self, scheme: str, proxy: str | None) -> dict[str, Any]:
@@ -74,7 +77,8 @@ class Setup:
         return options
 
     def stop(self) -> None:
-        for proc in (self.tiny, self.tiny_auth, self.tiny_strict, self.socks, self.socks_auth):
+        procs = (self.tiny, self.tiny_auth, self.tiny_strict, self.socks, self.socks_auth)
+        for proc in (*procs, self.dante):
             proc.stop()
         self.front.stop()
 
@@ -94,7 +98,7 @@ def setup() -> Iterator[Setup]:
     running.stop()
 
 
-KINDS = ["http", "http-auth", "https", "socks5", "socks5h", "socks5-auth"]
+KINDS = ["http", "http-auth", "https", "socks5", "socks5h", "socks5-auth", "socks4"]
 
 
 @pytest.mark.parametrize("scheme", ["ws", "wss"])
@@ -132,6 +136,8 @@ def _refusals(setup: Setup) -> list[tuple[str, int | None]]:
         (f"http://alice:wrong@127.0.0.1:{setup.tiny_auth.port}", 401),
         (f"http://127.0.0.1:{setup.tiny_strict.port}", 403),  # port not allowed
         (f"socks5://alice:wrong@127.0.0.1:{setup.socks_auth.port}", None),
+        # SOCKS4a sends the host name (localhost) to the proxy, which dante refuses.
+        (f"socks4a://127.0.0.1:{setup.dante.port}", None),
         (f"http://127.0.0.1:{setup.tiny.port}", closed),  # the proxy cannot reach it
     ]
 
