@@ -248,7 +248,7 @@ def phase_slow(port: int, count: int, compression: bool) -> None:
                     sock.send(message)  # what fits; the rest never goes
                 except BlockingIOError:
                     break
-        time.sleep(0.5)  # the server now holds every one of them, its writes paused
+        time.sleep(0.3)  # the server now holds every one of them, its writes paused
     finally:
         for sock in socks:
             _reset(sock)
