@@ -235,14 +235,26 @@ class InvalidProxy(BlazeWSError):
             502 bad gateway...), or ``None`` when it gave none (it closed, or a SOCKS
             proxy refused).
         response: The proxy's HTTP answer, when it gave one.
+        transient: Whether trying again later may succeed: a 5xx or 429, a proxy that
+            closed, a SOCKS proxy that could not reach the server (general failure,
+            unreachable, refused, TTL expired); not a refusal of the client (407,
+            403, failed SOCKS authentication, a ruleset). Reconnecting retries those.
     """
 
     def __init__(
-        self, message: str, status: int | None = None, response: Response | None = None
+        self,
+        message: str,
+        status: int | None = None,
+        response: Response | None = None,
+        *,
+        transient: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.response = response
+        if transient is None:
+            transient = status is None or status >= 500 or status == 429
+        self.transient = transient
 
 
 class InvalidURI(BlazeWSError):

@@ -128,45 +128,48 @@ def test_sync_through_proxy(setup: Setup, kind: str, scheme: str) -> None:
         assert conn.recv(timeout=20) == big
 
 
-def _refusals(setup: Setup) -> list[tuple[str, int | None]]:
-    closed = free_port()
+def _refusals(setup: Setup) -> list[tuple[str, str, int | None, bool]]:
+    """(proxy, target, the status expected or None, whether it is transient)."""
+    up = setup.target("ws")
+    down = f"ws://127.0.0.1:{free_port()}/"  # nothing listens there
     return [
-        (f"http://127.0.0.1:{setup.tiny_auth.port}", 407),  # no credentials
+        (f"http://127.0.0.1:{setup.tiny_auth.port}", up, 407, False),  # no credentials
         # tinyproxy answers wrong credentials with 401 (RFC 9110 says 407: its choice).
-        (f"http://alice:wrong@127.0.0.1:{setup.tiny_auth.port}", 401),
-        (f"http://127.0.0.1:{setup.tiny_strict.port}", 403),  # port not allowed
-        (f"socks5://alice:wrong@127.0.0.1:{setup.socks_auth.port}", None),
+        (f"http://alice:wrong@127.0.0.1:{setup.tiny_auth.port}", up, 401, False),
+        (f"http://127.0.0.1:{setup.tiny_strict.port}", up, 403, False),  # port not allowed
+        (f"socks5://alice:wrong@127.0.0.1:{setup.socks_auth.port}", up, None, False),
         # SOCKS4a sends the host name (localhost) to the proxy, which dante refuses.
-        (f"socks4a://127.0.0.1:{setup.dante.port}", None),
-        (f"http://127.0.0.1:{setup.tiny.port}", closed),  # the proxy cannot reach it
+        (f"socks4a://127.0.0.1:{setup.dante.port}", up, None, False),
+        # The proxy cannot reach the server: worth retrying.
+        (f"http://127.0.0.1:{setup.tiny.port}", down, 500, True),
+        (f"socks5://127.0.0.1:{setup.socks.port}", down, None, True),
+        (f"socks5://127.0.0.1:{setup.dante.port}", down, None, True),
     ]
 
 
+def _check_refusal(exc: InvalidProxy, proxy: str, status: int | None, transient: bool) -> None:
+    assert exc.transient is transient, (proxy, exc)
+    if status is None:
+        assert exc.status is None, (proxy, exc)
+    elif status >= 500:
+        assert exc.status is not None and exc.status >= 500, (proxy, exc)
+    else:
+        assert exc.status == status, (proxy, exc)
+        assert exc.response is not None
+
+
 async def test_asyncio_proxy_refusals(setup: Setup) -> None:
-    for proxy, status in _refusals(setup):
-        url = setup.target("ws")
-        if status is not None and status > 1000:  # a port: the target is down
-            url, status = f"ws://127.0.0.1:{status}/", None
+    for proxy, url, status, transient in _refusals(setup):
         with pytest.raises(InvalidProxy) as info:
             await blazews.connect(url, proxy=proxy, **TIMEOUTS)  # type: ignore[arg-type]
-        if status is None:
-            assert info.value.status is None or info.value.status >= 500, proxy
-        else:
-            assert info.value.status == status, proxy
-            assert info.value.response is not None
+        _check_refusal(info.value, proxy, status, transient)
 
 
 def test_sync_proxy_refusals(setup: Setup) -> None:
-    for proxy, status in _refusals(setup):
-        url = setup.target("ws")
-        if status is not None and status > 1000:
-            url, status = f"ws://127.0.0.1:{status}/", None
+    for proxy, url, status, transient in _refusals(setup):
         with pytest.raises(InvalidProxy) as info:
             sync.connect(url, proxy=proxy, **TIMEOUTS)  # type: ignore[arg-type]
-        if status is None:
-            assert info.value.status is None or info.value.status >= 500, proxy
-        else:
-            assert info.value.status == status, proxy
+        _check_refusal(info.value, proxy, status, transient)
 
 
 def test_environment_is_the_default(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:

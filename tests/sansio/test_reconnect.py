@@ -12,6 +12,7 @@ from blazews.exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
     InvalidHeader,
+    InvalidProxy,
     InvalidStatus,
     InvalidURI,
     NegotiationError,
@@ -50,6 +51,9 @@ def closed(code: int | None, ok: bool = False) -> ConnectionClosedError | Connec
         status(429),
         *(closed(code) for code in (1001, 1011, 1012, 1013, 1014)),
         closed(None),  # 1006: no close frame
+        InvalidProxy("closed"),
+        InvalidProxy("bad gateway", 502),
+        InvalidProxy("socks: host unreachable", transient=True),
     ],
     ids=repr,
 )
@@ -69,6 +73,8 @@ def test_retries(exc: Exception) -> None:
         closed(1008),
         closed(1002),
         closed(1000, ok=True),
+        InvalidProxy("auth", 407),
+        InvalidProxy("socks: not allowed", transient=False),
         ValueError("a bug"),
     ],
     ids=repr,

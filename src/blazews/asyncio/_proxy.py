@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from ..exceptions import InvalidProxy
 from ..options import ClientOptions
-from ..sansio.proxy import HttpConnect, ProxyURL, socks_options
+from ..sansio.proxy import HttpConnect, ProxyURL, socks_options, socks_refusal
 from ..sansio.uri import WebSocketURI
 
 __all__ = ["open_through_proxy"]
@@ -120,4 +120,4 @@ async def _socks_socket(proxy: ProxyURL, uri: WebSocketURI) -> Any:
     try:
         return await Proxy.from_url(url, rdns=rdns).connect(uri.host, uri.port, timeout=None)
     except ProxyError as exc:
-        raise InvalidProxy(f"proxy {proxy} refused the connection: {exc}") from exc
+        raise socks_refusal(proxy, str(exc), exc.error_code) from exc

@@ -37,6 +37,7 @@ __all__ = [
     "parse_proxy",
     "proxy_for",
     "socks_options",
+    "socks_refusal",
 ]
 
 ENVIRONMENT: Final = "environment"
@@ -180,6 +181,18 @@ def socks_options(proxy: ProxyURL) -> tuple[str, bool]:
         auth += "@"
     host = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
     return f"{scheme}://{auth}{host}:{proxy.port}", proxy.scheme in ("socks5h", "socks4a")
+
+
+SOCKS_TRANSIENT = frozenset({1, 3, 4, 5, 6})
+"""SOCKS5 replies that may change with time: general failure, network or host
+unreachable, connection refused, TTL expired (not: a ruleset's refusal, an
+unsupported command or address type, failed authentication)."""
+
+
+def socks_refusal(proxy: ProxyURL, message: str, reply: int | None) -> InvalidProxy:
+    """The exception for a SOCKS proxy's refusal, ``reply`` its SOCKS5 reply code."""
+    transient = proxy.scheme.startswith("socks5") and reply in SOCKS_TRANSIENT
+    return InvalidProxy(f"proxy {proxy} refused the connection: {message}", transient=transient)
 
 
 class HttpConnect:

@@ -9,7 +9,8 @@ the backoff with fake ones.
 
 What retries (:func:`default_process_exception`): ``OSError`` (refused, reset,
 unreachable...), timeouts, an HTTP 5xx or 429 answer to the handshake (waiting at least
-its ``Retry-After``), a proxy's 5xx or close, and a connection lost with close code 1001 (going
+its ``Retry-After``), a proxy's transient failure (5xx, closed, a SOCKS
+proxy that could not reach the server), and a connection lost with close code 1001 (going
 away: what a restarting server says), 1006 (no close frame), 1011 (internal error), 1012
 (service restart), 1013 (try again later) or 1014 (bad gateway). Anything else is raised
 at once: another 4xx, an invalid URI, a failed negotiation, a redirect gone wrong. A
@@ -93,11 +94,10 @@ _HTTP_DATE = re.compile(
 def default_process_exception(exc: Exception) -> Exception | None:
     """The default ``process_exception``: ``None`` (retry) for what is worth another
     attempt (see the module's docstring), else ``exc`` (raise it)."""
-    if isinstance(exc, (InvalidStatus, InvalidProxy)):
-        status = exc.status
-        if status is None:  # a proxy that closed: as a lost connection
-            return None
-        return None if status >= 500 or status == 429 else exc
+    if isinstance(exc, InvalidProxy):
+        return None if exc.transient else exc
+    if isinstance(exc, InvalidStatus):
+        return None if exc.status >= 500 or exc.status == 429 else exc
     if isinstance(exc, ConnectionClosed):
         return None if exc.code in RETRY_CLOSE_CODES else exc
     if isinstance(exc, (OSError, TimeoutError)):

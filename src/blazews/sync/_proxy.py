@@ -9,7 +9,7 @@ import time
 
 from ..exceptions import InvalidProxy
 from ..options import ClientOptions
-from ..sansio.proxy import HttpConnect, ProxyURL, socks_options
+from ..sansio.proxy import HttpConnect, ProxyURL, socks_options, socks_refusal
 from ..sansio.uri import WebSocketURI
 
 __all__ = ["open_through_proxy"]
@@ -75,5 +75,5 @@ def _socks_socket(proxy: ProxyURL, uri: WebSocketURI, timeout: float | None) -> 
             uri.host, uri.port, timeout=timeout
         )
     except ProxyError as exc:
-        raise InvalidProxy(f"proxy {proxy} refused the connection: {exc}") from exc
+        raise socks_refusal(proxy, str(exc), exc.error_code) from exc
     return sock
