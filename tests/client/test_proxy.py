@@ -18,6 +18,7 @@ from blazews import sync
 from blazews.exceptions import InvalidProxy
 from tests.client.proxies import Dante, Microsocks, Tinyproxy, TLSFront
 from tests.compliance.test_autobahn import free_port
+from tests.helpers import run_on
 from tests.sync.support import LoopThread
 
 AUTH = ("alice", "pass-word_1")
@@ -256,3 +257,19 @@ def test_sync_tls_inside_tls_traced(setup: Setup, caplog: pytest.LogCaptureFixtu
     lines = [r.getMessage().split("] ", 1)[1] for r in caplog.records]
     assert lines[0].startswith("> GET /path HTTP/1.1")
     assert "> BINARY fin masked len=70000" in lines and "< BINARY fin len=70000" in lines
+
+
+def test_uvloop_through_proxies_traced(setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    # uvloop's transports: the tunnel's hand-over (set_protocol), TLS inside TLS
+    # (start_tls on a TLS transport) and the DEBUG tracing shims.
+    async def main() -> None:
+        for kind, scheme in [("http", "ws"), ("https", "wss"), ("socks5", "wss")]:
+            options = setup.options(scheme, setup.proxy(kind))
+            async with blazews.connect(setup.target(scheme), **options) as conn:
+                await conn.send(b"u" * 100_000)
+                assert await conn.recv() == b"u" * 100_000
+
+    with caplog.at_level(logging.DEBUG, logger="blazews.client"):
+        run_on("uvloop", main)
+    lines = [r.getMessage() for r in caplog.records if r.name == "blazews.client"]
+    assert sum("> GET /path HTTP/1.1" in line for line in lines) == 3
