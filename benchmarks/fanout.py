@@ -213,20 +213,21 @@ async def fanout_blazews(n: int, deflate: bool, rounds: int, settle: float) -> d
 
             frame = PreparedMessage(MESSAGE).frame_for(conns[0].protocol)
             assert frame is not None
-            socks = [
-                socket.socket(fileno=os.dup(t.get_extra_info("socket").fileno()))
-                for t in transports
-            ]
-            for s in socks:
-                s.setblocking(False)
-
-            def floor() -> None:
+            # The connections' own sockets, not duplicates: 10,000 more descriptors
+            # could pass the limit. Detached after, so that they are not closed here.
+            socks = [socket.socket(fileno=t.get_extra_info("socket").fileno()) for t in transports]
+            try:
                 for s in socks:
-                    s.send(frame)
+                    s.setblocking(False)
 
-            out["floor (socket.send)"] = await _rounds(floor, transports, rounds, settle * 4)
-            for s in socks:
-                s.detach()
+                def floor() -> None:
+                    for s in socks:
+                        s.send(frame)
+
+                out["floor (socket.send)"] = await _rounds(floor, transports, rounds, settle * 4)
+            finally:
+                for s in socks:
+                    s.detach()
         finally:
             drainer.stop()
     return out
@@ -551,8 +552,8 @@ async def run(ns: argparse.Namespace) -> dict[str, Any]:
     _raise_nofile(25000)
     scenarios = ns.scenario or ["fanout", "redis", "workers"]
     if "fanout" in scenarios:
-        sizes = [50] if quick else [1000, 10000]
-        data["fanout"] = await scenario_fanout(sizes, 2 if quick else 15)
+        sizes = ns.connections or ([50] if quick else [1000, 10000])
+        data["fanout"] = await scenario_fanout(sizes, ns.rounds or (2 if quick else 15))
     if "redis" in scenarios:
         data["redis"] = await scenario_redis(5 if quick else 200, 20 if quick else 500)
     if "workers" in scenarios:
@@ -572,6 +573,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     parser.add_argument("--scenario", action="append", choices=["fanout", "redis", "workers"])
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--connections",
+        type=lambda v: [int(n) for n in v.split(",")],
+        help="fan-out connection counts, comma-separated (default 1000,10000)",
+    )
+    parser.add_argument("--rounds", type=int, help="fan-out rounds per row (default 15)")
     parser.add_argument(
         "--loop", choices=["uvloop", "asyncio"], default="uvloop", help="event loop (uvloop)"
     )
