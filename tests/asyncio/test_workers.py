@@ -161,3 +161,45 @@ async def test_every_worker_s_connections_join_one_hub(apps: list[App]) -> None:
             await conn.close()
     finally:
         redis.stop()
+
+
+async def _pid_handler(conn: blazews.ServerConnection) -> None:
+    await conn.send(str(os.getpid()))
+    await conn.wait_closed()
+
+
+async def test_the_supervisor_in_this_process() -> None:
+    # The same pool, supervised from the test's own loop (its code runs here).
+    from blazews.asyncio.workers import WorkerPool
+
+    async with blazews.serve(
+        _pid_handler, "127.0.0.1", 0, workers=2, ping_interval=None, close_timeout=2
+    ) as server:
+        assert isinstance(server, WorkerPool) and server.connections == set()
+        assert len(server.pids) == 2 and server.sockets
+        pid, conn = await _pid_of_new_connection(f"ws://127.0.0.1:{server.port}/")
+        assert pid in server.pids
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(2000):
+            if server.restarts == 1 and len(server.pids) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert server.restarts == 1 and pid not in server.pids and len(server.pids) == 2
+        with pytest.raises(blazews.ConnectionClosedError):
+            await asyncio.wait_for(conn.recv(), 10)  # its worker died: no close frame
+        _, conn = await _pid_of_new_connection(f"ws://127.0.0.1:{server.port}/")
+        workers = server.pids
+    # Leaving the block drained the workers: this connection got 1001.
+    with pytest.raises(ConnectionClosedOK):
+        await asyncio.wait_for(conn.recv(), 10)
+    assert conn.close_code == 1001
+    assert not any(_alive(p) for p in workers)
+    assert server.pids == [] and server.sockets == ()
+
+
+def test_workers_need_a_tcp_port() -> None:
+    async def main() -> None:
+        with pytest.raises(ValueError, match="TCP host and port"):
+            await blazews.serve(_pid_handler, path="/tmp/x.sock", workers=2)
+
+    asyncio.run(main())
