@@ -217,3 +217,44 @@ async def test_queue_buffers_up_to_the_cap_then_closes() -> None:
             await _wait_for(lambda: len(got) == 60)
             await fast.close()
         await task
+
+
+async def test_a_compressor_busy_in_a_thread_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    from blazews.sansio.broadcast import PreparedMessage
+    from blazews.sansio.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+
+    made: list[bool] = []
+
+    class Spy(PreparedMessage):
+        __slots__ = ()
+
+        def __init__(self, message: Any, *, compress: bool = True) -> None:
+            made.append(compress)
+            super().__init__(message, compress=compress)
+
+    module = importlib.import_module("blazews.asyncio.broadcast")  # (not the function)
+    monkeypatch.setattr(module, "PreparedMessage", Spy)
+
+    # Context takeover: each connection compresses with its own compressor, which a
+    # large send holds in a worker thread meanwhile: the broadcast goes uncompressed.
+    factory = ServerPerMessageDeflateFactory(server_no_context_takeover=False)
+    big = "x" * (1 << 20)
+    async with blazews.serve(
+        _hold, "127.0.0.1", 0, ping_interval=None, extensions=[factory], compress_in_thread=1024
+    ) as server:
+        client = await blazews.connect(f"ws://127.0.0.1:{server.port}/", max_message_size=None)
+        await _wait_for(lambda: len(server.connections) == 1)
+        (conn,) = server.connections
+        sending = asyncio.create_task(conn.send(big))
+        await asyncio.sleep(0)  # the send is under way, in the thread's hands
+        assert conn._send_chain is not None and not conn._send_chain.done()
+        assert blazews.broadcast([conn], "small " * 100).delivered == 1
+        assert made == [True, False]  # the message, then its uncompressed form
+        await sending
+        got = {await asyncio.wait_for(client.recv(), 10) for _ in range(2)}
+        assert got == {big, "small " * 100}
+        await client.close()
