@@ -106,6 +106,11 @@ MEMORY_ROWS = (
         "websockets: serve, default keepalive",
         env=(("BENCH_KEEPALIVE", "default"),),
     ),
+    *(
+        Row(f"{row.key}-keepalive", row.lib, f"{row.label}, default keepalive", env=row_env)
+        for row in UVICORN_ROWS
+        for row_env in [(("BENCH_KEEPALIVE", "default"),)]
+    ),
 )
 
 # Compression on, client and server: the throughput and the idle-connection rows.

@@ -314,8 +314,8 @@ async def start_uvicorn(lib: str, mode: str, opts: Options) -> int:
         access_log=False,
         ws_max_size=MAX_MESSAGE,
         ws_max_queue=INGEST_QUEUE if mode == "ingest" else 32,
-        ws_ping_interval=None,
         ws_per_message_deflate=False,
+        **({"ws_ping_interval": None} if keepalive() else {}),  # (uvicorn's default: 20 s)
         backlog=2048,
     )
     sock = socket.create_server((HOST, 0), backlog=2048)
