@@ -38,6 +38,18 @@ async def running(app: Any, **config: Any) -> AsyncIterator[tuple[uvicorn.Server
         await asyncio.wait_for(task, 30)
 
 
+async def until(condition: Any, timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` holds (generous: no timing assertion)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def disconnected(events: list[dict[str, Any]]) -> Any:
+    return lambda: bool(events) and events[-1]["type"] == "websocket.disconnect"
+
+
 def echo_app(events: list[dict[str, Any]] | None = None, subprotocol: str | None = None) -> Any:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         assert scope["type"] == "websocket"
@@ -84,7 +96,7 @@ async def test_scope_echo_and_app_close() -> None:
                 await conn.recv()
             assert info.value.rcvd is not None
             assert (info.value.rcvd.code, info.value.rcvd.reason) == (4000, "asked")
-        await asyncio.sleep(0.05)
+        await until(disconnected(events))
     scope = scopes[0]
     assert scope["path"] == "/api/a/b" and scope["raw_path"] == b"/api/a%2Fb"
     assert scope["query_string"] == b"x=1" and scope["root_path"] == "/api"
@@ -101,7 +113,7 @@ async def test_client_close_reaches_the_app() -> None:
             await conn.send(b"x")
             assert await conn.recv() == b"x"
             await conn.close(1001, "bye")
-        await asyncio.sleep(0.1)
+        await until(disconnected(events))
     assert events[-1] == {"type": "websocket.disconnect", "code": 1001, "reason": "bye"}
 
 
@@ -174,7 +186,7 @@ async def test_oversize_message_is_refused_with_1009() -> None:
             await conn.send(b"x" * 1001)
             with pytest.raises(blazews.ConnectionClosed):
                 await conn.recv()
-        await asyncio.sleep(0.1)
+        await until(disconnected(events))
     assert events[-1]["code"] == 1009
 
 
@@ -198,11 +210,7 @@ async def test_keepalive_pings() -> None:
             (protocol,) = server.server_state.connections
             assert isinstance(protocol, WebSocketProtocol)
             assert protocol.ping_timer is not None
-            for _ in range(100):
-                if protocol.ping_sent_at:
-                    break
-                await asyncio.sleep(0.02)
-            assert protocol.ping_sent_at > 0
+            await until(lambda: protocol.ping_sent_at > 0)
             await conn.send("still here")
             assert await conn.recv() == "still here"
 
@@ -260,7 +268,7 @@ async def test_protocol_errors_close_as_the_native_server(frames: bytes, code: i
     events: list[dict[str, Any]] = []
     async with running(echo_app(events)) as (_, url):
         answer = await raw_exchange(url, HANDSHAKE, frames)
-        await asyncio.sleep(0.05)
+        await until(disconnected(events))
     assert answer.startswith(b"HTTP/1.1 101 ")
     close = answer[answer.index(b"\r\n\r\n") + 4 :]
     assert close[0] == 0x88 and int.from_bytes(close[2:4], "big") == code
