@@ -203,3 +203,12 @@ def test_workers_need_a_tcp_port() -> None:
             await blazews.serve(_pid_handler, path="/tmp/x.sock", workers=2)
 
     asyncio.run(main())
+
+
+def test_no_worker_outlives_a_killed_supervisor(apps: list[App]) -> None:
+    app = App(2)
+    apps.append(app)
+    workers = app.workers()
+    app.proc.kill()  # SIGKILL: no drain of its own; the kernel tells the workers
+    app.proc.wait(10)
+    _wait(lambda: not any(_alive(pid) for pid in workers))

@@ -15,7 +15,9 @@ connections of its own):
   its connections with 1001 (each within its ``close_timeout``) and exits; the
   supervisor waits for them (and kills one still there ``close_timeout`` + 5 s later);
 - a first SIGINT (Ctrl-C) drains the same way, a second one kills the workers and
-  exits at once.
+  exits at once (both handled from the start, before the first fork);
+- a worker drains and exits if the supervisor dies, however it dies (the kernel's
+  parent-death signal, Linux): no worker outlives it.
 
 The workers are forked, not spawned: the handler, the options and whatever the
 process held (a :class:`~blazews.RedisHub` not started yet, say) are theirs without
@@ -27,6 +29,7 @@ worker's connections, and every worker's subscribers get every worker's messages
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import dataclasses
 import logging
 import multiprocessing
@@ -50,16 +53,30 @@ logger = logging.getLogger("blazews")
 _FAST_EXIT = 1.0  # a worker that dies sooner than this after its start is crash-looping
 _MAX_DELAY = 5.0  # the longest wait before starting a crash-looping worker again
 _KILL_GRACE = 5.0  # beyond close_timeout, before a draining worker is killed
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
-def _worker_main(start: serve, port: int, ready: Any) -> None:
+def _worker_main(start: serve, port: int, ready: Any, parent: int) -> None:
     """A worker process's body (forked): serve until SIGTERM, then drain and exit."""
     # The parent's loop left its signal wake-up descriptor set: a signal here would
     # wake the supervisor's loop as if it were its own.
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides on Ctrl-C
+    _die_with(parent)
     asyncio.run(_worker(start, port, ready))
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel send this process SIGTERM (a drain) when the supervisor dies,
+    however it dies (Linux): no worker outlives it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:  # it died before that took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def _worker(start: serve, port: int, ready: Any) -> None:
@@ -126,6 +143,7 @@ class WorkerPool(Server):
         self._interrupted = False
         self._changed: asyncio.Event | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._signals: list[int] = []
 
     @property
     def sockets(self) -> tuple[Any, ...]:
@@ -142,17 +160,22 @@ class WorkerPool(Server):
         self._reserved = _reserve(start.host, start.port or 0)
         self._port = int(self._reserved.getsockname()[1])
         self._changed = asyncio.Event()
+        self._handle_signals()
         for i in range(self.workers):
             self._spawn(i)
         # Return once every worker listens: before, the port would refuse connections.
-        while not all(r.is_set() for r in self._ready):
+        # (A SIGTERM meanwhile: the supervisor below sees the workers out.)
+        while not self._closing and not all(r.is_set() for r in self._ready):
             dead = [p for p in self._procs if p is not None and p.exitcode is not None]
             if dead:
                 self.kill()
+                loop = asyncio.get_running_loop()
                 for proc in self._procs:
                     if proc is not None:
-                        asyncio.get_running_loop().remove_reader(proc.sentinel)
+                        loop.remove_reader(proc.sentinel)
                         proc.join()
+                while self._signals:
+                    loop.remove_signal_handler(self._signals.pop())
                 self._reserved.close()
                 raise RuntimeError(f"a worker exited with {dead[0].exitcode} before serving")
             await asyncio.sleep(0.01)
@@ -165,7 +188,9 @@ class WorkerPool(Server):
         ctx = multiprocessing.get_context("fork")
         ready = self._ready[i] = ctx.Event()
         proc = ctx.Process(
-            target=_worker_main, args=(self._serve, self.port, ready), name=f"blazews-worker-{i}"
+            target=_worker_main,
+            args=(self._serve, self.port, ready, os.getpid()),
+            name=f"blazews-worker-{i}",
         )
         proc.start()
         self._procs[i] = proc
@@ -207,25 +232,24 @@ class WorkerPool(Server):
             changed.clear()
             await changed.wait()
 
-    async def serve_forever(self) -> None:
-        """Supervise the workers until :meth:`close`, SIGTERM or SIGINT, and until
-        they have all exited."""
+    def _handle_signals(self) -> None:
+        """SIGTERM drains, SIGINT drains then kills, from before the first fork until
+        the workers are gone (a signal in between must not kill the supervisor alone)."""
         loop = asyncio.get_running_loop()
-        handled = []
         for signum, handler in (
             (signal.SIGTERM, self.close),
             (signal.SIGINT, self._interrupt),
         ):
             try:
                 loop.add_signal_handler(signum, handler)
-                handled.append(signum)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - not main thread
-                pass
-        try:
-            await self.wait_closed()
-        finally:
-            for signum in handled:
-                loop.remove_signal_handler(signum)
+                self._signals.append(signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
+                pass  # (not the main thread: the application handles signals)
+
+    async def serve_forever(self) -> None:
+        """Supervise the workers until :meth:`close`, SIGTERM or SIGINT, and until
+        they have all exited."""
+        await self.wait_closed()
 
     def _interrupt(self) -> None:
         """SIGINT: drain the first time, kill the workers the second."""
@@ -271,6 +295,9 @@ class WorkerPool(Server):
         """Wait until every worker has exited (after :meth:`close`), and let the port go."""
         if self._supervisor is not None:
             await asyncio.shield(self._supervisor)
+        loop = asyncio.get_running_loop()
+        while self._signals:
+            loop.remove_signal_handler(self._signals.pop())
         if self._reserved is not None:
             self._reserved.close()
             self._reserved = None
