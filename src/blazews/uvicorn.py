@@ -612,4 +612,4 @@ class WebSocketProtocol(Connection):
     def ping_timer(self) -> Keepalive | None:
         """The loop's keepalive timer while this connection has a ping scheduled
         (``None`` without keepalive); uvicorn's classes have a timer of their own."""
-        return keepalive_for(self.loop) if self._ka_token & 1 else None
+        return keepalive_for(self.loop) if self._ka_token else None

@@ -228,31 +228,38 @@ class Connection(BaseConnection):
 
     def _wake_reader(self) -> None:
         waiter = self._recv_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self._recv_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     # -- receiving -------------------------------------------------------------------
 
-    async def _wait(self, timeout: float | None = None) -> None:
+    def _waiter(self) -> asyncio.Future[None]:
+        """A future that the next queued message (or the end of the connection)
+        completes, for a reader to await directly: no coroutine of its own between
+        the reader and the loop, which saves a coroutine frame on every connection
+        that waits, idle or not. ``_wake_reader`` lets go of it; a waiter left
+        behind by a cancelled reader is done, so it stands in nobody's way."""
+        if not self.protocol.receiving or self._closed.done():
+            raise self.protocol.close_exc()
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            raise ConcurrencyError("another coroutine is already waiting for the next message")
+        waiter = self._recv_waiter = self.loop.create_future()
+        return waiter
+
+    async def _wait(self, timeout: float) -> None:
         """Wait until a message is queued, for at most ``timeout`` seconds."""
         queue = self._queue
-        deadline = None if timeout is None else self.loop.time() + timeout
+        deadline = self.loop.time() + timeout
         while not queue:
-            if not self.protocol.receiving or self._closed.done():
-                raise self.protocol.close_exc()
-            if self._recv_waiter is not None:
-                raise ConcurrencyError("another coroutine is already waiting for the next message")
-            waiter = self.loop.create_future()
-            self._recv_waiter = waiter
-            timer = None
-            if deadline is not None:
-                timer = self.loop.call_at(deadline, _time_out, waiter)
+            waiter = self._waiter()
+            timer = self.loop.call_at(deadline, _time_out, waiter)
             try:
                 await waiter
             finally:
-                self._recv_waiter = None
-                if timer is not None:
-                    timer.cancel()
+                timer.cancel()
 
     def _take(self) -> Message:
         """Remove and return the oldest queued message (there is one)."""
@@ -307,7 +314,10 @@ class Connection(BaseConnection):
         """
         queue = self._queue
         if not queue:
-            await self._wait(timeout)
+            if timeout is not None:
+                await self._wait(timeout)
+            while not queue:
+                await self._waiter()
         message = self._take()
         lent: Any = message.data  # bytes, or a view lent by a large receive buffer
         data: bytes = _done_with(lent) if type(lent) is memoryview else lent
@@ -326,7 +336,10 @@ class Connection(BaseConnection):
         """
         queue = self._queue
         if not queue:
-            await self._wait(timeout)
+            if timeout is not None:
+                await self._wait(timeout)
+            while not queue:
+                await self._waiter()
         message = self._take()
         lent: Any = message.data  # bytes, or a view lent by a large receive buffer
         data: bytes = _done_with(lent) if type(lent) is memoryview else lent
@@ -383,12 +396,7 @@ class Connection(BaseConnection):
         """
         queue = self._queue
         while not queue:
-            if not self.protocol.receiving or self._closed.done():
-                raise self.protocol.close_exc()
-            if self._recv_waiter is not None:
-                raise ConcurrencyError("another coroutine is already waiting for the next message")
-            waiter = self.loop.create_future()
-            self._recv_waiter = waiter
+            waiter = self._waiter()
             self._into = view
             try:
                 await waiter
