@@ -278,3 +278,25 @@ def test_sync_a_thread_can_stop_the_loop(served: Any) -> None:
         if count == 2:
             break
     assert script.attempts == 2
+
+
+async def test_a_certificate_that_fails_verification_is_raised_at_once() -> None:
+    import ssl
+
+    import trustme
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("localhost").configure_cert(context)
+    attempts = 0
+
+    def count(conn: Any, request: Any) -> None:
+        nonlocal attempts
+        attempts += 1
+
+    async with blazews.serve(
+        Script("echo").handler, "127.0.0.1", 0, ssl=context, process_request=count
+    ) as server:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            async for _ in blazews.connect(f"wss://localhost:{server.port}/", **QUICK):  # type: ignore[arg-type]
+                pytest.fail("no connection expected")
+    assert attempts == 0

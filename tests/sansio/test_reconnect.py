@@ -4,6 +4,7 @@ a fake random source: what retries, and the backoff's bounds."""
 from __future__ import annotations
 
 import email.utils
+import ssl
 
 import pytest
 
@@ -45,6 +46,7 @@ def closed(code: int | None, ok: bool = False) -> ConnectionClosedError | Connec
     [
         OSError("refused"),
         ConnectionRefusedError(),
+        ssl.SSLEOFError(8, "EOF occurred in violation of protocol"),  # a reset during TLS
         TimeoutError(),
         status(500),
         status(503),
@@ -75,6 +77,7 @@ def test_retries(exc: Exception) -> None:
         closed(1000, ok=True),
         InvalidProxy("auth", 407),
         InvalidProxy("socks: not allowed", transient=False),
+        ssl.SSLCertVerificationError(1, "certificate verify failed"),
         ValueError("a bug"),
     ],
     ids=repr,

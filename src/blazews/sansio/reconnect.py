@@ -13,7 +13,8 @@ its ``Retry-After``), a proxy's transient failure (5xx, closed, a SOCKS
 proxy that could not reach the server), and a connection lost with close code 1001 (going
 away: what a restarting server says), 1006 (no close frame), 1011 (internal error), 1012
 (service restart), 1013 (try again later) or 1014 (bad gateway). Anything else is raised
-at once: another 4xx, an invalid URI, a failed negotiation, a redirect gone wrong. A
+at once: another 4xx, an invalid URI, a failed negotiation, a redirect gone wrong, a
+server certificate that fails verification. A
 connection that ended with a normal close the server started (1000) ends the iteration.
 
 The wait (exponential backoff with full jitter): after the n-th failure in a row
@@ -100,6 +101,8 @@ def default_process_exception(exc: Exception) -> Exception | None:
         return None if exc.status >= 500 or exc.status == 429 else exc
     if isinstance(exc, ConnectionClosed):
         return None if exc.code in RETRY_CLOSE_CODES else exc
+    if any(kind.__name__ == "SSLCertVerificationError" for kind in type(exc).__mro__):
+        return exc  # a wrong certificate stays wrong (ssl, which imports socket, is not here)
     if isinstance(exc, (OSError, TimeoutError)):
         return None
     return exc
