@@ -60,5 +60,5 @@ cdef class SendHandle:
     cdef public Py_ssize_t _kept_from
 
 
-@cython.locals(n=Py_ssize_t, c=ReadPath, p=Protocol)
-cpdef Py_ssize_t write_frame_all(list items, object frame, list rest) except -1
+@cython.locals(n=Py_ssize_t, c=ReadPath, p=Protocol, own=object)
+cpdef Py_ssize_t write_frame_all(list items, object frame, object frame_for, list rest) except -1

@@ -350,13 +350,15 @@ class SendHandle:
             conn._check_write_cap()  # a peer that does not read: bounded by the cap
 
 
-def write_frame_all(items: list[Any], frame: Any, rest: list[Any]) -> int:
-    """The common case of ``broadcast``, compiled: write ``frame`` (a server frame
-    without extension bits, from the core's ``PreparedMessage``) to each connection of
-    ``items`` that is open, not slow, a server's and without extensions, through its
-    core (``send_prepared``) and its transport; append the others to ``rest``, for the
-    caller's general path. Return how many got the frame.
+def write_frame_all(items: list[Any], frame: Any, frame_for: Any, rest: list[Any]) -> int:
+    """The common case of ``broadcast``, compiled: write a prepared frame to each
+    connection of ``items`` that is open, not slow and a server's, through its core
+    (``send_prepared``) and its transport; append the others to ``rest``, for the
+    caller's general path. Return how many got a frame.
 
+    ``frame`` is the frame of connections without extensions; ``frame_for(protocol)``
+    (``PreparedMessage.frame_for``) gives the others' (one per compression setting),
+    or ``None`` for a connection that builds its own: it goes to ``rest`` too.
     ``items`` holds connections or Listener handles (``SendHandle``).
     """
     n = 0
@@ -372,12 +374,18 @@ def write_frame_all(items: list[Any], frame: Any, rest: list[Any]) -> int:
             or c.transport is None
             or c._writing_paused
             or c._out is not None
-            or p.extensions
             or p.side is not _SERVER
         ):
             rest.append(item)
             continue
-        p.send_prepared(frame)
+        if p.extensions:
+            own = frame_for(p)
+            if own is None:
+                rest.append(item)
+                continue
+            p.send_prepared(own)
+        else:
+            p.send_prepared(frame)
         c._flush()
         n += 1
     return n

@@ -105,10 +105,10 @@ def broadcast(
     queue = slow == "queue"
     items = connections if type(connections) is list else list(connections)
     if not queue:
-        # The common case in one compiled loop: open server connections without
-        # extensions that are not slow. The others come back in rest.
+        # The common case in one compiled loop: open server connections that are not
+        # slow and share a prepared frame. The others come back in rest.
         rest: list[Any] = []
-        delivered = write_frame_all(items, prepared.plain_frame(), rest)
+        delivered = write_frame_all(items, prepared.plain_frame(), frame_for, rest)
         items = rest
     for item in items:
         conn = item._conn if isinstance(item, SendHandle) else item
