@@ -16,7 +16,7 @@ NATIVE := $(wildcard src/blazews/_native/*.c src/blazews/_native/*.h src/blazews
 	src/blazews/_buffers_py.py src/blazews/_buffers_c.pxd \
 	src/blazews/asyncio/_readpath_py.py src/blazews/asyncio/_readpath_c.pxd
 
-.PHONY: install run test test-compiled test-pure test-levels test-noasm test-uvicorn autobahn \
+.PHONY: install run test test-compiled test-pure test-levels test-noasm test-uvicorn test-release docs autobahn \
 	autobahn-lane1 autobahn-lane2 bench lint clean
 
 $(PY):
@@ -36,15 +36,17 @@ $(RUN_STAMP): $(PY) pyproject.toml setup.py $(NATIVE)
 # It holds the package too, so it stamps the run install as well: `make run` after
 # `make test` installs nothing.
 $(STAMP): $(PY) pyproject.toml setup.py $(NATIVE)
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q -e '.[test,bench,docs]'
 	touch $(RUN_STAMP) $(STAMP)
 
 install: $(STAMP)
 
+# The demo (python -m blazews serve): a page with an echo box, a chat room and live
+# statistics at http://127.0.0.1:8765/, and a WebSocket echo at any other path.
 run: $(RUN_STAMP)
-	@echo "Starting the blazews echo server on ws://127.0.0.1:8765/"
-	@echo "Talk to it with: $(PY) -m blazews connect ws://127.0.0.1:8765/"
-	$(PY) -m blazews echo --host 127.0.0.1 --port 8765
+	@echo "Starting the blazews demo: open http://127.0.0.1:8765/ in a browser"
+	@echo "WebSocket echo on ws://127.0.0.1:8765/: $(PY) -m blazews connect ws://127.0.0.1:8765/"
+	$(PY) -m blazews serve --host 127.0.0.1 --port 8765
 
 # Every test, compiled and pure Python, Autobahn included; then the static checks.
 # The Autobahn runs go in two lanes side by side (each run keeps about one core busy,
@@ -65,6 +67,7 @@ test: install
 	$(MAKE) test-levels
 	$(MAKE) test-noasm
 	$(MAKE) test-uvicorn
+	$(MAKE) test-release
 	$(MAKE) lint
 
 # The tests once more at every other SIMD level this CPU runs (the default level ran
@@ -105,6 +108,15 @@ test-uvicorn: install
 	$(PY) -m tests.asgi.uvicorn_suite
 	$(PY) -m pytest -q tests/compliance/test_autobahn_uvicorn.py
 
+# The release checks (tests/release, once, compiled build): the sdist and the wheel
+# built from a copy of the tree (the wheel compiles the extensions again), twine
+# check, the sdist installed in a fresh venv without a C compiler (pure Python), the
+# cibuildwheel table; the demo page in Debian's headless chromium. About 60 s on 2
+# quiet cores, most of it the wheel's compile (measured under a load of 6 agents: 105 s).
+test-release: install
+	$(PY) -m pip install -q "setuptools>=77" wheel "cython>=3.0"  # the builds run without isolation
+	BLAZEWS_RELEASE_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/release
+
 # The Autobahn runs in two lanes of about the same length: the compiled servers with
 # the pure-Python clients, and the compiled clients with the pure-Python servers.
 autobahn-lane1: install
@@ -143,7 +155,7 @@ bench-fanout: install
 	$(PY) -m benchmarks.fanout
 
 lint: install
-	$(PY) -m ruff check src tests
+	$(PY) -m ruff check src tests examples
 	$(PY) -m mypy
 
 # The stamps go too: the compiled modules they stand for are gone.
