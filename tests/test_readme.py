@@ -1,7 +1,8 @@
 """Every Python snippet of the README runs as written.
 
 A snippet with ``serve_forever()`` is a server; any other is a client, run against
-the demo server of ``make run`` (``python -m blazews echo``) and against every server
+the demo server of ``make run`` (``python -m blazews serve``, which echoes
+WebSocket messages at ``ws://127.0.0.1:8765/``) and against every server
 snippet. The only change made to a snippet is its port (8765, the demo's), swapped
 for a free one. A snippet that names no port (it serves on port 0 and talks to
 itself, e.g. to show a server that most clients could not pass) runs once, alone.
@@ -100,7 +101,7 @@ def _run_client(code: str, port: int) -> None:
 def test_clients_against_server(server: str) -> None:
     port = free_port()
     if server == "make run":
-        args = [sys.executable, "-m", "blazews", "echo", "--host", "127.0.0.1"]
+        args = [sys.executable, "-m", "blazews", "serve", "--host", "127.0.0.1"]
         args += ["--port", str(port)]
     else:
         args = [sys.executable, "-c", server.replace(DEMO_PORT, str(port))]

@@ -1,7 +1,9 @@
-"""The command line: ``python -m blazews echo``, ``connect`` and ``bench``.
+"""The command line: ``python -m blazews echo``, ``serve``, ``connect`` and ``bench``.
 
 ``echo`` runs an echo server (every message is sent back with its type): the peer
-the conformance and interoperability tests use. ``connect`` is an interactive client:
+the conformance and interoperability tests use. ``serve`` runs the demo: a web page
+at ``http://127.0.0.1:8765/`` with an echo box, a chat room and live statistics,
+served by blazews alone (:mod:`blazews._demo`). ``connect`` is an interactive client:
 each line typed is sent as a text message, each message received is printed (control
 characters escaped; binary messages as ``repr`` or, with ``--hex``, hex bytes), with
 ``--header``, ``--subprotocol``, ``--proxy``, ``--insecure`` and ``--ping``.
@@ -540,6 +542,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="refuse permessage-deflate (by default it is accepted)",
     )
+    serve = sub.add_parser(
+        "serve", help="run the demo: a page with echo, chat and live statistics"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
     connect = sub.add_parser("connect", help="interactive client")
     connect.add_argument("url")
     connect.add_argument(
@@ -601,6 +608,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else:
                     asyncio.run(_run_echo(args.host, args.port, size, compress, args.workers))
             except OSError as exc:  # the address is taken, or not ours to listen on
+                where = f"{args.host}:{args.port}"
+                raise _CommandError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+        elif args.command == "serve":
+            from ._demo import run as run_demo
+
+            try:
+                asyncio.run(run_demo(args.host, args.port))
+            except OSError as exc:
                 where = f"{args.host}:{args.port}"
                 raise _CommandError(f"cannot listen on {where}: {exc.strerror or exc}") from None
         else:
