@@ -111,8 +111,9 @@ test-uvicorn: install
 # The release checks (tests/release, once, compiled build): the sdist and the wheel
 # built from a copy of the tree (the wheel compiles the extensions again), twine
 # check, the sdist installed in a fresh venv without a C compiler (pure Python), the
-# cibuildwheel table; the demo page in Debian's headless chromium. About 60 s on 2
-# quiet cores, most of it the wheel's compile (measured under a load of 6 agents: 105 s).
+# cibuildwheel table; the demo page in Debian's headless chromium; the docs site in
+# strict mode. About 75 s on 2 quiet cores, most of it the wheel's compile (measured
+# under the load of 6 agents: 125 s).
 test-release: install
 	$(PY) -m pip install -q "setuptools>=77" wheel "cython>=3.0"  # the builds run without isolation
 	BLAZEWS_RELEASE_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/release
@@ -153,6 +154,11 @@ bench: install
 .PHONY: bench-fanout
 bench-fanout: install
 	$(PY) -m benchmarks.fanout
+
+# The docs site (mkdocs-material, mkdocstrings): build/site/index.html. Strict: a
+# broken link, a missing include or an unresolved reference fails the build.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 lint: install
 	$(PY) -m ruff check src tests examples

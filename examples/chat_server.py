@@ -7,28 +7,18 @@ import asyncio
 
 import blazews
 
-CLIENTS = set()
-
-
-async def broadcast(message):
-    """Send ``message`` to every client; one that has gone meanwhile is skipped."""
-    for conn in list(CLIENTS):
-        try:
-            await conn.send(message)  # waits only while that client's buffer is full
-        except blazews.ConnectionClosed:
-            pass
-
 
 async def chat(conn):
-    CLIENTS.add(conn)
+    server = conn.server  # server.connections: everyone connected at the time
     name = f"{conn.remote_address[0]}:{conn.remote_address[1]}"
-    await broadcast(f"* {name} joined ({len(CLIENTS)} here)")
+    # One frame built for all, written without waiting: a client that does not read
+    # (its write buffer over write_limit) misses messages instead of slowing the room.
+    blazews.broadcast(server.connections, f"* {name} joined ({len(server.connections)} here)")
     try:
         async for message in conn:
-            await broadcast(f"{name}: {message}")
+            blazews.broadcast(server.connections, f"{name}: {message}")
     finally:
-        CLIENTS.discard(conn)
-        await broadcast(f"* {name} left")
+        blazews.broadcast(server.connections, f"* {name} left")
 
 
 async def main():

@@ -7,8 +7,10 @@ log no traceback while its clients talk to it.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,8 +80,9 @@ def test_every_example_is_tested() -> None:
         "market_data_feed.py",
         "market_data_client.py",
         "numpy_into.py",
+        "fastapi_app.py",
     }
-    assert {path.name for path in EXAMPLES.glob("*.py")} <= tested | {"fastapi_app.py"}
+    assert {path.name for path in EXAMPLES.glob("*.py")} <= tested
 
 
 def test_asyncio_echo(tmp_path: Path) -> None:
@@ -101,15 +104,15 @@ def test_chat_broadcasts_to_everyone(tmp_path: Path) -> None:
     url_of = "ws://127.0.0.1:{}/".format
     with running("chat_server.py", tmp_path) as port:
         with sync.connect(url_of(port)) as alice:
-            assert alice.recv().endswith("joined (1 here)")
+            assert alice.recv(timeout=10).endswith("joined (1 here)")
             with sync.connect(url_of(port)) as bob:
-                assert bob.recv().endswith("joined (2 here)")
-                assert alice.recv().endswith("joined (2 here)")
+                assert bob.recv(timeout=10).endswith("joined (2 here)")
+                assert alice.recv(timeout=10).endswith("joined (2 here)")
                 alice.send("hello bob")
-                said = alice.recv()
+                said = alice.recv(timeout=10)
                 assert said.endswith(": hello bob")
-                assert bob.recv() == said  # the same line reaches everyone, sender too
-            assert alice.recv().endswith(" left")
+                assert bob.recv(timeout=10) == said  # the same line reaches everyone, sender too
+            assert alice.recv(timeout=10).endswith(" left")
 
 
 def test_market_data_listener(tmp_path: Path) -> None:
@@ -125,3 +128,19 @@ def test_numpy_read_message_into(tmp_path: Path) -> None:
     with running("echo_server.py", tmp_path) as port:
         out = run_client("numpy_into.py", port, tmp_path)
     assert out == ["100 arrays of 8192 bytes received in place", "last sum: 50688.0"]
+
+
+def test_fastapi_app_on_blazews(tmp_path: Path) -> None:
+    with running("fastapi_app.py", tmp_path) as port:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            assert json.loads(response.read()) == {"echo": "/echo", "room": "/room"}
+        with sync.connect(f"ws://127.0.0.1:{port}/echo") as conn:
+            conn.send("hello")
+            assert conn.recv(timeout=10) == "echo: hello"
+            # blazews' class answered: its deflate policy (12-bit windows) says so.
+            extensions = (conn.response_headers or {}).get("Sec-WebSocket-Extensions", "")
+            assert "server_max_window_bits=12" in extensions, extensions
+        with sync.connect(f"ws://127.0.0.1:{port}/room") as a:
+            with sync.connect(f"ws://127.0.0.1:{port}/room") as b:
+                b.send("hi room")
+                assert a.recv(timeout=10) == b.recv(timeout=10) == "hi room"

@@ -1,4 +1,4 @@
-"""Every Python snippet of the README runs as written.
+"""Every Python snippet of the README and of the docs site (docs/) runs as written.
 
 A snippet with ``serve_forever()`` is a server; any other is a client, run against
 the demo server of ``make run`` (``python -m blazews serve``, which echoes
@@ -8,7 +8,9 @@ for a free one. A snippet that names no port (it serves on port 0 and talks to
 itself, e.g. to show a server that most clients could not pass) runs once, alone.
 A client must exit 0 within its timeout, and every ``print(...)`` line that ends in a
 comment must print that comment's text, in order: the README shows what comes out.
-A server must log no failure while the clients talk to it.
+A server must log no failure while the clients talk to it. A snippet found twice (a
+README section and its docs page) runs once; a docs block that only includes a file
+(``--8<-- "examples/..."``) is left to tests/test_examples.py, which runs the examples.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ import pytest
 from tests.compliance.test_autobahn import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md"]
+DOCS = [
+    ROOT / "README.md",
+    *sorted(
+        path
+        for path in (ROOT / "docs").rglob("*.md")
+        if "benchmarks" not in path.relative_to(ROOT / "docs").parts  # the reports, linked in
+    ),
+]
 DEMO_PORT = "8765"
 TIMEOUT = 30.0
 
@@ -38,7 +47,10 @@ def expected_output(code: str) -> list[str]:
     return [m.group(1).strip() for m in re.finditer(r"^\s*print\(.*\)\s+# (.*)$", code, re.M)]
 
 
-ALL = [code for doc in DOCS for code in snippets(doc)]
+INCLUDE = re.compile(r'\A(--8<-- "[^"]+"\n)+\Z')
+ALL = list(
+    dict.fromkeys(code for doc in DOCS for code in snippets(doc) if not INCLUDE.match(code))
+)
 SELF_CONTAINED = [code for code in ALL if DEMO_PORT not in code and '", 0' in code]
 SERVERS = [code for code in ALL if "serve_forever()" in code]
 CLIENTS = [code for code in ALL if "serve_forever()" not in code and code not in SELF_CONTAINED]

@@ -29,8 +29,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..asyncio import Listener, ListenerConnection, serve_listener
-from ..exceptions import ConnectionClosed
+from ..asyncio import Listener, ListenerConnection, broadcast, serve_listener
 from ..sansio.frames import MessageType
 from ..sansio.http11 import Request, Response
 
@@ -99,15 +98,11 @@ class Demo:
         self.clients.pop(conn, None)
 
     def broadcast(self, message: dict[str, Any]) -> None:
-        """Send ``message`` to every client that keeps up; skip the others."""
-        data = json.dumps(message)
-        for conn in list(self.clients):
-            if conn.is_writing_paused:
-                continue  # a slow consumer: it misses this one
-            try:
-                conn.send(data)
-            except ConnectionClosed:
-                self.leave(conn)
+        """Send ``message`` to every client that keeps up; skip the others.
+
+        One frame built for all (:func:`blazews.broadcast`), written in plain calls.
+        """
+        broadcast(self.clients, json.dumps(message), slow="skip")
 
     def start(self) -> None:
         """Send the statistics once a second, from now on."""
