@@ -28,6 +28,7 @@ PAGES = [
     "guide/client/index.html",
     "examples/index.html",
     "performance/index.html",
+    "conformance/index.html",
     "migrating/index.html",
     "faq/index.html",
     "reference/index.html",
