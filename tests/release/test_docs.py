@@ -61,6 +61,7 @@ def test_the_docs_build_in_strict_mode(tmp_path: Path) -> None:
         "blazews.exceptions.ConnectionClosed",
     ]:
         assert f'id="{name}"' in reference, name
+    assert ":class:" not in reference  # the docstrings' Sphinx roles, shown as code
     # The examples are included from their files, not copied.
     examples = (site / "examples/index.html").read_text(encoding="utf-8")
     assert "--8&lt;--" not in examples
