@@ -6,6 +6,7 @@ thread running an asyncio loop) in front of tinyproxy."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import shutil
 import ssl
 import subprocess
@@ -26,11 +27,27 @@ def require(command: str) -> str:
     return path
 
 
+_running: set[subprocess.Popen[bytes]] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A proxy whose fixture never got to stop it (a setup that failed halfway)."""
+    for proc in _running:
+        proc.kill()
+
+
 class _Process:
     proc: subprocess.Popen[bytes]
     port: int
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "proc":
+            _running.add(value)
+        super().__setattr__(name, value)
+
     def stop(self) -> None:
+        _running.discard(self.proc)
         self.proc.terminate()
         try:
             self.proc.wait(10)
