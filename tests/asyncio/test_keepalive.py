@@ -109,3 +109,43 @@ async def test_answered_pings_keep_a_connection_open_and_measure_latency() -> No
             assert client.latency > 0  # the client's own keepalive pings were answered
             (conn,) = server.connections
             assert conn.latency > 0
+
+
+class Pusher(Listener):
+    """Buffers 8 MiB for a peer that reads nothing."""
+
+    def on_connect(self, conn: ListenerConnection) -> None:
+        for _ in range(128):
+            conn.send(b"x" * 65536)
+
+    def on_message(self, conn: ListenerConnection, kind: MessageType, payload: memoryview) -> None:
+        pass
+
+
+async def test_a_peer_that_neither_answers_nor_reads_is_dropped_within_close_timeout() -> None:
+    # The keepalive fails the connection; closing it must not wait for a write
+    # buffer that a peer reading nothing never drains.
+    async with blazews.serve_listener(
+        Pusher,
+        "127.0.0.1",
+        0,
+        ping_interval=0.05,
+        ping_timeout=0.1,
+        close_timeout=0.3,
+        max_write_buffer=None,
+        compression=None,
+    ) as server:
+        _, writer = await raw_client(server.port)  # reads nothing from here on
+        try:
+            for _ in range(300):
+                await asyncio.sleep(0.01)
+                if server.connections:
+                    break
+            assert server.connections
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                if not server.connections:
+                    break
+            assert not server.connections  # gone after ping_timeout + close_timeout
+        finally:
+            writer.transport.abort()  # (else a failure here leaves the server waiting)

@@ -191,14 +191,11 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
             if self._out is not None:
                 # The close frame waits in the outbox: _pump comes back here once it
                 # is written, and a peer that stops reading gets close_timeout.
-                if self._close_timer is None and self.options.close_timeout is not None:
-                    timeout = self.options.close_timeout
-                    self._close_timer = self.loop.call_later(timeout, transport.abort)
+                self._abort_later(transport)
                 return
             self._shut_down(transport)
-        elif self._close_timer is None and self.options.close_timeout is not None:
-            # A client waits for the server to close the TCP connection, within bounds.
-            self._close_timer = self.loop.call_later(self.options.close_timeout, transport.abort)
+        else:  # a client waits for the server to close the TCP connection, within bounds
+            self._abort_later(transport)
 
     def _check_write_cap(self) -> None:
         """A send left data buffered while writing is paused: past ``max_write_buffer``
@@ -230,15 +227,24 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
             half_close = transport.can_write_eof()
         except NotImplementedError:  # (a transport that does not say: as if it cannot)
             half_close = False
-        if not half_close:
+        if half_close:
+            self._draining = True
+            transport.write_eof()
+            transport.resume_reading()  # (a full queue may have paused it)
+        else:
             transport.close()
-            return
-        self._draining = True
-        transport.write_eof()
-        transport.resume_reading()  # (a full queue may have paused it)
+        self._abort_later(transport)
+
+    def _abort_later(self, transport: asyncio.Transport) -> None:
+        """Drop the connection ``close_timeout`` from now, unless it is gone by then.
+
+        ``transport.close()`` waits for the write buffer to go out: a peer that reads
+        nothing would keep a closing connection, and what is buffered for it, for
+        ever. So every way a connection closes ends with this bound.
+        """
         timeout = self.options.close_timeout
-        if timeout is not None:
-            self._close_timer = self.loop.call_later(timeout, transport.close)
+        if timeout is not None and self._close_timer is None:
+            self._close_timer = self.loop.call_later(timeout, transport.abort)
 
     # -- pings and keepalive -----------------------------------------------------------
 
@@ -305,8 +311,10 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
             self.logger.info("keepalive ping timed out; closing the connection")
             self.protocol.fail(1011, "keepalive ping timeout")
             self._process()
-            if self.transport is not None:
-                self.transport.close()  # a peer that stopped answering: no FIN to wait for
+            transport = self.transport
+            if transport is not None:
+                transport.close()  # a peer that stopped answering: no FIN to wait for
+                self._abort_later(transport)
             return
         self._ka_ping = self._ping(None, None)
         assert options.ping_interval is not None

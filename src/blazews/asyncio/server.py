@@ -254,10 +254,8 @@ class ServerConnection(_ServerRole, Connection):
             return
         self.protocol.send_close(code, reason)
         self._process()
-        timeout = self.options.close_timeout
-        transport = self.transport
-        if timeout is not None and transport is not None and self._close_timer is None:
-            self._close_timer = self.loop.call_later(timeout, transport.abort)
+        if self.transport is not None:
+            self._abort_later(self.transport)
 
 
 class Server:
