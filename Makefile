@@ -145,7 +145,7 @@ autobahn: install
 # go to benchmarks/results/. Run it on a quiet machine.
 bench: install
 	$(PY) -m benchmarks.micro
-	$(PY) -m benchmarks.e2e
+	$(PY) -m blazews bench
 	$(PY) -m benchmarks.fanout
 
 # Fan-out (broadcast vs websockets.broadcast, a send loop and the socket.send floor, to

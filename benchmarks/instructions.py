@@ -8,7 +8,7 @@ the server's process executes per message it echoes, under valgrind's callgrind
 (user space only: the system calls themselves are not counted; every server here
 makes the same three per message, ``epoll_wait``, a read and a write).
 
-Each server is the e2e benchmark's (``benchmarks.e2e.server --mode echo``) with 256 B
+Each server is the e2e benchmark's (``blazews._bench.e2e.server --mode echo``) with 256 B
 messages, on the loop asked for. A neutral blocking client in this process makes the
 round trips, one at a time. Each server runs twice, for ``--messages`` round trips
 and for ten times as many; the difference, divided by the difference in messages,
@@ -36,7 +36,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine_info, md_table, package_version, write_atomic
+from blazews._bench.common import machine_info, md_table, package_version, write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -96,7 +96,7 @@ def count_instructions(lib: str, loop: str, messages: int) -> Counter[str]:
             f"--callgrind-out-file={out}",
             sys.executable,
             "-m",
-            "benchmarks.e2e.server",
+            "blazews._bench.e2e.server",
             f"--lib={lib}",
             "--mode=echo",
             f"--loop={loop}",

@@ -421,7 +421,7 @@ def _mib(n: int) -> str:
 
 
 def report(runs: list[Run], started: float) -> str:
-    from benchmarks.common import loadavg, machine_info
+    from blazews._bench.common import loadavg, machine_info
 
     lines = [
         "# Soak: blazews servers under sustained traffic",

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import dump_json, loadavg, machine_info, write_atomic
+from blazews._bench.common import dump_json, loadavg, machine_info, write_atomic
 from benchmarks.micro import kernels, report, seed, send
 
 SECTIONS = ("mask", "utf8", "seed", "pool", "send")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from benchmarks.common import Timing, time_stmt
+from blazews._bench.common import Timing, time_stmt
 
 __all__ = [
     "MASK_SIZES",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.common import fmt_ns, md_table
+from blazews._bench.common import fmt_ns, md_table
 from benchmarks.micro.kernels import MASK_SIZES, UTF8_KINDS, UTF8_SIZES
 from benchmarks.micro.seed import GO_POOL, GO_SEED, MESSAGE_SIZE
 

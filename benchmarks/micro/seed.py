@@ -57,7 +57,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import time_stmt
+from blazews._bench.common import time_stmt
 
 __all__ = ["GO_SEED", "MESSAGE_SIZE", "bench_pool", "bench_seed", "measure_allocs"]
 

@@ -477,19 +477,11 @@ async def _pinger(conn: ClientConnection, interval: float) -> None:
 
 
 def _run_bench(argv: list[str]) -> int:
-    """Run ``benchmarks.e2e`` (it lives in the source tree, not in the package)."""
-    import importlib
+    """Run the end-to-end benchmark (``blazews._bench.e2e``, part of the package)
+    against whatever peers are installed."""
+    from ._bench import e2e
 
-    try:
-        e2e = importlib.import_module("benchmarks.e2e")
-    except ImportError:
-        print(
-            "the benchmarks live in the blazews source tree: run this from its root "
-            "(or use 'make bench'), with the bench extra installed",
-            file=sys.stderr,
-        )
-        return 2
-    return int(e2e.main(argv, "python -m blazews bench"))
+    return e2e.main(argv, "python -m blazews bench")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -585,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser(
         "bench",
         help="run the end-to-end benchmarks against websockets, aiohttp and picows "
-        "(from a source checkout; options after 'bench' go to benchmarks.e2e)",
+        "(whichever of them are installed; 'bench --help' for its options)",
         add_help=False,
     )
     args, rest = parser.parse_known_args(argv)

@@ -197,6 +197,23 @@ def test_without_a_compiler_the_sdist_installs_pure_python(dist: Dist) -> None:
     assert version.startswith(f"blazews {blazews.__version__} (pure Python: no compiled")
 
 
+def test_bench_runs_from_the_installed_package(dist: Dist, tmp_path: Path) -> None:
+    # `python -m blazews bench` from the sdist installed in a venv of its own, in a
+    # folder that is not a checkout: the harness ships in the package, its children
+    # import from it, the peers not installed there are reported as such.
+    out = _run(
+        [dist.nocc_python, "-m", "blazews", "bench", "--quick", "--scenario", "echo"]
+        + ["--loop", "asyncio", "--libs", "blazews,blazews-listener,websockets"],
+        cwd=tmp_path,
+    )
+    assert "echo (scenario 1/1, repeat 1/1)" in out  # the progress lines
+    assert "blazews-listener" in out and "msg/s" in out
+    report = (tmp_path / "blazews-bench-results" / "e2e.md").read_text()
+    assert "websockets not installed" in report
+    lines = [line for line in report.splitlines() if line.startswith("| blazews: Listener")]
+    assert lines and all("not run" not in line and "ERROR" not in line for line in lines)
+
+
 def test_cibuildwheel_configuration() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["cibuildwheel"]
     assert config["build"] == ["cp310-*", "cp311-*", "cp312-*", "cp313-*"]

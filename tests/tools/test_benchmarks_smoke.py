@@ -154,9 +154,8 @@ def test_instruction_count_attributes_objects_by_package_directory() -> None:
 def test_machine_info_reports_the_build_that_runs() -> None:
     # Every report carries it; it once read a status name the package no longer has
     # and said "python" for a compiled core.
-    from benchmarks.common import machine_info
-
     import blazews
+    from blazews._bench.common import machine_info
 
     info = machine_info()
     assert info["implementation"] == blazews.IMPLEMENTATION

@@ -1,4 +1,4 @@
-"""Smoke test of the end-to-end benchmark harness (``python -m benchmarks.e2e``).
+"""Smoke test of the end-to-end benchmark harness (``python -m blazews._bench.e2e``).
 
 Runs a cut-down quick run (every scenario but deflate, every library and event loop,
 one ingest size, few connections) in a subprocess, then ``--quick --scenario deflate``
@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.e2e.rows import (  # noqa: E402
+from blazews._bench.e2e.rows import (  # noqa: E402
     DEFLATE_INFLIGHTS,
     DEFLATE_ROWS,
     ECHO_ROWS,
@@ -39,7 +39,7 @@ from benchmarks.e2e.rows import (  # noqa: E402
     Row,
     size_label,
 )
-from benchmarks.e2e.runner import parse_args  # noqa: E402
+from blazews._bench.e2e.runner import parse_args  # noqa: E402
 
 SIZE = 1024
 CONNECTIONS = 50
@@ -53,7 +53,7 @@ def test_bench_extra_is_installed() -> None:
 
 
 def quick_run(out: Path, *args: str) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "benchmarks.e2e", "--quick", "--output", str(out), *args]
+    cmd = [sys.executable, "-m", "blazews._bench.e2e", "--quick", "--output", str(out), *args]
     cmd += ["--connections", str(CONNECTIONS)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert (out / "e2e.md").exists(), f"no report: {proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"

@@ -10,13 +10,10 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["ROOT", "Child", "ChildError", "cpu_plan", "rss_kib"]
-
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["Child", "ChildError", "cpu_plan", "rss_kib"]
 
 
 class ChildError(RuntimeError):
@@ -24,10 +21,10 @@ class ChildError(RuntimeError):
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    # The children are modules of this package: they import as it did, installed or
+    # editable, from any working directory.
     env = dict(os.environ)
     env.update(extra or {})
-    path = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + path if path else "")
     return env
 
 
@@ -42,10 +39,11 @@ class Child:
         self, name: str, module: str, args: list[str], env: dict[str, str] | None = None
     ) -> None:
         self.name = name
-        self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+        self._stderr = tempfile.TemporaryFile(  # noqa: SIM115 (kept open as long as the child)
+            mode="w+", encoding="utf-8", errors="replace"
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, *args],
-            cwd=ROOT,
             env=_env(env),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""The server under test, one library per process: ``python -m benchmarks.e2e.server``.
+"""The server under test, one library per process: ``python -m blazews._bench.e2e.server``.
 
 Modes:
 
@@ -38,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from benchmarks.e2e.child import HOST, Meter, emit, pin, raise_nofile, run
+from blazews._bench.e2e.child import HOST, Meter, emit, pin, raise_nofile, run
 
 MAX_MESSAGE = 4 * 1024 * 1024
 
@@ -161,7 +161,7 @@ async def start_websockets(mode: str, opts: Options) -> int:
         except ConnectionClosed:
             pass
 
-    from benchmarks.e2e import deflate
+    from blazews._bench.e2e import deflate
 
     kwargs: dict[str, Any] = dict(compression=None, **keepalive(), max_size=MAX_MESSAGE)
     if opts.deflate:
@@ -315,7 +315,7 @@ async def start_uvicorn(lib: str, mode: str, opts: Options) -> int:
         ws_max_size=MAX_MESSAGE,
         ws_max_queue=INGEST_QUEUE if mode == "ingest" else 32,
         ws_per_message_deflate=False,
-        **({"ws_ping_interval": None} if keepalive() else {}),  # (uvicorn's default: 20 s)
+        ws_ping_interval=None if keepalive() else 20.0,  # (20 s: uvicorn's default)
         backlog=2048,
     )
     sock = socket.create_server((HOST, 0), backlog=2048)

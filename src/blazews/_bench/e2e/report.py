@@ -11,9 +11,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import dump_json, machine_info, md_table, package_version, write_atomic
-from benchmarks.e2e.deflate import window_bits
-from benchmarks.e2e.rows import (
+from blazews._bench.common import dump_json, machine_info, md_table, package_version, write_atomic
+from blazews._bench.e2e.deflate import window_bits
+from blazews._bench.e2e.rows import (
     DEFLATE_MEMORY_SIZE,
     DEFLATE_ROWS,
     DEFLATE_SIZE,
@@ -72,7 +72,7 @@ def run_info(cfg: Any, server_cpu: int | None, load_cpu: int | None) -> dict[str
         else "none"
     )
     info["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    info["command"] = "python -m benchmarks.e2e " + " ".join(sys.argv[1:])
+    info["command"] = "python -m blazews bench " + " ".join(sys.argv[1:])
     info["deflate"] = deflate_backends()
     return info
 
@@ -218,8 +218,14 @@ def ingest_md(t: Table, cfg: dict[str, Any]) -> str:
                 assert med is not None
                 mbps = f"{med * size / 1e6:,.1f}"
                 rows.append(
-                    [row.label, size_label(size), fmt(med) + _failures(t, key), mbps, t.spread(key)]
-                    + _ratios(t, key)
+                    [
+                        row.label,
+                        size_label(size),
+                        fmt(med) + _failures(t, key),
+                        mbps,
+                        t.spread(key),
+                        *_ratios(t, key),
+                    ]
                 )
         parts += ["", f"### Event loop: {loop}", ""]
         headers = [
@@ -257,8 +263,8 @@ def echo_md(t: Table, cfg: dict[str, Any]) -> str:
                         str(inflight),
                         fmt(t.median(key)) + _failures(t, key),
                         t.spread(key),
+                        *_ratios(t, key),
                     ]
-                    + _ratios(t, key)
                 )
         parts += ["", f"### Event loop: {loop}", ""]
         headers = [

@@ -1,4 +1,4 @@
-"""End-to-end benchmarks: ``python -m benchmarks.e2e`` (``--help`` for the options).
+"""End-to-end benchmarks: ``python -m blazews._bench.e2e`` (``--help`` for the options).
 
 blazews against websockets, aiohttp and picows, side by side in one run, with uvloop
 and with the default event loop: ingest (messages/s delivered to application code,
@@ -9,7 +9,7 @@ subprocess, apart from its load generator. Writes ``e2e.md``, ``e2e.json`` and `
 ``benchmarks/results/`` (or ``--output``).
 
 Entry point for other front ends (``make bench``, ``python -m blazews bench``):
-``benchmarks.e2e.main(argv, prog) -> exit status``.
+``blazews._bench.e2e.main(argv, prog) -> exit status``.
 
 Never part of the default test run; ``tests/tools/test_e2e_smoke.py`` only checks that the
 harness runs every scenario and reports every row.
@@ -24,12 +24,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run the end-to-end benchmarks with command-line ``argv``; return the exit status.
 
     ``prog`` is the command the usage and error messages name (by default
-    ``python -m benchmarks.e2e``).
+    ``python -m blazews bench``).
 
     Imported lazily: the benchmark's subprocesses import this package too, and should
     not pay for the orchestrator's imports.
     """
-    from benchmarks.e2e.runner import PROG
-    from benchmarks.e2e.runner import main as run
+    from blazews._bench.e2e.runner import PROG
+    from blazews._bench.e2e.runner import main as run
 
     return run(argv, prog or PROG)

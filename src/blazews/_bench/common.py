@@ -69,6 +69,7 @@ def machine_info() -> dict[str, Any]:
     import blazews
 
     codec = blazews.implementation_report().get("sansio._protocol", "python")
+    native: Any
     try:  # the levels the kernel benchmarks run, even when the core runs pure Python
         from blazews._native import _kernels as native
     except ImportError:

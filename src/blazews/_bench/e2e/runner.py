@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.e2e import report
-from benchmarks.e2e.procs import Child, ChildError, cpu_plan, rss_kib
-from benchmarks.e2e.rows import (
+from blazews._bench.e2e import report
+from blazews._bench.e2e.procs import Child, ChildError, cpu_plan, rss_kib
+from blazews._bench.e2e.rows import (
     DEFLATE_INFLIGHTS,
     DEFLATE_MEMORY_SIZE,
     DEFLATE_ROWS,
@@ -39,7 +39,10 @@ from benchmarks.e2e.rows import (
 
 __all__ = ["Config", "main"]
 
-DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "results"
+# In a source checkout, benchmarks/results (the report the README quotes); from an
+# installed package, a folder in the working directory.
+_CHECKOUT_RESULTS = Path(__file__).resolve().parents[4] / "benchmarks" / "results"
+DEFAULT_OUTPUT = _CHECKOUT_RESULTS if _CHECKOUT_RESULTS.is_dir() else Path("blazews-bench-results")
 
 
 @dataclass
@@ -73,11 +76,14 @@ class Results:
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # "scenario/row/loop" -> reason
     timings: dict[str, float] = field(default_factory=dict)  # scenario -> seconds
+    started: float = field(default_factory=time.monotonic)  # (for the progress lines)
 
     def add(self, **record: Any) -> None:
         self.records.append(record)
         value = record.get("value")
+        minutes, seconds = divmod(int(time.monotonic() - self.started), 60)
         where = (
+            f"[{minutes:3}:{seconds:02}] "
             f"{record['scenario']:14} {record['loop']:7} {record['row']:17} {record['param']:>8}"
         )
         if "error" in record:
@@ -113,7 +119,7 @@ class Runner:
         args = ["--lib", lib, "--mode", mode, "--loop", loop, "--nofile", str(nofile)]
         args += ["--warmup", str(cfg.warmup), "--duration", str(cfg.duration)]
         args += self._cpu(self.server_cpu) + (["--deflate"] if deflate else [])
-        with Child(f"{lib} server", "benchmarks.e2e.server", args, env) as srv:
+        with Child(f"{lib} server", "blazews._bench.e2e.server", args, env) as srv:
             port = str(srv.expect("READY", timeout=60)["port"])
             try:
                 yield srv, port
@@ -121,7 +127,7 @@ class Runner:
                 raise ChildError(_blame(exc, srv)) from exc
 
     def loadgen(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
-        return Child(name, "benchmarks.e2e.loadgen", args + self._cpu(self.load_cpu), env)
+        return Child(name, "blazews._bench.e2e.loadgen", args + self._cpu(self.load_cpu), env)
 
     def _rows(self, scenario: str, rows: tuple[Row, ...], loop: str | None) -> list[Row]:
         """The rows to run on ``loop`` (``None``: the rows that run once, on no loop),
@@ -165,7 +171,13 @@ class Runner:
 
     def _ingest_row(self, row: Row, loop: str, run_loop: str, repeat: int) -> None:
         cfg = self.cfg
-        base = dict(scenario="ingest", row=row.key, loop=loop, repeat=repeat, unit="msg/s")
+        base = {
+            "scenario": "ingest",
+            "row": row.key,
+            "loop": loop,
+            "repeat": repeat,
+            "unit": "msg/s",
+        }
         timeout = cfg.warmup + cfg.duration + 30
         raw = "1" if row.lib == "raw" else "0"
         try:
@@ -210,7 +222,13 @@ class Runner:
         compression (and the JSON message) in the ``deflate-echo`` scenario."""
         cfg = self.cfg
         deflate = scenario == "deflate-echo"
-        base = dict(scenario=scenario, row=row.key, loop=loop, repeat=repeat, unit="msg/s")
+        base = {
+            "scenario": scenario,
+            "row": row.key,
+            "loop": loop,
+            "repeat": repeat,
+            "unit": "msg/s",
+        }
         env = dict(row.env)
         done: set[int] = set()
         try:
@@ -228,9 +246,10 @@ class Runner:
                         rate = res["count"] / res["elapsed"] if res["elapsed"] > 0 else 0.0
                         extra: dict[str, Any] = {}
                         if deflate:
-                            extra = dict(
-                                bytes_per_s=rate * DEFLATE_SIZE, extensions=res["extensions"]
-                            )
+                            extra = {
+                                "bytes_per_s": rate * DEFLATE_SIZE,
+                                "extensions": res["extensions"],
+                            }
                         self.results.add(
                             **base,
                             param=res["inflight"],
@@ -252,7 +271,7 @@ class Runner:
         """The idle connections to open, and the open-file limit the server needs."""
         n = self.cfg.connections
         nofile = n + 256
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if hard != resource.RLIM_INFINITY and nofile > hard:
             n = hard - 256
             nofile = hard
@@ -273,9 +292,14 @@ class Runner:
         each way first."""
         cfg = self.cfg
         deflate = scenario == "deflate-memory"
-        base = dict(
-            scenario=scenario, row=row.key, loop=loop, repeat=repeat, param=n, unit="B/conn"
-        )
+        base = {
+            "scenario": scenario,
+            "row": row.key,
+            "loop": loop,
+            "repeat": repeat,
+            "param": n,
+            "unit": "B/conn",
+        }
         env = dict(row.env)
         hold = ["--deflate", "--size", str(DEFLATE_MEMORY_SIZE)] if deflate else []
         try:
@@ -297,11 +321,11 @@ class Runner:
             per_conn = (after - before) * 1024 / n
             extra: dict[str, Any] = {}
             if deflate:
-                extra = dict(
-                    extensions=opened["extensions"],
-                    reply_bytes=opened["reply_bytes"],
-                    probe_reply_bytes=warmed["probe_reply_bytes"],
-                )
+                extra = {
+                    "extensions": opened["extensions"],
+                    "reply_bytes": opened["reply_bytes"],
+                    "probe_reply_bytes": warmed["probe_reply_bytes"],
+                }
             self.results.add(
                 **base, value=per_conn, rss_before_kib=before, rss_after_kib=after, **extra
             )
@@ -321,11 +345,13 @@ class Runner:
                 self._memory_row("deflate-memory", row, loop, repeat, n, nofile)
 
     def run(self) -> Results:
-        for scenario in self.cfg.scenarios:
+        scenarios = self.cfg.scenarios
+        for number, scenario in enumerate(scenarios, 1):
             started = time.monotonic()
             repeats = self.cfg.echo_repeats if scenario == "echo" else self.cfg.repeats
             for repeat in range(repeats):
-                print(f"{scenario}: repeat {repeat + 1}/{repeats}", flush=True)
+                step = f"scenario {number}/{len(scenarios)}, repeat {repeat + 1}/{repeats}"
+                print(f"{scenario} ({step})", flush=True)
                 getattr(self, scenario)(repeat)
             self.results.timings[scenario] = round(time.monotonic() - started, 1)
         return self.results
@@ -344,7 +370,7 @@ def _header_len(size: int) -> int:
 
 # ---- command line -------------------------------------------------------------------
 
-PROG = "python -m benchmarks.e2e"  # the command usage and error messages name by default
+PROG = "python -m blazews bench"  # the command usage and error messages name by default
 
 
 def parse_args(argv: list[str] | None, prog: str = PROG) -> Config:

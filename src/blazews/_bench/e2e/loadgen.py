@@ -1,4 +1,4 @@
-"""Load generators, each in its own process: ``python -m benchmarks.e2e.loadgen``.
+"""Load generators, each in its own process: ``python -m blazews._bench.e2e.loadgen``.
 
 - ``send``: a raw-socket sender (plain ``socket``, no WebSocket library). For each
   ``go PORT SIZE RAW`` line on stdin: the opening handshake (unless ``RAW`` is 1, for
@@ -8,7 +8,7 @@
 - ``echo``: the client of one library against the server of the same library: 256 B
   binary messages with a fixed number in flight (a sliding window: each reply sends
   the next message); ``RESULT {"inflight", "count", "elapsed", "extensions"}`` per
-  window size. With ``--deflate``: the JSON message of :mod:`benchmarks.e2e.deflate`
+  window size. With ``--deflate``: the JSON message of :mod:`blazews._bench.e2e.deflate`
   (``--size`` bytes, still sent as binary), the library's default permessage-deflate.
 - ``hold``: opens N connections with raw sockets (handshake included, in batches
   shorter than the listen backlog), prints ``OPEN {"n"}`` and holds them until its
@@ -33,8 +33,8 @@ import zlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from benchmarks.e2e import deflate
-from benchmarks.e2e.child import HOST, Meter, emit, pin, raise_nofile, run
+from blazews._bench.e2e import deflate
+from blazews._bench.e2e.child import HOST, Meter, emit, pin, raise_nofile, run
 
 MASK_KEY = b"\x5a\xc3\x91\x0e"
 BLOCK = 256 * 1024  # bytes per sendall() for small frames
@@ -183,7 +183,7 @@ async def echo_blazews(url: str, w: Window) -> None:
 
     import blazews
 
-    kwargs: dict[str, Any] = dict(ping_interval=None, max_message_size=MAX_MESSAGE)
+    kwargs: dict[str, Any] = {"ping_interval": None, "max_message_size": MAX_MESSAGE}
     if w.deflate:
         kwargs["compression"] = "deflate"
     elif "compression" in inspect.signature(blazews.connect).parameters:
@@ -234,7 +234,7 @@ async def echo_blazews_listener(url: str, w: Window) -> None:
             if self.outstanding == 0:
                 conn.close()
 
-    kwargs: dict[str, Any] = dict(ping_interval=None, max_message_size=MAX_MESSAGE)
+    kwargs: dict[str, Any] = {"ping_interval": None, "max_message_size": MAX_MESSAGE}
     if "compression" in inspect.signature(blazews.connect_listener).parameters:
         kwargs["compression"] = None
     conn, _ = await blazews.connect_listener(Client, url, **kwargs)
@@ -245,7 +245,7 @@ async def echo_websockets(url: str, w: Window) -> None:
     from websockets.asyncio.client import connect
 
     msgs = itertools.cycle(w.payloads)
-    kwargs: dict[str, Any] = dict(compression=None)
+    kwargs: dict[str, Any] = {"compression": None}
     if w.deflate:
         kwargs.update(deflate.websockets_extensions(client=True))
     async with connect(url, ping_interval=None, max_size=MAX_MESSAGE, proxy=None, **kwargs) as ws:
@@ -381,7 +381,7 @@ def hold(port: int, n: int, batch: int, compress: bool, size: int, probe: int) -
             for sock, (_, inflater, buf) in zip(group, streams[len(socks) :], strict=True):
                 wire.append(_reply(sock, buf, inflater, msg))
         socks.extend(group)
-    data: dict[str, Any] = dict(n=len(socks), extensions=" / ".join(sorted(headers)))
+    data: dict[str, Any] = {"n": len(socks), "extensions": " / ".join(sorted(headers))}
     if compress:
         data["reply_bytes"] = sorted(wire)[len(wire) // 2]
         if probe:  # one larger message on the first connection, for its compressed size

@@ -1,7 +1,0 @@
-"""``python -m benchmarks.e2e``: run the end-to-end benchmarks."""
-
-import sys
-
-from benchmarks.e2e.runner import main
-
-sys.exit(main())
