@@ -202,8 +202,10 @@ def test_bench_runs_from_the_installed_package(dist: Dist, tmp_path: Path) -> No
     # folder that is not a checkout: the harness ships in the package, its children
     # import from it, the peers not installed there are reported as such.
     out = _run(
-        [dist.nocc_python, "-m", "blazews", "bench", "--quick", "--scenario", "echo"]
-        + ["--loop", "asyncio", "--libs", "blazews,blazews-listener,websockets"],
+        [
+            *(dist.nocc_python, "-m", "blazews", "bench", "--quick", "--scenario", "echo"),
+            *("--loop", "asyncio", "--libs", "blazews,blazews-listener,websockets"),
+        ],
         cwd=tmp_path,
     )
     assert "echo (scenario 1/1, repeat 1/1)" in out  # the progress lines
