@@ -304,3 +304,19 @@ def test_deflate_plot_and_json(deflate_run: dict[str, Any]) -> None:
         assert "permessage-deflate" in r["extensions"], r
         if r["scenario"] == "deflate-echo":
             assert isinstance(r["bytes_per_s"], float), r
+
+
+def test_echo_window_refuses_a_negotiated_extension_in_an_uncompressed_run() -> None:
+    # Since the options refactor, the harness's old check for a `compression`
+    # parameter found none and left blazews' echo rows compressing (both ends offer
+    # and accept permessage-deflate by default): the rows measured deflate. The
+    # echo client now refuses that run, and passes compression=None itself.
+    from blazews._bench.e2e.loadgen import Window
+
+    plain = Window(1, 0.0, 0.1, [b"x"], deflate=False)
+    plain.negotiated(None)
+    with pytest.raises(ConnectionError, match="an extension was negotiated"):
+        plain.negotiated("permessage-deflate; server_no_context_takeover")
+    compressed = Window(1, 0.0, 0.1, [b"x"], deflate=True)
+    with pytest.raises(ConnectionError, match="not negotiated"):
+        compressed.negotiated("")

@@ -168,6 +168,9 @@ class Window:
         self.extensions = header or ""
         if self.deflate and "permessage-deflate" not in self.extensions:
             raise ConnectionError(f"permessage-deflate not negotiated: {header!r}")
+        if not self.deflate and self.extensions:
+            # An uncompressed row that compresses measures something else.
+            raise ConnectionError(f"an extension was negotiated: {header!r}")
 
     def meter(self) -> Meter:
         inflight, extensions = self.inflight, self.extensions
@@ -179,15 +182,10 @@ class Window:
 
 
 async def echo_blazews(url: str, w: Window) -> None:
-    import inspect
-
     import blazews
 
     kwargs: dict[str, Any] = {"ping_interval": None, "max_message_size": MAX_MESSAGE}
-    if w.deflate:
-        kwargs["compression"] = "deflate"
-    elif "compression" in inspect.signature(blazews.connect).parameters:
-        kwargs["compression"] = None
+    kwargs["compression"] = "deflate" if w.deflate else None
     msgs = itertools.cycle(w.payloads)
     async with blazews.connect(url, **kwargs) as conn:
         headers = conn.response_headers
@@ -206,8 +204,6 @@ async def echo_blazews(url: str, w: Window) -> None:
 
 
 async def echo_blazews_listener(url: str, w: Window) -> None:
-    import inspect
-
     import blazews
 
     if w.deflate:
@@ -235,9 +231,10 @@ async def echo_blazews_listener(url: str, w: Window) -> None:
                 conn.close()
 
     kwargs: dict[str, Any] = {"ping_interval": None, "max_message_size": MAX_MESSAGE}
-    if "compression" in inspect.signature(blazews.connect_listener).parameters:
-        kwargs["compression"] = None
-    conn, _ = await blazews.connect_listener(Client, url, **kwargs)
+    conn, _ = await blazews.connect_listener(Client, url, compression=None, **kwargs)
+    headers = conn.response_headers
+    assert headers is not None
+    w.negotiated(headers.get("Sec-WebSocket-Extensions"))
     await conn.wait_closed()
 
 

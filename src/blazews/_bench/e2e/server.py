@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import inspect
 import logging
 import os
 import socket
@@ -46,6 +45,8 @@ MAX_MESSAGE = 4 * 1024 * 1024
 def keepalive() -> dict[str, Any]:
     """The keepalive keyword: off, unless the row asks for the library's default."""
     return {} if os.environ.get("BENCH_KEEPALIVE") == "default" else {"ping_interval": None}
+
+
 INGEST_QUEUE = 64  # messages queued before reading pauses, where a library has the knob
 
 Starter = Callable[[str, "Options"], Awaitable[int]]
@@ -105,10 +106,7 @@ async def start_blazews(mode: str, opts: Options) -> int:
     kwargs: dict[str, Any] = dict(**keepalive(), max_message_size=MAX_MESSAGE)
     if mode == "ingest":
         kwargs["max_queue"] = INGEST_QUEUE
-    if opts.deflate:
-        kwargs["compression"] = "deflate"
-    elif "compression" in inspect.signature(blazews.serve).parameters:
-        kwargs["compression"] = None
+    kwargs["compression"] = "deflate" if opts.deflate else None
     server = await blazews.serve(ingest if mode == "ingest" else echo, HOST, 0, **kwargs)
     return server.port
 
@@ -130,8 +128,7 @@ async def start_blazews_listener(mode: str, opts: Options) -> int:
             conn.send(payload, kind)
 
     kwargs: dict[str, Any] = dict(**keepalive(), max_message_size=MAX_MESSAGE)
-    if "compression" in inspect.signature(blazews.serve_listener).parameters:
-        kwargs["compression"] = None
+    kwargs["compression"] = None
     listener = Ingest if mode == "ingest" else Echo
     server = await blazews.serve_listener(listener, HOST, 0, **kwargs)
     return int(server.port)
