@@ -10,8 +10,9 @@ fanout
     server); a plain loop of ``await conn.send`` on blazews; and the floor: the same
     pre-built frame written by a tight loop of non-blocking ``socket.send`` calls over
     the same sockets (one system call per connection). Each round times the call
-    alone (the sender's cost), then waits for the peers to drain; deliveries/s is N
-    over the median round.
+    alone (the sender's cost), then waits for the peers to drain; the blazews rows
+    and the floor take turns round by round, after an untimed warm-up round;
+    deliveries/s is N over the median round.
 redis
     Two node processes (each a blazews server with a RedisHub) on a real
     redis-server; subscribers on both; one node publishes timestamped messages:
@@ -170,15 +171,23 @@ async def _settle(transports: list[Any], floor_wait: float) -> None:
     await asyncio.sleep(floor_wait)
 
 
-async def _rounds(call: Any, transports: list[Any], rounds: int, settle: float) -> list[float]:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        result = call()
-        if asyncio.iscoroutine(result):
-            await result
-        times.append(time.perf_counter() - started)
-        await _settle(transports, settle)
+async def _rounds(
+    calls: dict[str, tuple[Any, float]], transports: list[Any], rounds: int
+) -> dict[str, list[float]]:
+    """Time each call of ``calls`` (name: (call, settle)) once per round, the rows
+    interleaved round by round so that none gets the connections' first writes or a
+    quieter stretch of the machine for itself; a first round warms up, untimed.
+    After each call the peers drain (``settle`` more seconds once buffers are empty)."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for r in range(rounds + 1):
+        for name, (call, settle) in calls.items():
+            started = time.perf_counter()
+            result = call()
+            if asyncio.iscoroutine(result):
+                await result
+            if r:
+                times[name].append(time.perf_counter() - started)
+            await _settle(transports, settle)
     return times
 
 
@@ -201,15 +210,9 @@ async def fanout_blazews(n: int, deflate: bool, rounds: int, settle: float) -> d
             conns = list(server.connections)
             transports = [c.transport for c in conns]
 
-            out["blazews.broadcast"] = await _rounds(
-                lambda: blazews.broadcast(conns, MESSAGE), transports, rounds, settle
-            )
-
             async def send_loop() -> None:
                 for c in conns:
                     await c.send(MESSAGE)
-
-            out["blazews send loop"] = await _rounds(send_loop, transports, rounds, settle)
 
             frame = PreparedMessage(MESSAGE).frame_for(conns[0].protocol)
             assert frame is not None
@@ -224,7 +227,12 @@ async def fanout_blazews(n: int, deflate: bool, rounds: int, settle: float) -> d
                     for s in socks:
                         s.send(frame)
 
-                out["floor (socket.send)"] = await _rounds(floor, transports, rounds, settle * 4)
+                calls = {
+                    "blazews.broadcast": (lambda: blazews.broadcast(conns, MESSAGE), settle),
+                    "blazews send loop": (send_loop, settle),
+                    "floor (socket.send)": (floor, settle * 4),
+                }
+                out.update(await _rounds(calls, transports, rounds))
             finally:
                 for s in socks:
                     s.detach()
@@ -256,10 +264,11 @@ async def fanout_websockets(n: int, deflate: bool, rounds: int, settle: float) -
             await _wait(lambda: len(conns) == n)
             listed = list(conns)
             transports = [c.transport for c in listed]
-            times = await _rounds(lambda: broadcast(listed, MESSAGE), transports, rounds, settle)
+            calls = {"websockets.broadcast": (lambda: broadcast(listed, MESSAGE), settle)}
+            times = await _rounds(calls, transports, rounds)
         finally:
             drainer.stop()
-    return {"websockets.broadcast": times}
+    return times
 
 
 async def scenario_fanout(sizes: list[int], rounds: int) -> list[dict[str, Any]]:

@@ -258,3 +258,25 @@ async def test_a_compressor_busy_in_a_thread_is_left_alone(
         got = {await asyncio.wait_for(client.recv(), 10) for _ in range(2)}
         assert got == {big, "small " * 100}
         await client.close()
+
+
+async def test_a_frame_the_core_holds_goes_out_before_the_broadcast() -> None:
+    # The compiled loop writes a prepared frame straight to the transport only when
+    # the core holds nothing to send first; a ping queued in the core (not flushed
+    # yet) must reach the peer before the broadcast message, on every build.
+    async with blazews.serve(_hold, "127.0.0.1", 0, ping_interval=None) as server:
+        sock = await asyncio.to_thread(blocking_client, server.port)
+        try:
+            await _wait_for(lambda: len(server.connections) == 1)
+            (conn,) = server.connections
+            conn.protocol.send_ping(b"first")
+            assert conn.protocol.holds_output()
+            assert blazews.broadcast([conn], b"second").delivered == 1
+            assert not conn.protocol.holds_output()
+            data = b""
+            while len(data) < 2 + 5 + 2 + 6:
+                data += await asyncio.to_thread(sock.recv, 4096)
+            frames = parse_frames(data)
+            assert [(f.opcode, f.payload) for f in frames] == [(0x9, b"first"), (0x2, b"second")]
+        finally:
+            sock.close()

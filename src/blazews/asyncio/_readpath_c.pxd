@@ -44,8 +44,10 @@ cdef class ReadPath:
     @cython.locals(protocol=Protocol)
     cpdef void _flush(self) except *
 
-    @cython.locals(known=tuple)
     cdef void _write(self, list out) except *
+
+    @cython.locals(known=tuple)
+    cdef bint _write_one(self, object data) except -1
 
     @cython.locals(protocol=Protocol)
     cpdef void _process(self) except *

@@ -235,24 +235,28 @@ class ReadPath:
             self._write(out)
 
     def _write(self, out: list[Any]) -> None:
-        transport = self.transport
-        if (
-            len(out) == 1
-            and self._out is None
-            and transport is not None
-            and type(out[0]) is not MaskLater
-        ):
-            known = _wmethods
-            if known[0] is not type(transport):
-                known = _learn_transport(type(transport))
-            if known[1] is not None:
-                if not known[2](transport):
-                    known[1](transport, out[0])
-                    return
-            elif not transport.is_closing():
-                transport.write(out[0])
-                return
+        if len(out) == 1 and type(out[0]) is not MaskLater and self._write_one(out[0]):
+            return
         self._write_rest(out)
+
+    def _write_one(self, data: Any) -> bool:
+        """Write ``data`` (one frame, bytes-like) straight to the transport when nothing
+        is held back (no outbox) and the transport is open; return whether it did."""
+        transport = self.transport
+        if self._out is not None or transport is None:
+            return False
+        known = _wmethods
+        if known[0] is not type(transport):
+            known = _learn_transport(type(transport))
+        if known[1] is not None:
+            if known[2](transport):
+                return False
+            known[1](transport, data)
+            return True
+        if transport.is_closing():
+            return False
+        transport.write(data)
+        return True
 
     def _process(self) -> None:
         """Write what the core produced, dispatch its events, close when it says so."""
@@ -352,9 +356,10 @@ class SendHandle:
 
 def write_frame_all(items: list[Any], frame: Any, frame_for: Any, rest: list[Any]) -> int:
     """The common case of ``broadcast``, compiled: write a prepared frame to each
-    connection of ``items`` that is open, not slow and a server's, through its core
-    (``send_prepared``) and its transport; append the others to ``rest``, for the
-    caller's general path. Return how many got a frame.
+    connection of ``items`` that is open, not slow and a server's: straight to its
+    transport when its core holds nothing to send first, else through the core
+    (``send_prepared``); append the others to ``rest``, for the caller's general
+    path. Return how many got a frame.
 
     ``frame`` is the frame of connections without extensions; ``frame_for(protocol)``
     (``PreparedMessage.frame_for``) gives the others' (one per compression setting),
@@ -378,15 +383,16 @@ def write_frame_all(items: list[Any], frame: Any, frame_for: Any, rest: list[Any
         ):
             rest.append(item)
             continue
+        own = frame
         if p.extensions:
             own = frame_for(p)
             if own is None:
                 rest.append(item)
                 continue
+        # Straight to the transport when the core holds nothing to send before it
+        # (the common case: no list made and emptied per connection).
+        if p.holds_output() or not c._write_one(own):
             p.send_prepared(own)
-        else:
-            p.send_prepared(frame)
-        c._flush()
+            c._flush()
         n += 1
     return n
-

@@ -24,6 +24,8 @@ cdef class Writer:
 
     cpdef list data_to_send(self)
 
+    cpdef bint holds_output(self)
+
     cpdef void send_prepared(self, object frame) except *
 
     @cython.locals(rsv=int)

@@ -76,6 +76,11 @@ class Writer:
             self._out = []
         return out
 
+    def holds_output(self) -> bool:
+        """Whether frames are queued that :meth:`data_to_send` has not handed out yet
+        (a front end may then write a prepared frame directly only after them)."""
+        return len(self._out) != 0
+
     def _check_open(self) -> None:
         if self.state is not _OPEN:
             raise self.close_exc()
