@@ -25,3 +25,7 @@ cdef Py_ssize_t view_nbytes(object view) except -1
 # Whether a memoryview is what the core's parser reads as it is: flat, writable bytes
 # (one dimension, format "B", contiguous), not released.
 cdef bint byte_view(object view) noexcept
+
+# A completed awaitable whose await gives value at once (done.h): no coroutine frame,
+# no Future, no loop turn.
+cdef object done(object value)

@@ -20,6 +20,7 @@ from libc.string cimport memcpy
 from blazews import _kernels_py
 
 __all__ = [
+    "Done",
     "Utf8Validator",
     "apply_mask",
     "available_levels",
@@ -247,6 +248,20 @@ cdef object sub_view(object view, Py_ssize_t start, Py_ssize_t end):
     b.len = end - start
     b.shape[0] = end - start
     return sub
+
+
+cdef extern from "done.h":
+    object bw_done_new(object value)
+    object bw_done_type()
+
+
+# The completed awaitable (done.h): what the coroutine API's reads return when a
+# message is queued already.
+Done = bw_done_type()
+
+
+cdef object done(object value):
+    return bw_done_new(value)
 
 
 cdef inline bint _released(object view) noexcept:

@@ -3,6 +3,7 @@
 
 cimport cython
 
+from blazews.sansio._events_c cimport Message, MessageQueue
 from blazews.sansio._protocol_c cimport Protocol
 
 cdef object _OPEN, _CLOSING, _SERVER, _TEXT, _BINARY
@@ -54,6 +55,15 @@ cdef class ReadPath:
 
     @cython.locals(released=bint, start=Py_ssize_t, end=Py_ssize_t, protocol=Protocol, view=object)
     cpdef void _lend_read(self, Py_ssize_t nbytes) except *
+
+
+cdef class Messages:
+    cdef object _conn
+    cdef MessageQueue _queue
+
+
+@cython.locals(message=Message, data=object)
+cdef object _ready(MessageQueue queue)
 
 
 cdef class SendHandle:

@@ -37,6 +37,7 @@ from ._send import stable
 
 if cython.compiled:  # the kernels' C functions
     from cython.cimports.blazews._native._kernels import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        done,
         sub_view,
         view_nbytes,
     )
@@ -44,11 +45,12 @@ if cython.compiled:  # the kernels' C functions
 if TYPE_CHECKING:
     import asyncio
 
+    from ..sansio.protocol import MessageQueue as Queue
     from ..sansio.protocol import Protocol as CoreProtocol
     from ._receive import _Direct
     from ._send import Outbox
 
-__all__ = ["LOOPS_HOLDING_VIEWS", "ReadPath", "SendHandle", "write_frame_all"]
+__all__ = ["LOOPS_HOLDING_VIEWS", "Messages", "ReadPath", "SendHandle", "write_frame_all"]
 
 # Loop classes seen holding the view they read into while buffer_updated runs.
 LOOPS_HOLDING_VIEWS: set[type] = set()
@@ -396,3 +398,82 @@ def write_frame_all(items: list[Any], frame: Any, frame_for: Any, rest: list[Any
             c._flush()
         n += 1
     return n
+
+
+_GIVEN = object()
+
+
+class _Done:
+    """The pure build's completed awaitable: ``await`` gives ``value``, once, as the
+    compiled build's does (a C type, ``blazews._native._kernels.Done``, which runs no
+    frame at all). ``send``, ``throw`` and ``close`` are a coroutine's."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def _take(self) -> Any:
+        value = self.value
+        if value is _GIVEN:
+            raise RuntimeError("cannot reuse already awaited result")
+        self.value = _GIVEN
+        return value
+
+    def __await__(self) -> Any:
+        return self._take()
+        yield  # (a generator that returns at once)
+
+    def send(self, arg: Any) -> Any:
+        if arg is not None and self.value is not _GIVEN:
+            raise TypeError("can't send non-None value to a just-started coroutine")
+        raise StopIteration(self._take())
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self.value = _GIVEN
+        raise typ if val is None else typ(val) if isinstance(typ, type) else typ
+
+    def close(self) -> None:
+        self.value = _GIVEN
+
+
+@cython.cclass
+class Messages:
+    """The iterator of ``async for message in conn`` on a coroutine-API connection.
+
+    When a message is queued, ``__anext__`` takes it and returns a completed awaitable
+    (compiled: a C object whose ``await`` gives the message through ``am_send``: no
+    coroutine frame, no Future, no turn of the loop); otherwise, or for a payload lent
+    by a large receive buffer, it returns the connection's ``_anext()`` coroutine,
+    which waits as ``recv()`` does. Iteration ends (``StopAsyncIteration``) on a
+    normal close, as ``recv()`` raising ``ConnectionClosedOK`` would.
+    """
+
+    __slots__ = ("_conn", "_queue")
+
+    def __init__(self, conn: Any) -> None:
+        self._conn: Any = conn
+        self._queue: Queue = conn._queue
+
+    def __aiter__(self) -> Messages:
+        return self
+
+    def __anext__(self) -> Any:
+        value = _ready(self._queue)
+        if value is not None:
+            return done(value) if cython.compiled else _Done(value)
+        return self._conn._anext()
+
+
+def _ready(queue: Queue) -> Any:
+    """Take the oldest queued message and return it as ``recv()`` does (``str`` for
+    text, ``bytes`` for binary); ``None`` if none is queued or its payload is a view
+    lent by a large receive buffer (``recv()`` copies it out and lets the buffer go)."""
+    if len(queue) == 0:
+        return None
+    message = queue[queue.head]
+    data = message.data
+    if type(data) is not bytes:
+        return None
+    queue.take()
+    return data.decode() if message.type == 1 else data

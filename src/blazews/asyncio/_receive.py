@@ -32,11 +32,18 @@ from .._impl import mask_bytes, select
 from ..buffers import DEFAULT_BUFFER_POOL
 
 if TYPE_CHECKING:
-    from ._readpath_py import LOOPS_HOLDING_VIEWS, ReadPath, SendHandle, write_frame_all
+    from ._readpath_py import (
+        LOOPS_HOLDING_VIEWS,
+        Messages,
+        ReadPath,
+        SendHandle,
+        write_frame_all,
+    )
 else:
     _built = select("blazews.asyncio._readpath")
-    LOOPS_HOLDING_VIEWS, ReadPath, SendHandle, write_frame_all = (
+    LOOPS_HOLDING_VIEWS, Messages, ReadPath, SendHandle, write_frame_all = (
         _built.LOOPS_HOLDING_VIEWS,
+        _built.Messages,
         _built.ReadPath,
         _built.SendHandle,
         _built.write_frame_all,
@@ -45,6 +52,7 @@ else:
 __all__ = [
     "IDLE_RELEASE_DELAY",
     "RECEIVE_BUFFER_SIZE",
+    "Messages",
     "ReadPath",
     "ReceiveBuffer",
     "SendHandle",

@@ -31,7 +31,7 @@ from ..options import ConnectionOptions
 from ..sansio.extensions.permessage_deflate import Compressed, PerMessageDeflate
 from ..sansio.frames import MessageType
 from ..sansio.protocol import Message, MessageQueue, Ping, Pong, Protocol, State
-from ._receive import _LEND_MIN, RECEIVE_BUFFER_SIZE, _done_with, _read_ahead_only
+from ._receive import _LEND_MIN, RECEIVE_BUFFER_SIZE, Messages, _done_with, _read_ahead_only
 from ._send import stable
 from .base import _DEFAULTS, BaseConnection
 
@@ -418,14 +418,22 @@ class Connection(BaseConnection):
         return None
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
-        return self._iterate()
+        """Iterate over the messages as :meth:`recv` returns them, until a normal
+        close (a close with an error raises its ``ConnectionClosedError``).
 
-    async def _iterate(self) -> AsyncIterator[str | bytes]:
-        while True:
-            try:
-                yield await self.recv()
-            except ConnectionClosedOK:
-                return
+        A message already queued comes through a completed awaitable, taken when
+        ``__anext__`` is called (compiled: no coroutine frame, no Future, no turn of
+        the loop: see :class:`~blazews.asyncio._readpath_py.Messages`); ``async for``
+        awaits it at once.
+        """
+        return Messages(self)
+
+    async def _anext(self) -> str | bytes:
+        """``__anext__`` when no message is queued: wait as :meth:`recv` does."""
+        try:
+            return await self.recv()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
 
     # -- sending ---------------------------------------------------------------------
 
