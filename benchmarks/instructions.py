@@ -40,7 +40,7 @@ from blazews._bench.common import machine_info, md_table, package_version, write
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-LIBS = ["blazews-listener", "blazews", "picows", "websockets", "aiohttp"]
+LIBS = ["blazews-listener", "blazews", "blazews-iter", "picows", "websockets", "aiohttp"]
 CODES = ["blazews", "picows", "websockets", "aiohttp", "aiofastnet", "uvloop", "CPython"]
 CODES += ["libc", "other"]
 SIZE = 256

@@ -321,6 +321,7 @@ async def echo_picows(url: str, w: Window) -> None:
 
 ECHO_CLIENTS: dict[str, Callable[[str, Window], Coroutine[Any, Any, None]]] = {
     "blazews": echo_blazews,
+    "blazews-iter": echo_blazews,
     "blazews-listener": echo_blazews_listener,
     "websockets": echo_websockets,
     "aiohttp": echo_aiohttp,

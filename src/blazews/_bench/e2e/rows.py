@@ -62,6 +62,7 @@ UVICORN_ROWS = (
 
 INGEST_ROWS = (
     Row("blazews", "blazews", "blazews: read_message_into (asyncio API)"),
+    Row("blazews-iter", "blazews-iter", "blazews: async for (asyncio API)"),
     Row("blazews-listener", "blazews-listener", "blazews: Listener callbacks"),
     Row("websockets", "websockets", "websockets: recv()"),
     Row("aiohttp", "aiohttp", "aiohttp: receive()"),
@@ -72,6 +73,7 @@ INGEST_ROWS = (
 
 ECHO_ROWS = (
     Row("blazews", "blazews", "blazews: read_message + send"),
+    Row("blazews-iter", "blazews-iter", "blazews: async for + send"),
     Row("blazews-listener", "blazews-listener", "blazews: Listener on_message + send"),
     Row("websockets", "websockets", "websockets: recv + send"),
     Row("aiohttp", "aiohttp", "aiohttp: receive + send_bytes"),

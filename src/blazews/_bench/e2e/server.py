@@ -9,12 +9,13 @@ Modes:
   whose idle connections wait in the receive call).
 
 Servers: ``blazews`` (coroutine handler: ``read_message_into`` for ingest),
-``blazews-listener`` (the callback API: ``Listener.on_message``), ``websockets``
-(``recv()``), ``aiohttp`` (``receive()``), ``picows`` (``on_ws_frame``), ``floor`` (a
-bare ``asyncio.Protocol`` that answers the handshake with a constant: the memory
-floor), ``raw`` (a blocking socket that ``recv_into``s and counts bytes: the ingest
-ceiling), ``uvicorn-blazews``, ``uvicorn-sansio`` and ``uvicorn-wsproto`` (a Starlette
-endpoint under uvicorn with httptools and ``--ws`` blazews' class, websockets-sansio
+``blazews-iter`` (coroutine handler, ``async for``), ``blazews-listener`` (the
+callback API: ``Listener.on_message``), ``websockets`` (``recv()``), ``aiohttp``
+(``receive()``), ``picows`` (``on_ws_frame``), ``floor`` (a bare ``asyncio.Protocol``
+that answers the handshake with a constant: the memory floor), ``raw`` (a blocking
+socket that ``recv_into``s and counts bytes: the ingest ceiling), ``uvicorn-blazews``,
+``uvicorn-sansio`` and ``uvicorn-wsproto`` (a Starlette endpoint under uvicorn with
+httptools and ``--ws`` blazews' class, websockets-sansio
 or wsproto: ASGI's ``receive()``/``send()``). Every server disables keepalive pings
 (unless ``BENCH_KEEPALIVE=default`` asks for the library's default keepalive: the
 memory scenario's "default keepalive" rows) and accepts 1 MiB messages; it
@@ -75,9 +76,28 @@ class Options:
 # ---- blazews ------------------------------------------------------------------------
 
 
-async def start_blazews(mode: str, opts: Options) -> int:
+async def start_blazews(mode: str, opts: Options, iterate: bool = False) -> int:
+    """blazews' coroutine API: ``read_message_into`` (ingest) and ``read_message`` +
+    ``send`` (echo), or with ``iterate`` (the ``blazews-iter`` rows) ``async for``
+    for both, the form most code is written in."""
     import blazews
     from blazews.exceptions import BufferTooSmall, ConnectionClosed
+
+    async def ingest_iter(conn: Any) -> None:
+        meter = opts.meter()
+        try:
+            async for _ in conn:
+                meter.count += 1
+        except ConnectionClosed:
+            pass
+
+    async def echo_iter(conn: Any) -> None:
+        send = conn.send
+        try:
+            async for message in conn:
+                await send(message)
+        except ConnectionClosed:
+            pass
 
     async def ingest(conn: Any) -> None:
         meter = opts.meter()
@@ -107,7 +127,11 @@ async def start_blazews(mode: str, opts: Options) -> int:
     if mode == "ingest":
         kwargs["max_queue"] = INGEST_QUEUE
     kwargs["compression"] = "deflate" if opts.deflate else None
-    server = await blazews.serve(ingest if mode == "ingest" else echo, HOST, 0, **kwargs)
+    if iterate:
+        handler = ingest_iter if mode == "ingest" else echo_iter
+    else:
+        handler = ingest if mode == "ingest" else echo
+    server = await blazews.serve(handler, HOST, 0, **kwargs)
     return server.port
 
 
@@ -329,6 +353,7 @@ DEFLATE_SERVERS = ("blazews", "websockets", "aiohttp")
 
 STARTERS: dict[str, Starter] = {
     "blazews": start_blazews,
+    "blazews-iter": functools.partial(start_blazews, iterate=True),
     "blazews-listener": start_blazews_listener,
     "websockets": start_websockets,
     "aiohttp": start_aiohttp,
