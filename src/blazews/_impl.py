@@ -27,6 +27,7 @@ __all__ = [
     "frame_payload",
     "mask_bytes",
     "mask_into",
+    "payload_buffer",
     "report",
     "select",
     "simd_level",
@@ -48,6 +49,7 @@ validate_utf8: Callable[[Any], bool]
 frame_header: Callable[..., bytes]
 encode_frame: Callable[..., bytes]
 frame_payload: Callable[[Any, int, int, bool], bytes]
+payload_buffer: Callable[[int], tuple[Any, memoryview]]
 Utf8Validator: Any
 KERNELS: str
 
@@ -68,6 +70,7 @@ if _native is None:
         frame_payload,
         mask_bytes,
         mask_into,
+        payload_buffer,
         validate_utf8,
     )
 
@@ -80,6 +83,7 @@ else:
     frame_header = _native.frame_header
     encode_frame = _native.encode_frame
     frame_payload = _native.frame_payload
+    payload_buffer = _native.payload_buffer
     Utf8Validator = _native.Utf8Validator
     KERNELS = "compiled"
 _REPORT["_native._kernels"] = KERNELS

@@ -18,6 +18,7 @@ __all__ = [
     "frame_payload",
     "mask_bytes",
     "mask_into",
+    "payload_buffer",
     "validate_utf8",
 ]
 
@@ -265,3 +266,12 @@ class Utf8Validator:
         """Forget any partial sequence and any error, ready for a new message."""
         self._decoder.reset()
         self._invalid = False
+
+
+def payload_buffer(n: int) -> tuple[bytearray, memoryview]:
+    """The compiled twin's ``(bytes, writable view)`` to read a payload into: here a
+    ``bytearray`` (zero-filled) and a view of it; the caller makes ``bytes`` of it."""
+    if n < 0:
+        raise ValueError("negative size")
+    data = bytearray(n)
+    return data, memoryview(data)

@@ -64,10 +64,22 @@ def test_compiled_read_path_is_live_in_the_default_build() -> None:
         assert type(receive_module.ReadPath.__dict__["get_buffer"]).__name__ != "function"
 
 
-def open_connection(**kwargs: Any) -> Connection:
-    """A server-side Connection, open, on a :class:`Transport`."""
+class GrowingConnection(Connection):
+    """A Connection that reads no large payload into its own bytes object (see
+    test_receive_direct_queue): its large frames grow the receive buffer and their
+    payloads are lent to the queue, as frames the direct path leaves alone are (a
+    fragmented or compressed message, a frame with less than 64 KiB still to come)."""
+
+    __slots__ = ()
+    _direct_queue = False
+
+
+def open_connection(grow: bool = False, **kwargs: Any) -> Connection:
+    """A server-side Connection, open, on a :class:`Transport` (``grow``: a
+    :class:`GrowingConnection`)."""
     limit = kwargs.pop("max_message_size", 1 << 20)
-    conn = Connection(Protocol(Side.SERVER, max_message_size=limit), ConnectionOptions(**kwargs))
+    cls = GrowingConnection if grow else Connection
+    conn = cls(Protocol(Side.SERVER, max_message_size=limit), ConnectionOptions(**kwargs))
     conn.connection_made(RecordingTransport())
     return conn
 
@@ -210,7 +222,7 @@ async def test_a_header_claiming_more_than_the_limit_allocates_nothing() -> None
 
 
 async def test_without_a_limit_the_buffer_doubles_as_the_frame_arrives() -> None:
-    conn = open_connection(max_message_size=None)
+    conn = open_connection(grow=True, max_message_size=None)
     payload = os.urandom(5 << 20)
     data = masked(BINARY, payload)
     sizes = []
@@ -232,7 +244,7 @@ async def test_without_a_limit_the_buffer_doubles_as_the_frame_arrives() -> None
 async def test_large_buffers_are_shared_between_connections_when_idle(monkeypatch: Any) -> None:
     kept = receive_module._LargeBuffers(1 << 20)
     monkeypatch.setattr(receive_module, "_LARGE_BUFFERS", kept)
-    first, second = open_connection(), open_connection()
+    first, second = open_connection(grow=True), open_connection(grow=True)
     payload = os.urandom(100_000)
     data = masked(BINARY, payload)
     feed(first, data[:20_000])
@@ -684,7 +696,7 @@ def test_parked_buffers_do_not_keep_a_closed_loop_alive() -> None:
 async def test_large_payloads_are_lent_then_the_buffer_is_stored(monkeypatch: Any) -> None:
     kept = receive_module._LargeBuffers(8 << 20)
     monkeypatch.setattr(receive_module, "_LARGE_BUFFERS", kept)
-    conn = open_connection(max_message_size=None)
+    conn = open_connection(grow=True, max_message_size=None)
     big = [os.urandom(300_000), os.urandom(300_000)]
     data = masked(BINARY, big[0]) + masked(BINARY, big[1]) + masked(BINARY, b"small")
     feed(conn, data[:RECEIVE_BUFFER_SIZE])  # the buffer grows for the first frame

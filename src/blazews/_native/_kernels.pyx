@@ -30,6 +30,7 @@ __all__ = [
     "frame_payload",
     "mask_bytes",
     "mask_into",
+    "payload_buffer",
     "simd_level",
     "validate_utf8",
 ]
@@ -65,6 +66,8 @@ cdef extern from "Python.h":
     char *PyByteArray_AS_STRING(object o)
     Py_ssize_t PyByteArray_GET_SIZE(object o)
     object PyMemoryView_FromObject(object o)
+    object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
+    int PyBUF_WRITE
 
 
 cdef extern from "kernel.h" nogil:
@@ -248,6 +251,19 @@ cdef object sub_view(object view, Py_ssize_t start, Py_ssize_t end):
     b.len = end - start
     b.shape[0] = end - start
     return sub
+
+
+def payload_buffer(Py_ssize_t n):
+    """Return a new ``bytes`` object of ``n`` bytes, not filled yet, and a writable
+    memoryview of its bytes, to read a payload into before the object is handed out.
+
+    The view holds no reference to the object: keep both, and write through the view
+    only before anything else sees the object (the pure twin returns a bytearray,
+    which its caller turns into bytes)."""
+    if n < 0:
+        raise ValueError("negative size")
+    data = PyBytes_FromStringAndSize(NULL, n)
+    return data, PyMemoryView_FromMemory(PyBytes_AS_STRING(data), n, PyBUF_WRITE)
 
 
 cdef extern from "done.h":

@@ -28,8 +28,9 @@ import threading
 import weakref
 from typing import TYPE_CHECKING
 
-from .._impl import mask_bytes, select
+from .._impl import mask_bytes, payload_buffer, select
 from ..buffers import DEFAULT_BUFFER_POOL
+from ..sansio.protocol import Message
 
 if TYPE_CHECKING:
     from ._readpath_py import (
@@ -88,7 +89,10 @@ _LOWAT_OK = sys.platform == "linux" and hasattr(socket, "SO_RCVLOWAT")
 
 # A read_message_into call waiting on a message in one frame whose payload still
 # misses this much or more gets it read by the loop straight into its own buffer (see
-# ReceiveBuffer._begin_direct): no grown receive buffer, no copy out of it.
+# ReceiveBuffer._begin_direct): no grown receive buffer, no copy out of it. With no
+# such call waiting, a coroutine-API connection has the loop read the payload into
+# the bytes object it becomes, then queues it: copied once, unmasked in place (not
+# read into a grown buffer, unmasked there, then copied out by recv or async for).
 _DIRECT_MIN = 65536
 # Once such a payload is in, reading pauses until the loop's next turn. Else the loop
 # goes on reading (uvloop reads again when a read filled its buffer, as the last read
@@ -267,18 +271,28 @@ def _park(conn: ReceiveBuffer) -> None:
 
 
 class _Direct:
-    """A payload being read straight into a waiting reader's buffer: the frame's
-    opcode and header (masking key included), the payload's length, the bytes of it
-    read so far, and the buffer."""
+    """A payload being read straight into a waiting reader's buffer, or into the
+    object it becomes: the frame's opcode and header (masking key included), the
+    payload's length, the bytes of it read so far, the buffer (a view), and the
+    payload object that view writes (``None`` for a reader's buffer)."""
 
-    __slots__ = ("got", "head", "length", "opcode", "view")
+    __slots__ = ("got", "head", "length", "opcode", "payload", "view")
 
-    def __init__(self, opcode: int, head: bytes, length: int, got: int, view: memoryview):
+    def __init__(
+        self,
+        opcode: int,
+        head: bytes,
+        length: int,
+        got: int,
+        view: memoryview,
+        payload: bytes | bytearray | None = None,
+    ) -> None:
         self.opcode = opcode
         self.head = head
         self.length = length
         self.got = got
         self.view = view
+        self.payload = payload
 
 
 class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
@@ -292,6 +306,9 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
     __slots__ = ()
 
     _borrow: bool  # payloads lent to a callback only, never queued (a Listener)
+    # Large payloads (_DIRECT_MIN or more still to come) are read by the loop straight
+    # into the bytes object each becomes, then queued (the coroutine API's Connection).
+    _direct_queue = False
 
     def _filled_into(self, opcode: int, n: int) -> None:
         """A message of ``n`` bytes is in ``_into``: wake the reader (the connection's)."""
@@ -377,7 +394,11 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
     def _parsed_rest(self, buf: bytearray, start: int, end: int, released: bool) -> None:
         """The core used ``buf`` up to ``start``: keep ``[start:end]``, or let the
         buffer go when nothing is left (``_parsed`` beyond its common case)."""
-        if start != end and self._into is not None and self._begin_direct(buf, start, end):
+        if (
+            start != end
+            and (self._into is not None or (self._direct_queue and not self._borrow))
+            and self._begin_direct(buf, start, end)
+        ):
             start = end  # the rest of the frame goes to the reader's buffer
         elif self._lowat_sock is not None and (
             self._lowat != 1 or self.protocol.incomplete_frame_size >= _LOWAT_MIN
@@ -473,30 +494,38 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
     # -- payloads read straight into a waiting read_message_into buffer --------------
 
     def _begin_direct(self, buf: bytearray, start: int, end: int) -> bool:
-        """If ``buf[start:end]`` begins a message in one frame that fits the waiting
-        reader's buffer (the core's ``direct_frame`` decides) with at least
-        :data:`_DIRECT_MIN` bytes to come, copy the payload bytes already there into
-        it and have the loop read the rest there. The frame's bytes then leave the
-        receive buffer; return whether they did."""
-        into = self._into
-        assert into is not None
+        """If ``buf[start:end]`` begins a message in one frame (the core's
+        ``direct_frame`` decides) with at least :data:`_DIRECT_MIN` bytes to come, copy
+        the payload bytes already there into the waiting reader's buffer (if it fits)
+        or, with none waiting, into the ``bytes`` object the payload becomes
+        (``_direct_queue``), and have the loop read the rest there. The frame's bytes
+        then leave the receive buffer; return whether they did."""
         if self.protocol.incomplete_frame_size - (end - start) < _DIRECT_MIN:
             return False
         found = self.protocol.direct_frame(buf, start, end)
-        if found is None or found[2] > into.nbytes:
+        if found is None:
             return False
         opcode, hlen, length = found
+        into = self._into
+        payload = None
+        if into is None:
+            # The payload copied once, unmasked in place, into its final object
+            # (compiled: bytes not filled first; pure: a bytearray made bytes at the end).
+            payload, into = payload_buffer(length)
+        elif length > into.nbytes:
+            return False
         got = end - start - hlen
         with memoryview(buf) as view:
             head = bytes(view[start : start + hlen])
             into[:got] = view[start + hlen : end]
-        self._direct = _Direct(opcode, head, length, got, into)
+        self._direct = _Direct(opcode, head, length, got, into, payload)
         if self._lowat_sock is not None:
             self._watermark(length - got)
         return True
 
     def _direct_read(self, nbytes: int) -> None:
-        """The loop read ``nbytes`` more of the payload into the reader's buffer."""
+        """The loop read ``nbytes`` more of the payload into the reader's buffer (or
+        into the payload's own object: then it is queued, as any message)."""
         direct = self._direct
         assert direct is not None
         direct.got += nbytes
@@ -509,7 +538,13 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
             if direct.head[1] & 0x80:  # masked: the key ends the header
                 mask_bytes(direct.head[-4:], payload)
             taken = self.protocol.direct_message(direct.opcode, payload)
-        if taken:
+        if direct.payload is not None:
+            direct.view.release()
+            if taken:
+                data = direct.payload
+                message = Message(direct.opcode, data if type(data) is bytes else bytes(data))
+                self._dispatch([message])
+        elif taken:
             self._filled_into(direct.opcode, direct.length)
             transport = self.transport
             if transport is not None and not transport.is_closing():

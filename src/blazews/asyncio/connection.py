@@ -94,6 +94,10 @@ class Connection(BaseConnection):
         "max_queue",
     )
 
+    # A large payload is read straight into the bytes object it becomes (see
+    # ReceiveBuffer._begin_direct): copied once, unmasked in place, then queued.
+    _direct_queue = True
+
     def __init__(self, protocol: Protocol, options: ConnectionOptions = _DEFAULTS) -> None:
         super().__init__(protocol, options)
         self.max_queue = options.max_queue  # read per message: kept at hand
@@ -429,11 +433,18 @@ class Connection(BaseConnection):
         return Messages(self)
 
     async def _anext(self) -> str | bytes:
-        """``__anext__`` when no message is queued: wait as :meth:`recv` does."""
+        """``__anext__`` when no message is queued (or its payload is lent): wait as
+        :meth:`recv` does, in this one coroutine."""
+        queue = self._queue
         try:
-            return await self.recv()
+            while not queue:
+                await self._waiter()
         except ConnectionClosedOK:
             raise StopAsyncIteration from None
+        message = self._take()
+        lent: Any = message.data  # bytes, or a view lent by a large receive buffer
+        data: bytes = _done_with(lent) if type(lent) is memoryview else lent
+        return data.decode() if message.type == 1 else data
 
     # -- sending ---------------------------------------------------------------------
 
