@@ -545,15 +545,21 @@ Series = list[tuple[str, list[float | None], Any]]  # label, one value per group
 def _series(rows: tuple[Row, ...], values: dict[str, list[list[float | None]]]) -> list[Series]:
     """Per panel, the bars of every row that has data in some panel, each row keeping
     its colour and its slot in every panel (missing values draw no bar)."""
-    palette = [f"C{i}" for i in range(10)]  # matplotlib's default colour cycle
-    kept = [
-        (i, row)
-        for i, row in enumerate(rows)
-        if any(v is not None for p in values[row.key] for v in p)
-    ]
+    kept = [row for row in rows if any(v is not None for p in values[row.key] for v in p)]
+    # matplotlib's default colour cycle (10 colours), or its 20-colour map for more
+    # rows than that: no two rows drawn in one colour.
+    palette: list[Any] = [f"C{i}" for i in range(10)]
+    if len(kept) > len(palette):
+        import matplotlib
+
+        tab20 = matplotlib.colormaps["tab20"]
+        palette = [tab20(i) for i in range(20)]
     panels = len(next(iter(values.values()), []))
     return [
-        [(row.label, values[row.key][panel], palette[i % len(palette)]) for i, row in kept]
+        [
+            (row.label, values[row.key][panel], palette[i % len(palette)])
+            for i, row in enumerate(kept)
+        ]
         for panel in range(panels)
     ]
 
@@ -678,7 +684,7 @@ def _plot_deflate(outdir: Path, cfg: dict[str, Any], t: Table, plt: Any) -> Path
 
 def _save(fig: Any, path: Path, plt: Any) -> Path:
     tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")  # (the legend below the axes too)
     plt.close(fig)
     os.replace(tmp, path)
     return path
