@@ -9,7 +9,9 @@ fanout
     Rows: ``blazews.broadcast``; ``websockets.broadcast`` (websockets' asyncio
     server); a plain loop of ``await conn.send`` on blazews; and the floor: the same
     pre-built frame written by a tight loop of non-blocking ``socket.send`` calls over
-    the same sockets (one system call per connection). Each round times the call
+    the same sockets (one system call per connection); and, between the two, the same
+    frame handed to each connection's transport (``transport.write``: what the event
+    loop's transport costs over the bare system call). Each round times the call
     alone (the sender's cost), then waits for the peers to drain; the blazews rows
     and the floor take turns round by round, after an untimed warm-up round;
     deliveries/s is N over the median round.
@@ -227,9 +229,14 @@ async def fanout_blazews(n: int, deflate: bool, rounds: int, settle: float) -> d
                     for s in socks:
                         s.send(frame)
 
+                def transport_write() -> None:
+                    for t in transports:
+                        t.write(frame)
+
                 calls = {
                     "blazews.broadcast": (lambda: blazews.broadcast(conns, MESSAGE), settle),
                     "blazews send loop": (send_loop, settle),
+                    "transport.write loop": (transport_write, settle),
                     "floor (socket.send)": (floor, settle * 4),
                 }
                 out.update(await _rounds(calls, transports, rounds))

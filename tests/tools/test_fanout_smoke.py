@@ -21,7 +21,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-ROWS = {"blazews.broadcast", "blazews send loop", "floor (socket.send)", "websockets.broadcast"}
+ROWS = {
+    "blazews.broadcast",
+    "blazews send loop",
+    "transport.write loop",
+    "floor (socket.send)",
+    "websockets.broadcast",
+}
 
 
 def test_quick_run_reports_every_row(tmp_path: Path) -> None:
