@@ -1,12 +1,15 @@
 """Real proxies for the client tests, started on free ports: ``tinyproxy`` (HTTP
 CONNECT, with or without Basic auth), ``microsocks`` (SOCKS5, with or without a user),
-``danted`` (SOCKS4), and, for an ``https://`` proxy, a small TLS terminator (a
+``danted`` (SOCKS4), OpenSSH's dynamic forwarding (``ssh -D``: SOCKS4a, whose host
+names dante refuses), and, for an ``https://`` proxy, a small TLS terminator (a
 thread running an asyncio loop) in front of tinyproxy."""
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import getpass
+import os
 import shutil
 import ssl
 import subprocess
@@ -17,7 +20,7 @@ from typing import Any
 
 from tests.compliance.test_autobahn import free_port, wait_for_port
 
-__all__ = ["Dante", "Microsocks", "TLSFront", "Tinyproxy", "require"]
+__all__ = ["Dante", "Microsocks", "SSHSocks", "TLSFront", "Tinyproxy", "require"]
 
 
 def require(command: str) -> str:
@@ -145,6 +148,85 @@ socks pass {{
 
     def stop(self) -> None:
         super().stop()
+        self.dir.cleanup()
+
+
+class SSHSocks:
+    """A SOCKS proxy that resolves host names itself (SOCKS4a, SOCKS5h): OpenSSH's
+    dynamic forwarding, ``ssh -N -D``, through an ``sshd`` of its own on 127.0.0.1
+    (Debian's openssh-server and openssh-client), with keys made for the run."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.TemporaryDirectory(prefix="blazews-sshd-")
+        root = Path(self.dir.name)
+        keygen = require("ssh-keygen")
+        for name in ("host", "client"):
+            subprocess.run(
+                [keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        (root / "authorized_keys").write_bytes((root / "client.pub").read_bytes())
+        os.makedirs("/run/sshd", exist_ok=True)  # (its privilege separation directory)
+        sshd_port = free_port()
+        conf = root / "sshd_config"
+        conf.write_text(
+            f"""ListenAddress 127.0.0.1
+Port {sshd_port}
+HostKey {root / "host"}
+PidFile {root / "sshd.pid"}
+AuthorizedKeysFile {root / "authorized_keys"}
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AllowTcpForwarding yes
+"""
+        )
+        self.sshd = subprocess.Popen(
+            [require("sshd"), "-D", "-e", "-f", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _running.add(self.sshd)
+        wait_for_port(sshd_port, self.sshd)  # type: ignore[arg-type]
+        self.port = free_port()
+        self.ssh = subprocess.Popen(
+            [
+                require("ssh"),
+                "-N",
+                "-D",
+                f"127.0.0.1:{self.port}",
+                "-i",
+                str(root / "client"),
+                "-p",
+                str(sshd_port),
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "LogLevel=ERROR",
+                f"{getpass.getuser()}@127.0.0.1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _running.add(self.ssh)
+        wait_for_port(self.port, self.ssh)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        for proc in (self.ssh, self.sshd):
+            _running.discard(proc)
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                proc.kill()
+                proc.wait(10)
         self.dir.cleanup()
 
 

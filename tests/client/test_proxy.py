@@ -16,7 +16,7 @@ import trustme
 import blazews
 from blazews import sync
 from blazews.exceptions import InvalidProxy
-from tests.client.proxies import Dante, Microsocks, Tinyproxy, TLSFront
+from tests.client.proxies import Dante, Microsocks, SSHSocks, Tinyproxy, TLSFront
 from tests.compliance.test_autobahn import free_port
 from tests.helpers import run_on
 from tests.sync.support import LoopThread
@@ -46,6 +46,7 @@ class Setup:
         self.socks = Microsocks()
         self.socks_auth = Microsocks(auth=AUTH)
         self.dante = Dante()
+        self.ssh = SSHSocks()
 
     async def _serve(self, context: ssl.SSLContext | None) -> Any:
         async def echo(conn: Any) -> None:
@@ -68,6 +69,8 @@ class Setup:
             "socks5h": f"socks5h://127.0.0.1:{socks}",
             "socks5-auth": f"socks5://{AUTH_URL}@127.0.0.1:{self.socks_auth.port}",
             "socks4": f"socks4://127.0.0.1:{self.dante.port}",
+            # The proxy resolves "localhost": a host name through SOCKS4a.
+            "socks4a": f"socks4a://127.0.0.1:{self.ssh.port}",
         }[kind]
 
     def options(self, scheme: str, proxy: str | None) -> dict[str, Any]:
@@ -79,7 +82,7 @@ class Setup:
 
     def stop(self) -> None:
         procs = (self.tiny, self.tiny_auth, self.tiny_strict, self.socks, self.socks_auth)
-        for proc in (*procs, self.dante):
+        for proc in (*procs, self.dante, self.ssh):
             proc.stop()
         self.front.stop()
 
@@ -99,7 +102,7 @@ def setup() -> Iterator[Setup]:
     running.stop()
 
 
-KINDS = ["http", "http-auth", "https", "socks5", "socks5h", "socks5-auth", "socks4"]
+KINDS = ["http", "http-auth", "https", "socks5", "socks5h", "socks5-auth", "socks4", "socks4a"]
 
 
 @pytest.mark.parametrize("scheme", ["ws", "wss"])
