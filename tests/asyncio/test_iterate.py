@@ -5,7 +5,9 @@ waiting path, and how iteration ends; on both builds (the compiled one returns t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -27,22 +29,29 @@ async def _queued(conn: blazews.ClientConnection, n: int) -> None:
     raise AssertionError(f"{n} messages never queued")
 
 
-def _completed_type() -> str:
-    return "Done" if blazews.IMPLEMENTATION == "compiled" else "_Done"
+@contextlib.asynccontextmanager
+async def _with_queued(*messages: str | bytes) -> AsyncIterator[blazews.ClientConnection]:
+    """A client connection with ``messages`` from its server queued already."""
 
-
-async def test_a_queued_message_comes_through_a_completed_awaitable() -> None:
     async def handler(conn: Any) -> None:
-        await conn.send("text")
-        await conn.send(b"binary")
-        await conn.send(b"")
+        for message in messages:
+            await conn.send(message)
         await conn.wait_closed()
 
     async with (
         blazews.serve(handler, "127.0.0.1", 0) as server,
         blazews.connect(_url(server)) as conn,
     ):
-        await _queued(conn, 3)
+        await _queued(conn, len(messages))
+        yield conn
+
+
+def _completed_type() -> str:
+    return "Done" if blazews.IMPLEMENTATION == "compiled" else "_Done"
+
+
+async def test_a_queued_message_comes_through_a_completed_awaitable() -> None:
+    async with _with_queued("text", b"binary", b"") as conn:
         it = aiter(conn)
         first = it.__anext__()
         assert type(first).__name__ == _completed_type()
@@ -59,16 +68,7 @@ async def test_a_queued_message_comes_through_a_completed_awaitable() -> None:
 
 
 async def test_the_awaitable_acts_as_a_coroutine_when_driven_by_hand() -> None:
-    async def handler(conn: Any) -> None:
-        for i in range(3):
-            await conn.send(f"m{i}")
-        await conn.wait_closed()
-
-    async with (
-        blazews.serve(handler, "127.0.0.1", 0) as server,
-        blazews.connect(_url(server)) as conn,
-    ):
-        await _queued(conn, 3)
+    async with _with_queued("m0", "m1", "m2") as conn:
         it = aiter(conn)
         aw = it.__anext__()
         with pytest.raises(StopIteration) as stop:
@@ -90,15 +90,7 @@ async def test_a_task_can_be_made_of_it() -> None:
     # asyncio.create_task wants a coroutine: the completed awaitable has a
     # coroutine's methods (send, throw, close), so collections.abc.Coroutine
     # recognises it and a task runs it to its value.
-    async def handler(conn: Any) -> None:
-        await conn.send("for a task")
-        await conn.wait_closed()
-
-    async with (
-        blazews.serve(handler, "127.0.0.1", 0) as server,
-        blazews.connect(_url(server)) as conn,
-    ):
-        await _queued(conn, 1)
+    async with _with_queued("for a task") as conn:
         aw = aiter(conn).__anext__()
         assert asyncio.iscoroutine(aw)
         assert await asyncio.create_task(aw) == "for a task"

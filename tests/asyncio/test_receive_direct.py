@@ -206,25 +206,32 @@ def test_reading_resumes_after_a_direct_payload_if_the_reader_does_not_come_back
 
 
 @LOOPS
-def test_text_is_validated_and_invalid_utf8_closes_1007(loop: str, directs: list[int]) -> None:
+@pytest.mark.parametrize("into", [True, False], ids=["read_message_into", "recv"])
+def test_text_is_validated_and_invalid_utf8_closes_1007(
+    loop: str, into: bool, directs: list[int]
+) -> None:
+    # Into a waiting read_message_into buffer, or into the bytes object recv returns.
     async def main() -> None:
         async with Server() as (reader, writer, conn):
             text = "é" * (100 * KiB)
             buf = bytearray(MiB)
-            read = await waiting_read(conn, buf)
+            read = await waiting_read(conn, buf) if into else None
             await pieces(writer, frame(TEXT, text.encode(), mask=True), [14])
-            assert await read == (MessageType.TEXT, len(text.encode()))
-            assert buf[: len(text.encode())].decode() == text
+            if read is not None:
+                assert await read == (MessageType.TEXT, len(text.encode()))
+                assert buf[: len(text.encode())].decode() == text
+            else:
+                assert await conn.recv() == text
             bad = b"a" * (100 * KiB) + b"\xff"
-            read = await waiting_read(conn, buf)
+            read = await waiting_read(conn, buf) if into else None
             await pieces(writer, frame(TEXT, bad, mask=True), [14])
             with pytest.raises(blazews.ConnectionClosedError):
-                await read
+                await (read if read is not None else conn.recv())
             error = conn.protocol.protocol_error
             assert error is not None and error.close_code == 1007
             opcode, close = await read_frame(reader)
             assert (opcode, close[:2]) == (CLOSE, struct.pack("!H", 1007))
-            assert len(directs) == 2
+            assert directs == [len(text.encode()), len(bad)]
             writer.close()
 
     run_on(loop, main)
@@ -291,7 +298,12 @@ def test_eof_halfway_closes_with_1006(loop: str, directs: list[int]) -> None:
 
 
 @LOOPS
-def test_a_client_reads_an_unmasked_payload_directly(loop: str, directs: list[int]) -> None:
+@pytest.mark.parametrize("into", [True, False], ids=["read_message_into", "read_message"])
+def test_a_client_reads_an_unmasked_payload_directly(
+    loop: str, into: bool, directs: list[int]
+) -> None:
+    # Into a waiting read_message_into buffer, or (with no such call waiting) into
+    # the bytes object read_message returns (see test_receive_direct_queue).
     async def main() -> None:
         payload = os.urandom(3 * MiB)
 
@@ -303,12 +315,16 @@ def test_a_client_reads_an_unmasked_payload_directly(loop: str, directs: list[in
         async with blazews.serve(handler, "127.0.0.1", 0, compression=None) as server:
             url = f"ws://127.0.0.1:{server.port}"
             async with blazews.connect(url, max_message_size=4 * MiB, compression=None) as conn:
-                buf = bytearray(4 * MiB)
-                read = await waiting_read(conn, buf)
-                await conn.send(b"go")
-                assert await read == (MessageType.BINARY, 3 * MiB)
-                assert buf[: 3 * MiB] == payload
-        assert directs and directs[0] == 3 * MiB
+                if into:
+                    buf = bytearray(4 * MiB)
+                    read = await waiting_read(conn, buf)
+                    await conn.send(b"go")
+                    assert await read == (MessageType.BINARY, 3 * MiB)
+                    assert buf[: 3 * MiB] == payload
+                else:
+                    await conn.send(b"go")
+                    assert await conn.read_message() == (MessageType.BINARY, payload)
+        assert directs and directs[-1] == 3 * MiB
 
     run_on(loop, main)
 

@@ -5,8 +5,9 @@ read a payload that still misses 64 KiB or more into a new ``bytes`` object, unm
 it there and queues it: ``recv()`` and ``async for`` hand out that object, the
 payload copied once (not read into a grown receive buffer, unmasked, then copied
 out). The tests check the bytes and their order, that the direct path was taken (by
-counting), and what must hold around it: text validated (1007), the size limit
-(1009), EOF halfway (1006), a client's unmasked payloads.
+counting), and what must hold around it: the size limit (1009), EOF halfway (1006).
+(Text validated, 1007, and a client's unmasked payloads: in test_receive_direct, for
+both ways of reading.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Any
 import pytest
 
 import blazews
-from blazews import MessageType
 from tests.asyncio.test_receive_direct import LOOPS, Server, directs, pieces
 from tests.helpers import BINARY, CLOSE, TEXT, KiB, MiB, frame, read_frame, run_on
 
@@ -87,27 +87,6 @@ def test_async_for_gets_a_stream_of_large_and_small_messages_in_order(
 
 
 @LOOPS
-def test_text_is_validated_and_invalid_utf8_closes_1007(loop: str, directs: list[int]) -> None:
-    async def main() -> None:
-        async with Server() as (reader, writer, conn):
-            text = "é" * (100 * KiB)
-            await pieces(writer, frame(TEXT, text.encode(), mask=True), [14])
-            assert await conn.recv() == text
-            bad = b"a" * (100 * KiB) + b"\xff"
-            await pieces(writer, frame(TEXT, bad, mask=True), [14])
-            with pytest.raises(blazews.ConnectionClosedError):
-                await conn.recv()
-            error = conn.protocol.protocol_error
-            assert error is not None and error.close_code == 1007
-            opcode, close = await read_frame(reader)
-            assert (opcode, close[:2]) == (CLOSE, struct.pack("!H", 1007))
-            assert directs == [len(text.encode()), len(bad)]
-            writer.close()
-
-    run_on(loop, main)
-
-
-@LOOPS
 def test_a_payload_over_the_limit_is_refused_with_1009_not_read(
     loop: str, directs: list[int]
 ) -> None:
@@ -136,25 +115,5 @@ def test_eof_halfway_closes_with_1006_and_queues_nothing(loop: str, directs: lis
                 await conn.recv()
             assert conn.close_code == 1006
             assert directs == [MiB]
-
-    run_on(loop, main)
-
-
-@LOOPS
-def test_a_client_gets_an_unmasked_payload_as_its_bytes(loop: str, directs: list[int]) -> None:
-    async def main() -> None:
-        payload = os.urandom(3 * MiB)
-
-        async def handler(conn: Any) -> None:
-            await conn.recv()
-            await conn.send(payload)
-            await conn.wait_closed()
-
-        async with blazews.serve(handler, "127.0.0.1", 0, compression=None) as server:
-            url = f"ws://127.0.0.1:{server.port}"
-            async with blazews.connect(url, max_message_size=4 * MiB, compression=None) as conn:
-                await conn.send(b"go")
-                assert await conn.read_message() == (MessageType.BINARY, payload)
-        assert directs and directs[-1] == 3 * MiB
 
     run_on(loop, main)
