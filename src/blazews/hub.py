@@ -82,11 +82,12 @@ class Hub:
             raise TypeError(f"topic must be str, not {topic!r}")
         topics = self._topics.get(conn)
         if topics is None:
-            closed = getattr(_connection(conn), "_closed", None)
-            if not isinstance(closed, asyncio.Future):
+            closed_future = getattr(_connection(conn), "_closed_future", None)
+            if closed_future is None:
                 raise TypeError(
                     f"a hub takes asyncio connections and Listener handles, not {conn!r}"
                 )
+            closed = closed_future()
             topics = self._topics[conn] = set()
             closed.add_done_callback(lambda _: self.unsubscribe(conn))
         topics.add(topic)

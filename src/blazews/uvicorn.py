@@ -72,6 +72,33 @@ logger = logging.getLogger("uvicorn.error")
 
 _CONNECTING, _ACCEPTED, _DENYING, _RESPONDED = 0, 1, 2, 3  # where the handshake is
 
+# The ASGI scope's headers, as (lowercase name, value) latin-1 pairs: pairs most
+# requests repeat (Upgrade, Connection, the version, the Host) are encoded once and
+# shared by every connection's scope (tuples of bytes are immutable): ~0.6 KiB less
+# per idle connection. The caches stop growing at _SHARED entries, so a client
+# sending made-up headers cannot grow them; a key is never kept (unique by design).
+_SHARED = 256
+_NAMES: dict[str, bytes] = {}
+_PAIRS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+
+def _header(name: str, value: str) -> tuple[bytes, bytes]:
+    """The ASGI form of one request header."""
+    key = (name, value)
+    pair = _PAIRS.get(key)
+    if pair is not None:
+        return pair
+    raw = _NAMES.get(name)
+    if raw is None:
+        raw = name.lower().encode("latin-1")
+        if len(_NAMES) < _SHARED:
+            _NAMES[name] = raw
+    pair = (raw, value.encode("latin-1"))
+    if len(value) <= 64 and len(_PAIRS) < _SHARED and raw != b"sec-websocket-key":
+        _PAIRS[key] = pair
+    return pair
+
+
 _Known = tuple[ServerOptions, dict[str, Any]]
 _OPTIONS: weakref.WeakKeyDictionary[Config, dict[type, _Known]] = weakref.WeakKeyDictionary()
 
@@ -108,6 +135,30 @@ def _options(config: Config, cls: type[WebSocketProtocol]) -> _Known:
     return known
 
 
+class _Site:
+    """What every connection of one uvicorn server shares, held once (not by each
+    connection): its config and application, the lifespan state, the server state."""
+
+    __slots__ = ("__weakref__", "app", "app_state", "config", "root_path", "state")
+
+    def __init__(self, config: Config, state: ServerState, app_state: dict[str, Any]) -> None:
+        self.config = config
+        self.app = config.loaded_app
+        self.root_path = config.root_path
+        self.state = state
+        self.app_state = app_state
+
+
+_SITES: weakref.WeakKeyDictionary[ServerState, _Site] = weakref.WeakKeyDictionary()
+
+
+def _site_of(config: Config, state: ServerState, app_state: dict[str, Any]) -> _Site:
+    site = _SITES.get(state)
+    if site is None or site.config is not config or site.app_state is not app_state:
+        site = _SITES[state] = _Site(config, state, app_state)
+    return site
+
+
 def _phrase(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
@@ -139,19 +190,11 @@ class WebSocketProtocol(Connection):
         "_disconnect",
         "_phase",
         "_response",
-        "app",
-        "app_state",
-        "client",
+        "_site",
+        "_task",
         "close_timeout",
-        "config",
-        "connections",
-        "default_headers",
         "ping_sent_at",
-        "root_path",
-        "scheme",
         "scope",
-        "server",
-        "tasks",
     )
 
     protocol: ServerProtocol
@@ -174,17 +217,8 @@ class WebSocketProtocol(Connection):
             config.load()  # pragma: no cover (uvicorn loads it first)
         options, protocol_options = _options(config, type(self))
         super().__init__(ServerProtocol(**protocol_options), options)
-        self.config = config
-        self.app = config.loaded_app
-        self.app_state = app_state
-        self.root_path = config.root_path
-        self.connections = server_state.connections
-        self.tasks = server_state.tasks
-        self.default_headers = server_state.default_headers
+        self._site = _site_of(config, server_state, app_state)
         self.close_timeout: float | None = options.close_timeout
-        self.server: tuple[str, int | None] | None = None
-        self.client: tuple[str, int] | None = None
-        self.scheme = "ws"
         self.scope: dict[str, Any] = {}
         self.ping_sent_at = 0.0
         self._phase = _CONNECTING
@@ -193,6 +227,7 @@ class WebSocketProtocol(Connection):
         self._disconnect: dict[str, Any] | None = None  # the websocket.disconnect event
         self._response: Response | None = None  # the 101 the app's accept sends
         self._denial: tuple[int, list[tuple[str, str]], bytes] | None = None
+        self._task: asyncio.Task[None] | None = None  # the application's, while it runs
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -204,10 +239,7 @@ class WebSocketProtocol(Connection):
             high, low = (limit, None) if isinstance(limit, int) else limit
             t.set_write_buffer_limits(high, low)
         self._watch_socket(t)
-        self.connections.add(self)  # type: ignore[arg-type]
-        self.server = get_local_addr(t)
-        self.client = get_remote_addr(t)
-        self.scheme = "wss" if is_ssl(t) else "ws"
+        self._site.state.connections.add(self)  # type: ignore[arg-type]
         if logger.level <= TRACE_LOG_LEVEL:
             logger.log(TRACE_LOG_LEVEL, "%sWebSocket connection made", self._prefix())
 
@@ -220,7 +252,12 @@ class WebSocketProtocol(Connection):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        self.connections.discard(self)
+        state = self._site.state
+        state.connections.discard(self)
+        task = self._task
+        if task is not None and task.done():  # (cancelled before _run_asgi ran)
+            state.tasks.discard(task)
+            self._task = None
         if logger.level <= TRACE_LOG_LEVEL:
             logger.log(TRACE_LOG_LEVEL, "%sWebSocket connection lost", self._prefix())
 
@@ -262,31 +299,32 @@ class WebSocketProtocol(Connection):
             return
         self._response = response
         raw_path, _, query = event.path.partition("?")
-        root = self.root_path
+        site = self._site
+        root = site.root_path
+        transport: Any = self.transport
         self.scope = {
             "type": "websocket",
-            "asgi": {"version": self.config.asgi_version, "spec_version": "2.4"},
+            "asgi": {"version": site.config.asgi_version, "spec_version": "2.4"},
             "http_version": "1.1",
-            "scheme": self.scheme,
-            "server": self.server,
-            "client": self.client,
+            "scheme": "wss" if is_ssl(transport) else "ws",
+            "server": get_local_addr(transport),
+            "client": get_remote_addr(transport),
             "root_path": root,
             "path": root + unquote(raw_path),
             "raw_path": root.encode("ascii") + raw_path.encode("ascii"),
             "query_string": query.encode("ascii"),
-            "headers": [
-                (name.lower().encode("latin-1"), value.encode("latin-1"))
-                for name, value in event.headers.items()
-            ],
+            "headers": [_header(name, value) for name, value in event.headers.items()],
             "subprotocols": parse_subprotocol_header(
                 event.headers.get_all("Sec-WebSocket-Protocol")
             ),
-            "state": self.app_state.copy(),
+            "state": site.app_state.copy(),
             "extensions": {"websocket.http.response": {}},
         }
-        task = self.loop.create_task(self._run_asgi())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        # uvicorn waits for server_state.tasks at shutdown: the task leaves it when
+        # _run_asgi ends (no done callback, ~130 B less per connection), or when the
+        # connection is lost after a task cancelled before it ran.
+        task = self._task = self.loop.create_task(self._run_asgi())
+        site.state.tasks.add(task)
 
     def _dispatch(self, events: list[Any]) -> None:
         if self._app_closed:  # past websocket.close: messages are dropped, unread
@@ -333,7 +371,7 @@ class WebSocketProtocol(Connection):
 
     async def _run_asgi(self) -> None:
         try:
-            result = await self.app(self.scope, self.receive, self.send)
+            result = await self._site.app(self.scope, self.receive, self.send)
         except ClientDisconnected:
             pass
         except BaseException:
@@ -345,6 +383,9 @@ class WebSocketProtocol(Connection):
                 self._respond(self._error_response())
             elif result is not None:
                 logger.error("ASGI callable should return None, but returned '%s'.", result)
+        finally:
+            self._site.state.tasks.discard(self._task)
+            self._task = None
         self._app_done()
 
     def _app_failed(self) -> None:
@@ -379,7 +420,15 @@ class WebSocketProtocol(Connection):
             event = self._disconnect_event()
             if event is not None:
                 return event
-            await self._wait_event()
+            # (the future awaited here, not in a coroutine of its own: one frame less
+            # held by every idle connection)
+            if self._recv_waiter is not None:
+                raise RuntimeError("another coroutine is already waiting in receive()")
+            waiter = self._recv_waiter = self.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
         message = queue.take()
         lent: Any = message.data  # bytes, or a view lent by a large receive buffer
         data: bytes = _done_with(lent) if type(lent) is memoryview else lent
@@ -387,21 +436,11 @@ class WebSocketProtocol(Connection):
             return {"type": "websocket.receive", "text": data.decode()}
         return {"type": "websocket.receive", "bytes": data}
 
-    async def _wait_event(self) -> None:
-        if self._recv_waiter is not None:
-            raise RuntimeError("another coroutine is already waiting in receive()")
-        waiter = self.loop.create_future()
-        self._recv_waiter = waiter
-        try:
-            await waiter
-        finally:
-            self._recv_waiter = None
-
     def _disconnect_event(self) -> dict[str, Any] | None:
         event = self._disconnect
         if event is not None:
             return dict(event)
-        lost = self._closed.done()
+        lost = self._lost
         if self._phase != _ACCEPTED:
             if not lost:
                 return None
@@ -426,7 +465,7 @@ class WebSocketProtocol(Connection):
         """
         if self._writing_paused:
             await self._drain()
-        if self._closed.done():
+        if self._lost:
             raise ClientDisconnected
         kind = message["type"]
         if self._phase == _ACCEPTED and not self._app_closed:
@@ -503,7 +542,8 @@ class WebSocketProtocol(Connection):
         assert response is not None
         headers = response.headers
         del headers["Server"]  # (uvicorn's own Server header comes with the defaults)
-        for name, value in [*self.default_headers, *message.get("headers", ())]:
+        defaults = self._site.state.default_headers  # (uvicorn renews its Date each second)
+        for name, value in [*defaults, *message.get("headers", ())]:
             headers.add(name.decode("latin-1").lower(), value.decode("latin-1"))
         subprotocol = message.get("subprotocol")
         if subprotocol:
@@ -555,11 +595,11 @@ class WebSocketProtocol(Connection):
         headers (with ``defaults``) and the ones a response needs, where missing."""
         out = Headers(headers)
         if defaults:
-            for raw_name, raw_value in self.default_headers:
+            for raw_name, raw_value in self._site.state.default_headers:
                 if raw_name.decode("latin-1") not in out:
                     out.add(raw_name.decode("latin-1"), raw_value.decode("latin-1"))
         elif "Date" not in out:
-            for raw_name, raw_value in self.default_headers:
+            for raw_name, raw_value in self._site.state.default_headers:
                 if raw_name.lower() == b"date":
                     out.add("date", raw_value.decode("latin-1"))
         for name, value in (
@@ -585,8 +625,12 @@ class WebSocketProtocol(Connection):
             return
         if response.status_code != 101:
             self._app_closed = True
-        self.response = response
+            self.response = response
         self.protocol.send_response(response)
+        if response.status_code == 101:
+            # The application has the scope: the request and the 101 are not kept
+            # (~1.3 KiB an idle connection does not hold).
+            self.protocol.request = self.protocol.response = None
         self._process()
 
     def _log(self, status: int) -> None:
@@ -598,7 +642,10 @@ class WebSocketProtocol(Connection):
         )
 
     def _prefix(self) -> str:
-        return f"{self.client[0]}:{self.client[1]} - " if self.client else ""
+        client = self.scope.get("client") or (
+            None if self.transport is None else get_remote_addr(self.transport)
+        )
+        return f"{client[0]}:{client[1]} - " if client else ""
 
     # -- keepalive: the loop's one timer (see blazews.asyncio._keepalive) -----------------
 

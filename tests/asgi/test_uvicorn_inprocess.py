@@ -304,3 +304,69 @@ async def test_tls(tmp_path: Any) -> None:
             await conn.send(b"\x01" * 100000)
             assert await conn.recv() == b"\x01" * 100000
     assert scopes[0]["scheme"] == "wss"
+
+
+async def test_an_open_connection_keeps_only_what_it_needs() -> None:
+    """Once accepted, the handshake's request and response are not kept, the scope's
+    common header pairs are shared between connections, the client's key is not, and
+    the application's task leaves the server's tasks when it ends."""
+    scopes: list[Scope] = []
+    inner = echo_app()
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await inner(scope, receive, send)
+
+    async with running(app) as (server, url):
+        state = server.server_state
+        async with blazews.connect(url) as one, blazews.connect(url) as two:
+            for conn in (one, two):
+                await conn.send("x")
+                assert await conn.recv() == "x"
+            protocols = list(state.connections)
+            assert len(protocols) == 2 and len(state.tasks) == 2
+            for protocol in protocols:
+                assert isinstance(protocol, WebSocketProtocol)
+                assert protocol.response is None
+                assert protocol.protocol.request is None and protocol.protocol.response is None
+            first, second = (dict(scope["headers"]) for scope in scopes)
+            assert first[b"sec-websocket-key"] != second[b"sec-websocket-key"]
+            version = [pair for pair in scopes[0]["headers"] if pair[0] == b"sec-websocket-version"]
+            assert version[0] in scopes[1]["headers"]
+            assert any(version[0] is pair for pair in scopes[1]["headers"])  # one object
+            keys = [p for s in scopes for p in s["headers"] if p[0] == b"sec-websocket-key"]
+            assert keys[0] is not keys[1]
+        await until(lambda: not state.tasks and not state.connections)
+
+
+def test_header_cache_is_bounded() -> None:
+    from blazews import uvicorn as adapter
+
+    for n in range(3 * adapter._SHARED):
+        name, value = f"X-Made-Up-{n}", f"v{n}"
+        assert adapter._header(name, value) == (name.lower().encode(), value.encode())
+    assert len(adapter._PAIRS) <= adapter._SHARED and len(adapter._NAMES) <= adapter._SHARED
+    long = "a" * 65  # (too long to be shared)
+    assert adapter._header("Host", long) is not adapter._header("Host", long)
+
+
+async def test_accept_sends_the_server_s_current_default_headers() -> None:
+    """uvicorn renews its Date header every second in ``server_state.default_headers``:
+    the 101 carries the one current when the application accepts."""
+    accepted = asyncio.Event()
+    go = asyncio.Event()
+    inner = echo_app()
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        accepted.set()
+        await go.wait()
+        await inner(scope, receive, send)
+
+    async with running(app) as (server, url):
+        connecting = asyncio.ensure_future(blazews.connect(url))
+        await accepted.wait()
+        server.server_state.default_headers = [(b"date", b"renewed"), (b"server", b"uvicorn")]
+        go.set()
+        conn = await connecting
+        assert conn.response is not None and conn.response.headers["date"] == "renewed"
+        await conn.close()

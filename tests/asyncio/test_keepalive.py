@@ -57,20 +57,65 @@ async def test_a_reschedule_replaces_the_entry_and_cancel_drops_it() -> None:
     assert len(wheel) == 0
 
 
-async def test_stale_entries_neither_pile_up_nor_keep_connections_alive() -> None:
+async def test_reschedules_and_cancels_leave_nothing_behind() -> None:
     wheel = Keepalive(asyncio.get_running_loop())
     log: list[tuple[str, float]] = []
     conn = Due(log, "c")
-    for _ in range(10_000):  # a pong reschedules a connection on every ping
-        wheel.schedule(conn, 60.0)
+    for n in range(10_000):  # a pong reschedules a connection on every ping
+        wheel.schedule(conn, 60.0 + n / 100)
     assert len(wheel) == 1
-    assert len(wheel._heap) <= 2 * 1 + 65  # rebuilt without the stale entries
+    assert sum(len(bucket) for bucket in wheel._buckets.values()) == 1
     gone = Due(log, "gone")
     wheel.schedule(gone, 60.0)
     ref = weakref.ref(gone)
+    wheel.cancel(gone)  # (connection_lost does it)
     del gone
     gc.collect()
-    assert ref() is None  # the schedule holds a connection by a weak reference
+    assert ref() is None  # the schedule let go of it
+    assert len(wheel) == 1
+
+
+async def test_connections_due_together_share_a_bucket() -> None:
+    wheel = Keepalive(asyncio.get_running_loop())
+    log: list[tuple[str, float]] = []
+    conns = [Due(log, str(n)) for n in range(1000)]
+    for conn in conns:
+        wheel.schedule(conn, 20.0)
+    assert len(wheel) == 1000
+    assert len(wheel._buckets) <= 2  # (a grid line may fall between them)
+    for conn in conns:
+        wheel.cancel(conn)
+    assert len(wheel) == 0
+
+
+async def test_a_connection_due_again_at_once_waits_for_the_next_turn() -> None:
+    """One that asks to come up at once while coming up (a tiny interval) comes up
+    on a later timer, not again within the same call: the loop keeps turning."""
+    loop = asyncio.get_running_loop()
+    wheel = Keepalive(loop)
+    ticks = 0  # loop turns so far, counted by a callback each turn
+    seen: list[int] = []
+
+    def tick() -> None:
+        nonlocal ticks
+        ticks += 1
+        if len(seen) < 5:
+            loop.call_soon(tick)
+
+    class Eager(Due):
+        def _keepalive_due(self, wheel: Keepalive) -> None:
+            seen.append(ticks)
+            if len(seen) < 5:
+                wheel.schedule(self, 1e-9)
+
+    loop.call_soon(tick)
+    wheel.schedule(Eager([], "e"), 1e-9)
+    for _ in range(200):
+        await asyncio.sleep(0.005)
+        if len(seen) == 5:
+            break
+    assert len(seen) == 5 and len(wheel) == 0
+    assert len(set(seen)) == 5  # each on a turn of its own
 
 
 async def test_one_schedule_per_loop() -> None:

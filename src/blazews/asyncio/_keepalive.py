@@ -3,18 +3,21 @@
 A keepalive task per connection (sleep ``ping_interval``, ping, wait up to
 ``ping_timeout`` for the pong) cost each idle connection a task, its coroutine frame,
 a sleeping future and a timer handle: about 2 KiB, more than the rest of an idle
-Listener connection. Here an event loop keeps one :class:`Keepalive`: a heap of the
-times at which connections are due (for their next ping, or for the end of their
-ping's timeout), and one timer, set for the earliest. An idle connection costs
-a heap entry and a weak reference to it.
+Listener connection. Here an event loop keeps one :class:`Keepalive`: connections
+due at about the same time share a bucket (a dict used as an ordered set), the
+buckets' times sit in a heap, and one timer is set for the earliest. An idle
+connection costs one entry in its bucket (~50 B), nothing else: no object of its own.
 
-Each connection keeps the token of its current entry (0: none; tokens are unique,
-so that entries due at the same time are ordered by them, never by what else they
-hold); an entry whose token is no longer the connection's is stale (the connection
-was rescheduled, or lost) and is skipped when it comes up. A connection that is gone
-leaves only its dead weak reference behind, and the heap is rebuilt without the stale
-entries when they outnumber the live ones. Nothing here holds the loop itself: a
-closed loop goes, its schedule with it.
+A bucket's time is the time a connection is due, rounded up to a grid of a 64th of
+the delay it asked for (a power of two, 1/256 s to 1/4 s): a ping every 20 s comes
+at most a quarter of a second late, and connections accepted together share a few
+buckets. Nothing comes up more than ``_COALESCE`` early.
+
+Each connection keeps its bucket (``_ka_token``; 0: none), so that a reschedule or a
+cancel (``connection_lost``) takes it out at once: nothing stale piles up. A bucket
+holds its connections strongly: one dropped without ``connection_lost`` is let go
+when its bucket comes up. Nothing here holds the loop itself: a closed loop goes,
+its schedule with it.
 
 What a connection does when it comes up is its own business
 (:meth:`~blazews.asyncio.base.BaseConnection._keepalive_due`): it pings and asks to
@@ -27,20 +30,29 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import itertools
+import math
 import weakref
 from typing import Any, Protocol
 
 __all__ = ["Keepalive", "keepalive_for"]
 
-# Entries due within this many seconds of the one that fired are handled with it:
-# one wake-up for connections that came up together (a server's first burst of
-# connections pings in step), none of them more than this early.
+# A bucket that comes up within this many seconds is handled now: one wake-up for
+# buckets due together, none of their connections more than this early.
 _COALESCE = 0.005
+
+# The grid of bucket times: a 64th of the delay, as a power of two in these bounds.
+_FINEST = 1 / 256
+_COARSEST = 1 / 4
+
+
+def _grid(delay: float) -> float:
+    if delay <= _FINEST * 64:
+        return _FINEST
+    return min(_COARSEST, 2.0 ** math.floor(math.log2(delay / 64)))
 
 
 class _Due(Protocol):
-    _ka_token: int
+    _ka_token: Any  # its bucket, or 0
 
     def _keepalive_due(self, wheel: Keepalive) -> None: ...
 
@@ -48,14 +60,15 @@ class _Due(Protocol):
 class Keepalive:
     """The keepalive schedule of one event loop (see the module docstring)."""
 
-    __slots__ = ("__weakref__", "_heap", "_live", "_loop", "_when")
+    __slots__ = ("__weakref__", "_buckets", "_live", "_loop", "_times", "_when")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # (weakly: the loop's entry in _WHEELS must not keep a closed loop alive)
         self._loop = weakref.proxy(loop)
-        self._heap: list[tuple[float, int, weakref.ref[Any]]] = []
+        self._buckets: dict[float, dict[Any, None]] = {}  # time -> connections due then
+        self._times: list[float] = []  # a heap of the buckets' times (some emptied)
         self._when = float("inf")  # when the earliest timer set goes off
-        self._live = 0  # connections with a current entry
+        self._live = 0  # connections scheduled
 
     def __len__(self) -> int:
         """How many connections are scheduled."""
@@ -63,20 +76,25 @@ class Keepalive:
 
     def schedule(self, conn: _Due, delay: float) -> None:
         """Bring ``conn`` up in ``delay`` seconds, in place of its current entry."""
-        if not conn._ka_token:
-            self._live += 1
-        conn._ka_token = token = next(_TOKENS)
-        when = self._loop.time() + delay
-        heapq.heappush(self._heap, (when, token, weakref.ref(conn)))
-        if when < self._when:
-            self._arm(when)
-        elif len(self._heap) > 2 * self._live + 64:
-            self._compact()
+        self.cancel(conn)
+        grid = _grid(delay)
+        when = math.ceil((self._loop.time() + delay) / grid) * grid
+        bucket = self._buckets.get(when)
+        if bucket is None:
+            bucket = self._buckets[when] = {}
+            heapq.heappush(self._times, when)
+            if when < self._when:
+                self._arm(when)
+        bucket[conn] = None
+        conn._ka_token = bucket
+        self._live += 1
 
     def cancel(self, conn: _Due) -> None:
         """Bring ``conn`` up no more (it is closing, or gone)."""
-        if conn._ka_token:
-            conn._ka_token = 0  # its entry is stale
+        bucket = conn._ka_token
+        if bucket:
+            conn._ka_token = 0
+            del bucket[conn]
             self._live -= 1
 
     def _arm(self, when: float) -> None:
@@ -86,37 +104,27 @@ class Keepalive:
         self._loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
-        heap = self._heap
+        times = self._times
         until = self._loop.time() + _COALESCE
         if self._when <= until:  # the earliest timer is this one (or an earlier one)
             self._when = float("inf")
-        while heap and heap[0][0] <= until:
-            _, token, ref = heapq.heappop(heap)
-            conn = ref()
-            if conn is not None and conn._ka_token == token:
-                conn._ka_token = 0  # (no current entry until it asks again)
-                self._live -= 1
+        due = []
+        while times and times[0] <= until:
+            bucket = self._buckets.pop(heapq.heappop(times), None)
+            if bucket:  # (else emptied by reschedules and cancels)
+                due.append(bucket)
+                for conn in bucket:
+                    conn._ka_token = 0  # (no entry until it asks again)
+                self._live -= len(bucket)
+        # (Buckets made while these run, however soon, wait for their own timer.)
+        for bucket in due:
+            for conn in bucket:
                 conn._keepalive_due(self)
-        while heap:  # the stale entries on top go: no wake-up for them
-            when, token, ref = heap[0]
-            conn = ref()
-            if conn is not None and conn._ka_token == token:
-                if when < self._when:  # (a connection due may have set it already)
-                    self._arm(when)
-                return
-            heapq.heappop(heap)
+        while times and not self._buckets.get(times[0]):  # emptied: no wake-up for them
+            self._buckets.pop(heapq.heappop(times), None)
+        if times and times[0] < self._when:
+            self._arm(times[0])
 
-    def _compact(self) -> None:
-        live = []
-        for entry in self._heap:
-            conn = entry[2]()
-            if conn is not None and conn._ka_token == entry[1]:
-                live.append(entry)
-        heapq.heapify(live)
-        self._heap = live
-
-
-_TOKENS = itertools.count(1)
 
 _WHEELS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Keepalive]
 _WHEELS = weakref.WeakKeyDictionary()

@@ -111,7 +111,8 @@ class Connection(BaseConnection):
         # deque always holds a 64-slot block (~600 B).
         self._queue = MessageQueue(_TYPES)
         self._recv_waiter: asyncio.Future[None] | None = None
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        # Sends waiting for the write buffer to drain (a list made for the first).
+        self._drain_waiters: list[asyncio.Future[None]] | None = None
         # The (type, length) of the message copied into the buffer of a waiting
         # read_message_into call (the read path's _into).
         self._into_result: tuple[int, int] | None = None
@@ -172,10 +173,12 @@ class Connection(BaseConnection):
         self._wake_drainers()
 
     def _wake_drainers(self) -> None:
-        for waiter in self._drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._drain_waiters.clear()
+        waiters = self._drain_waiters
+        if waiters:
+            self._drain_waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     # -- the queue -------------------------------------------------------------------
 
@@ -245,7 +248,7 @@ class Connection(BaseConnection):
         the reader and the loop, which saves a coroutine frame on every connection
         that waits, idle or not. ``_wake_reader`` lets go of it; a waiter left
         behind by a cancelled reader is done, so it stands in nobody's way."""
-        if not self.protocol.receiving or self._closed.done():
+        if not self.protocol.receiving or self._lost:
             raise self.protocol.close_exc()
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
@@ -548,9 +551,12 @@ class Connection(BaseConnection):
         self._process()
 
     async def _drain(self) -> None:
-        while (self._writing_paused or self._out is not None) and not self._closed.done():
+        while (self._writing_paused or self._out is not None) and not self._lost:
             waiter = self.loop.create_future()
-            self._drain_waiters.append(waiter)
+            if self._drain_waiters is None:
+                self._drain_waiters = [waiter]
+            else:
+                self._drain_waiters.append(waiter)
             await waiter
 
     async def ping(self, data: bytes | str | None = None) -> asyncio.Future[float]:

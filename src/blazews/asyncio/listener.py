@@ -185,7 +185,7 @@ class ListenerConnection(SendHandle):
         if self._protocol.state is State.OPEN:
             self._protocol.send_close(code, reason)
             conn._process()
-        return asyncio.shield(conn._closed)
+        return asyncio.shield(conn._closed_future())
 
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed."""

@@ -118,9 +118,8 @@ class ServerProtocol(Protocol):
         super().__init__(Side.SERVER, state=State.CONNECTING, max_message_size=max_message_size)
         self.origins = origins
         self.available_subprotocols = tuple(subprotocols or ())  # shared, not copied
-        self.select_subprotocol: Callable[..., str | None] = (
-            select_subprotocol or self._default_select
-        )
+        # (None: _default_select; not a bound method kept by every connection)
+        self.select_subprotocol: Callable[..., str | None] | None = select_subprotocol
         self._select_takes_request = select_subprotocol is not None and _takes_request(
             select_subprotocol
         )
@@ -134,7 +133,7 @@ class ServerProtocol(Protocol):
             max_line=max_line, max_headers=max_headers
         )
         self._leftover = b""
-        self._pending_extensions: list[Extension] = []
+        self._pending_extensions: Sequence[Extension] = ()
         self._pending_subprotocol: str | None = None
 
     def _default_select(self, offered: Sequence[str]) -> str | None:
@@ -189,10 +188,13 @@ class ServerProtocol(Protocol):
             subprotocol = None
             offered = parse_subprotocol_header(headers.get_all("Sec-WebSocket-Protocol"))
             if offered:
-                if self._select_takes_request:
-                    subprotocol = self.select_subprotocol(offered, request)
+                select = self.select_subprotocol
+                if select is None:
+                    subprotocol = self._default_select(offered)
+                elif self._select_takes_request:
+                    subprotocol = select(offered, request)
                 else:
-                    subprotocol = self.select_subprotocol(offered)
+                    subprotocol = select(offered)
                 if subprotocol is not None and subprotocol not in offered:
                     raise NegotiationError(f"selected subprotocol {subprotocol!r} was not offered")
             ext_header, extensions = self._negotiate_extensions(headers)
@@ -254,7 +256,7 @@ class ServerProtocol(Protocol):
         if response.status_code == 101:
             self.subprotocol = self._pending_subprotocol
             self._set_extensions(self._pending_extensions)
-            self._pending_extensions = []
+            self._pending_extensions = ()
             # The handshake is over: the request and response stay readable, their
             # lookup indexes go (rebuilt if the application looks headers up).
             if self.request is not None:
