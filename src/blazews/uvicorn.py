@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -55,8 +55,8 @@ except ImportError as exc:  # pragma: no cover (uvicorn is in the test extras)
     ) from exc
 
 from .asyncio._keepalive import Keepalive, keepalive_for
-from .asyncio._receive import _done_with
-from .asyncio.connection import Connection
+from .asyncio._receive import _done_with, completed
+from .asyncio.connection import Connection, _raise
 from .exceptions import ConnectionClosed
 from .options import ServerOptions
 from .sansio.extensions import ServerExtensionFactory
@@ -456,13 +456,46 @@ class WebSocketProtocol(Connection):
         self._disconnect = event
         return dict(event)
 
-    async def send(self, message: dict[str, Any]) -> None:  # type: ignore[override]
+    def send(self, message: dict[str, Any]) -> Awaitable[None]:  # type: ignore[override]
         """The ASGI ``send`` callable.
+
+        A ``websocket.send`` written at once (the common case) returns a completed
+        awaitable (compiled: no coroutine frame, no turn of the loop); anything else
+        returns a coroutine. As with a coroutine, errors are raised by the ``await``.
 
         Raises:
             ClientDisconnected: The client is gone (an :class:`OSError`).
             RuntimeError: The message is not one the ASGI spec allows now.
         """
+        if (
+            self._phase == _ACCEPTED
+            and not self._app_closed
+            and not self._writing_paused
+            and not self._lost
+            and self._send_chain is None
+        ):
+            try:
+                if message["type"] == "websocket.send":
+                    data = message.get("bytes")
+                    if data is None:
+                        data = message.get("text")
+                    elif type(data) is not bytes:
+                        data = bytes(data)
+                    if data is not None:
+                        if self._deflate is not False and self._offloads(data):
+                            return self._send_event(message)  # (compressed in a thread)
+                        self.protocol.send_data(data)
+                        self._write_soon(len(data))  # (at the end of this turn)
+                    done: Awaitable[None] = completed(None)
+                    return done
+            except ConnectionClosed:
+                return _raise(ClientDisconnected())
+            except Exception as exc:  # (raised by the await, as by a coroutine)
+                return _raise(exc)
+        return self._send_event(message)
+
+    async def _send_event(self, message: dict[str, Any]) -> None:
+        """``send`` beyond its common case."""
         if self._writing_paused:
             await self._drain()
         if self._lost:

@@ -370,3 +370,36 @@ async def test_accept_sends_the_server_s_current_default_headers() -> None:
         conn = await connecting
         assert conn.response is not None and conn.response.headers["date"] == "renewed"
         await conn.close()
+
+
+async def test_an_application_s_sends_of_one_step_are_written_together() -> None:
+    """Sends complete at once and their frames go out together at the end of the turn
+    of the loop, before anything sent after them (here the close)."""
+    seen: list[bool] = []
+    servers: list[uvicorn.Server] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()  # the client's "go"
+        (protocol,) = servers[0].server_state.connections
+        assert isinstance(protocol, WebSocketProtocol)
+        for n in range(3):
+            await send({"type": "websocket.send", "text": f"m{n}"})
+        seen.append(protocol.protocol.holds_output())
+        await asyncio.sleep(0)
+        seen.append(protocol.protocol.holds_output())
+        for n in range(3, 5):
+            await send({"type": "websocket.send", "bytes": bytes([n])})
+        await send({"type": "websocket.close", "code": 4001, "reason": "after them"})
+
+    async with running(app) as (server, url):
+        servers.append(server)
+        async with blazews.connect(url, compression=None) as conn:
+            await conn.send("go")
+            got = [await asyncio.wait_for(conn.recv(), 5) for _ in range(5)]
+            with pytest.raises(blazews.ConnectionClosed) as info:
+                await asyncio.wait_for(conn.recv(), 5)
+    assert got == ["m0", "m1", "m2", b"\x03", b"\x04"]
+    assert seen == [True, False]
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4001

@@ -118,6 +118,28 @@ async def test_a_connection_due_again_at_once_waits_for_the_next_turn() -> None:
     assert len(set(seen)) == 5  # each on a turn of its own
 
 
+async def test_one_connection_failing_stops_no_other() -> None:
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    try:
+        wheel = Keepalive(loop)
+        log: list[tuple[str, float]] = []
+
+        class Failing(Due):
+            def _keepalive_due(self, wheel: Keepalive) -> None:
+                raise RuntimeError("boom")
+
+        conns = [Due(log, "a"), Failing(log, "f"), Due(log, "b")]
+        for conn in conns:
+            wheel.schedule(conn, 0.01)
+        await asyncio.sleep(0.2)
+        assert sorted(name for name, _ in log) == ["a", "b"]
+        assert [type(e["exception"]) for e in errors] == [RuntimeError]
+    finally:
+        loop.set_exception_handler(None)
+
+
 async def test_one_schedule_per_loop() -> None:
     loop = asyncio.get_running_loop()
     assert keepalive_for(loop) is keepalive_for(loop)

@@ -119,7 +119,12 @@ class Keepalive:
         # (Buckets made while these run, however soon, wait for their own timer.)
         for bucket in due:
             for conn in bucket:
-                conn._keepalive_due(self)
+                try:
+                    conn._keepalive_due(self)
+                except Exception as exc:  # (one connection's failure stops no other's)
+                    self._loop.call_exception_handler(
+                        {"message": "keepalive failed", "exception": exc, "protocol": conn}
+                    )
         while times and not self._buckets.get(times[0]):  # emptied: no wake-up for them
             self._buckets.pop(heapq.heappop(times), None)
         if times and times[0] < self._when:

@@ -50,7 +50,14 @@ if TYPE_CHECKING:
     from ._receive import _Direct
     from ._send import Outbox
 
-__all__ = ["LOOPS_HOLDING_VIEWS", "Messages", "ReadPath", "SendHandle", "write_frame_all"]
+__all__ = [
+    "LOOPS_HOLDING_VIEWS",
+    "Messages",
+    "ReadPath",
+    "SendHandle",
+    "completed",
+    "write_frame_all",
+]
 
 # Loop classes seen holding the view they read into while buffer_updated runs.
 LOOPS_HOLDING_VIEWS: set[type] = set()
@@ -435,6 +442,13 @@ class _Done:
 
     def close(self) -> None:
         self.value = _GIVEN
+
+
+def completed(value: Any) -> Any:
+    """A completed awaitable whose ``await`` gives ``value`` (once): for a call whose
+    work is done when it returns (a ``send`` written at once). Compiled, a C object
+    that runs no frame; pure, :class:`_Done`."""
+    return done(value) if cython.compiled else _Done(value)
 
 
 @cython.cclass

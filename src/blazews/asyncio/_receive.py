@@ -38,15 +38,17 @@ if TYPE_CHECKING:
         Messages,
         ReadPath,
         SendHandle,
+        completed,
         write_frame_all,
     )
 else:
     _built = select("blazews.asyncio._readpath")
-    LOOPS_HOLDING_VIEWS, Messages, ReadPath, SendHandle, write_frame_all = (
+    LOOPS_HOLDING_VIEWS, Messages, ReadPath, SendHandle, completed, write_frame_all = (
         _built.LOOPS_HOLDING_VIEWS,
         _built.Messages,
         _built.ReadPath,
         _built.SendHandle,
+        _built.completed,
         _built.write_frame_all,
     )
 
@@ -57,6 +59,7 @@ __all__ = [
     "ReadPath",
     "ReceiveBuffer",
     "SendHandle",
+    "completed",
     "write_frame_all",
 ]
 

@@ -23,7 +23,7 @@ transport's write buffer is above its high-water mark; a client's payloads over
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosedOK
@@ -31,7 +31,14 @@ from ..options import ConnectionOptions
 from ..sansio.extensions.permessage_deflate import Compressed, PerMessageDeflate
 from ..sansio.frames import MessageType
 from ..sansio.protocol import Message, MessageQueue, Ping, Pong, Protocol, State
-from ._receive import _LEND_MIN, RECEIVE_BUFFER_SIZE, Messages, _done_with, _read_ahead_only
+from ._receive import (
+    _LEND_MIN,
+    RECEIVE_BUFFER_SIZE,
+    Messages,
+    _done_with,
+    _read_ahead_only,
+    completed,
+)
 from ._send import stable
 from .base import _DEFAULTS, BaseConnection
 
@@ -42,11 +49,20 @@ __all__ = ["RECEIVE_BUFFER_SIZE", "Connection"]
 
 _TYPES = (None, MessageType.TEXT, MessageType.BINARY)
 
+# The bytes of the messages sent in one turn of the loop that are written together at
+# its end (see Connection._write_soon); a larger message, or more, go at once.
+_BATCH = 65536
+
 
 def _retrieve(task: asyncio.Task[None]) -> None:
     """Mark a send task's exception retrieved: its caller may have been cancelled."""
     if not task.cancelled():
         task.exception()
+
+
+async def _raise(exc: BaseException) -> None:
+    """An awaitable that raises ``exc``: a failed call's, raised where it is awaited."""
+    raise exc
 
 
 def _time_out(waiter: asyncio.Future[None]) -> None:
@@ -91,6 +107,7 @@ class Connection(BaseConnection):
         "_queue",
         "_recv_waiter",
         "_send_chain",
+        "_unwritten",
         "max_queue",
     )
 
@@ -102,10 +119,12 @@ class Connection(BaseConnection):
         super().__init__(protocol, options)
         self.max_queue = options.max_queue  # read per message: kept at hand
         self._pong_hold = False  # reading stopped: pings came while writing was paused
-        # The permessage-deflate extension, once looked up (False: none negotiated),
+        # The permessage-deflate extension, once looked up (False: none negotiated,
+        # or compress_in_thread is None: nothing is compressed in a worker thread),
         # and the task of the last send that goes through a worker thread.
         self._deflate: PerMessageDeflate | bool | None = None
         self._send_chain: asyncio.Task[None] | None = None
+        self._unwritten = 0  # bytes sent but left in the core until _write_now (+1 each)
         # Received messages not read yet: a list emptied (cleared) whenever it is
         # read to the end: an idle connection holds an empty one (80 B), where a
         # deque always holds a 64-slot block (~600 B).
@@ -451,7 +470,7 @@ class Connection(BaseConnection):
 
     # -- sending ---------------------------------------------------------------------
 
-    async def send(self, data: Data, *, compress: bool = True) -> None:
+    def send(self, data: Data, *, compress: bool = True) -> Awaitable[None]:
         """Send a message: ``str`` as text, any bytes-like object as binary.
 
         ``compress=False`` sends it uncompressed even when permessage-deflate is in use.
@@ -471,30 +490,89 @@ class Connection(BaseConnection):
         object that large is copied first (the transport may keep what it is given
         past this call), so a buffer may be refilled as soon as the call returns.
 
+        Returns an awaitable, to be awaited as a coroutine would be: when nothing
+        has to wait (the common case) it is already complete (compiled: no
+        coroutine frame, no turn of the loop); otherwise it waits as described. The
+        call itself sends the message, awaited or not. Messages up to 64 KiB are
+        written at the end of the current turn of the loop, together with the others
+        sent in it (one system call and one TCP segment for an application that
+        sends several in one go); past 64 KiB in one turn, at once. Anything sent
+        after them (a close, a pong) goes after them.
+
         Raises:
             ConnectionClosed: The connection is closed or closing, or it closed
-                before the message held behind such a payload was written.
+                before the message held behind such a payload was written (raised
+                by the ``await``, as a coroutine's would be).
         """
-        if self._kept_from and type(data) is not bytes and type(data) is not str:
-            data = stable(data, self._kept_from)
-        chain = self._send_chain
-        if chain is not None and chain.done():
-            chain = self._send_chain = None
-        if chain is None and not (compress and self._offloads(data)):
+        try:
+            if self._kept_from and type(data) is not bytes and type(data) is not str:
+                data = stable(data, self._kept_from)
+            chain = self._send_chain
+            if chain is not None and chain.done():
+                chain = self._send_chain = None
+            offload = compress and self._deflate is not False and self._offloads(data)
+            if chain is not None or offload:
+                # In line behind the one before, from this call on (a send made
+                # after this one, awaited or not, goes after it).
+                box = [data]  # copied if this call is cancelled before its turn
+                task = self.loop.create_task(self._send_in_turn(chain, box, compress))
+                task.add_done_callback(_retrieve)
+                self._send_chain = task
+                return self._send_later(task, box)
             self.protocol.send_data(data, compress=compress)
-            self._process()
+            size = len(data)  # type: ignore[arg-type]  # (a bytes-like object has one)
+        except Exception as exc:  # (raised by the await, as by a coroutine)
+            return _raise(exc)
+        if not self._writing_paused and self._out is None:
+            if size <= _BATCH:
+                self._write_soon(size)  # (at the end of this turn, with the others)
+            else:
+                self._flush()
+            if not self._writing_paused and self._out is None:
+                done: Awaitable[None] = completed(None)
+                return done
         else:
-            box = [data]  # copied if this call is cancelled before its turn
-            task = self.loop.create_task(self._send_in_turn(chain, box, compress))
-            task.add_done_callback(_retrieve)
-            self._send_chain = task
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if not task.done() and type(data) is not str:
-                    box[0] = stable(data, 0)
-                self._detach()
-                raise
+            self._flush()
+        return self._drain_after_send()
+
+    def _write_soon(self, size: int) -> None:
+        """Write the frames a ``send`` of ``size`` bytes left in the core at the end of
+        this turn of the loop, with those of the other sends made meanwhile: one
+        write (one system call, one TCP segment) for the messages an application
+        sends in one go, not one each. Past ``_BATCH`` bytes they are written at
+        once: what waits is bounded, and a sender that never yields still meets
+        backpressure. Anything else written meanwhile (a close, a pong) comes out of
+        the core after them, in order."""
+        pending = self._unwritten
+        total = pending + size + 1  # (+1: an empty message counts)
+        if total > _BATCH:
+            self._flush()
+            self._unwritten = 1 if pending else 0  # (1: a call scheduled finds nothing)
+        else:
+            self._unwritten = total
+            if pending == 0:
+                self.loop.call_soon(self._write_now)
+
+    def _write_now(self) -> None:
+        self._unwritten = 0
+        self._flush()
+
+    async def _send_later(self, task: asyncio.Task[None], box: list[Any]) -> None:
+        """Wait for ``task``, which sends ``box[0]`` in its turn (behind a message still
+        being compressed in a worker thread, or compressing this one there)."""
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            data = box[0]
+            if not task.done() and type(data) is not str:
+                box[0] = stable(data, 0)
+            self._detach()
+            raise
+        await self._drain_after_send()
+
+    async def _drain_after_send(self) -> None:
+        """Wait while the write buffer is above its high-water mark, or until what
+        the outbox holds (a client's large payload, masked piece by piece) is out."""
         out = self._out
         if self._writing_paused or out is not None:
             try:
@@ -514,6 +592,7 @@ class Connection(BaseConnection):
         """Whether ``data`` is to be compressed in a worker thread."""
         least = self.options.compress_in_thread
         if least is None:
+            self._deflate = False  # (nothing goes to a worker thread: never look again)
             return False
         deflate = self._deflate
         if deflate is None:
