@@ -459,9 +459,11 @@ class WebSocketProtocol(Connection):
     def send(self, message: dict[str, Any]) -> Awaitable[None]:  # type: ignore[override]
         """The ASGI ``send`` callable.
 
-        A ``websocket.send`` written at once (the common case) returns a completed
+        A ``websocket.send`` that need not wait (the common case) returns a completed
         awaitable (compiled: no coroutine frame, no turn of the loop); anything else
         returns a coroutine. As with a coroutine, errors are raised by the ``await``.
+        While received messages are still queued, the frames sent are written
+        together (see :meth:`blazews.Connection.send`).
 
         Raises:
             ClientDisconnected: The client is gone (an :class:`OSError`).
@@ -485,7 +487,10 @@ class WebSocketProtocol(Connection):
                         if self._deflate is not False and self._offloads(data):
                             return self._send_event(message)  # (compressed in a thread)
                         self.protocol.send_data(data)
-                        self._write_soon(len(data))  # (at the end of this turn)
+                        if self._queue:  # more to answer: at the end of this turn
+                            self._write_soon(len(data))
+                        else:
+                            self._flush()
                     done: Awaitable[None] = completed(None)
                     return done
             except ConnectionClosed:

@@ -381,9 +381,10 @@ async def test_an_application_s_sends_of_one_step_are_written_together() -> None
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         await receive()
         await send({"type": "websocket.accept"})
-        await receive()  # the client's "go"
+        await receive()  # the client's "go" (and "more" queued behind it)
         (protocol,) = servers[0].server_state.connections
         assert isinstance(protocol, WebSocketProtocol)
+        await until(lambda: protocol._queue.pending() == 1)  # "more", unread
         for n in range(3):
             await send({"type": "websocket.send", "text": f"m{n}"})
         seen.append(protocol.protocol.holds_output())
@@ -397,6 +398,7 @@ async def test_an_application_s_sends_of_one_step_are_written_together() -> None
         servers.append(server)
         async with blazews.connect(url, compression=None) as conn:
             await conn.send("go")
+            await conn.send("more")  # (a message left to answer: sends wait for the turn)
             got = [await asyncio.wait_for(conn.recv(), 5) for _ in range(5)]
             with pytest.raises(blazews.ConnectionClosed) as info:
                 await asyncio.wait_for(conn.recv(), 5)

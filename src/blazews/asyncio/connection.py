@@ -49,8 +49,8 @@ __all__ = ["RECEIVE_BUFFER_SIZE", "Connection"]
 
 _TYPES = (None, MessageType.TEXT, MessageType.BINARY)
 
-# The bytes of the messages sent in one turn of the loop that are written together at
-# its end (see Connection._write_soon); a larger message, or more, go at once.
+# The most bytes of messages sent while received ones are queued that wait to be
+# written together (see Connection._write_soon); a larger message, or more, go at once.
 _BATCH = 65536
 
 
@@ -493,11 +493,12 @@ class Connection(BaseConnection):
         Returns an awaitable, to be awaited as a coroutine would be: when nothing
         has to wait (the common case) it is already complete (compiled: no
         coroutine frame, no turn of the loop); otherwise it waits as described. The
-        call itself sends the message, awaited or not. Messages up to 64 KiB are
-        written at the end of the current turn of the loop, together with the others
-        sent in it (one system call and one TCP segment for an application that
-        sends several in one go); past 64 KiB in one turn, at once. Anything sent
-        after them (a close, a pong) goes after them.
+        call itself sends the message, awaited or not. While received messages are
+        still queued (an echo working through the messages of one read), messages
+        sent are written together, by the send made once none is left or at the end
+        of the turn of the loop (one system call and one TCP segment for them), up to
+        64 KiB (past that, at once); with nothing queued, a send writes at once.
+        Anything sent after them (a close, a pong) goes after them.
 
         Raises:
             ConnectionClosed: The connection is closed or closing, or it closed
@@ -524,9 +525,9 @@ class Connection(BaseConnection):
         except Exception as exc:  # (raised by the await, as by a coroutine)
             return _raise(exc)
         if not self._writing_paused and self._out is None:
-            if size <= _BATCH:
+            if self._queue and size <= _BATCH:
                 self._write_soon(size)  # (at the end of this turn, with the others)
-            else:
+            else:  # (none left to answer in this turn: all that waits goes now)
                 self._flush()
             if not self._writing_paused and self._out is None:
                 done: Awaitable[None] = completed(None)
@@ -537,12 +538,14 @@ class Connection(BaseConnection):
 
     def _write_soon(self, size: int) -> None:
         """Write the frames a ``send`` of ``size`` bytes left in the core at the end of
-        this turn of the loop, with those of the other sends made meanwhile: one
-        write (one system call, one TCP segment) for the messages an application
-        sends in one go, not one each. Past ``_BATCH`` bytes they are written at
-        once: what waits is bounded, and a sender that never yields still meets
-        backpressure. Anything else written meanwhile (a close, a pong) comes out of
-        the core after them, in order."""
+        this turn of the loop, with those of the other sends made meanwhile. Called
+        while received messages are still queued (an echo working through the
+        messages of one read): one write (one system call, one TCP segment) for
+        them, not one each; a send made with none left queued writes all that
+        waits at once (no turn of the loop added when there is nothing to batch).
+        Past ``_BATCH`` bytes they are written at once: what waits is bounded, and
+        a sender that never yields still meets backpressure. Anything else written
+        meanwhile (a close, a pong) comes out of the core after them, in order."""
         pending = self._unwritten
         total = pending + size + 1  # (+1: an empty message counts)
         if total > _BATCH:
