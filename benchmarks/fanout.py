@@ -46,6 +46,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from blazews._bench.common import machine_info, package_version
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MESSAGE = ('{"symbol":"ABC","price":101.25,"size":300,"side":"buy","venue":"X"}' * 4)[:256]
@@ -523,6 +525,16 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> bool:
 def report(data: dict[str, Any], output: Path) -> Path:
     lines = ["# Fan-out, hub and workers", ""]
     lines += [f"Run: {data['when']} ({data['mode']}, loop {data.get('loop')})", ""]
+    info = data.get("machine")
+    if info:  # (what every figure below was measured on)
+        lines += [
+            f"Machine: {info['cpu']} ({info['logical_cpus']} logical CPUs), {info['python']}, "
+            f"blazews {info['blazews']} {info['implementation']}, SIMD level "
+            f"{info['simd_level']}, loop {data.get('loop')} {info.get('uvloop') or ''}".rstrip()
+            + f"; websockets {info['peers'].get('websockets')}, redis-py "
+            f"{info.get('redis')}.",
+            "",
+        ]
     if data.get("fanout"):
         lines += ["## Fan-out of 256 B (deliveries/s; the sender's call, median)", ""]
         lines += ["| connections | compression | row | deliveries/s | vs floor |"]
@@ -608,6 +620,11 @@ def main(argv: list[str] | None = None) -> int:
             ns.loop = "asyncio"
     data = asyncio.run(run(ns))
     data["loop"] = ns.loop
+    data["machine"] = {
+        **machine_info(),
+        "uvloop": package_version("uvloop") if ns.loop == "uvloop" else None,
+        "redis": package_version("redis"),
+    }
     path = report(data, ns.output)
     print(path.read_text(encoding="utf-8"))
     return 0

@@ -52,3 +52,5 @@ def test_quick_run_reports_every_row(tmp_path: Path) -> None:
     assert all(r["echoes_per_s"] > 0 for r in data["workers"])
     report = (tmp_path / "fanout.md").read_text(encoding="utf-8")
     assert "vs floor" in report and "server CPU" in report
+    assert data["machine"]["simd_level"] and data["machine"]["python"].startswith("CPython")
+    assert "Machine: " in report and "SIMD level" in report
