@@ -200,7 +200,8 @@ def _extensions() -> list[Extension]:
         # that an sdist carries them all.
         depends=[
             os.path.join(NATIVE, name)
-            for name in ["kernel.h", "_kernels.pyx", "_kernels.pxd"] + _KERNEL_SOURCES
+            for name in ["kernel.h", "done.h", "ready.h", "_kernels.pyx", "_kernels.pxd"]
+            + _KERNEL_SOURCES
         ],
     )
     # The protocol core (its events, cimported by the state machine, as is the

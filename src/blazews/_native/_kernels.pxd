@@ -29,3 +29,9 @@ cdef bint byte_view(object view) noexcept
 # A completed awaitable whose await gives value at once (done.h): no coroutine frame,
 # no Future, no loop turn.
 cdef object done(object value)
+
+# A read whose message is queued (ready.h): its first step calls take(owner, arg) for
+# the value (None: not there after all), else wait(owner, arg) for the coroutine
+# that waits, and is that coroutine's from then on.
+ctypedef object (*ready_fn)(object owner, object arg)
+cdef object ready(object owner, object arg, ready_fn take, ready_fn wait)

@@ -280,6 +280,20 @@ cdef object done(object value):
     return bw_done_new(value)
 
 
+cdef extern from "ready.h":
+    object bw_ready_new(object owner, object arg, ready_fn take, ready_fn wait)
+    object bw_ready_type()
+
+
+# A read whose message is queued (ready.h): takes it at its first step, as the
+# coroutine it stands for would, with no frame when it is there.
+Ready = bw_ready_type()
+
+
+cdef object ready(object owner, object arg, ready_fn take, ready_fn wait):
+    return bw_ready_new(owner, arg, take, wait)
+
+
 cdef inline bint _released(object view) noexcept:
     return (<PyMemoryViewObject *><void *>view).flags & _Py_MEMORYVIEW_RELEASED != 0
 

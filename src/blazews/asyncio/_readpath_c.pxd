@@ -65,6 +65,27 @@ cdef class Messages:
 @cython.locals(message=Message, data=object)
 cdef object _ready(MessageQueue queue)
 
+@cython.locals(queue=MessageQueue)
+cpdef object recv(object conn, object timeout=*)
+
+@cython.locals(queue=MessageQueue)
+cpdef object read_message(object conn, object timeout=*)
+
+@cython.locals(queue=MessageQueue)
+cpdef object read_message_into(object conn, object buf)
+
+cdef object _take_recv(object conn, object timeout)
+
+@cython.locals(queue=MessageQueue, message=Message, data=object)
+cdef object _take_message(object conn, object timeout)
+
+@cython.locals(queue=MessageQueue)
+cdef object _take_into(object conn, object buf)
+
+cdef object _wait_recv(object conn, object timeout)
+cdef object _wait_message(object conn, object timeout)
+cdef object _wait_into(object conn, object buf)
+
 
 cdef class SendHandle:
     cdef public ReadPath _conn

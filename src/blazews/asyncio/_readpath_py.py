@@ -38,6 +38,7 @@ from ._send import stable
 if cython.compiled:  # the kernels' C functions
     from cython.cimports.blazews._native._kernels import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
         done,
+        ready,
         sub_view,
         view_nbytes,
     )
@@ -56,6 +57,9 @@ __all__ = [
     "ReadPath",
     "SendHandle",
     "completed",
+    "read_message",
+    "read_message_into",
+    "recv",
     "write_frame_all",
 ]
 
@@ -491,3 +495,76 @@ def _ready(queue: Queue) -> Any:
         return None
     queue.take()
     return data.decode() if message.type == 1 else data
+
+
+# -- recv(), read_message(), read_message_into() --------------------------------------
+#
+# Each returns, when a message is queued at the call, a read that is ready (compiled:
+# the C type Ready of _native/ready.h), else the connection's coroutine that waits
+# (``_recv``, ``_read_message``, ``_read_message_into``). A ready read takes its
+# message at its first step, as that coroutine would: one dropped unawaited, or in a
+# task cancelled before it ran, takes nothing. Its first step calls the ``_take_*``
+# function below; one that finds nothing to take (another reader was first, or the
+# payload is lent by a large receive buffer) returns None, and the read goes on as
+# the coroutine (``_wait_*``). The pure build returns the coroutine every time: the
+# same behaviour, one frame more.
+
+
+def recv(conn: Any, timeout: float | None = None) -> Any:
+    """``Connection.recv``: see there."""
+    if cython.compiled:
+        queue: Queue = conn._queue
+        if len(queue) != 0:
+            return ready(conn, timeout, _take_recv, _wait_recv)
+    return conn._recv(timeout)
+
+
+def read_message(conn: Any, timeout: float | None = None) -> Any:
+    """``Connection.read_message``: see there."""
+    if cython.compiled:
+        queue: Queue = conn._queue
+        if len(queue) != 0:
+            return ready(conn, timeout, _take_message, _wait_message)
+    return conn._read_message(timeout)
+
+
+def read_message_into(conn: Any, buf: Any) -> Any:
+    """``Connection.read_message_into``: see there."""
+    if cython.compiled:
+        queue: Queue = conn._queue
+        if len(queue) != 0:
+            return ready(conn, buf, _take_into, _wait_into)
+    return conn._read_message_into(buf)
+
+
+def _take_recv(conn: Any, timeout: Any) -> Any:
+    return _ready(conn._queue)
+
+
+def _take_message(conn: Any, timeout: Any) -> Any:
+    queue: Queue = conn._queue
+    if len(queue) == 0:
+        return None
+    message = queue[queue.head]
+    data = message.data
+    if type(data) is not bytes:
+        return None
+    queue.take()
+    return (queue.kinds[message.type], data)
+
+
+def _take_into(conn: Any, buf: Any) -> Any:
+    queue: Queue = conn._queue
+    return queue.take_into(buf)
+
+
+def _wait_recv(conn: Any, timeout: Any) -> Any:
+    return conn._recv(timeout)
+
+
+def _wait_message(conn: Any, timeout: Any) -> Any:
+    return conn._read_message(timeout)
+
+
+def _wait_into(conn: Any, buf: Any) -> Any:
+    return conn._read_message_into(buf)

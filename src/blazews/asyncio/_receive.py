@@ -41,6 +41,9 @@ if TYPE_CHECKING:
         completed,
         write_frame_all,
     )
+    from ._readpath_py import read_message as _read_message_now
+    from ._readpath_py import read_message_into as _read_message_into_now
+    from ._readpath_py import recv as _recv_now
 else:
     _built = select("blazews.asyncio._readpath")
     LOOPS_HOLDING_VIEWS, Messages, ReadPath, SendHandle, completed, write_frame_all = (
@@ -51,6 +54,11 @@ else:
         _built.completed,
         _built.write_frame_all,
     )
+    _recv_now, _read_message_now, _read_message_into_now = (
+        _built.recv,
+        _built.read_message,
+        _built.read_message_into,
+    )
 
 __all__ = [
     "IDLE_RELEASE_DELAY",
@@ -59,6 +67,9 @@ __all__ = [
     "ReadPath",
     "ReceiveBuffer",
     "SendHandle",
+    "_read_message_into_now",
+    "_read_message_now",
+    "_recv_now",
     "completed",
     "write_frame_all",
 ]

@@ -37,6 +37,9 @@ from ._receive import (
     Messages,
     _done_with,
     _read_ahead_only,
+    _read_message_into_now,
+    _read_message_now,
+    _recv_now,
     completed,
 )
 from ._send import stable
@@ -325,7 +328,7 @@ class Connection(BaseConnection):
             self._pong_hold = False
             self._resume_reading()
 
-    async def recv(self, timeout: float | None = None) -> str | bytes:
+    def recv(self, timeout: float | None = None) -> Awaitable[str | bytes]:
         """Return the next message: ``str`` for text, ``bytes`` for binary.
 
         Args:
@@ -338,20 +341,9 @@ class Connection(BaseConnection):
             TimeoutError: No message came within ``timeout``.
             ConcurrencyError: Another coroutine is already waiting for a message.
         """
-        queue = self._queue
-        if not queue:
-            if timeout is not None:
-                await self._wait(timeout)
-            while not queue:
-                await self._waiter()
-        message = self._take()
-        lent: Any = message.data  # bytes, or a view lent by a large receive buffer
-        data: bytes = _done_with(lent) if type(lent) is memoryview else lent
-        if message.type == 1:
-            return data.decode()
-        return data
+        return _recv_now(self, timeout)  # type: ignore[no-any-return]
 
-    async def read_message(self, timeout: float | None = None) -> tuple[MessageType, bytes]:
+    def read_message(self, timeout: float | None = None) -> Awaitable[tuple[MessageType, bytes]]:
         """Return the next message as ``(MessageType, payload bytes)``.
 
         Args:
@@ -360,18 +352,9 @@ class Connection(BaseConnection):
         Raises:
             ConnectionClosed, TimeoutError, ConcurrencyError: As for :meth:`recv`.
         """
-        queue = self._queue
-        if not queue:
-            if timeout is not None:
-                await self._wait(timeout)
-            while not queue:
-                await self._waiter()
-        message = self._take()
-        lent: Any = message.data  # bytes, or a view lent by a large receive buffer
-        data: bytes = _done_with(lent) if type(lent) is memoryview else lent
-        return _TYPES[message.type], data  # type: ignore[return-value]
+        return _read_message_now(self, timeout)  # type: ignore[no-any-return]
 
-    async def read_message_into(self, buf: Buffer) -> tuple[MessageType, int]:
+    def read_message_into(self, buf: Buffer) -> Awaitable[tuple[MessageType, int]]:
         """Copy the next message into ``buf`` and return ``(MessageType, length)``.
 
         When the call waits for a message (none is queued), the next one is copied
@@ -388,6 +371,40 @@ class Connection(BaseConnection):
             ConnectionClosed: The connection is closed (see :meth:`recv`).
             ConcurrencyError: Another coroutine is already waiting for a message.
         """
+        return _read_message_into_now(self, buf)  # type: ignore[no-any-return]
+
+    async def _recv(self, timeout: float | None) -> str | bytes:
+        """:meth:`recv` when no message is queued at the call (or its first step
+        finds none): wait for one."""
+        queue = self._queue
+        if not queue:
+            if timeout is not None:
+                await self._wait(timeout)
+            while not queue:
+                await self._waiter()
+        message = self._take()
+        lent: Any = message.data  # bytes, or a view lent by a large receive buffer
+        data: bytes = _done_with(lent) if type(lent) is memoryview else lent
+        if message.type == 1:
+            return data.decode()
+        return data
+
+    async def _read_message(self, timeout: float | None) -> tuple[MessageType, bytes]:
+        """:meth:`read_message` when it has to wait (as :meth:`_recv`)."""
+        queue = self._queue
+        if not queue:
+            if timeout is not None:
+                await self._wait(timeout)
+            while not queue:
+                await self._waiter()
+        message = self._take()
+        lent: Any = message.data  # bytes, or a view lent by a large receive buffer
+        data: bytes = _done_with(lent) if type(lent) is memoryview else lent
+        return _TYPES[message.type], data  # type: ignore[return-value]
+
+    async def _read_message_into(self, buf: Buffer) -> tuple[MessageType, int]:
+        """:meth:`read_message_into` when it has to wait, or the message is not a
+        ``bytes`` payload into a ``bytearray`` large enough."""
         queue = self._queue
         # The hot path, compiled: a bytes payload into a bytearray.
         taken = queue.take_into(buf)

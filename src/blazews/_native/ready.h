@@ -1,0 +1,241 @@
+/* A read that is ready: what recv(), read_message() and read_message_into() return
+ * when a message is queued at the call (see blazews/asyncio/_readpath_py.py).
+ *
+ * It behaves as the coroutine it stands for, step for step, without being one: the
+ * message is taken at its first step (await, send(None), or a task's first step),
+ * not at the call. Until then nothing is taken, so a read dropped unawaited, or a
+ * task cancelled before it ran (asyncio.wait_for(conn.recv(), 0) on Python 3.11),
+ * loses no message: exactly as with a coroutine.
+ *
+ * The first step calls take(owner, arg): a value (not None) is the result, given
+ * through am_send as a plain return (no coroutine frame, no Future, no turn of the
+ * loop, no StopIteration). None means another reader took the message meanwhile (or
+ * it needs the slow path): the first step then calls wait(owner, arg), which returns
+ * the coroutine that waits, and every step from there on is that coroutine's
+ * (send, throw and close are handed to it).
+ *
+ * Garbage collection: until it delegates, a Ready refers only to its owner (the
+ * connection) and arg, and nothing refers back to it but its awaiter, so it is not
+ * tracked (as a Future-free Done is not). Once it delegates, it holds a suspended
+ * coroutine, which may sit in a cycle (frame -> future -> callbacks -> task ->
+ * Ready), and it is tracked from then on.
+ */
+#ifndef BLAZEWS_READY_H
+#define BLAZEWS_READY_H
+
+#include <Python.h>
+
+typedef PyObject *(*bw_ready_fn)(PyObject *owner, PyObject *arg);
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *owner; /* NULL once finished */
+    PyObject *arg;
+    PyObject *inner; /* the waiting coroutine, once delegated */
+    bw_ready_fn take;
+    bw_ready_fn wait;
+} bw_Ready;
+
+static PyTypeObject bw_ReadyType;
+
+static PyObject *bw_ready_new(PyObject *owner, PyObject *arg, bw_ready_fn take, bw_ready_fn wait) {
+    bw_Ready *self = PyObject_GC_New(bw_Ready, &bw_ReadyType);
+    if (self == NULL) {
+        return NULL;
+    }
+    Py_INCREF(owner);
+    Py_INCREF(arg);
+    self->owner = owner;
+    self->arg = arg;
+    self->inner = NULL;
+    self->take = take;
+    self->wait = wait;
+    return (PyObject *)self;
+}
+
+static int bw_ready_traverse(PyObject *self, visitproc visit, void *arg) {
+    Py_VISIT(((bw_Ready *)self)->owner);
+    Py_VISIT(((bw_Ready *)self)->arg);
+    Py_VISIT(((bw_Ready *)self)->inner);
+    return 0;
+}
+
+/* Finished: let go of everything. */
+static int bw_ready_clear(PyObject *self) {
+    Py_CLEAR(((bw_Ready *)self)->owner);
+    Py_CLEAR(((bw_Ready *)self)->arg);
+    Py_CLEAR(((bw_Ready *)self)->inner);
+    return 0;
+}
+
+static void bw_ready_dealloc(PyObject *self) {
+    PyObject_GC_UnTrack(self);
+    bw_ready_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyObject *bw_ready_await(PyObject *self) {
+    Py_INCREF(self);
+    return self;
+}
+
+/* The first step: the value, or the waiting coroutine set up (result NULL, no
+ * error, self->inner set), or NULL with an error (finished). */
+static int bw_ready_first(bw_Ready *self, PyObject **result) {
+    PyObject *value = self->take(self->owner, self->arg);
+    if (value == NULL) {
+        bw_ready_clear((PyObject *)self);
+        return -1;
+    }
+    if (value != Py_None) {
+        bw_ready_clear((PyObject *)self);
+        *result = value;
+        return 1;
+    }
+    Py_DECREF(value);
+    PyObject *inner = self->wait(self->owner, self->arg);
+    if (inner == NULL) {
+        bw_ready_clear((PyObject *)self);
+        return -1;
+    }
+    self->inner = inner;
+    PyObject_GC_Track((PyObject *)self);
+    return 0;
+}
+
+static PySendResult bw_ready_am_send(PyObject *op, PyObject *arg, PyObject **result) {
+    bw_Ready *self = (bw_Ready *)op;
+    *result = NULL;
+    if (self->inner == NULL) {
+        if (self->owner == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+            return PYGEN_ERROR;
+        }
+        if (arg != Py_None) { /* refused, as a coroutine's: it can still start */
+            PyErr_SetString(PyExc_TypeError,
+                            "can't send non-None value to a just-started coroutine");
+            return PYGEN_ERROR;
+        }
+        int first = bw_ready_first(self, result);
+        if (first != 0) {
+            return first > 0 ? PYGEN_RETURN : PYGEN_ERROR;
+        }
+    }
+    PySendResult r = PyIter_Send(self->inner, arg, result);
+    if (r != PYGEN_NEXT) {
+        bw_ready_clear(op);
+    }
+    return r;
+}
+
+/* A step as the iterator protocol and send() give it: a yielded value, or NULL with
+ * StopIteration carrying the result (an instance, so that a tuple stays one). */
+static PyObject *bw_ready_step(PyObject *self, PyObject *arg) {
+    PyObject *result;
+    PySendResult r = bw_ready_am_send(self, arg, &result);
+    if (r != PYGEN_RETURN) {
+        return result; /* yielded, or NULL with the error set */
+    }
+    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+    Py_DECREF(result);
+    if (stop != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, stop);
+        Py_DECREF(stop);
+    }
+    return NULL;
+}
+
+static PyObject *bw_ready_iternext(PyObject *self) {
+    return bw_ready_step(self, Py_None);
+}
+
+static PyObject *bw_ready_throw(PyObject *op, PyObject *args) {
+    bw_Ready *self = (bw_Ready *)op;
+    if (self->inner != NULL) {
+        PyObject *throw = PyObject_GetAttrString(self->inner, "throw");
+        if (throw == NULL) {
+            bw_ready_clear(op);
+            return NULL;
+        }
+        PyObject *yielded = PyObject_Call(throw, args, NULL);
+        Py_DECREF(throw);
+        if (yielded == NULL) {
+            bw_ready_clear(op);
+        }
+        return yielded;
+    }
+    /* Not started (or finished): nothing was taken; raise what was thrown. */
+    PyObject *typ, *val = NULL, *tb = NULL;
+    if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)) {
+        return NULL;
+    }
+    bw_ready_clear(op);
+    if (PyExceptionInstance_Check(typ)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+    } else if (PyExceptionClass_Check(typ)) {
+        PyErr_SetObject(typ, val != NULL ? val : Py_None);
+    } else {
+        PyErr_SetString(PyExc_TypeError,
+                        "exceptions must be classes or instances deriving from BaseException");
+    }
+    return NULL;
+}
+
+static PyObject *bw_ready_close(PyObject *op, PyObject *unused) {
+    (void)unused;
+    bw_Ready *self = (bw_Ready *)op;
+    PyObject *inner = self->inner;
+    if (inner == NULL) {
+        bw_ready_clear(op);
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(inner);
+    bw_ready_clear(op);
+    PyObject *r = PyObject_CallMethod(inner, "close", NULL);
+    Py_DECREF(inner);
+    return r;
+}
+
+static PyMethodDef bw_ready_methods[] = {
+    {"send", (PyCFunction)bw_ready_step, METH_O, "Take a step, as a coroutine's send()."},
+    {"throw", (PyCFunction)bw_ready_throw, METH_VARARGS,
+     "Raise the exception where the read waits (before its first step: nothing is taken)."},
+    {"close", (PyCFunction)bw_ready_close, METH_NOARGS, "Stop the read; nothing more is taken."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyAsyncMethods bw_ready_async = {
+    .am_await = bw_ready_await,
+    .am_send = bw_ready_am_send,
+};
+
+static PyTypeObject bw_ReadyType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "blazews._native._kernels.Ready",
+    .tp_basicsize = sizeof(bw_Ready),
+    .tp_dealloc = bw_ready_dealloc,
+    .tp_as_async = &bw_ready_async,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC
+#ifdef Py_TPFLAGS_HAVE_AM_SEND
+                | Py_TPFLAGS_HAVE_AM_SEND
+#endif
+    ,
+    .tp_doc = "A read whose message is queued: takes it at its first step, as the "
+              "coroutine it stands for would.",
+    .tp_traverse = bw_ready_traverse,
+    .tp_clear = bw_ready_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = bw_ready_iternext,
+    .tp_methods = bw_ready_methods,
+};
+
+/* Ready the type (once, at the kernels' import); return it (a new reference). */
+static PyObject *bw_ready_type(void) {
+    if (PyType_Ready(&bw_ReadyType) < 0) {
+        return NULL;
+    }
+    Py_INCREF(&bw_ReadyType);
+    return (PyObject *)&bw_ReadyType;
+}
+
+#endif
