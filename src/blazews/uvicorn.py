@@ -56,6 +56,7 @@ except ImportError as exc:  # pragma: no cover (uvicorn is in the test extras)
 
 from .asyncio._keepalive import Keepalive, keepalive_for
 from .asyncio._receive import _done_with, completed
+from .asyncio._receive import write_soon as _write_soon
 from .asyncio.connection import Connection, _raise
 from .exceptions import ConnectionClosed
 from .options import ServerOptions
@@ -488,7 +489,7 @@ class WebSocketProtocol(Connection):
                             return self._send_event(message)  # (compressed in a thread)
                         self.protocol.send_data(data)
                         if self._queue:  # more to answer: at the end of this turn
-                            self._write_soon(len(data))
+                            _write_soon(self, len(data))
                         else:
                             self._flush()
                     done: Awaitable[None] = completed(None)

@@ -503,20 +503,21 @@ async def test_a_batch_of_100_frames_in_one_write_wakes_the_reader_once(
     reads: list[int] = []
     wakeups: list[int] = []
     original_updated = Connection.buffer_updated
-    original_wake = Connection._wake_reader
+    original_waiter = Connection._waiter
 
     def counting_updated(self: Connection, nbytes: int) -> None:
         reads.append(nbytes)
         original_updated(self, nbytes)
 
-    def counting_wake(self: Connection) -> None:
-        waiter = self._recv_waiter
-        if waiter is not None and not waiter.done():
-            wakeups.append(len(self._queue))
-        original_wake(self)
+    def counting_waiter(self: Connection) -> asyncio.Future[None]:
+        # Each wake-up completes the future a waiting reader awaits: count them, and
+        # the messages queued at the time (its callback runs before the reader's).
+        waiter = original_waiter(self)
+        waiter.add_done_callback(lambda _: wakeups.append(len(self._queue)))
+        return waiter
 
     monkeypatch.setattr(Connection, "buffer_updated", counting_updated)
-    monkeypatch.setattr(Connection, "_wake_reader", counting_wake)
+    monkeypatch.setattr(Connection, "_waiter", counting_waiter)
     got: list[bytes] = []
     done = asyncio.Event()
 

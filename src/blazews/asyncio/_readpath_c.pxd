@@ -57,6 +57,22 @@ cdef class ReadPath:
     cpdef void _lend_read(self, Py_ssize_t nbytes) except *
 
 
+@cython.locals(c=ReadPath, buf=object, released=bint, start=Py_ssize_t, end=Py_ssize_t, protocol=Protocol, view=object)
+cpdef void queue_read(object conn, Py_ssize_t nbytes) except *
+
+@cython.locals(queue=MessageQueue, before=Py_ssize_t, others=object, waiter=object)
+cpdef void queue_dispatch(object conn, list events) except *
+
+@cython.locals(kind=object, protocol=Protocol)
+cpdef object send_now(object conn, object data, bint compress)
+
+@cython.locals(c=ReadPath, pending=Py_ssize_t, total=Py_ssize_t)
+cpdef void write_soon(object conn, Py_ssize_t size) except *
+
+@cython.locals(c=ReadPath, queue=MessageQueue)
+cpdef object sent(object conn, Py_ssize_t size)
+
+
 cdef class Messages:
     cdef object _conn
     cdef MessageQueue _queue

@@ -53,15 +53,26 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOOPS_HOLDING_VIEWS",
+    "POOLED_SIZE",
+    "SEND_BATCH",
     "Messages",
     "ReadPath",
     "SendHandle",
     "completed",
+    "queue_dispatch",
+    "queue_read",
     "read_message",
     "read_message_into",
     "recv",
+    "send_now",
+    "sent",
     "write_frame_all",
+    "write_soon",
 ]
+
+# The size of a pooled receive buffer (_receive.RECEIVE_BUFFER_SIZE is this): a larger
+# one was taken for large frames or read-ahead, which the Python methods handle.
+POOLED_SIZE = 16384
 
 # Loop classes seen holding the view they read into while buffer_updated runs.
 LOOPS_HOLDING_VIEWS: set[type] = set()
@@ -305,6 +316,117 @@ class ReadPath:
             self._batching = False
         self._process()
         self._parsed(buf, start, end, released)
+
+
+# -- a coroutine-API connection's read ------------------------------------------------
+#
+# ``Connection.buffer_updated`` and ``Connection._dispatch`` are these two functions
+# (as a Listener's buffer_updated is ReadPath._lend_read): the common case of a read
+# that queues its messages, with no Python frame in the compiled build. Anything else
+# goes to the connection's Python methods: ``_read_rest`` (a payload read into a
+# waiting reader's buffer, a read_message_into waiting, a buffer grown for large
+# frames), ``_other_events`` (pings, pongs, the close) and ``_pause_queue``.
+
+
+def queue_read(conn: Any, nbytes: int) -> None:
+    """``buffer_updated`` of a connection that queues its messages."""
+    c: ReadPath = conn
+    buf = c._rbuf
+    if c._direct is not None or c._into is not None or buf is None or len(buf) > POOLED_SIZE:
+        conn._read_rest(nbytes)
+        return
+    released = c._took(nbytes)
+    start = c._rstart
+    end = c._rend
+    protocol: CoreProtocol = c.protocol
+    view: Any = c._rview  # (all of buf: the core makes no view per read)
+    start += protocol.receive_into_buffer(view, start, end, False)
+    c._process()
+    c._parsed(buf, start, end, released)
+
+
+def queue_dispatch(conn: Any, events: list[Any]) -> None:
+    """``_dispatch`` of a connection that queues its messages: queue them (in C), then
+    handle the other events in order (nothing in them, pongs or the close, depends on
+    the messages' turn); wake the reader; pause reading at ``max_queue``."""
+    queue: Queue = conn._queue
+    before = len(queue)
+    others = queue.queue_messages(events)
+    if others is not None:
+        conn._other_events(others)
+    if len(queue) != before:
+        waiter = conn._recv_waiter
+        if waiter is not None:
+            conn._recv_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if queue.pending() >= conn.max_queue and not queue.paused:
+            conn._pause_queue()
+
+
+# -- a coroutine-API connection's send -------------------------------------------------
+
+# The most bytes of messages sent while received ones are queued that wait to be
+# written together (see sent); a larger message, or more, go at once.
+SEND_BATCH = 65536
+
+
+def send_now(conn: Any, data: Any, compress: bool) -> Any:
+    """``Connection.send``: its common case (a ``bytes`` or ``str`` payload, or any
+    bytes-like one on a connection that does not keep it; no send in line before it;
+    nothing compressed in a worker thread) here, the rest in ``conn._send_rest``."""
+    kind = type(data)
+    if (
+        (kind is bytes or kind is str or not conn._kept_from)
+        and conn._send_chain is None
+        and (conn._deflate is False or not compress)
+    ):
+        protocol: CoreProtocol = conn.protocol
+        try:
+            protocol.send_data(data, compress=compress)
+        except Exception as exc:  # (raised by the await, as by a coroutine)
+            return conn._failed(exc)
+        return sent(conn, len(data))
+    return conn._send_rest(data, compress)
+
+
+def write_soon(conn: Any, size: int) -> None:
+    """Have the frames a send of ``size`` bytes left in the core written at the end of
+    this turn of the loop (``conn._write_now``), with those of the other sends made
+    meanwhile: one write, one TCP segment for them. Past ``SEND_BATCH`` bytes they
+    are written at once: what waits is bounded, and a sender that never yields
+    still meets backpressure. Anything else written meanwhile (a close, a pong)
+    comes out of the core after them, in order."""
+    c: ReadPath = conn
+    pending = conn._unwritten
+    total = pending + size + 1  # (+1: an empty message counts)
+    if total > SEND_BATCH:
+        c._flush()
+        conn._unwritten = 1 if pending else 0  # (1: a call scheduled finds nothing)
+    else:
+        conn._unwritten = total
+        if pending == 0:
+            c.loop.call_soon(conn._write_now)
+
+
+def sent(conn: Any, size: int) -> Any:
+    """The end of a ``send`` whose message of ``size`` the core holds: write it, or
+    have it written with the others at the end of this turn (while received messages
+    are still queued: an echo working through the messages of one read: one write,
+    one TCP segment for them, up to ``SEND_BATCH`` bytes); return the completed
+    awaitable, or the coroutine that waits for the write buffer to drain."""
+    c: ReadPath = conn
+    if not c._writing_paused and c._out is None:
+        queue: Queue = conn._queue
+        if len(queue) != 0 and size <= SEND_BATCH:
+            write_soon(conn, size)
+        else:  # (none left to answer in this turn: all that waits goes now)
+            c._flush()
+        if not c._writing_paused and c._out is None:
+            return done(None) if cython.compiled else _Done(None)
+    else:
+        c._flush()
+    return conn._drain_after_send()
 
 
 @cython.cclass

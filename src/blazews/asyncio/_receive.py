@@ -35,11 +35,17 @@ from ..sansio.protocol import Message
 if TYPE_CHECKING:
     from ._readpath_py import (
         LOOPS_HOLDING_VIEWS,
+        POOLED_SIZE,
         Messages,
         ReadPath,
         SendHandle,
         completed,
+        queue_dispatch,
+        queue_read,
+        send_now,
+        sent,
         write_frame_all,
+        write_soon,
     )
     from ._readpath_py import read_message as _read_message_now
     from ._readpath_py import read_message_into as _read_message_into_now
@@ -53,6 +59,14 @@ else:
         _built.SendHandle,
         _built.completed,
         _built.write_frame_all,
+    )
+    POOLED_SIZE, queue_dispatch, queue_read, send_now, sent, write_soon = (
+        _built.POOLED_SIZE,
+        _built.queue_dispatch,
+        _built.queue_read,
+        _built.send_now,
+        _built.sent,
+        _built.write_soon,
     )
     _recv_now, _read_message_now, _read_message_into_now = (
         _built.recv,
@@ -71,10 +85,15 @@ __all__ = [
     "_read_message_now",
     "_recv_now",
     "completed",
+    "queue_dispatch",
+    "queue_read",
+    "send_now",
+    "sent",
     "write_frame_all",
+    "write_soon",
 ]
 
-RECEIVE_BUFFER_SIZE = 16384
+RECEIVE_BUFFER_SIZE: int = POOLED_SIZE  # (16384)
 """The receive buffer of a connection, in bytes (a :class:`~blazews.buffers.BufferPool` tier)."""
 
 IDLE_RELEASE_DELAY = 0.05

@@ -40,8 +40,11 @@ from ._receive import (
     _read_message_into_now,
     _read_message_now,
     _recv_now,
-    completed,
+    queue_dispatch,
+    queue_read,
 )
+from ._receive import send_now as _send_now
+from ._receive import sent as _sent
 from ._send import stable
 from .base import _DEFAULTS, BaseConnection
 
@@ -141,7 +144,11 @@ class Connection(BaseConnection):
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
-    def buffer_updated(self, nbytes: int) -> None:
+    # The common case of a read, compiled: see _readpath_py.queue_read.
+    buffer_updated = queue_read
+
+    def _read_rest(self, nbytes: int) -> None:
+        """``buffer_updated`` beyond its common case (:func:`queue_read`)."""
         if self._direct is not None:  # the loop read into a waiting reader's buffer
             self._direct_read(nbytes)
             return
@@ -204,31 +211,31 @@ class Connection(BaseConnection):
 
     # -- the queue -------------------------------------------------------------------
 
-    def _dispatch(self, events: list[Any]) -> None:
+    # Queue the messages, wake the reader, pause at max_queue: compiled, see
+    # _readpath_py.queue_dispatch; the rest below.
+    _dispatch = queue_dispatch
+
+    def _other_events(self, events: list[Any]) -> None:
+        """The events of a read other than messages, in order."""
+        for event in events:
+            kind = type(event)
+            if kind is Pong:
+                self._pong(event.data)
+            elif kind is Ping:
+                if self._writing_paused and not self._pong_hold:
+                    self._hold_for_pongs()
+            else:
+                self._other_event(event)
+
+    def _pause_queue(self) -> None:
+        """``max_queue`` messages are queued: stop reading until a quarter is left
+        (``_resume_reading``)."""
         queue = self._queue
-        before = len(queue)
-        # Messages are queued first (in C), then the other events are handled in
-        # order: nothing in them (pongs, the close) depends on the messages' turn.
-        others = queue.queue_messages(events)
-        if others is not None:
-            for event in others:
-                kind = type(event)
-                if kind is Pong:
-                    self._pong(event.data)
-                elif kind is Ping:
-                    if self._writing_paused and not self._pong_hold:
-                        self._hold_for_pongs()
-                else:
-                    self._other_event(event)
-        if len(queue) != before:
-            self._wake_reader()
-            if queue.pending() >= self.max_queue and not queue.paused:
-                # Reading resumes (_resume_reading) once a quarter is left.
-                queue.paused = True
-                queue.resume_at = self.max_queue // 4
-                queue.on_resume = self._resume_reading  # (not held while not paused)
-                if self.transport is not None:
-                    self.transport.pause_reading()
+        queue.paused = True
+        queue.resume_at = self.max_queue // 4
+        queue.on_resume = self._resume_reading  # (not held while not paused)
+        if self.transport is not None:
+            self.transport.pause_reading()
 
     def _fill_into(self, opcode: int, data: Any) -> None:
         """The message sink while a read_message_into call waits (see buffer_updated).
@@ -522,6 +529,12 @@ class Connection(BaseConnection):
                 before the message held behind such a payload was written (raised
                 by the ``await``, as a coroutine's would be).
         """
+        return _send_now(self, data, compress)  # type: ignore[no-any-return]
+
+    def _send_rest(self, data: Data, compress: bool) -> Awaitable[None]:
+        """:meth:`send` beyond its common case (:func:`_readpath_py.send_now`): a
+        payload to keep, a send in line behind one compressed in a worker thread,
+        or one to compress there."""
         try:
             if self._kept_from and type(data) is not bytes and type(data) is not str:
                 data = stable(data, self._kept_from)
@@ -541,37 +554,11 @@ class Connection(BaseConnection):
             size = len(data)  # type: ignore[arg-type]  # (a bytes-like object has one)
         except Exception as exc:  # (raised by the await, as by a coroutine)
             return _raise(exc)
-        if not self._writing_paused and self._out is None:
-            if self._queue and size <= _BATCH:
-                self._write_soon(size)  # (at the end of this turn, with the others)
-            else:  # (none left to answer in this turn: all that waits goes now)
-                self._flush()
-            if not self._writing_paused and self._out is None:
-                done: Awaitable[None] = completed(None)
-                return done
-        else:
-            self._flush()
-        return self._drain_after_send()
+        return _sent(self, size)  # type: ignore[no-any-return]
 
-    def _write_soon(self, size: int) -> None:
-        """Write the frames a ``send`` of ``size`` bytes left in the core at the end of
-        this turn of the loop, with those of the other sends made meanwhile. Called
-        while received messages are still queued (an echo working through the
-        messages of one read): one write (one system call, one TCP segment) for
-        them, not one each; a send made with none left queued writes all that
-        waits at once (no turn of the loop added when there is nothing to batch).
-        Past ``_BATCH`` bytes they are written at once: what waits is bounded, and
-        a sender that never yields still meets backpressure. Anything else written
-        meanwhile (a close, a pong) comes out of the core after them, in order."""
-        pending = self._unwritten
-        total = pending + size + 1  # (+1: an empty message counts)
-        if total > _BATCH:
-            self._flush()
-            self._unwritten = 1 if pending else 0  # (1: a call scheduled finds nothing)
-        else:
-            self._unwritten = total
-            if pending == 0:
-                self.loop.call_soon(self._write_now)
+    def _failed(self, exc: Exception) -> Awaitable[None]:
+        """What a ``send`` that raised ``exc`` returns: its ``await`` raises it."""
+        return _raise(exc)
 
     def _write_now(self) -> None:
         self._unwritten = 0
