@@ -182,3 +182,55 @@ async def test_queued_messages_are_read_after_the_close_then_it_raises() -> None
         assert await conn.read_message() == (MessageType.TEXT, b"m1")
         with pytest.raises(blazews.ConnectionClosedOK):
             await conn.recv()
+
+
+@pytest.mark.parametrize("api", ["recv", "read_message", "async for"])
+async def test_a_read_with_nothing_queued_waits_on_the_next_message(api: str) -> None:
+    async with _echo() as conn:
+        if api == "async for":
+            read: Any = aiter(conn).__anext__()
+        else:
+            read = getattr(conn, api)()
+        assert _kind(read) == ("Ready" if COMPILED else "coroutine")
+        task = asyncio.ensure_future(_step(read))
+        await asyncio.sleep(0.05)
+        assert not task.done()
+        if COMPILED:
+            assert gc.is_tracked(read)  # waiting: it may sit in a cycle now
+        with pytest.raises(blazews.ConcurrencyError):
+            await conn.recv()  # one reader waits already
+        await conn.send("hello")
+        got = await asyncio.wait_for(task, 5)
+        assert got == ((MessageType.TEXT, b"hello") if api == "read_message" else "hello")
+
+
+async def test_a_waiting_read_cancelled_leaves_no_waiter_behind() -> None:
+    async with _echo() as conn:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(conn.recv(), 0.05)
+        task = asyncio.ensure_future(_step(conn.read_message()))
+        await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        reader = asyncio.ensure_future(_step(conn.recv()))  # no ConcurrencyError
+        await asyncio.sleep(0.02)
+        await conn.send("after")
+        assert await asyncio.wait_for(reader, 5) == "after"
+
+
+@pytest.mark.parametrize("api", ["recv", "async for"])
+async def test_a_waiting_read_ends_when_the_connection_closes(api: str) -> None:
+    async with _echo() as conn:
+        read: Any = aiter(conn).__anext__() if api == "async for" else conn.recv()
+        reader = asyncio.ensure_future(_step(read))
+        await asyncio.sleep(0.02)
+        assert not reader.done()
+        await conn.close()
+        # a normal close: recv raises ConnectionClosedOK, async for ends
+        with pytest.raises(
+            StopAsyncIteration if api == "async for" else blazews.ConnectionClosedOK
+        ):
+            await asyncio.wait_for(reader, 5)
+        with pytest.raises(blazews.ConnectionClosedOK):
+            await conn.read_message()  # closed, nothing queued: at the first step

@@ -30,8 +30,9 @@ cdef bint byte_view(object view) noexcept
 # no Future, no loop turn.
 cdef object done(object value)
 
-# A read whose message is queued (ready.h): its first step calls take(owner, arg) for
-# the value (None: not there after all), else wait(owner, arg) for the coroutine
-# that waits, and is that coroutine's from then on.
+# A read without a coroutine (ready.h): a step calls take(owner, arg) for the value
+# (None: nothing to take), else block(owner, arg) (if not NULL) for a future to yield
+# (None: not here), else wait(owner, arg) for the coroutine whose steps it takes
+# from then on.
 ctypedef object (*ready_fn)(object owner, object arg)
-cdef object ready(object owner, object arg, ready_fn take, ready_fn wait)
+cdef object ready(object owner, object arg, ready_fn take, ready_fn block, ready_fn wait)

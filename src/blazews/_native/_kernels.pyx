@@ -281,17 +281,17 @@ cdef object done(object value):
 
 
 cdef extern from "ready.h":
-    object bw_ready_new(object owner, object arg, ready_fn take, ready_fn wait)
+    object bw_ready_new(object owner, object arg, ready_fn take, ready_fn block, ready_fn wait)
     object bw_ready_type()
 
 
-# A read whose message is queued (ready.h): takes it at its first step, as the
-# coroutine it stands for would, with no frame when it is there.
+# A read without a coroutine (ready.h): takes its message at a step, as the
+# coroutine it stands for would.
 Ready = bw_ready_type()
 
 
-cdef object ready(object owner, object arg, ready_fn take, ready_fn wait):
-    return bw_ready_new(owner, arg, take, wait)
+cdef object ready(object owner, object arg, ready_fn take, ready_fn block, ready_fn wait):
+    return bw_ready_new(owner, arg, take, block, wait)
 
 
 cdef inline bint _released(object view) noexcept:

@@ -1,24 +1,30 @@
-/* A read that is ready: what recv(), read_message() and read_message_into() return
- * when a message is queued at the call (see blazews/asyncio/_readpath_py.py).
+/* A read without a coroutine: what recv(), read_message(), read_message_into() and
+ * `async for` return (see blazews/asyncio/_readpath_py.py).
  *
  * It behaves as the coroutine it stands for, step for step, without being one: the
- * message is taken at its first step (await, send(None), or a task's first step),
- * not at the call. Until then nothing is taken, so a read dropped unawaited, or a
- * task cancelled before it ran (asyncio.wait_for(conn.recv(), 0) on Python 3.11),
- * loses no message: exactly as with a coroutine.
+ * message is taken at a step (await, send(None), a task's step), never at the call.
+ * So a read dropped unawaited, or whose task is cancelled before it ran
+ * (asyncio.wait_for(conn.recv(), 0) on Python 3.11), takes nothing: exactly as with
+ * a coroutine.
  *
- * The first step calls take(owner, arg): a value (not None) is the result, given
- * through am_send as a plain return (no coroutine frame, no Future, no turn of the
- * loop, no StopIteration). None means another reader took the message meanwhile (or
- * it needs the slow path): the first step then calls wait(owner, arg), which returns
- * the coroutine that waits, and every step from there on is that coroutine's
- * (send, throw and close are handed to it).
+ * A step calls take(owner, arg): a value (not None) is the result, given through
+ * am_send as a plain return (no coroutine frame, no Future, no turn of the loop, no
+ * StopIteration). None: nothing to take now. Then block(owner, arg) (if there is
+ * one) gives the future that the next message completes (marked as a blocking
+ * future, as Future.__await__ marks it), which the step yields to the task, as
+ * `await future` does; the task's next step takes again. Where block gives None
+ * (a timeout to keep, a payload the slow path must copy), or there is no block,
+ * wait(owner, arg) gives the coroutine that does it all, and every step from
+ * there on is that coroutine's (send, throw and close are handed to it). A throw
+ * before that raises what is thrown (a cancelled task: the future it waited on is
+ * cancelled by the task, as for a coroutine).
  *
- * Garbage collection: until it delegates, a Ready refers only to its owner (the
+ * Garbage collection: until it waits, a Ready refers only to its owner (the
  * connection) and arg, and nothing refers back to it but its awaiter, so it is not
- * tracked (as a Future-free Done is not). Once it delegates, it holds a suspended
- * coroutine, which may sit in a cycle (frame -> future -> callbacks -> task ->
- * Ready), and it is tracked from then on.
+ * tracked (a read of a queued message costs no more than a Done). Once it waits
+ * (a future yielded to a task, or a coroutine it hands its steps to) it may sit in
+ * a cycle (task -> Ready -> connection -> future -> callbacks -> task), and it is
+ * tracked from then on.
  */
 #ifndef BLAZEWS_READY_H
 #define BLAZEWS_READY_H
@@ -33,12 +39,15 @@ typedef struct {
     PyObject *arg;
     PyObject *inner; /* the waiting coroutine, once delegated */
     bw_ready_fn take;
+    bw_ready_fn block; /* may be NULL */
     bw_ready_fn wait;
+    int started;
 } bw_Ready;
 
 static PyTypeObject bw_ReadyType;
 
-static PyObject *bw_ready_new(PyObject *owner, PyObject *arg, bw_ready_fn take, bw_ready_fn wait) {
+static PyObject *bw_ready_new(PyObject *owner, PyObject *arg, bw_ready_fn take, bw_ready_fn block,
+                              bw_ready_fn wait) {
     bw_Ready *self = PyObject_GC_New(bw_Ready, &bw_ReadyType);
     if (self == NULL) {
         return NULL;
@@ -49,7 +58,9 @@ static PyObject *bw_ready_new(PyObject *owner, PyObject *arg, bw_ready_fn take, 
     self->arg = arg;
     self->inner = NULL;
     self->take = take;
+    self->block = block;
     self->wait = wait;
+    self->started = 0;
     return (PyObject *)self;
 }
 
@@ -79,9 +90,16 @@ static PyObject *bw_ready_await(PyObject *self) {
     return self;
 }
 
-/* The first step: the value, or the waiting coroutine set up (result NULL, no
- * error, self->inner set), or NULL with an error (finished). */
-static int bw_ready_first(bw_Ready *self, PyObject **result) {
+static void bw_ready_track(PyObject *self) {
+    if (!PyObject_GC_IsTracked(self)) {
+        PyObject_GC_Track(self);
+    }
+}
+
+/* A step of its own (not delegated): 1 with the value in *result (finished), 2 with
+ * a future to yield in *result, 0 with self->inner set up (delegate from now on),
+ * -1 with an error set (finished). */
+static int bw_ready_own(bw_Ready *self, PyObject **result) {
     PyObject *value = self->take(self->owner, self->arg);
     if (value == NULL) {
         bw_ready_clear((PyObject *)self);
@@ -93,13 +111,26 @@ static int bw_ready_first(bw_Ready *self, PyObject **result) {
         return 1;
     }
     Py_DECREF(value);
+    if (self->block != NULL) {
+        PyObject *future = self->block(self->owner, self->arg);
+        if (future == NULL) {
+            bw_ready_clear((PyObject *)self);
+            return -1;
+        }
+        if (future != Py_None) {
+            bw_ready_track((PyObject *)self);
+            *result = future;
+            return 2;
+        }
+        Py_DECREF(future);
+    }
     PyObject *inner = self->wait(self->owner, self->arg);
     if (inner == NULL) {
         bw_ready_clear((PyObject *)self);
         return -1;
     }
     self->inner = inner;
-    PyObject_GC_Track((PyObject *)self);
+    bw_ready_track((PyObject *)self);
     return 0;
 }
 
@@ -111,15 +142,21 @@ static PySendResult bw_ready_am_send(PyObject *op, PyObject *arg, PyObject **res
             PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
             return PYGEN_ERROR;
         }
-        if (arg != Py_None) { /* refused, as a coroutine's: it can still start */
+        if (!self->started && arg != Py_None) { /* refused, as a coroutine's */
             PyErr_SetString(PyExc_TypeError,
                             "can't send non-None value to a just-started coroutine");
             return PYGEN_ERROR;
         }
-        int first = bw_ready_first(self, result);
-        if (first != 0) {
-            return first > 0 ? PYGEN_RETURN : PYGEN_ERROR;
+        self->started = 1;
+        switch (bw_ready_own(self, result)) {
+        case 1:
+            return PYGEN_RETURN;
+        case 2:
+            return PYGEN_NEXT;
+        case -1:
+            return PYGEN_ERROR;
         }
+        arg = Py_None; /* the coroutine's first step */
     }
     PySendResult r = PyIter_Send(self->inner, arg, result);
     if (r != PYGEN_NEXT) {
@@ -164,7 +201,8 @@ static PyObject *bw_ready_throw(PyObject *op, PyObject *args) {
         }
         return yielded;
     }
-    /* Not started (or finished): nothing was taken; raise what was thrown. */
+    /* Not started, waiting on a future, or finished: nothing was taken; raise what
+     * was thrown. */
     PyObject *typ, *val = NULL, *tb = NULL;
     if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)) {
         return NULL;
@@ -220,7 +258,7 @@ static PyTypeObject bw_ReadyType = {
                 | Py_TPFLAGS_HAVE_AM_SEND
 #endif
     ,
-    .tp_doc = "A read whose message is queued: takes it at its first step, as the "
+    .tp_doc = "A read without a coroutine: takes its message at a step, as the "
               "coroutine it stands for would.",
     .tp_traverse = bw_ready_traverse,
     .tp_clear = bw_ready_clear,

@@ -81,14 +81,12 @@ cdef class Messages:
 @cython.locals(message=Message, data=object)
 cdef object _ready(MessageQueue queue)
 
-@cython.locals(queue=MessageQueue)
 cpdef object recv(object conn, object timeout=*)
-
-@cython.locals(queue=MessageQueue)
 cpdef object read_message(object conn, object timeout=*)
-
-@cython.locals(queue=MessageQueue)
 cpdef object read_message_into(object conn, object buf)
+
+@cython.locals(protocol=Protocol, waiter=object)
+cpdef object recv_waiter(object conn)
 
 cdef object _take_recv(object conn, object timeout)
 
@@ -98,9 +96,14 @@ cdef object _take_message(object conn, object timeout)
 @cython.locals(queue=MessageQueue)
 cdef object _take_into(object conn, object buf)
 
+@cython.locals(queue=MessageQueue, waiter=object)
+cdef object _block(object conn, object timeout)
+cdef object _block_anext(object conn, object unused)
+
 cdef object _wait_recv(object conn, object timeout)
 cdef object _wait_message(object conn, object timeout)
 cdef object _wait_into(object conn, object buf)
+cdef object _wait_anext(object conn, object unused)
 
 
 cdef class SendHandle:

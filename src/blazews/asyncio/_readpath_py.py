@@ -31,6 +31,7 @@ except ImportError:  # (compiled: Cython's own; pure: its shadow module, or else
 
     globals()["cython"] = NO_CYTHON  # (not "cython = ...": Cython reserves the name)
 
+from ..exceptions import ConcurrencyError, ConnectionClosedOK
 from ..sansio.frames import MaskLater, MessageType
 from ..sansio.states import Side, State
 from ._send import stable
@@ -64,6 +65,7 @@ __all__ = [
     "read_message",
     "read_message_into",
     "recv",
+    "recv_waiter",
     "send_now",
     "sent",
     "write_frame_all",
@@ -584,8 +586,9 @@ class Messages:
     When a message is queued, ``__anext__`` takes it and returns a completed awaitable
     (compiled: a C object whose ``await`` gives the message through ``am_send``: no
     coroutine frame, no Future, no turn of the loop); otherwise, or for a payload lent
-    by a large receive buffer, it returns the connection's ``_anext()`` coroutine,
-    which waits as ``recv()`` does. Iteration ends (``StopAsyncIteration``) on a
+    by a large receive buffer, it returns a read that waits as ``recv()`` does
+    (compiled: a ``Ready``, see :func:`recv`; pure: the connection's ``_anext()``
+    coroutine). Iteration ends (``StopAsyncIteration``) on a
     normal close, as ``recv()`` raising ``ConnectionClosedOK`` would.
     """
 
@@ -602,6 +605,8 @@ class Messages:
         value = _ready(self._queue)
         if value is not None:
             return done(value) if cython.compiled else _Done(value)
+        if cython.compiled:
+            return ready(self._conn, None, _take_recv, _block_anext, _wait_anext)
         return self._conn._anext()
 
 
@@ -621,42 +626,54 @@ def _ready(queue: Queue) -> Any:
 
 # -- recv(), read_message(), read_message_into() --------------------------------------
 #
-# Each returns, when a message is queued at the call, a read that is ready (compiled:
-# the C type Ready of _native/ready.h), else the connection's coroutine that waits
-# (``_recv``, ``_read_message``, ``_read_message_into``). A ready read takes its
-# message at its first step, as that coroutine would: one dropped unawaited, or in a
-# task cancelled before it ran, takes nothing. Its first step calls the ``_take_*``
-# function below; one that finds nothing to take (another reader was first, or the
-# payload is lent by a large receive buffer) returns None, and the read goes on as
-# the coroutine (``_wait_*``). The pure build returns the coroutine every time: the
-# same behaviour, one frame more.
+# Each returns, compiled, a read without a coroutine (the C type Ready of
+# _native/ready.h), which behaves as the coroutine it stands for (``_recv``,
+# ``_read_message``, ``_read_message_into`` of the connection): the message is taken
+# at a step, never at the call, so a read dropped unawaited, or in a task cancelled
+# before it ran, takes nothing. A step takes a queued message (``_take_*`` below),
+# or waits on the future the next message completes (``_block``, through
+# ``recv_waiter``), or (a timeout to keep, a payload lent by a large receive buffer,
+# read_message_into's wait, which offers its buffer to the read path) hands its
+# steps to that coroutine (``_wait_*``). The pure build returns the coroutine: the
+# same behaviour, a frame more.
 
 
 def recv(conn: Any, timeout: float | None = None) -> Any:
     """``Connection.recv``: see there."""
     if cython.compiled:
-        queue: Queue = conn._queue
-        if len(queue) != 0:
-            return ready(conn, timeout, _take_recv, _wait_recv)
+        return ready(conn, timeout, _take_recv, _block, _wait_recv)
     return conn._recv(timeout)
 
 
 def read_message(conn: Any, timeout: float | None = None) -> Any:
     """``Connection.read_message``: see there."""
     if cython.compiled:
-        queue: Queue = conn._queue
-        if len(queue) != 0:
-            return ready(conn, timeout, _take_message, _wait_message)
+        return ready(conn, timeout, _take_message, _block, _wait_message)
     return conn._read_message(timeout)
 
 
 def read_message_into(conn: Any, buf: Any) -> Any:
     """``Connection.read_message_into``: see there."""
     if cython.compiled:
-        queue: Queue = conn._queue
-        if len(queue) != 0:
-            return ready(conn, buf, _take_into, _wait_into)
+        return ready(conn, buf, _take_into, cython.NULL, _wait_into)
     return conn._read_message_into(buf)
+
+
+def recv_waiter(conn: Any) -> Any:
+    """``Connection._waiter``: a future that the next queued message (or the end of
+    the connection) completes, for a reader to await directly: no coroutine of its
+    own between the reader and the loop. The connection's ``_wake_reader`` (or
+    ``queue_dispatch``) lets go of it; one left behind by a cancelled reader is done,
+    so it stands in nobody's way."""
+    protocol: CoreProtocol = conn.protocol
+    if not protocol.receiving or conn._lost:
+        raise protocol.close_exc()
+    waiter = conn._recv_waiter
+    if waiter is not None and not waiter.done():
+        raise ConcurrencyError("another coroutine is already waiting for the next message")
+    waiter = conn.loop.create_future()
+    conn._recv_waiter = waiter
+    return waiter
 
 
 def _take_recv(conn: Any, timeout: Any) -> Any:
@@ -680,6 +697,26 @@ def _take_into(conn: Any, buf: Any) -> Any:
     return queue.take_into(buf)
 
 
+def _block(conn: Any, timeout: Any) -> Any:
+    """The future to wait on for the next message, marked as ``await future`` marks
+    it for the task; None where the coroutine must go on (a timeout, or a queued
+    payload that ``_take_*`` left: lent by a large receive buffer)."""
+    queue: Queue = conn._queue
+    if timeout is not None or len(queue) != 0:
+        return None
+    waiter = recv_waiter(conn)
+    waiter._asyncio_future_blocking = True
+    return waiter
+
+
+def _block_anext(conn: Any, unused: Any) -> Any:
+    """``_block`` for ``async for``: a normal close ends the iteration."""
+    try:
+        return _block(conn, None)
+    except ConnectionClosedOK:
+        raise StopAsyncIteration from None
+
+
 def _wait_recv(conn: Any, timeout: Any) -> Any:
     return conn._recv(timeout)
 
@@ -690,3 +727,7 @@ def _wait_message(conn: Any, timeout: Any) -> Any:
 
 def _wait_into(conn: Any, buf: Any) -> Any:
     return conn._read_message_into(buf)
+
+
+def _wait_anext(conn: Any, unused: Any) -> Any:
+    return conn._anext()

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         completed,
         queue_dispatch,
         queue_read,
+        recv_waiter,
         send_now,
         sent,
         write_frame_all,
@@ -60,10 +61,11 @@ else:
         _built.completed,
         _built.write_frame_all,
     )
-    POOLED_SIZE, queue_dispatch, queue_read, send_now, sent, write_soon = (
+    POOLED_SIZE, queue_dispatch, queue_read, recv_waiter, send_now, sent, write_soon = (
         _built.POOLED_SIZE,
         _built.queue_dispatch,
         _built.queue_read,
+        _built.recv_waiter,
         _built.send_now,
         _built.sent,
         _built.write_soon,
@@ -87,6 +89,7 @@ __all__ = [
     "completed",
     "queue_dispatch",
     "queue_read",
+    "recv_waiter",
     "send_now",
     "sent",
     "write_frame_all",

@@ -26,7 +26,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import BufferTooSmall, ConcurrencyError, ConnectionClosedOK
+from ..exceptions import BufferTooSmall, ConnectionClosedOK
 from ..options import ConnectionOptions
 from ..sansio.extensions.permessage_deflate import Compressed, PerMessageDeflate
 from ..sansio.frames import MessageType
@@ -42,6 +42,7 @@ from ._receive import (
     _recv_now,
     queue_dispatch,
     queue_read,
+    recv_waiter,
 )
 from ._receive import send_now as _send_now
 from ._receive import sent as _sent
@@ -271,19 +272,9 @@ class Connection(BaseConnection):
 
     # -- receiving -------------------------------------------------------------------
 
-    def _waiter(self) -> asyncio.Future[None]:
-        """A future that the next queued message (or the end of the connection)
-        completes, for a reader to await directly: no coroutine of its own between
-        the reader and the loop, which saves a coroutine frame on every connection
-        that waits, idle or not. ``_wake_reader`` lets go of it; a waiter left
-        behind by a cancelled reader is done, so it stands in nobody's way."""
-        if not self.protocol.receiving or self._lost:
-            raise self.protocol.close_exc()
-        waiter = self._recv_waiter
-        if waiter is not None and not waiter.done():
-            raise ConcurrencyError("another coroutine is already waiting for the next message")
-        waiter = self._recv_waiter = self.loop.create_future()
-        return waiter
+    # A future that the next queued message (or the end of the connection) completes,
+    # for a reader to await directly (compiled: see _readpath_py.recv_waiter).
+    _waiter = recv_waiter
 
     async def _wait(self, timeout: float) -> None:
         """Wait until a message is queued, for at most ``timeout`` seconds."""
