@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from ._send import Outbox
 
 __all__ = [
+    "COMPILED",
     "LOOPS_HOLDING_VIEWS",
     "POOLED_SIZE",
     "SEND_BATCH",
@@ -66,11 +67,16 @@ __all__ = [
     "read_message_into",
     "recv",
     "recv_waiter",
+    "send",
     "send_now",
     "sent",
     "write_frame_all",
     "write_soon",
 ]
+
+# Whether this is the compiled build of the module (connection.py then calls its
+# functions directly, see there).
+COMPILED: bool = cython.compiled
 
 # The size of a pooled receive buffer (_receive.RECEIVE_BUFFER_SIZE is this): a larger
 # one was taken for large frames or read-ahead, which the Python methods handle.
@@ -371,6 +377,11 @@ def queue_dispatch(conn: Any, events: list[Any]) -> None:
 # The most bytes of messages sent while received ones are queued that wait to be
 # written together (see sent); a larger message, or more, go at once.
 SEND_BATCH = 65536
+
+
+def send(conn: Any, data: Any, *, compress: bool = True) -> Any:
+    """``Connection.send``: see there."""
+    return send_now(conn, data, compress)
 
 
 def send_now(conn: Any, data: Any, compress: bool) -> Any:

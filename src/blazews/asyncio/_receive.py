@@ -34,6 +34,7 @@ from ..sansio.protocol import Message
 
 if TYPE_CHECKING:
     from ._readpath_py import (
+        COMPILED,
         LOOPS_HOLDING_VIEWS,
         POOLED_SIZE,
         Messages,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from ._readpath_py import read_message as _read_message_now
     from ._readpath_py import read_message_into as _read_message_into_now
     from ._readpath_py import recv as _recv_now
+    from ._readpath_py import send as _send_method
 else:
     _built = select("blazews.asyncio._readpath")
     LOOPS_HOLDING_VIEWS, Messages, ReadPath, SendHandle, completed, write_frame_all = (
@@ -70,13 +72,16 @@ else:
         _built.sent,
         _built.write_soon,
     )
-    _recv_now, _read_message_now, _read_message_into_now = (
+    _recv_now, _read_message_now, _read_message_into_now, _send_method = (
         _built.recv,
         _built.read_message,
         _built.read_message_into,
+        _built.send,
     )
+    COMPILED = _built.COMPILED
 
 __all__ = [
+    "COMPILED",
     "IDLE_RELEASE_DELAY",
     "RECEIVE_BUFFER_SIZE",
     "Messages",
@@ -86,6 +91,7 @@ __all__ = [
     "_read_message_into_now",
     "_read_message_now",
     "_recv_now",
+    "_send_method",
     "completed",
     "queue_dispatch",
     "queue_read",
