@@ -280,3 +280,72 @@ async def test_a_frame_the_core_holds_goes_out_before_the_broadcast() -> None:
             assert [(f.opcode, f.payload) for f in frames] == [(0x9, b"first"), (0x2, b"second")]
         finally:
             sock.close()
+
+
+async def test_frames_stay_whole_and_in_order_when_the_socket_takes_part() -> None:
+    # The compiled build writes a broadcast frame to the socket itself where the
+    # transport holds nothing: a socket that takes only part of it (a 4 KiB send
+    # buffer, a peer that reads later) must get the rest through the transport,
+    # and every later frame after it, on every build.
+    async with blazews.serve(
+        _hold, "127.0.0.1", 0, ping_interval=None, write_limit=64 * 1024 * 1024
+    ) as server:
+        sock = await asyncio.to_thread(blocking_client, server.port, 4096)
+        try:
+            await _wait_for(lambda: len(server.connections) == 1)
+            (conn,) = server.connections
+            _server_socket(conn).setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            sent = [bytes([i]) * (3000 + 7 * i) for i in range(200)]
+            held_back = 0
+            for message in sent:
+                result = blazews.broadcast([conn], message)
+                assert result.delivered == 1
+                held_back += conn.transport.get_write_buffer_size() > 0
+            assert held_back  # the socket filled: the transport holds the rest
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            size = sum(len(m) + 4 for m in sent)  # (a 4-byte header: 126..65535 bytes)
+            data = b""
+            while len(data) < size:
+                data += await asyncio.to_thread(sock.recv, 1 << 20)
+            frames = parse_frames(data)
+            assert [f.payload for f in frames] == sent
+        finally:
+            sock.close()
+
+
+async def test_a_broadcast_to_a_peer_that_reset_raises_nothing_and_closes_it() -> None:
+    async with blazews.serve(_hold, "127.0.0.1", 0, ping_interval=None) as server:
+        sock = await asyncio.to_thread(blocking_client, server.port)
+        await _wait_for(lambda: len(server.connections) == 1)
+        (conn,) = server.connections
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset: the server's writes fail
+        await asyncio.sleep(0.05)
+        for _ in range(3):
+            blazews.broadcast([conn], b"to nobody")  # must not raise
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(conn.wait_closed(), 10)
+        assert conn.state is blazews.State.CLOSED
+
+
+async def test_the_compiled_build_writes_to_an_idle_socket_itself() -> None:
+    # Where the transport holds nothing, the frame goes to the socket with one
+    # write(2): the transport's write is not called (compiled build); the pure build
+    # writes through the transport. The peer gets the same bytes either way.
+    async with blazews.serve(_hold, "127.0.0.1", 0, ping_interval=None) as server:
+        sock = await asyncio.to_thread(blocking_client, server.port)
+        try:
+            await _wait_for(lambda: len(server.connections) == 1)
+            (conn,) = server.connections
+            calls: list[bytes] = []
+            transport_write = conn.transport.write
+            conn.transport.write = lambda data: (calls.append(data), transport_write(data))
+            assert blazews.broadcast([conn], b"direct").delivered == 1
+            compiled = blazews.IMPLEMENTATION == "compiled"
+            assert len(calls) == (0 if compiled else 1)
+            data = b""
+            while len(data) < 2 + 6:
+                data += await asyncio.to_thread(sock.recv, 4096)
+            assert [(f.opcode, f.payload) for f in parse_frames(data)] == [(0x2, b"direct")]
+        finally:
+            sock.close()

@@ -10,9 +10,14 @@ cdef object _OPEN, _CLOSING, _SERVER, _TEXT, _BINARY
 cdef tuple _wmethods
 
 cdef tuple _learn_transport(object t)
+cdef object _SOCKET_TRANSPORTS
+
+@cython.locals(kind=object, sock=object)
+cdef int _socket_fd(object transport) except? -2
 
 
 cdef class ReadPath:
+    cdef int _fd
     cdef public bint _batching
     cdef public bint _holds_views
     cdef public object _direct
@@ -49,6 +54,9 @@ cdef class ReadPath:
 
     @cython.locals(known=tuple)
     cdef bint _write_one(self, object data) except -1
+
+    @cython.locals(transport=object, fd=int, size=Py_ssize_t, n=Py_ssize_t)
+    cdef bint _write_direct(self, object data) except -1
 
     @cython.locals(protocol=Protocol)
     cpdef void _process(self) except *

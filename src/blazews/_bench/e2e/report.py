@@ -166,9 +166,12 @@ class Table:
             return "not run"
         return None
 
-    def ratio(self, key: Key, ref_row: str) -> str:
+    def ratio(self, key: Key, ref_row: str, ref_loop: str | None = None) -> str:
+        """``key``'s median over ``ref_row``'s, on ``ref_loop`` (default: ``key``'s
+        loop; a row that runs on no loop, as the raw socket and Go rows, is compared
+        with the reference on the loop of its table)."""
         value = self.median(key)
-        ref = self.median((key[0], ref_row, key[2], key[3]))
+        ref = self.median((key[0], ref_row, ref_loop or key[2], key[3]))
         if value is None or not ref:
             return "-"
         return f"{value / ref:.2f}×"
@@ -183,8 +186,8 @@ def _loop_key(row: Row, loop: str) -> str:
     return loop if row.per_loop else "-"
 
 
-def _ratios(t: Table, key: Key) -> list[str]:
-    return [t.ratio(key, "picows"), t.ratio(key, "websockets")]
+def _ratios(t: Table, key: Key, loop: str | None = None) -> list[str]:
+    return [t.ratio(key, "picows", loop), t.ratio(key, "websockets", loop)]
 
 
 def _failures(t: Table, key: Key) -> str:
@@ -203,7 +206,11 @@ def ingest_md(t: Table, cfg: dict[str, Any]) -> str:
         "once, at the server; the server's application code counts the messages it "
         "receives. The raw socket row is a plain socket server that `recv_into`s and "
         "counts bytes (shown as frames of that size per second): the loopback ceiling, "
-        "the same in both tables. Higher is better.",
+        "the same in both tables. The Go row (where a Go toolchain and Debian's "
+        "golang-github-gorilla-websocket-dev are installed) is gorilla/websocket on one "
+        "OS thread (GOMAXPROCS=1), reading each message with NextReader into one reused "
+        "buffer; it and the raw row run once, and are compared with the peers of each "
+        "table's loop. Higher is better.",
     ]
     for loop in cfg["loops"]:
         rows = []
@@ -224,7 +231,7 @@ def ingest_md(t: Table, cfg: dict[str, Any]) -> str:
                         fmt(med) + _failures(t, key),
                         mbps,
                         t.spread(key),
-                        *_ratios(t, key),
+                        *_ratios(t, key, loop),
                     ]
                 )
         parts += ["", f"### Event loop: {loop}", ""]
@@ -263,7 +270,7 @@ def echo_md(t: Table, cfg: dict[str, Any]) -> str:
                         str(inflight),
                         fmt(t.median(key)) + _failures(t, key),
                         t.spread(key),
-                        *_ratios(t, key),
+                        *_ratios(t, key, loop),
                     ]
                 )
         parts += ["", f"### Event loop: {loop}", ""]

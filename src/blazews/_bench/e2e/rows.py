@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = [
     "DEFLATE_INFLIGHTS",
@@ -11,6 +13,8 @@ __all__ = [
     "DEFLATE_ROWS",
     "DEFLATE_SIZE",
     "ECHO_ROWS",
+    "GORILLA_GOPATH",
+    "GORILLA_SOURCE",
     "INFLIGHTS",
     "INGEST_ROWS",
     "INGEST_SIZES",
@@ -30,6 +34,11 @@ DEFLATE_SIZE = 16384  # the JSON message of the compressed echo
 DEFLATE_MEMORY_SIZE = 4096  # the JSON message each idle compressed connection exchanged
 DEFLATE_INFLIGHTS = (1, 16)
 PEERS = ("websockets", "aiohttp", "picows")
+
+# The Go reference row of the ingest scenario: gorilla/websocket, built offline from
+# Debian's golang-go and golang-github-gorilla-websocket-dev (see gorilla/main.go).
+GORILLA_SOURCE = Path(__file__).with_name("gorilla") / "main.go"
+GORILLA_GOPATH = "/usr/share/gocode"
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,7 @@ INGEST_ROWS = (
     Row("aiohttp", "aiohttp", "aiohttp: receive()"),
     Row("picows", "picows", "picows: on_ws_frame"),
     *UVICORN_ROWS,
+    Row("gorilla", "gorilla", "Go gorilla/websocket: NextReader (1 thread)", per_loop=False),
     Row("raw", "raw", "raw socket: recv_into (ceiling)", per_loop=False),
 )
 
@@ -153,6 +163,13 @@ def availability(lib: str, loop: str | None) -> str | None:
 
         if not hasattr(blazews, "serve_listener"):
             return "not available yet"
+    if lib == "gorilla":
+        if shutil.which("go") is None:
+            return "no Go toolchain (Debian: golang-go)"
+        if not (Path(GORILLA_GOPATH) / "src/github.com/gorilla/websocket").is_dir():
+            return "gorilla/websocket not installed (Debian: golang-github-gorilla-websocket-dev)"
+        if not GORILLA_SOURCE.is_file():
+            return f"{GORILLA_SOURCE.name} not shipped with this install"
     if lib in PEERS and not _installed(lib):
         return f"{lib} not installed"
     if lib.startswith("uvicorn-"):

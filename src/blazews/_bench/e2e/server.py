@@ -31,14 +31,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import hashlib
 import logging
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from blazews._bench.e2e.child import HOST, Meter, emit, pin, raise_nofile, run
+from blazews._bench.e2e.rows import GORILLA_GOPATH, GORILLA_SOURCE
 
 MAX_MESSAGE = 4 * 1024 * 1024
 
@@ -393,12 +397,40 @@ def serve_raw(opts: Options) -> None:
                     break
 
 
+# ---- Go: gorilla/websocket -----------------------------------------------------------
+
+
+def gorilla_binary() -> str:
+    """Build the Go server (gorilla/main.go) once per version of its source, offline
+    (GOPATH mode, Debian's packaged gorilla/websocket); return the binary's path."""
+    source = GORILLA_SOURCE.read_bytes()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "blazews-bench"
+    binary = cache / f"gorilla-{hashlib.sha256(source).hexdigest()[:16]}"
+    if not binary.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = cache / f"{binary.name}.{os.getpid()}"
+        env = dict(os.environ, GOPATH=GORILLA_GOPATH, GO111MODULE="off", GOFLAGS="")
+        env["GOCACHE"] = str(cache / "go-build")
+        build = ["go", "build", "-o", str(partial), str(GORILLA_SOURCE)]
+        subprocess.run(build, env=env, check=True)
+        os.replace(partial, binary)
+    return str(binary)
+
+
+def serve_gorilla(ns: argparse.Namespace) -> None:
+    """Become the Go server, on this process's CPU, with one OS thread for Go code."""
+    binary = gorilla_binary()
+    os.environ["GOMAXPROCS"] = "1"
+    args = [f"-mode={ns.mode}", f"-warmup={ns.warmup}", f"-duration={ns.duration}"]
+    os.execv(binary, [binary, *args])
+
+
 # ---- main ---------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lib", required=True, choices=[*STARTERS, "raw"])
+    parser.add_argument("--lib", required=True, choices=[*STARTERS, "raw", "gorilla"])
     parser.add_argument("--mode", required=True, choices=["ingest", "echo"])
     parser.add_argument("--loop", default="asyncio", choices=["uvloop", "asyncio"])
     parser.add_argument("--cpu", type=int, default=None)
@@ -417,6 +449,8 @@ def main(argv: list[str] | None = None) -> None:
     if ns.lib == "raw":
         serve_raw(opts)
         return
+    if ns.lib == "gorilla":
+        serve_gorilla(ns)
 
     async def serve() -> None:
         port = await STARTERS[ns.lib](ns.mode, opts)
