@@ -190,10 +190,13 @@ bench-micro: install
 
 # Instructions per echoed message (1 in flight, server side) under callgrind, for every
 # library: what the wall clock of a noisy machine cannot resolve. Needs valgrind.
-# Writes benchmarks/results/instructions.md + .json.
+# Writes benchmarks/results/instructions.md + .json. Then asyncio's smallest wake-up (a
+# task awaiting a Future that a loop callback completes): the floor of what a
+# coroutine API pays per message it waits for, and a callback API does not.
 .PHONY: bench-instructions
 bench-instructions: install
 	$(PY) -m benchmarks.instructions
+	$(PY) -m benchmarks.wake
 
 # Fuzzing with atheris (libFuzzer): each target for FUZZ_TIME seconds, from the seeds in
 # fuzzing/corpus/<target> (known crash-* inputs left out, so they do not stop the run);

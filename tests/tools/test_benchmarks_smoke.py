@@ -160,3 +160,13 @@ def test_machine_info_reports_the_build_that_runs() -> None:
     info = machine_info()
     assert info["implementation"] == blazews.IMPLEMENTATION
     assert info["codec"] == blazews.implementation_report()["sansio._protocol"]
+
+
+def test_wake_floor_counts_a_task_wake_up() -> None:
+    # benchmarks.wake: asyncio's smallest wake-up under callgrind (the floor of a
+    # coroutine API's per-message cost). Checks the harness: a count in a plausible
+    # range per wake-up, and that more wake-ups cost more; never a figure.
+    from benchmarks.wake import count_instructions, per_wake
+
+    assert count_instructions(2_000, "uvloop") > count_instructions(200, "uvloop")
+    assert 1_000 < per_wake("uvloop", 200, 1_200) < 1_000_000
