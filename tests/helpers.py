@@ -391,3 +391,12 @@ def feed(conn: Any, data: bytes, chunk: int | None = None) -> int:
 async def echo_handler(conn: Any) -> None:
     async for message in conn:
         await conn.send(message)
+
+
+async def wait_queued(conn: Any, n: int) -> None:
+    """Wait until ``n`` messages are queued on the coroutine-API connection ``conn``."""
+    for _ in range(500):
+        if conn._queue.pending() >= n:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{n} messages never queued")

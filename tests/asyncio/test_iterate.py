@@ -14,19 +14,11 @@ import pytest
 
 import blazews
 from blazews import ConnectionClosedError, ConnectionClosedOK
+from tests.helpers import wait_queued
 
 
 def _url(server: blazews.Server) -> str:
     return f"ws://127.0.0.1:{server.port}/"
-
-
-async def _queued(conn: blazews.ClientConnection, n: int) -> None:
-    """Wait until ``n`` messages are queued on ``conn``."""
-    for _ in range(500):
-        if conn._queue.pending() >= n:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{n} messages never queued")
 
 
 @contextlib.asynccontextmanager
@@ -42,7 +34,7 @@ async def _with_queued(*messages: str | bytes) -> AsyncIterator[blazews.ClientCo
         blazews.serve(handler, "127.0.0.1", 0) as server,
         blazews.connect(_url(server)) as conn,
     ):
-        await _queued(conn, len(messages))
+        await wait_queued(conn, len(messages))
         yield conn
 
 

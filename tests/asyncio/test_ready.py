@@ -16,17 +16,9 @@ import pytest
 
 import blazews
 from blazews import BufferTooSmall, MessageType
+from tests.helpers import wait_queued
 
 COMPILED = blazews.IMPLEMENTATION == "compiled"
-
-
-async def _queued(conn: blazews.ClientConnection, n: int) -> None:
-    """Wait until ``n`` messages are queued on ``conn``."""
-    for _ in range(500):
-        if conn._queue.pending() >= n:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{n} messages never queued")
 
 
 @contextlib.asynccontextmanager
@@ -49,7 +41,7 @@ async def _with(conn: blazews.ClientConnection, *messages: str | bytes) -> None:
     n = conn._queue.pending() + len(messages)
     for message in messages:
         await conn.send(message)
-    await _queued(conn, n)
+    await wait_queued(conn, n)
 
 
 async def _step(read: Awaitable[Any]) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import blazews
+from tests.helpers import wait_queued
 
 
 def _completed_type() -> str:
@@ -92,14 +93,6 @@ async def test_a_send_that_must_wait_for_the_write_buffer_is_a_coroutine() -> No
             gate.set()
 
 
-async def _queued(conn: Any, n: int) -> None:
-    for _ in range(500):
-        if conn._queue.pending() >= n:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{n} messages never queued")
-
-
 async def test_the_sends_of_one_turn_are_written_together_at_its_end() -> None:
     async with (
         blazews.serve(_echo, "127.0.0.1", 0) as server,
@@ -108,7 +101,7 @@ async def test_the_sends_of_one_turn_are_written_together_at_its_end() -> None:
         for n in range(3):
             await conn.send(f"q{n}")  # nothing queued to answer: written at once
             assert not conn.protocol.holds_output()
-        await _queued(conn, 3)  # the echoes, not read yet
+        await wait_queued(conn, 3)  # the echoes, not read yet
         for n in range(3):
             await conn.send(f"m{n}")  # complete at once: no turn of the loop passes
         assert conn.protocol.holds_output()  # the three frames wait in the core
@@ -116,7 +109,7 @@ async def test_the_sends_of_one_turn_are_written_together_at_its_end() -> None:
         assert not conn.protocol.holds_output()  # written at the end of the turn
         assert [await conn.recv() for _ in range(6)] == ["q0", "q1", "q2", "m0", "m1", "m2"]
         await conn.send("r")
-        await _queued(conn, 1)
+        await wait_queued(conn, 1)
         await conn.send("s")  # one left to answer: it waits
         assert conn.protocol.holds_output()
         assert await conn.recv() == "r"
@@ -131,7 +124,7 @@ async def test_a_turn_s_sends_past_the_batch_are_written_at_once() -> None:
         blazews.connect(f"ws://127.0.0.1:{server.port}/", compression=None) as conn,
     ):
         await conn.send("queued")
-        await _queued(conn, 1)  # (one to answer: sends wait for the end of the turn)
+        await wait_queued(conn, 1)  # (one to answer: sends wait for the end of the turn)
         await conn.send(b"a" * 40_000)
         assert conn.protocol.holds_output()
         await conn.send(b"b" * 40_000)  # 80 KB in one turn: past the 64 KiB batch

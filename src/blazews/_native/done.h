@@ -84,12 +84,13 @@ static PyObject *bw_done_send(PyObject *self, PyObject *arg) {
     return bw_done_stop(self);
 }
 
-static PyObject *bw_done_throw(PyObject *self, PyObject *args) {
+/* Raise what throw(typ[, val[, tb]]) was given, as a coroutine that has nothing left
+ * to run raises it. Returns NULL, always (an error set). */
+static PyObject *bw_raise_thrown(PyObject *args) {
     PyObject *typ, *val = NULL, *tb = NULL;
     if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)) {
         return NULL;
     }
-    Py_CLEAR(((bw_Done *)self)->value);
     if (PyExceptionInstance_Check(typ)) {
         PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
     } else if (PyExceptionClass_Check(typ)) {
@@ -99,6 +100,11 @@ static PyObject *bw_done_throw(PyObject *self, PyObject *args) {
                         "exceptions must be classes or instances deriving from BaseException");
     }
     return NULL;
+}
+
+static PyObject *bw_done_throw(PyObject *self, PyObject *args) {
+    Py_CLEAR(((bw_Done *)self)->value);
+    return bw_raise_thrown(args);
 }
 
 static PyObject *bw_done_close(PyObject *self, PyObject *unused) {

@@ -31,6 +31,8 @@
 
 #include <Python.h>
 
+#include "done.h" /* bw_raise_thrown */
+
 typedef PyObject *(*bw_ready_fn)(PyObject *owner, PyObject *arg);
 
 typedef struct {
@@ -203,20 +205,8 @@ static PyObject *bw_ready_throw(PyObject *op, PyObject *args) {
     }
     /* Not started, waiting on a future, or finished: nothing was taken; raise what
      * was thrown. */
-    PyObject *typ, *val = NULL, *tb = NULL;
-    if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)) {
-        return NULL;
-    }
     bw_ready_clear(op);
-    if (PyExceptionInstance_Check(typ)) {
-        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
-    } else if (PyExceptionClass_Check(typ)) {
-        PyErr_SetObject(typ, val != NULL ? val : Py_None);
-    } else {
-        PyErr_SetString(PyExc_TypeError,
-                        "exceptions must be classes or instances deriving from BaseException");
-    }
-    return NULL;
+    return bw_raise_thrown(args);
 }
 
 static PyObject *bw_ready_close(PyObject *op, PyObject *unused) {

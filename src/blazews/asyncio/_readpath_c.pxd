@@ -86,6 +86,9 @@ cdef class Messages:
     cdef MessageQueue _queue
 
 
+@cython.locals(message=Message)
+cdef object _take_bytes(MessageQueue queue)
+
 @cython.locals(message=Message, data=object)
 cdef object _ready(MessageQueue queue)
 
@@ -98,7 +101,7 @@ cpdef object recv_waiter(object conn)
 
 cdef object _take_recv(object conn, object timeout)
 
-@cython.locals(queue=MessageQueue, message=Message, data=object)
+@cython.locals(queue=MessageQueue, message=Message)
 cdef object _take_message(object conn, object timeout)
 
 @cython.locals(queue=MessageQueue)

@@ -681,17 +681,26 @@ class Messages:
         return self._conn._anext()
 
 
-def _ready(queue: Queue) -> Any:
-    """Take the oldest queued message and return it as ``recv()`` does (``str`` for
-    text, ``bytes`` for binary); ``None`` if none is queued or its payload is a view
-    lent by a large receive buffer (``recv()`` copies it out and lets the buffer go)."""
+def _take_bytes(queue: Queue) -> Any:
+    """Take the oldest queued message if its payload is ``bytes``; ``None`` if none is
+    queued or its payload is a view lent by a large receive buffer (the coroutine
+    copies it out and lets the buffer go)."""
     if len(queue) == 0:
         return None
     message = queue[queue.head]
-    data = message.data
-    if type(data) is not bytes:
+    if type(message.data) is not bytes:
         return None
     queue.take()
+    return message
+
+
+def _ready(queue: Queue) -> Any:
+    """Take the oldest queued message (see ``_take_bytes``) and return it as
+    ``recv()`` does: ``str`` for text, ``bytes`` for binary; or ``None``."""
+    message = _take_bytes(queue)
+    if message is None:
+        return None
+    data = message.data
     return data.decode() if message.type == 1 else data
 
 
@@ -753,14 +762,10 @@ def _take_recv(conn: Any, timeout: Any) -> Any:
 
 def _take_message(conn: Any, timeout: Any) -> Any:
     queue: Queue = conn._queue
-    if len(queue) == 0:
+    message = _take_bytes(queue)
+    if message is None:
         return None
-    message = queue[queue.head]
-    data = message.data
-    if type(data) is not bytes:
-        return None
-    queue.take()
-    return (queue.kinds[message.type], data)
+    return (queue.kinds[message.type], message.data)
 
 
 def _take_into(conn: Any, buf: Any) -> Any:
