@@ -73,7 +73,10 @@ class ConnectionOptions:
             connection is dropped (10 s), or ``None``.
         max_message_size: Largest message received, in bytes, after inflation
             (1 MiB); a larger one fails the connection with 1009. ``None``: no limit.
-        max_queue: Received messages buffered before reading pauses (16). Not for
+        max_queue: Received messages buffered before reading pauses (16): reading
+            pauses when this many are still queued after the reader's turn, or
+            after four socket reads that found them queued before it had one (the
+            queue holds at most that and what those reads brought). Not for
             Listener connections: they have no queue.
         write_limit: High-water mark of the asyncio write buffer in bytes (64 KiB),
             or ``(high, low)``; ``send`` waits above it, and a ping received above

@@ -25,6 +25,7 @@ from blazews import (
     MessageType,
 )
 from tests.helpers import echo_handler as echo
+from tests.helpers import frame
 
 Handler = Callable[[Any], Awaitable[None]]
 
@@ -255,6 +256,37 @@ async def test_receive_queue_is_bounded_and_pauses_reading() -> None:
                 assert len(server_conn._queue) <= 4 + 8
             finally:
                 release.set()
+
+
+async def test_a_reader_that_keeps_up_does_not_pause_reading() -> None:
+    # Ten messages in one write fill a queue of 4; the reader woken by that read takes
+    # them all in its turn: reading is not paused meanwhile (pausing and resuming on
+    # every read costs two system calls a read), nor after.
+    seen: list[tuple[int, bool]] = []
+    done = asyncio.Event()
+
+    async def handler(conn: Any) -> None:
+        async for message in conn:
+            seen.append((len(conn._queue), conn._queue.paused))
+            if message == b"9":
+                done.set()
+
+    async with blazews.serve(handler, "127.0.0.1", 0, max_queue=4) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"".join(frame(2, str(i).encode(), mask=True) for i in range(10)))
+        await asyncio.wait_for(done.wait(), 5)
+        await asyncio.sleep(0.05)  # the check after the reader's turn has run
+        (server_conn,) = server.connections
+        assert not server_conn._queue.paused and server_conn._queue.full_reads == 0
+        writer.close()
+    assert seen[0][0] >= 4  # the queue was full when the reader took the first
+    assert not any(paused for _, paused in seen)
 
 
 async def test_open_timeout_drops_silent_client() -> None:

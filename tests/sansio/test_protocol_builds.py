@@ -143,6 +143,12 @@ def test_large_and_64bit_lengths_agree() -> None:
             assert run(_protocol_c.Protocol, Side.SERVER, data, cuts, None) == run(
                 _protocol_py.Protocol, Side.SERVER, data, cuts, None
             )
+    # A server's frames (unmasked) to a client: the copy without a key, large and small.
+    plain = frame(2, big, True, 0, None, 2) + frame(2, b"y", True, 0, None, 0)
+    for cuts in ([], [3, 69000]):
+        result = run(_protocol_c.Protocol, Side.CLIENT, plain, cuts, None)
+        assert result == run(_protocol_py.Protocol, Side.CLIENT, plain, cuts, None)
+        assert result[0] == [("Message", 2, big), ("Message", 2, b"y")]
 
 
 # -- receive_into_buffer: the buffer entry point against receive_data ---------------

@@ -14,6 +14,11 @@ cdef void mask_inplace(uint8_t *p, size_t n, const uint8_t *key) noexcept nogil
 # frame). first must be a byte.
 cdef bytes frame_of(int first, object data, bytes keys, Py_ssize_t at)
 
+# The payload of n bytes at src (a pointer into owner's buffer) as new bytes, unmasked
+# as it is copied with the 4-byte key just before src if masked: the compiled core's
+# frame_payload, without a Python call.
+cdef bytes payload_of(object owner, const uint8_t *src, Py_ssize_t n, bint masked)
+
 # view[start:end] of a memoryview (0 <= start <= end <= len(view)) without a slice
 # object: a view on the same managed buffer, narrowed (so it is export-tracked as a
 # slice is); a slice when view is not one-dimensional, contiguous bytes.

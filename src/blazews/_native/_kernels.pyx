@@ -440,6 +440,35 @@ cdef inline bytes _build_frame(int first, const uint8_t *src, size_t n, const ui
     return out
 
 
+cdef bytes payload_of(object owner, const uint8_t *src, Py_ssize_t n, bint masked):
+    # frame_payload for the compiled core, which holds a pointer into owner's buffer
+    # (a memoryview): a C call, no range check (the parser's), no Python ints. Large
+    # payloads are copied with the GIL let go under an export of owner, which keeps
+    # the memory from being released or resized meanwhile.
+    cdef Py_buffer hold
+    cdef bytes out
+    cdef uint8_t *dst
+    if n < NOGIL_MIN:
+        if not masked:
+            return PyBytes_FromStringAndSize(<const char *>src, n)
+        out = PyBytes_FromStringAndSize(NULL, n)
+        bws_mask(<uint8_t *>PyBytes_AS_STRING(out), src, <size_t>n, src - 4, 0)
+        return out
+    out = PyBytes_FromStringAndSize(NULL, n)
+    dst = <uint8_t *>PyBytes_AS_STRING(out)
+    if _get_buffer(owner, &hold, PyBUF_SIMPLE) < 0:
+        raise BufferError("payload_of: the buffer cannot be exported")
+    try:
+        with nogil:
+            if masked:
+                bws_mask(dst, src, <size_t>n, src - 4, 0)
+            else:
+                memcpy(dst, src, <size_t>n)
+    finally:
+        PyBuffer_Release(&hold)
+    return out
+
+
 def frame_payload(buf, Py_ssize_t start, Py_ssize_t end, bint masked):
     """Return ``buf[start:end]`` as new bytes, unmasked as it is copied if ``masked``.
 

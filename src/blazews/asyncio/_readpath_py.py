@@ -413,10 +413,24 @@ def queue_read(conn: Any, nbytes: int) -> None:
     c._parsed(buf, start, end, released)
 
 
+# Reads that may find the queue holding ``max_queue`` messages before its reader has
+# had a turn (see queue_dispatch): the queue's bound is max_queue messages and what
+# this many reads bring (a read fills the receive buffer at most: 80 KiB, or a large
+# frame and its read-ahead).
+FULL_READS = 4
+
+
 def queue_dispatch(conn: Any, events: list[Any]) -> None:
     """``_dispatch`` of a connection that queues its messages: queue them (in C), then
     handle the other events in order (nothing in them, pongs or the close, depends on
-    the messages' turn); wake the reader; pause reading at ``max_queue``."""
+    the messages' turn); wake the reader; pause reading at ``max_queue``.
+
+    Not at once: a reader that takes every message it finds (``async for``) empties
+    the queue in the turn its wake-up gives it, and pausing then resuming the
+    transport on every read would cost two system calls per read for nothing. A read
+    that finds the queue full has ``conn._check_queue`` called after that turn (it
+    pauses if the queue is still full); the ``FULL_READS``-th such read before then
+    (the loop reads a socket up to 32 times in a row while data comes) pauses."""
     queue: Queue = conn._queue
     before = len(queue)
     others = queue.queue_messages(events)
@@ -429,7 +443,12 @@ def queue_dispatch(conn: Any, events: list[Any]) -> None:
             if not waiter.done():
                 waiter.set_result(None)
         if queue.pending() >= conn.max_queue and not queue.paused:
-            conn._pause_queue()
+            if queue.full_reads == 0:
+                c: ReadPath = conn
+                c.loop.call_soon(conn._check_queue)
+            queue.full_reads += 1
+            if queue.full_reads >= FULL_READS:
+                conn._pause_queue()
 
 
 # -- a coroutine-API connection's send -------------------------------------------------

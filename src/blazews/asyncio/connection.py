@@ -11,8 +11,10 @@ frames, given back when idle, so an idle connection holds none), and
 
 The core then writes what it produced and queues the messages it assembled; all
 messages of one socket read are queued before the reader is woken once. The queue is
-bounded: when it holds ``max_queue`` messages the transport stops reading until the
-application catches up (backpressure). A :meth:`Connection.read_message_into` call
+bounded: when it still holds ``max_queue`` messages after the reader's turn (or
+after four reads that found it full before the reader had one), the transport stops
+reading until the application catches up (backpressure). A reader that keeps up is
+never paused: no pair of system calls per read. A :meth:`Connection.read_message_into` call
 waiting on an empty queue gets the next message copied from the receive buffer
 straight into its own buffer; the payload of a large one (64 KiB or more still to
 come) is read by the loop into that buffer itself. ``send`` waits while the
@@ -229,6 +231,14 @@ class Connection(BaseConnection):
                     self._hold_for_pongs()
             else:
                 self._other_event(event)
+
+    def _check_queue(self) -> None:
+        """The turn after a read that found the queue full (see ``queue_dispatch``):
+        its reader, woken by that read, has had its turn; still full, reading pauses."""
+        queue = self._queue
+        queue.full_reads = 0
+        if queue.pending() >= self.max_queue and not queue.paused:
+            self._pause_queue()
 
     def _pause_queue(self) -> None:
         """``max_queue`` messages are queued: stop reading until a quarter is left

@@ -34,6 +34,7 @@ cdef class MessageQueue(list):
     cdef public object on_resume
     cdef public bint paused
     cdef public Py_ssize_t resume_at
+    cdef public Py_ssize_t full_reads
 
     cpdef Py_ssize_t pending(self)
 

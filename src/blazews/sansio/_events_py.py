@@ -151,14 +151,15 @@ class MessageQueue(list):  # type: ignore[type-arg]
 
     Flow control: while ``paused`` (the front end sets it when it stops reading, with
     ``resume_at`` and ``on_resume``), the take that leaves ``resume_at`` messages or
-    fewer clears it and calls ``on_resume()``.
+    fewer clears it and calls ``on_resume()``. ``full_reads`` is the front end's count
+    of reads that found the queue full before its reader had a turn.
 
     Args:
         kinds: What :meth:`take_into` returns for each message type: ``kinds[1]``
             for text and ``kinds[2]`` for binary.
     """
 
-    __slots__ = ("head", "kinds", "on_resume", "paused", "resume_at")
+    __slots__ = ("full_reads", "head", "kinds", "on_resume", "paused", "resume_at")
 
     def __init__(self, kinds: Sequence[Any]) -> None:
         super().__init__()
@@ -167,6 +168,7 @@ class MessageQueue(list):  # type: ignore[type-arg]
         self.on_resume: Callable[[], object] | None = None
         self.paused = False
         self.resume_at = 0
+        self.full_reads = 0
 
     def pending(self) -> int:
         """How many messages are queued."""

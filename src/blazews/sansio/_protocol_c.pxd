@@ -7,6 +7,10 @@ from cpython.object cimport PyObject
 from blazews.sansio._events_c cimport Message, MessageCallback, Ping, Pong
 from blazews.sansio._sending_c cimport Writer
 
+
+@cython.locals(message=Message)
+cdef Message _message(int opcode, object data)
+
 cdef Py_ssize_t _ASM_FIRST
 cdef int _COPY, _IN_PLACE, _BORROW
 cdef object _CONNECTING, _OPEN, _CLOSING, _CLOSED
@@ -55,7 +59,7 @@ cdef class Protocol(Writer):
         self, object buf, Py_ssize_t start, Py_ssize_t end, bint borrow=*
     ) except -1
 
-    @cython.locals(sink=object, callback=MessageCallback)
+    @cython.locals(sink=object, callback=MessageCallback, message=Message)
     cpdef void _data_frame(self, int opcode, int fin, int rsv, object payload) except *
 
     @cython.locals(n=Py_ssize_t, k=Py_ssize_t, size=Py_ssize_t)

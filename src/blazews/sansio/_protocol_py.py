@@ -53,6 +53,7 @@ else:  # the kernels' C functions (some called with pointers into the buffer)
     from cython.cimports.blazews._native._kernels import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
         byte_view,
         mask_inplace,
+        payload_of,
         sub_view,
     )
     from cython.cimports.cpython.bytes import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
@@ -68,6 +69,15 @@ else:  # the kernels' C functions (some called with pointers into the buffer)
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "FRAGMENT_OVERHEAD", "Protocol", "header_rule", "rule_error"]
 
 _U64 = struct.Struct("!Q").unpack_from
+
+
+def _message(opcode: int, data: Any) -> Message:
+    """``Message(opcode, data)``; compiled, a C function (see the .pxd) that skips the
+    call and ``__init__``'s argument parsing: one per message received."""
+    message = Message.__new__(Message)
+    message.type = opcode
+    message.data = data
+    return message
 
 
 # Whether Cython compiled this module (for tests; the code tests cython.compiled, a
@@ -586,6 +596,8 @@ class Protocol(Writer):
                     mask_bytes(mv[start - 4 : start], mv[start:end])
                 # (compiled: mv[start:end] without a slice object)
                 payload = sub_view(mv, start, end) if cython.compiled else mv[start:end]
+            elif cython.compiled:  # a C call on the pointer: no Python call nor ints
+                payload = payload_of(mv, view + start, length, masked != 0)
             else:
                 # Copied out, unmasked on the way: one call, no intermediate view.
                 payload = frame_payload(data, start, end, masked != 0)
@@ -629,7 +641,8 @@ class Protocol(Writer):
                 else:
                     sink(opcode, payload)
             else:
-                self._events.append(Message(opcode, payload))
+                message = _message(opcode, payload) if cython.compiled else Message(opcode, payload)
+                self._events.append(message)
             return
         if opcode:
             self._msg_opcode = opcode
@@ -664,7 +677,8 @@ class Protocol(Writer):
                 else:
                     sink(opcode, data)
             else:
-                self._events.append(Message(opcode, data))
+                message = _message(opcode, data) if cython.compiled else Message(opcode, data)
+                self._events.append(message)
 
     def _assemble(self, payload: Any) -> None:
         # Copy a fragment's payload behind the previous ones. Compiled, into the bytes

@@ -326,10 +326,10 @@ ECHO_CLIENTS: dict[str, Callable[[str, Window], Coroutine[Any, Any, None]]] = {
     "websockets": echo_websockets,
     "aiohttp": echo_aiohttp,
     "picows": echo_picows,
-    # uvicorn's WebSocket classes (server.py UVICORN_WS): one client for the three rows,
-    # the fastest here, so that what differs is the server.
+    # uvicorn's WebSocket classes (server.py UVICORN_WS) and the echo floor: one client
+    # for these rows, the fastest here, so that what differs is the server.
     **dict.fromkeys(
-        ("uvicorn-blazews", "uvicorn-sansio", "uvicorn-wsproto"), echo_blazews_listener
+        ("uvicorn-blazews", "uvicorn-sansio", "uvicorn-wsproto", "floor"), echo_blazews_listener
     ),
 }
 

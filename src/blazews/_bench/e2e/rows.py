@@ -89,6 +89,8 @@ ECHO_ROWS = (
     Row("aiohttp", "aiohttp", "aiohttp: receive + send_bytes"),
     Row("picows", "picows", "picows: on_ws_frame + send"),
     *UVICORN_ROWS,
+    # Driven by the Listener client (as the uvicorn rows are).
+    Row("floor", "floor", "bare asyncio.Protocol echo (floor)"),
 )
 
 MEMORY_ROWS = (

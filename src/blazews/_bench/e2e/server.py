@@ -11,8 +11,9 @@ Modes:
 Servers: ``blazews`` (coroutine handler: ``read_message_into`` for ingest),
 ``blazews-iter`` (coroutine handler, ``async for``), ``blazews-listener`` (the
 callback API: ``Listener.on_message``), ``websockets`` (``recv()``), ``aiohttp``
-(``receive()``), ``picows`` (``on_ws_frame``), ``floor`` (a bare ``asyncio.Protocol``
-that answers the handshake with a constant: the memory floor), ``raw`` (a blocking
+(``receive()``), ``picows`` (``on_ws_frame``), ``floor`` (a bare ``asyncio.Protocol``:
+for the memory scenario it answers the handshake with a constant, for echo it frames
+each message back with the least work a server can do; the floors), ``raw`` (a blocking
 socket that ``recv_into``s and counts bytes: the ingest ceiling), ``uvicorn-blazews``,
 ``uvicorn-sansio`` and ``uvicorn-wsproto`` (a Starlette endpoint under uvicorn with
 httptools and ``--ws`` blazews' class, websockets-sansio
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import functools
 import hashlib
 import logging
@@ -287,9 +289,71 @@ class Floor(asyncio.Protocol):
             self.transport.write(FLOOR_RESPONSE)
 
 
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class FloorEcho(asyncio.Protocol):
+    """Echoes WebSocket messages with the least work an asyncio server can do: the
+    echo floor. It answers the handshake (with the accept key a client checks),
+    delimits frames by their length, and sends each payload back in a server frame
+    as it came: not unmasked (the echo clients count replies, they do not read
+    them), no UTF-8, no fragments, no limits; a close frame is answered and ends it.
+    What a real server does on top of this is its cost."""
+
+    __slots__ = ("buf", "open", "transport")
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+        self.buf = b""
+        self.open = False
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        if not self.open:
+            head, sep, rest = buf.partition(b"\r\n\r\n")
+            if not sep:
+                self.buf = buf
+                return
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+            self.transport.write(FLOOR_RESPONSE.replace(b"A" * 27 + b"=", accept))
+            self.open = True
+            buf = rest
+        pos, n = 0, len(buf)
+        out: list[bytes] = []
+        while n - pos >= 2:
+            size = buf[pos + 1] & 0x7F
+            head_len = 2
+            if size == 126:
+                size = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                head_len = 4
+            elif size == 127:
+                size = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                head_len = 10
+            start = pos + head_len + 4  # (a client's frames are masked: 4 key bytes)
+            if start + size > n:
+                break
+            if buf[pos] & 0x0F == 0x8:  # a close: answered, and the connection ends
+                self.transport.write(b"".join(out) + b"\x88\x02\x03\xe8")
+                self.transport.close()
+                self.buf = b""
+                return
+            out.append(bytes((buf[pos], buf[pos + 1] & 0x7F)) + buf[pos + 2 : pos + head_len])
+            out.append(buf[start : start + size])
+            pos = start + size
+        self.buf = buf[pos:]
+        if out:
+            self.transport.write(b"".join(out))
+
+
 async def start_floor(mode: str, opts: Options) -> int:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Floor, HOST, 0, backlog=100)
+    protocol = FloorEcho if mode == "echo" else Floor
+    server = await loop.create_server(protocol, HOST, 0, backlog=100)
     return int(server.sockets[0].getsockname()[1])
 
 
