@@ -18,11 +18,13 @@ except ImportError:  # (compiled: Cython's own; pure: its shadow module, or else
 
     globals()["cython"] = NO_CYTHON  # (not "cython = ...": Cython reserves the name)
 
-if cython.compiled:  # C functions (compiled only): for take_into and deliver
+if cython.compiled:  # C functions (compiled only): for the queue and deliver
     from cython.cimports.cpython.bytearray import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
         PyByteArray_AS_STRING,
+        PyByteArray_GET_SIZE,
     )
-    from cython.cimports.cpython.bytes import PyBytes_AS_STRING  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_GET_SIZE  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    from cython.cimports.cpython.list import PyList_Append, PyList_GET_SIZE  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.cpython.ref import Py_REFCNT  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.libc.string import memcpy  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
@@ -183,7 +185,8 @@ class MessageQueue(list):  # type: ignore[type-arg]
     def _advance(self) -> None:
         """The oldest message was taken."""
         head = self.head + 1
-        if head == len(self):
+        # (compiled: a list's size as a C macro; len() is a call through the type)
+        if head == (PyList_GET_SIZE(self) if cython.compiled else len(self)):
             self.clear()
             head = 0
         self.head = head
@@ -207,7 +210,10 @@ class MessageQueue(list):  # type: ignore[type-arg]
         others: list[Any] | None = None
         for event in events:
             if type(event) is Message:
-                self.append(event)
+                if cython.compiled:  # (self.append: a method looked up by name)
+                    PyList_Append(self, event)
+                else:
+                    self.append(event)
             elif others is None:
                 others = [event]
             else:
@@ -221,18 +227,21 @@ class MessageQueue(list):  # type: ignore[type-arg]
         (or if nothing is queued) return ``None`` and take nothing.
         """
         head = self.head
-        if head >= len(self):
+        if head >= (PyList_GET_SIZE(self) if cython.compiled else len(self)):
             return None
         message: Message = self[head]
         data = message.data
         if type(data) is not bytes or type(buf) is not bytearray:
             return None
-        n = len(data)
-        if n > len(buf):
-            return None
-        if cython.compiled:
+        if cython.compiled:  # (the sizes as C macros, not len() calls)
+            n = PyBytes_GET_SIZE(data)
+            if n > PyByteArray_GET_SIZE(buf):
+                return None
             memcpy(PyByteArray_AS_STRING(buf), PyBytes_AS_STRING(data), n)
         else:
+            n = len(data)
+            if n > len(buf):
+                return None
             buf[:n] = data
         self._advance()
         return (self.kinds[message.type], n)
