@@ -327,6 +327,10 @@ class WebSocketProtocol(Connection):
         task = self._task = self.loop.create_task(self._run_asgi())
         site.state.tasks.add(task)
 
+    # uvicorn's own protocols pause reading as soon as ws_max_queue messages wait
+    # (its test suite checks it right after the read): so does this one.
+    _full_reads = 1
+
     def _dispatch(self, events: list[Any]) -> None:
         if self._app_closed:  # past websocket.close: messages are dropped, unread
             events = [e for e in events if type(e) is not Message]

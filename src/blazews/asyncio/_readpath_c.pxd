@@ -68,7 +68,7 @@ cdef class ReadPath:
 @cython.locals(c=ReadPath, buf=object, released=bint, start=Py_ssize_t, end=Py_ssize_t, protocol=Protocol, view=object)
 cpdef void queue_read(object conn, Py_ssize_t nbytes) except *
 
-@cython.locals(queue=MessageQueue, before=Py_ssize_t, others=object, waiter=object, c=ReadPath)
+@cython.locals(queue=MessageQueue, before=Py_ssize_t, others=object, waiter=object, c=ReadPath, limit=Py_ssize_t)
 cpdef void queue_dispatch(object conn, list events) except *
 
 @cython.locals(kind=object, protocol=Protocol)

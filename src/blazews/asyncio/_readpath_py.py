@@ -429,8 +429,9 @@ def queue_dispatch(conn: Any, events: list[Any]) -> None:
     the queue in the turn its wake-up gives it, and pausing then resuming the
     transport on every read would cost two system calls per read for nothing. A read
     that finds the queue full has ``conn._check_queue`` called after that turn (it
-    pauses if the queue is still full); the ``FULL_READS``-th such read before then
-    (the loop reads a socket up to 32 times in a row while data comes) pauses."""
+    pauses if the queue is still full); the ``conn._full_reads``-th such read before
+    then (``FULL_READS``; the loop reads a socket up to 32 times in a row while data
+    comes) pauses. A class whose contract is to pause at once sets it to 1."""
     queue: Queue = conn._queue
     before = len(queue)
     others = queue.queue_messages(events)
@@ -443,11 +444,12 @@ def queue_dispatch(conn: Any, events: list[Any]) -> None:
             if not waiter.done():
                 waiter.set_result(None)
         if queue.pending() >= conn.max_queue and not queue.paused:
-            if queue.full_reads == 0:
+            limit = conn._full_reads
+            if queue.full_reads == 0 and limit > 1:
                 c: ReadPath = conn
                 c.loop.call_soon(conn._check_queue)
             queue.full_reads += 1
-            if queue.full_reads >= FULL_READS:
+            if queue.full_reads >= limit:
                 conn._pause_queue()
 
 

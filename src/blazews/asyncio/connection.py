@@ -33,6 +33,7 @@ from ..options import ConnectionOptions
 from ..sansio.extensions.permessage_deflate import Compressed, PerMessageDeflate
 from ..sansio.frames import MessageType
 from ..sansio.protocol import Message, MessageQueue, Ping, Pong, Protocol, State
+from ._readpath_py import FULL_READS
 from ._receive import (
     _LEND_MIN,
     COMPILED,
@@ -125,6 +126,10 @@ class Connection(BaseConnection):
     # A large payload is read straight into the bytes object it becomes (see
     # ReceiveBuffer._begin_direct): copied once, unmasked in place, then queued.
     _direct_queue = True
+
+    # Reads that may find the queue full before its reader had a turn (see
+    # _readpath_py.queue_dispatch): 1 pauses at once.
+    _full_reads = FULL_READS
 
     def __init__(self, protocol: Protocol, options: ConnectionOptions = _DEFAULTS) -> None:
         super().__init__(protocol, options)
@@ -245,6 +250,7 @@ class Connection(BaseConnection):
         (``_resume_reading``)."""
         queue = self._queue
         queue.paused = True
+        queue.full_reads = 0
         queue.resume_at = self.max_queue // 4
         queue.on_resume = self._resume_reading  # (not held while not paused)
         if self.transport is not None:
