@@ -138,10 +138,10 @@ async def test_a_client_that_does_not_read_is_skipped(demo: tuple[_demo.Demo, in
     async with blazews.connect(f"ws://127.0.0.1:{port}/ws") as conn:
         await next_of(conn, "hello")
         (server_side,) = state.clients
-        server_side._conn._writing_paused = True  # as when its buffer is over write_limit
+        server_side._conn._rx._writing_paused = True  # as when its buffer is over write_limit
         sent = state.received
         state.broadcast({"type": "chat", "name": "x", "text": "lost"})
-        server_side._conn._writing_paused = False
+        server_side._conn._rx._writing_paused = False
         state.broadcast({"type": "chat", "name": "x", "text": "kept"})
         assert (await next_of(conn, "chat"))["text"] == "kept"
         assert state.received == sent

@@ -239,7 +239,7 @@ class WebSocketProtocol(Connection):
             limit = self.options.write_limit
             high, low = (limit, None) if isinstance(limit, int) else limit
             t.set_write_buffer_limits(high, low)
-        self._watch_socket(t)
+        self._rx._watch_socket(t)
         self._site.state.connections.add(self)  # type: ignore[arg-type]
         if logger.level <= TRACE_LOG_LEVEL:
             logger.log(TRACE_LOG_LEVEL, "%sWebSocket connection made", self._prefix())
@@ -477,7 +477,7 @@ class WebSocketProtocol(Connection):
         if (
             self._phase == _ACCEPTED
             and not self._app_closed
-            and not self._writing_paused
+            and not self._rx._writing_paused
             and not self._lost
             and self._send_chain is None
         ):
@@ -495,7 +495,7 @@ class WebSocketProtocol(Connection):
                         if self._queue:  # more to answer: at the end of this turn
                             _write_soon(self, len(data))
                         else:
-                            self._flush()
+                            self._rx._flush()
                     done: Awaitable[None] = completed(None)
                     return done
             except ConnectionClosed:
@@ -506,7 +506,7 @@ class WebSocketProtocol(Connection):
 
     async def _send_event(self, message: dict[str, Any]) -> None:
         """``send`` beyond its common case."""
-        if self._writing_paused:
+        if self._rx._writing_paused:
             await self._drain()
         if self._lost:
             raise ClientDisconnected

@@ -177,7 +177,7 @@ async def test_large_messages_through_the_listener(size: int) -> None:
         assert listener.got == [(MessageType.BINARY, payload)]
         internal = only_connection(server)
         await asyncio.sleep(0.01)
-        assert internal._rbuf is None  # idle: the large buffer is gone
+        assert internal._rx._rbuf is None  # idle: the large buffer is gone
 
 
 def test_listener_echo_on_uvloop() -> None:
@@ -191,7 +191,7 @@ def test_listener_echo_on_uvloop() -> None:
                 assert [m for _, m in listener.got] == [b"a", b"b" * 100_000, b"c"]
                 await asyncio.sleep(IDLE_RELEASE_DELAY + 0.05)  # the sweep
                 internal = only_connection(server)
-                assert internal._rbuf is None
+                assert internal._rx._rbuf is None
 
     loop = uvloop.new_event_loop()
     try:
@@ -211,7 +211,7 @@ async def test_payload_is_borrowed_and_released_after_the_callback() -> None:
             self, conn: ListenerConnection, kind: MessageType, payload: memoryview
         ) -> None:
             internal = conn._conn
-            views.append((payload.obj is internal._rbuf, bytes(payload)))
+            views.append((payload.obj is internal._rx._rbuf, bytes(payload)))
             super().on_message(conn, kind, payload)
 
     async with blazews.serve_listener(Borrower, "127.0.0.1", 0, compression=None) as server:
@@ -230,7 +230,7 @@ async def test_payload_is_borrowed_and_released_after_the_callback() -> None:
                     bytes(view)
             # The copy made in the callback is intact.
             assert listener.got == [(MessageType.BINARY, b"first"), (MessageType.BINARY, b"second")]
-            assert internal._rbuf is None
+            assert internal._rx._rbuf is None
 
 
 async def test_fragmented_and_compressed_messages_are_views_of_bytes() -> None:
@@ -506,7 +506,7 @@ async def test_keepalive_and_the_idle_connection(echo_listener_server: blazews.S
         data = await asyncio.wait_for(reader.readexactly(2), 5)  # a keepalive ping
         assert data[0] == 0x80 | PING
         internal = only_connection(server)
-        assert internal._rbuf is None  # idle: no receive buffer held
+        assert internal._rx._rbuf is None  # idle: no receive buffer held
         writer.close()
 
 
@@ -529,7 +529,7 @@ async def test_an_idle_listener_connection_holds_no_task_queue_or_parser() -> No
         assert (echo.opcode, echo.payload) == (BINARY, b"hello")
         await asyncio.sleep(0.05)
         assert conn._task is None  # no handler task: the callbacks do the work
-        assert not hasattr(conn, "_queue") and conn._rbuf is None  # no queue at all
+        assert not hasattr(conn, "_queue") and conn._rx._rbuf is None  # no queue at all
         assert conn.protocol._parser is None  # the request parser went with the handshake
         assert conn.request.headers._index is None  # the lookup index too...
         assert conn.request.headers["upgrade"] == "websocket"  # ...rebuilt on demand

@@ -130,13 +130,14 @@ def test_on_uvloop_an_emptied_buffer_is_read_into_through_its_own_view(
                     await conn.send(payload)
                     assert await conn.recv() == payload
                 (server_conn,) = server.connections
-                assert conn._holds_views and server_conn._holds_views
+                assert conn._rx._holds_views and server_conn._rx._holds_views
                 # (The server's buffer may be gone: on one loop, a connection that
                 # takes a buffer sweeps the others' parked ones.)
-                assert conn._rbuf is not None and conn._rstart == conn._rend == 0  # parked
-                assert conn.get_buffer(-1) is conn._rview
+                rx = conn._rx
+                assert rx._rbuf is not None and rx._rstart == rx._rend == 0  # parked
+                assert conn.get_buffer(-1) is conn._rx._rview
                 await asyncio.sleep(receive_module.IDLE_RELEASE_DELAY + 0.1)
-                assert conn._rbuf is None and server_conn._rbuf is None
+                assert conn._rx._rbuf is None and server_conn._rx._rbuf is None
 
     loop = uvloop.new_event_loop()
     try:
@@ -152,13 +153,13 @@ async def test_on_a_loop_that_lets_go_each_read_gets_a_view_of_its_own() -> None
     conn.connection_made(RecordingTransport())
     for _ in range(3):
         view = conn.get_buffer(-1)
-        assert view is not conn._rview
+        assert view is not conn._rx._rview
         ping = frame(PING, b"hi", mask=os.urandom(4))
         view[: len(ping)] = ping
         conn.buffer_updated(len(ping))
         with pytest.raises(ValueError):
             view.tobytes()  # released by the connection
-    assert not conn._holds_views
+    assert not conn._rx._holds_views
 
 
 class DictTransport(RecordingTransport):

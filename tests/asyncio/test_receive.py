@@ -50,9 +50,12 @@ def test_compiled_read_path_is_live_in_the_default_build() -> None:
     from blazews.asyncio import _readpath_py
     from blazews.asyncio.listener import ListenerConnection, _ServerListenerConnection
 
-    assert issubclass(Connection, receive_module.ReadPath)
+    assert issubclass(receive_module.ReceiveBuffer, receive_module.ReadPath)
+    assert not issubclass(Connection, receive_module.ReadPath)  # owned, not inherited
     assert issubclass(ListenerConnection, receive_module.SendHandle)
-    assert _ServerListenerConnection.buffer_updated is receive_module.ReadPath._lend_read
+    assert _ServerListenerConnection.buffer_updated is receive_module.lend_read
+    assert Connection.buffer_updated is receive_module.queue_read
+    assert Connection.get_buffer is receive_module.read_buffer
     if os.environ.get("BLAZEWS_NO_EXTENSIONS", "") not in ("", "0"):
         assert receive_module.ReadPath is _readpath_py.ReadPath
     else:
@@ -62,6 +65,8 @@ def test_compiled_read_path_is_live_in_the_default_build() -> None:
         assert receive_module.SendHandle is _readpath_c.SendHandle
         assert receive_module.LOOPS_HOLDING_VIEWS is _readpath_c.LOOPS_HOLDING_VIEWS
         assert type(receive_module.ReadPath.__dict__["get_buffer"]).__name__ != "function"
+        for function in (receive_module.read_buffer, receive_module.queue_read):
+            assert type(function).__name__ != "function"
 
 
 class GrowingConnection(Connection):
@@ -101,30 +106,30 @@ def messages(conn: Connection) -> list[tuple[int, bytes]]:
 async def test_idle_connection_holds_no_receive_buffer() -> None:
     conn = open_connection()
     returned = DEFAULT_BUFFER_POOL.stats().returned
-    assert conn._rbuf is None  # nothing read yet
+    assert conn._rx._rbuf is None  # nothing read yet
     view = conn.get_buffer(-1)
     assert len(view) == RECEIVE_BUFFER_SIZE
     data = masked(TEXT, b"hello") + masked(BINARY, b"world")
     view[: len(data)] = data
     conn.buffer_updated(len(data))
     assert messages(conn) == [(1, b"hello"), (2, b"world")]
-    assert conn._rbuf is None and conn._rview is None
+    assert conn._rx._rbuf is None and conn._rx._rview is None
     assert DEFAULT_BUFFER_POOL.stats().returned == returned + 1  # back in the pool
     # An incomplete frame keeps the buffer until it is complete.
     data = masked(BINARY, b"x" * 300)
     feed(conn, data[:100])
-    assert conn._rbuf is not None
+    assert conn._rx._rbuf is not None
     feed(conn, data[100:])
     assert messages(conn) == [(2, b"x" * 300)]
-    assert conn._rbuf is None
+    assert conn._rx._rbuf is None
 
 
 async def test_connection_lost_gives_the_buffer_back() -> None:
     conn = open_connection()
     feed(conn, masked(BINARY, b"x" * 300)[:50])
-    assert conn._rbuf is not None
+    assert conn._rx._rbuf is not None
     conn.connection_lost(None)
-    assert conn._rbuf is None
+    assert conn._rx._rbuf is None
 
 
 async def test_offsets_advance_and_compaction_happens_only_when_needed() -> None:
@@ -133,7 +138,7 @@ async def test_offsets_advance_and_compaction_happens_only_when_needed() -> None
     second = masked(BINARY, b"b" * 1000)
     feed(conn, first + second[:10])
     # The incomplete frame fits where it is: it stays there.
-    assert conn._rstart == len(first) and conn._rend == len(first) + 10
+    assert conn._rx._rstart == len(first) and conn._rx._rend == len(first) + 10
     feed(conn, second[10:])
     assert messages(conn) == [(2, b"a" * 1000), (2, b"b" * 1000)]
     # Near the end of the buffer the rest of a frame would not fit: moved to the front.
@@ -141,8 +146,8 @@ async def test_offsets_advance_and_compaction_happens_only_when_needed() -> None
     third = bytes(range(256)) * 4
     data = masked(BINARY, third)
     feed(conn, masked(BINARY, filler) + data[:400])
-    assert conn._rstart == 0 and conn._rend == 400
-    assert bytes(conn._rbuf[:400]) == data[:400]  # type: ignore[index]
+    assert conn._rx._rstart == 0 and conn._rx._rend == 400
+    assert bytes(conn._rx._rbuf[:400]) == data[:400]  # type: ignore[index]
     feed(conn, data[400:])
     assert messages(conn) == [(2, filler), (2, third)]
 
@@ -161,23 +166,23 @@ async def test_buffer_grows_to_the_frame_size_within_the_limit() -> None:
     data = masked(BINARY, payload)
     feed(conn, data[:RECEIVE_BUFFER_SIZE])
     # The frame's size; a kept buffer may be a quarter larger, within the limit.
-    assert len(data) <= len(conn._rbuf) <= 200_000 + 14  # type: ignore[arg-type]
+    assert len(data) <= len(conn._rx._rbuf) <= 200_000 + 14  # type: ignore[arg-type]
     feed(conn, data[RECEIVE_BUFFER_SIZE:])
-    assert conn._rbuf is not None  # kept while large frames may keep coming...
+    assert conn._rx._rbuf is not None  # kept while large frames may keep coming...
     await asyncio.sleep(0)
-    assert conn._rbuf is None  # ...and given back once a turn of the loop was idle
+    assert conn._rx._rbuf is None  # ...and given back once a turn of the loop was idle
 
 
 async def test_a_stream_of_large_frames_keeps_one_grown_buffer() -> None:
     conn = borrowing_connection()
     frames = [masked(BINARY, bytes([i]) * 20_000) for i in range(4)]
     feed(conn, frames[0][:RECEIVE_BUFFER_SIZE])
-    grown = conn._rbuf
+    grown = conn._rx._rbuf
     # With read-ahead: 256 KiB behind a frame smaller than that.
     assert grown is not None and len(grown) >= len(frames[0]) + 262144
     feed(conn, frames[0][RECEIVE_BUFFER_SIZE:] + frames[1] + frames[2][:100])
     feed(conn, frames[2][100:] + frames[3])
-    assert conn._rbuf is grown  # no buffer given back and grown again per frame
+    assert conn._rx._rbuf is grown  # no buffer given back and grown again per frame
 
 
 async def test_queued_large_frames_take_turns_with_stored_buffers(monkeypatch: Any) -> None:
@@ -189,12 +194,12 @@ async def test_queued_large_frames_take_turns_with_stored_buffers(monkeypatch: A
     conn = open_connection()
     frames = [masked(BINARY, bytes([i]) * 20_000) for i in range(11)]
     feed(conn, frames[0][:RECEIVE_BUFFER_SIZE])
-    first = conn._rbuf
+    first = conn._rx._rbuf
     assert first is not None
     # Five payloads: over a quarter of the buffer, worth lending it for.
     feed(conn, frames[0][RECEIVE_BUFFER_SIZE:] + b"".join(frames[1:5]) + frames[5][:100])
     assert [m.data.obj for m in conn._queue] == [first] * 5  # lent
-    second = conn._rbuf
+    second = conn._rx._rbuf
     assert second is not None and second is not first and len(second) == len(first)
     assert bytes(second[:100]) == frames[5][:100]  # the incomplete frame moved over
     out = bytearray(20_000)
@@ -204,7 +209,7 @@ async def test_queued_large_frames_take_turns_with_stored_buffers(monkeypatch: A
         assert out == bytes([i]) * 20_000
     feed(conn, frames[5][100:] + b"".join(frames[6:11]))
     # The first buffer was stored when its last view was read: taken back now.
-    assert conn._rbuf is first
+    assert conn._rx._rbuf is first
     assert [bytes(m.data) for m in conn._queue] == [bytes([i]) * 20_000 for i in range(5, 11)]
     for i in range(5, 11):
         assert await conn.recv() == bytes([i]) * 20_000
@@ -214,7 +219,7 @@ async def test_queued_large_frames_take_turns_with_stored_buffers(monkeypatch: A
 async def test_a_header_claiming_more_than_the_limit_allocates_nothing() -> None:
     conn = open_connection(max_message_size=1000)
     feed(conn, frame(BINARY, b"", mask=True, length=1001, with_payload=False))
-    assert conn._rbuf is None
+    assert conn._rx._rbuf is None
     transport = conn.transport
     assert isinstance(transport, RecordingTransport) and transport.closed
     (close,) = parse_frames(transport.written)
@@ -233,9 +238,9 @@ async def test_without_a_limit_the_buffer_doubles_as_the_frame_arrives() -> None
         view[:n] = data[pos : pos + n]
         pos += n
         conn.buffer_updated(n)
-        if conn._rbuf is not None:
-            sizes.append(len(conn._rbuf))
-            assert len(conn._rbuf) <= max(2 * pos, (1 << 20) + 14) * 5 // 4  # not far ahead
+        if conn._rx._rbuf is not None:
+            sizes.append(len(conn._rx._rbuf))
+            assert len(conn._rx._rbuf) <= max(2 * pos, (1 << 20) + 14) * 5 // 4  # not far ahead
     assert messages(conn) == [(2, payload)]
     assert 1 << 20 <= sizes[0] <= (1 << 20) * 5 // 4
     assert len(data) <= sizes[-1] <= len(data) * 5 // 4
@@ -248,14 +253,14 @@ async def test_large_buffers_are_shared_between_connections_when_idle(monkeypatc
     payload = os.urandom(100_000)
     data = masked(BINARY, payload)
     feed(first, data[:20_000])
-    buffer = first._rbuf
+    buffer = first._rx._rbuf
     assert buffer is not None and len(buffer) == len(data) + 262144  # with read-ahead
     feed(first, data[20_000:])
     assert await first.recv() == payload  # the last view of it: the buffer is stored
-    assert first._rbuf is None and kept.get(len(buffer), len(buffer)) is buffer
+    assert first._rx._rbuf is None and kept.get(len(buffer), len(buffer)) is buffer
     kept.put(buffer)
     feed(second, data[:20_000])
-    assert second._rbuf is buffer  # reused: no allocation for the next large frame
+    assert second._rx._rbuf is buffer  # reused: no allocation for the next large frame
     feed(second, data[20_000:])
     await second.recv()
     # A buffer something still exports is not kept: nobody may read into it.
@@ -285,7 +290,7 @@ async def test_any_chunking_gives_the_same_messages(chunk: int | None) -> None:
     expected = [(2, p) for p in payloads] + [(1, "é".encode() * 40 + b"!" * 70000)]
     assert messages(conn) == expected
     await asyncio.sleep(0)  # a grown buffer goes back after an idle turn of the loop
-    assert conn._rbuf is None
+    assert conn._rx._rbuf is None
     transport = conn.transport
     assert isinstance(transport, RecordingTransport)
     assert [(f.opcode, f.payload) for f in parse_frames(transport.written)] == [(0xA, b"ping")]
@@ -333,7 +338,7 @@ async def test_protocol_errors_close_with_their_code(data: bytes, code: int, chu
     assert isinstance(transport, RecordingTransport) and transport.closed
     close = parse_frames(transport.written)[-1]
     assert close.opcode == CLOSE and close.payload[:2] == struct.pack("!H", code)
-    assert conn._rbuf is None
+    assert conn._rx._rbuf is None
 
 
 # -- read_message_into: straight into the caller's buffer -----------------------------
@@ -352,7 +357,7 @@ async def test_read_message_into_a_waiting_buffer_makes_no_bytes_object(monkeypa
     buf = bytearray(100)
     task = asyncio.ensure_future(conn.read_message_into(buf))
     await asyncio.sleep(0)
-    assert conn._into is not None  # waiting, its buffer offered to the receive path
+    assert conn._rx._into is not None  # waiting, its buffer offered to the receive path
     feed(conn, masked(TEXT, b"direct") + masked(BINARY, b"queued") + masked(BINARY, b"more"))
     assert seen == [memoryview]  # the first one borrowed, not copied into bytes
     assert [type(m.data) for m in conn._queue] == [bytes, bytes]  # the others copied out
@@ -362,7 +367,7 @@ async def test_read_message_into_a_waiting_buffer_makes_no_bytes_object(monkeypa
     assert await conn.read_message_into(buf) == (MessageType.BINARY, 6)
     assert buf[:6] == b"queued"
     assert await conn.read_message_into(buf) == (MessageType.BINARY, 4)
-    assert conn._into is None and conn._rbuf is None
+    assert conn._rx._into is None and conn._rx._rbuf is None
 
 
 async def test_a_waiting_buffer_too_small_queues_the_message() -> None:
@@ -554,7 +559,7 @@ async def test_large_messages(size: int, api: str) -> None:
         ) as conn:
             await conn.send(payload)
             assert await asyncio.wait_for(conn.recv(), 30) == payload
-            assert conn._rbuf is None
+            assert conn._rx._rbuf is None
 
 
 async def test_fragmented_message_over_the_wire() -> None:
@@ -612,9 +617,9 @@ def test_uvloop_gives_the_buffer_back_once_the_read_is_over() -> None:
                     await conn.send(payload)
                     assert await conn.recv() == payload
                 await asyncio.sleep(receive_module.IDLE_RELEASE_DELAY + 0.05)
-                assert conn._rbuf is None
+                assert conn._rx._rbuf is None
                 (server_conn,) = server.connections
-                assert server_conn._rbuf is None
+                assert server_conn._rx._rbuf is None
 
     loop = uvloop.new_event_loop()
     try:
@@ -639,7 +644,7 @@ def test_uvloop_parks_an_emptied_buffer_until_the_sweep(monkeypatch: Any) -> Non
                 for _ in range(20):
                     await conn.send(b"ping")
                     assert await conn.recv() == b"ping"
-                    assert conn._rbuf is not None  # parked, not yet given back
+                    assert conn._rx._rbuf is not None  # parked, not yet given back
                 (server_conn,) = server.connections
                 parked = receive_module._PARKED[loop]
                 # Each parked once at most, however many reads emptied its buffer
@@ -647,16 +652,16 @@ def test_uvloop_parks_an_emptied_buffer_until_the_sweep(monkeypatch: Any) -> Non
                 refs = [id(ref()) for ref in parked.conns]
                 assert len(refs) == len(set(refs)) and id(conn) in refs
                 await asyncio.sleep(receive_module.IDLE_RELEASE_DELAY + 0.05)
-                assert conn._rbuf is None and server_conn._rbuf is None
+                assert conn._rx._rbuf is None and server_conn._rx._rbuf is None
                 assert parked.conns == []
                 # A connection that needs a buffer from the pool sweeps at once: the
                 # parked one goes back and is passed along (a burst of connections
                 # does not take one each while the timer runs).
                 await conn.send(b"ping")
                 assert await conn.recv() == b"ping"
-                assert conn._rbuf is not None  # parked
+                assert conn._rx._rbuf is not None  # parked
                 async with blazews.connect(f"ws://127.0.0.1:{server.port}"):
-                    assert conn._rbuf is None  # swept when the new client read
+                    assert conn._rx._rbuf is None  # swept when the new client read
 
     loop = uvloop.new_event_loop()
     try:
@@ -695,14 +700,14 @@ async def test_large_payloads_are_lent_then_the_buffer_is_stored(monkeypatch: An
     big = [os.urandom(300_000), os.urandom(300_000)]
     data = masked(BINARY, big[0]) + masked(BINARY, big[1]) + masked(BINARY, b"small")
     feed(conn, data[:RECEIVE_BUFFER_SIZE])  # the buffer grows for the first frame
-    grown = conn._rbuf
+    grown = conn._rx._rbuf
     assert grown is not None and len(grown) >= receive_module._LEND_MIN
     tail = masked(TEXT, "é".encode() * 1000)
     feed(conn, data[RECEIVE_BUFFER_SIZE:] + tail[:10])  # three frames and a bit
     queued = list(conn._queue)
     assert [type(m.data) for m in queued] == [memoryview] * 3  # lent, not copied
     assert queued[0].data.obj is grown
-    assert conn._rbuf is not grown  # given away with them; the 10 bytes moved on
+    assert conn._rx._rbuf is not grown  # given away with them; the 10 bytes moved on
     feed(conn, tail[10:])
     # The first frame completed alone in `grown`: given away with it. The second
     # grew another buffer, which "small" shares.
@@ -739,13 +744,13 @@ async def test_a_sparse_grown_buffer_is_not_pinned_by_its_queued_payloads() -> N
     payload = os.urandom(20_000)
     data = masked(BINARY, payload)
     feed(conn, data[:RECEIVE_BUFFER_SIZE])
-    grown = conn._rbuf
+    grown = conn._rx._rbuf
     feed(conn, data[RECEIVE_BUFFER_SIZE:])
     (message,) = conn._queue
     assert type(message.data) is bytes and message.data == payload
-    assert conn._rbuf is grown  # not given away; back to the store after an idle turn
+    assert conn._rx._rbuf is grown  # not given away; back to the store after an idle turn
     await asyncio.sleep(0)
-    assert conn._rbuf is None
+    assert conn._rx._rbuf is None
 
 
 @pytest.mark.parametrize("borrow", [False, True], ids=["queue", "listener"])
@@ -765,8 +770,8 @@ async def test_a_read_that_fills_the_buffer_gets_read_ahead(borrow: bool) -> Non
     conn.buffer_updated(RECEIVE_BUFFER_SIZE)  # filled: a partial frame is left
     kept = RECEIVE_BUFFER_SIZE % (1000 + 8)  # 1000-byte frames, 8-byte headers
     view = conn.get_buffer(-1)
-    assert len(conn._rbuf) == RECEIVE_BUFFER_SIZE + 65536  # type: ignore[arg-type]
-    assert bytes(conn._rbuf[:kept]) == data[RECEIVE_BUFFER_SIZE - kept : RECEIVE_BUFFER_SIZE]  # type: ignore[index]
+    assert len(conn._rx._rbuf) == RECEIVE_BUFFER_SIZE + 65536  # type: ignore[arg-type]
+    assert bytes(conn._rx._rbuf[:kept]) == data[RECEIVE_BUFFER_SIZE - kept : RECEIVE_BUFFER_SIZE]  # type: ignore[index]
     rest = data[RECEIVE_BUFFER_SIZE:]
     view[: len(rest)] = rest
     conn.buffer_updated(len(rest))
@@ -777,4 +782,4 @@ async def test_a_read_that_fills_the_buffer_gets_read_ahead(borrow: bool) -> Non
         assert [m.data for m in conn._queue] == payloads
         conn._queue.clear()
     await asyncio.sleep(0)
-    assert conn._rbuf is None
+    assert conn._rx._rbuf is None

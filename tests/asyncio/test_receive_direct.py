@@ -124,7 +124,7 @@ def test_a_waiting_reader_gets_a_large_payload_read_into_its_buffer(
             # What follows takes the usual path.
             writer.write(frame(TEXT, b"small", mask=True))
             assert await conn.recv() == "small"
-            assert conn._direct is None
+            assert conn._rx._direct is None
             writer.close()
 
     run_on(loop, main)
@@ -247,11 +247,11 @@ def test_a_reader_cancelled_halfway_loses_nothing(loop: str, directs: list[int])
             read = await waiting_read(conn, buf)
             writer.write(data[: 300 * KiB])
             await asyncio.sleep(0.1)
-            assert conn._direct is not None
+            assert conn._rx._direct is not None
             read.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await read
-            assert conn._direct is None
+            assert conn._rx._direct is None
             writer.write(data[300 * KiB :] + frame(BINARY, b"after", mask=True))
             assert await conn.read_message() == (MessageType.BINARY, payload)
             assert await conn.read_message() == (MessageType.BINARY, b"after")

@@ -47,7 +47,7 @@ def test_a_large_payload_becomes_its_bytes_object_and_is_queued(
             assert type(got) is bytes
             assert got == payload
             assert directs == [size]
-            assert conn._direct is None
+            assert conn._rx._direct is None
             writer.write(frame(TEXT, b"small", mask=True))  # the usual path after it
             assert await conn.recv() == "small"
             assert directs == [size]
@@ -109,7 +109,7 @@ def test_eof_halfway_closes_with_1006_and_queues_nothing(loop: str, directs: lis
         async with Server() as (_reader, writer, conn):
             writer.write(frame(BINARY, os.urandom(MiB), mask=True)[: 200 * KiB])
             await asyncio.sleep(0.1)
-            assert conn._direct is not None
+            assert conn._rx._direct is not None
             writer.close()
             with pytest.raises(blazews.ConnectionClosedError):
                 await conn.recv()

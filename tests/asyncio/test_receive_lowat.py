@@ -223,7 +223,7 @@ def test_only_plain_tcp_sockets_get_the_mark() -> None:
             ({}, False),
         ]
         for extra, expected in cases:
-            buffer = receive_module.ReceiveBuffer()
+            buffer = receive_module.ReceiveBuffer(None, None, None, 0)
             buffer._watch_socket(_Transport(extra))
             assert (buffer._lowat_sock is not None) is expected, extra
     finally:

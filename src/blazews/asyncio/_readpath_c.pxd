@@ -33,6 +33,7 @@ cdef class ReadPath:
     cdef public object _rtail
     cdef public object _rview
     cdef public object loop
+    cdef public object owner
     cdef public object protocol
     cdef public object transport
     cdef public bint _writing_paused
@@ -65,10 +66,16 @@ cdef class ReadPath:
     cpdef void _lend_read(self, Py_ssize_t nbytes) except *
 
 
+@cython.locals(c=ReadPath)
+cpdef object read_buffer(object conn, Py_ssize_t sizehint)
+
+@cython.locals(c=ReadPath)
+cpdef void lend_read(object conn, Py_ssize_t nbytes) except *
+
 @cython.locals(c=ReadPath, buf=object, released=bint, start=Py_ssize_t, end=Py_ssize_t, protocol=Protocol, view=object)
 cpdef void queue_read(object conn, Py_ssize_t nbytes) except *
 
-@cython.locals(queue=MessageQueue, before=Py_ssize_t, others=object, waiter=object, c=ReadPath, limit=Py_ssize_t)
+@cython.locals(queue=MessageQueue, before=Py_ssize_t, others=object, waiter=object, limit=Py_ssize_t)
 cpdef void queue_dispatch(object conn, list events) except *
 
 @cython.locals(kind=object, protocol=Protocol)
@@ -118,10 +125,11 @@ cdef object _wait_anext(object conn, object unused)
 
 
 cdef class SendHandle:
-    cdef public ReadPath _conn
+    cdef public object _conn
+    cdef public ReadPath _rx
     cdef public Protocol _protocol
     cdef public Py_ssize_t _kept_from
 
 
-@cython.locals(n=Py_ssize_t, c=ReadPath, p=Protocol, own=object)
+@cython.locals(n=Py_ssize_t, c=ReadPath, p=Protocol, own=object, rx=object)
 cpdef Py_ssize_t write_frame_all(list items, object frame, object frame_for, list rest) except -1

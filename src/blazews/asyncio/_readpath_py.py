@@ -1,14 +1,23 @@
-"""What runs for every socket read of a connection: the receive buffer's state and its
-common case, written once for two builds.
+"""What runs for every socket read of a connection: its read path, written once for
+two builds.
 
-:class:`ReadPath` is the base of :class:`~blazews.asyncio._receive.ReceiveBuffer`
-(and so of every asyncio connection): it holds the receive buffer's fields, the
-connection's transport and protocol, and does the common case of each step of a read
-(hand the loop the free end of the buffer, account for the bytes read, write what
-the core produced, keep or let go of the buffer) with no Python frame in the
-compiled build. Anything else (a buffer to take or to grow, an incomplete frame, a
-waiting ``read_message_into``, SO_RCVLOWAT, events to dispatch) goes to the Python
-methods of the subclasses, named here.
+A connection (:class:`~blazews.asyncio.base.BaseConnection`) owns one
+:class:`ReadPath` (through its subclass :class:`~blazews.asyncio._receive.ReceiveBuffer`,
+as ``conn._rx``): the receive buffer's fields, the transport, the core, what waits to
+be written, and the common case of each step of a read (hand the loop the free end
+of the buffer, account for the bytes read, write what the core produced, keep or let
+go of the buffer) with no Python frame in the compiled build. The connection stays
+the protocol the transport calls; its ``get_buffer`` and ``buffer_updated`` are the
+functions :func:`read_buffer` and :func:`lend_read` / :func:`queue_read` here, which
+go straight to its read path. The read path hands back to its owner through a small
+interface: ``_dispatch(events)`` (what the core parsed, beyond what a message sink
+took), ``_closing()`` (the core says the connection closes), ``_drained()`` (writing
+may go on), and, for a connection that queues, ``_queue``, ``_fill_into`` and
+``_filled_into`` (see ``ReceiveBuffer``).
+
+Anything beyond the common case (a buffer to take or to grow, an incomplete frame, a
+waiting ``read_message_into``, SO_RCVLOWAT) goes to the Python methods of
+``ReceiveBuffer``, named here.
 
 Why compiled: after the loop wakes up for a read, every Python frame and every module
 the read passes through runs cold; on 1-in-flight echo of 256 B through a Listener
@@ -58,6 +67,7 @@ if TYPE_CHECKING:
     from ..sansio.protocol import Protocol as CoreProtocol
     from ._receive import _Direct
     from ._send import Outbox
+    from .base import BaseConnection
 
 __all__ = [
     "COMPILED",
@@ -68,8 +78,10 @@ __all__ = [
     "ReadPath",
     "SendHandle",
     "completed",
+    "lend_read",
     "queue_dispatch",
     "queue_read",
+    "read_buffer",
     "read_message",
     "read_message_into",
     "recv",
@@ -139,12 +151,13 @@ def _learn_transport(t: Any) -> tuple[Any, Any, Any]:
 
 @cython.cclass
 class ReadPath:
-    """A connection's receive buffer (the pooled buffer, a view of all of it, the view
-    the loop is reading into, and where the unparsed bytes begin and end), its
-    transport and protocol, and the common case of a read.
+    """A connection's read path: its receive buffer (the pooled buffer, a view of all
+    of it, the view the loop is reading into, and where the unparsed bytes begin and
+    end), its transport and core, what waits to be written, and the common case of a
+    read. Owned by the connection (``owner``), which it hands events to.
 
-    Subclasses provide the Python methods named below: ``_get_buffer``,
-    ``_parsed_rest``, ``_write_rest``, ``_dispatch`` and ``_closing``.
+    Its subclass, ``ReceiveBuffer``, provides the Python methods named below:
+    ``_get_buffer``, ``_parsed_rest``, ``_write_rest`` and ``_read_rest``.
     """
 
     __slots__ = (
@@ -166,11 +179,13 @@ class ReadPath:
         "_write_cap",
         "_writing_paused",
         "loop",
+        "owner",
         "protocol",
         "transport",
     )
 
     if TYPE_CHECKING:
+        owner: BaseConnection
         protocol: CoreProtocol
         loop: asyncio.AbstractEventLoop
         transport: asyncio.Transport | None
@@ -178,7 +193,18 @@ class ReadPath:
         _into: memoryview | None  # the buffer of a waiting read_message_into call
         _direct: _Direct | None  # a payload being read into _into
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        owner: Any,
+        protocol: CoreProtocol,
+        loop: asyncio.AbstractEventLoop,
+        write_cap: int,
+    ) -> None:
+        self.owner = owner  # the connection: see the module's docstring
+        self.protocol = protocol
+        self.loop = loop
+        self.transport = None  # (set by the owner's connection_made)
+        self._out = None  # chunks held back behind a large client frame (the outbox)
         self._rbuf: bytearray | None = None
         self._rview: memoryview | None = None
         self._rtail: memoryview | None = None
@@ -190,14 +216,14 @@ class ReadPath:
         self._lowat = 1  # its current value
         self._into = None  # (the coroutine API's Connection sets it while a read waits)
         self._writing_paused = False  # the transport's buffer is above its high-water mark
-        self._write_cap = 0  # max_write_buffer, or 0: see SendHandle.send
+        self._write_cap = write_cap  # max_write_buffer, or 0: see SendHandle.send
         self._direct = None
         self._fd = -2  # the socket's descriptor for _write_direct (-1: none; -2: not known yet)
         self._batching = False  # a Listener's callbacks run: their sends wait
         # The loop holds the view it read into until buffer_updated returns (uvloop).
         self._holds_views = False
 
-    # -- the subclasses' part ----------------------------------------------------------
+    # -- the subclass's part -----------------------------------------------------------
 
     def _get_buffer(self, sizehint: int) -> memoryview:
         """``get_buffer`` beyond its common case."""
@@ -211,13 +237,8 @@ class ReadPath:
         """Write ``out`` beyond the common case of one frame and nothing held back."""
         raise NotImplementedError
 
-    def _dispatch(self, events: list[Any]) -> None:
-        raise NotImplementedError
-
-    def _check_write_cap(self) -> None:
-        raise NotImplementedError
-
-    def _closing(self) -> None:
+    def _read_rest(self, nbytes: int) -> None:
+        """``queue_read`` beyond its common case."""
         raise NotImplementedError
 
     # -- reading -----------------------------------------------------------------------
@@ -358,10 +379,10 @@ class ReadPath:
             self._write(out)
         events = protocol.events_received()
         if events:
-            self._dispatch(events)
+            self.owner._dispatch(events)
         state = protocol.state
         if state is not _OPEN and state >= _CLOSING:
-            self._closing()
+            self.owner._closing()
 
     # -- a Listener's read -------------------------------------------------------------
 
@@ -386,22 +407,42 @@ class ReadPath:
         self._parsed(buf, start, end, released)
 
 
+# -- the connection's side of the transport ------------------------------------------
+#
+# A connection's ``get_buffer`` is ``read_buffer``, and its ``buffer_updated`` is
+# ``lend_read`` (a Listener's) or ``queue_read`` (a coroutine-API connection's): the
+# transport calls the connection, and these go on to its read path (``conn._rx``)
+# with no Python frame in the compiled build.
+
+
+def read_buffer(conn: Any, sizehint: int) -> Any:
+    """``get_buffer`` of a connection: its read path's."""
+    c: ReadPath = conn._rx
+    return c.get_buffer(sizehint)
+
+
+def lend_read(conn: Any, nbytes: int) -> None:
+    """``buffer_updated`` of a connection that lends each payload to a callback."""
+    c: ReadPath = conn._rx
+    c._lend_read(nbytes)
+
+
 # -- a coroutine-API connection's read ------------------------------------------------
 #
-# ``Connection.buffer_updated`` and ``Connection._dispatch`` are these two functions
-# (as a Listener's buffer_updated is ReadPath._lend_read): the common case of a read
-# that queues its messages, with no Python frame in the compiled build. Anything else
-# goes to the connection's Python methods: ``_read_rest`` (a payload read into a
-# waiting reader's buffer, a read_message_into waiting, a buffer grown for large
-# frames), ``_other_events`` (pings, pongs, the close) and ``_pause_queue``.
+# ``Connection.buffer_updated`` and ``Connection._dispatch`` are these two functions:
+# the common case of a read that queues its messages, with no Python frame in the
+# compiled build. Anything else goes to Python methods: the read path's
+# ``_read_rest`` (a payload read into a waiting reader's buffer, a read_message_into
+# waiting, a buffer grown for large frames), the connection's ``_other_events``
+# (pings, pongs, the close) and ``_pause_queue``.
 
 
 def queue_read(conn: Any, nbytes: int) -> None:
     """``buffer_updated`` of a connection that queues its messages."""
-    c: ReadPath = conn
+    c: ReadPath = conn._rx
     buf = c._rbuf
     if c._direct is not None or c._into is not None or buf is None or len(buf) > POOLED_SIZE:
-        conn._read_rest(nbytes)
+        c._read_rest(nbytes)
         return
     released = c._took(nbytes)
     start = c._rstart
@@ -446,8 +487,7 @@ def queue_dispatch(conn: Any, events: list[Any]) -> None:
         if queue.pending() >= conn.max_queue and not queue.paused:
             limit = conn._full_reads
             if queue.full_reads == 0 and limit > 1:
-                c: ReadPath = conn
-                c.loop.call_soon(conn._check_queue)
+                conn.loop.call_soon(conn._check_queue)
             queue.full_reads += 1
             if queue.full_reads >= limit:
                 conn._pause_queue()
@@ -491,7 +531,7 @@ def write_soon(conn: Any, size: int) -> None:
     are written at once: what waits is bounded, and a sender that never yields
     still meets backpressure. Anything else written meanwhile (a close, a pong)
     comes out of the core after them, in order."""
-    c: ReadPath = conn
+    c: ReadPath = conn._rx
     pending = conn._unwritten
     total = pending + size + 1  # (+1: an empty message counts)
     if total > SEND_BATCH:
@@ -509,7 +549,7 @@ def sent(conn: Any, size: int) -> Any:
     are still queued: an echo working through the messages of one read: one write,
     one TCP segment for them, up to ``SEND_BATCH`` bytes); return the completed
     awaitable, or the coroutine that waits for the write buffer to drain."""
-    c: ReadPath = conn
+    c: ReadPath = conn._rx
     if not c._writing_paused and c._out is None:
         queue: Queue = conn._queue
         if len(queue) != 0 and size <= SEND_BATCH:
@@ -525,12 +565,14 @@ def sent(conn: Any, size: int) -> Any:
 
 @cython.cclass
 class SendHandle:
-    """The base of ``ListenerConnection``: its connection and protocol, and ``send``."""
+    """The base of ``ListenerConnection``: its connection, the connection's read path
+    and protocol, and ``send``."""
 
-    __slots__ = ("_conn", "_kept_from", "_protocol")
+    __slots__ = ("_conn", "_kept_from", "_protocol", "_rx")
 
     def __init__(self, conn: Any) -> None:
         self._conn: Any = conn  # the _ListenerSide connection
+        self._rx: ReadPath = conn._rx
         self._protocol: CoreProtocol = conn.protocol
         self._kept_from: int = conn._kept_from  # (a class attribute: looked up once)
 
@@ -556,7 +598,7 @@ class SendHandle:
         Raises:
             ConnectionClosed: The connection is closed or closing.
         """
-        conn: ReadPath = self._conn
+        rx: ReadPath = self._rx
         t = type(data)
         if t is str:
             data = data.encode()
@@ -577,10 +619,10 @@ class SendHandle:
             self._protocol.send_frame(opcode, data)
         else:
             self._protocol.send_frame(opcode, data, True, compress=False)
-        if not conn._batching:
-            conn._flush()
-        if conn._writing_paused and conn._write_cap:
-            conn._check_write_cap()  # a peer that does not read: bounded by the cap
+        if not rx._batching:
+            rx._flush()
+        if rx._writing_paused and rx._write_cap:
+            self._conn._check_write_cap()  # a peer that does not read: bounded by the cap
 
 
 def write_frame_all(items: list[Any], frame: Any, frame_for: Any, rest: list[Any]) -> int:
@@ -597,11 +639,11 @@ def write_frame_all(items: list[Any], frame: Any, frame_for: Any, rest: list[Any
     """
     n = 0
     for item in items:
-        conn = item._conn if isinstance(item, SendHandle) else item
-        if not isinstance(conn, ReadPath):
+        rx = item._rx if isinstance(item, SendHandle) else getattr(item, "_rx", None)
+        if not isinstance(rx, ReadPath):
             rest.append(item)
             continue
-        c = conn
+        c = rx
         p = c.protocol
         if (
             p.state is not _OPEN

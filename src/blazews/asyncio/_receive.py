@@ -1,14 +1,16 @@
 """A connection's receive buffer: where the event loop reads, and how it grows and goes.
 
-:class:`ReceiveBuffer` is the :class:`asyncio.BufferedProtocol` half of
-:class:`~blazews.asyncio.connection.Connection`: the loop reads straight into a
+:class:`ReceiveBuffer` is the read path a connection owns (``conn._rx``; its
+common case is the compiled :class:`~blazews.asyncio._readpath_py.ReadPath`, its base;
+the connection's ``get_buffer`` and ``buffer_updated`` go straight to it): the loop
+reads straight into a
 buffer taken from :data:`~blazews.buffers.DEFAULT_BUFFER_POOL` (16 KiB), which grows
 while a large frame arrives (as large as that frame plus some read-ahead, within the
 message size limit) and goes back once the connection is idle, so that an idle
 connection holds none. An incomplete frame at the end is moved to the front only
-when the rest of it would not fit. What the bytes mean is the connection's business:
-its ``buffer_updated`` takes the new bytes with :meth:`ReadPath._bytes_read` and
-hands back what the core left unparsed with :meth:`ReadPath._parsed`.
+when the rest of it would not fit. The core parses the bytes in place; what it makes
+of them goes to the connection (``owner._dispatch``). It also writes what the core
+produced (the outbox of a client's large frames included).
 
 Loops differ in when they let go of the view they read into. The selector loop has
 released it before ``buffer_updated`` runs, so an emptied buffer goes back at once.
@@ -26,11 +28,13 @@ import socket
 import sys
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from .._impl import mask_bytes, payload_buffer, select
 from ..buffers import DEFAULT_BUFFER_POOL
-from ..sansio.protocol import Message
+from ..sansio.frames import MaskLater
+from ..sansio.protocol import Message, State
+from ._send import Outbox
 
 if TYPE_CHECKING:
     from ._readpath_py import (
@@ -41,8 +45,10 @@ if TYPE_CHECKING:
         ReadPath,
         SendHandle,
         completed,
+        lend_read,
         queue_dispatch,
         queue_read,
+        read_buffer,
         recv_waiter,
         send_now,
         sent,
@@ -53,6 +59,7 @@ if TYPE_CHECKING:
     from ._readpath_py import read_message_into as _read_message_into_now
     from ._readpath_py import recv as _recv_now
     from ._readpath_py import send as _send_method
+    from .connection import Connection
 else:
     _built = select("blazews.asyncio._readpath")
     LOOPS_HOLDING_VIEWS, Messages, ReadPath, SendHandle, completed, write_frame_all = (
@@ -78,7 +85,7 @@ else:
         _built.read_message_into,
         _built.send,
     )
-    COMPILED = _built.COMPILED
+    COMPILED, lend_read, read_buffer = _built.COMPILED, _built.lend_read, _built.read_buffer
 
 __all__ = [
     "COMPILED",
@@ -93,8 +100,10 @@ __all__ = [
     "_recv_now",
     "_send_method",
     "completed",
+    "lend_read",
     "queue_dispatch",
     "queue_read",
+    "read_buffer",
     "recv_waiter",
     "send_now",
     "sent",
@@ -272,7 +281,8 @@ def _done_with(view: memoryview, copy: bool = True) -> bytes:
 
 class _Parked:
     """The connections of one loop whose emptied receive buffer waits to go back (weak
-    references: a loop closed before its sweep keeps none of them alive).
+    references to the owners: a loop closed before its sweep keeps none of them
+    alive).
 
     Swept by a timer, and also whenever a connection of the loop needs a buffer
     from the pool: a burst of new connections then passes one buffer along instead
@@ -282,7 +292,7 @@ class _Parked:
     __slots__ = ("conns", "scheduled")
 
     def __init__(self) -> None:
-        self.conns: list[weakref.ref[ReceiveBuffer]] = []
+        self.conns: list[weakref.ref[Any]] = []
         self.scheduled = False
 
     def on_timer(self) -> None:
@@ -294,22 +304,22 @@ class _Parked:
         for ref in conns:
             conn = ref()
             if conn is not None:
-                conn._release_if_idle()
+                conn._rx._release_if_idle()
 
 
 _PARKED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Parked] = weakref.WeakKeyDictionary()
 
 
-def _park(conn: ReceiveBuffer) -> None:
-    """Have ``conn``'s buffer given back by its loop's next sweep, if still empty."""
-    loop = conn.loop
+def _park(rx: ReceiveBuffer) -> None:
+    """Have ``rx``'s buffer given back by its loop's next sweep, if still empty."""
+    loop = rx.loop
     parked = _PARKED.get(loop)
     if parked is None:
         parked = _PARKED[loop] = _Parked()
     if not parked.scheduled:
         parked.scheduled = True
         loop.call_later(IDLE_RELEASE_DELAY, parked.on_timer)
-    parked.conns.append(weakref.ref(conn))
+    parked.conns.append(weakref.ref(rx.owner))
 
 
 class _Direct:
@@ -337,28 +347,119 @@ class _Direct:
         self.payload = payload
 
 
-class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
-    """The receive buffer of a connection: how it is taken, grown, moved and given back
-    (its fields, and the common case of a read, are :class:`ReadPath`'s).
+class ReceiveBuffer(ReadPath):
+    """A connection's read path beyond its common case (:class:`ReadPath`'s): how the
+    receive buffer is taken, grown, moved and given back, large payloads read
+    straight into their destination, and writes beyond one frame.
 
-    The subclass provides ``protocol`` (whose incomplete frame size and message size
-    limit decide how the buffer grows), ``loop`` and ``transport``.
+    Built by the connection, ``owner``, with its core (whose incomplete frame size and
+    message size limit decide how the buffer grows) and loop. What it asks of the
+    owner, beyond ``_dispatch``, ``_closing`` and ``_drained``: ``_borrow`` (payloads
+    lent to a callback only, never queued: a Listener), ``_direct_queue`` (large
+    payloads, :data:`_DIRECT_MIN` or more still to come, are read by the loop straight
+    into the bytes object each becomes, then queued: the coroutine API), and for a
+    connection that queues, ``_queue``, ``_fill_into`` (the message sink while a
+    ``read_message_into`` call waits), ``_filled_into`` (a message is in ``_into``)
+    and ``_resume_reading``.
     """
 
     __slots__ = ()
 
-    _borrow: bool  # payloads lent to a callback only, never queued (a Listener)
-    # Large payloads (_DIRECT_MIN or more still to come) are read by the loop straight
-    # into the bytes object each becomes, then queued (the coroutine API's Connection).
-    _direct_queue = False
+    # -- writing beyond one frame ------------------------------------------------------
 
-    def _filled_into(self, opcode: int, n: int) -> None:
-        """A message of ``n`` bytes is in ``_into``: wake the reader (the connection's)."""
-        raise NotImplementedError
+    def _write_rest(self, out: list[Any]) -> None:
+        """Write ``out``, what the core produced, beyond the common case of one frame
+        and nothing held back (``ReadPath._write``): several chunks, a client's large
+        frames through the outbox, nothing once the transport closes."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._out is None:
+            if not self.protocol.mask_later or MaskLater not in map(type, out):
+                transport.writelines(out)  # (only a client's core makes MaskLater)
+                return
+            self._out = Outbox(out)
+        else:
+            self._out.add(out)
+        self._pump()
 
-    def _resume_reading(self) -> None:
-        """Resume reading unless something else keeps it paused (a full queue)."""
-        raise NotImplementedError
+    def _pump(self) -> None:
+        """Write what the outbox holds, unless the transport's buffer is full."""
+        out = self._out
+        transport = self.transport
+        if out is not None and transport is not None and out.pump(transport, self._paused):
+            if not out.lost:  # (a lost one stays for its senders to see, until
+                self._out = None  # connection_lost)
+            self.owner._drained()
+            state = self.protocol.state
+            if state is State.CLOSING or state is State.CLOSED:
+                self.owner._closing()  # a close frame that waited behind the outbox went
+
+    def _paused(self) -> bool:
+        return self._writing_paused
+
+    def _lost(self) -> None:
+        """The connection is gone: let the buffer and the outbox go."""
+        self._direct = None
+        self._rtail = None
+        self._rstart = self._rend = 0
+        self._release_buffer()
+        if self._out is not None:
+            self._out.drop()
+            self._out = None
+
+    # -- a coroutine-API connection's read beyond its common case ---------------------
+
+    def _read_rest(self, nbytes: int) -> None:
+        """``buffer_updated`` of a connection that queues its messages, beyond its
+        common case (:func:`queue_read`)."""
+        if self._direct is not None:  # the loop read into a waiting reader's buffer
+            self._direct_read(nbytes)
+            return
+        owner = cast("Connection", self.owner)  # (it queues: it reads here)
+        queue = owner._queue
+        buf, start, end, released = self._bytes_read(nbytes)
+        view: Any = self._rview  # all of buf: the core makes no view of its own
+        protocol = self.protocol
+        if self._into is not None and not queue:
+            # A read_message_into call waits: the first message goes straight from
+            # this buffer into the caller's (unmasked on the way), the rest as usual.
+            protocol.message_sink = owner._fill_into
+            try:
+                start += protocol.receive_into_buffer(view, start, end, True)
+            finally:
+                protocol.message_sink = None
+            self._process()
+        elif len(buf) >= _LEND_MIN and not owner._borrow and not _read_ahead_only(buf):
+            # A buffer grown for large frames: their payloads stay in it, lent to the
+            # queue, and the buffer goes with them (see _give_away), if they fill a
+            # quarter of it at least. Copying each into new bytes would cost more than
+            # the copy: glibc maps such blocks afresh, page faults included.
+            queued = len(queue)
+            start += protocol.receive_into_buffer(view, start, end, True)
+            self._process()
+            new: list[Any] = queue[queued:]  # payloads: bytes, or views of buf
+            lent = [m for m in new if type(m.data) is memoryview]
+            if lent and sum(len(m.data) for m in lent) < len(buf) >> 2:
+                # Too little of the buffer to pin all of it while queued: copies.
+                for m in lent:
+                    piece: Any = m.data
+                    m.data = piece.tobytes()
+                    piece.release()
+            elif lent:
+                start, end = self._give_away(start, end, len(lent))
+                if self._rbuf is None:  # nothing left over, and no buffer taken
+                    self._rstart = self._rend = 0
+                    if self._lowat_sock is not None:
+                        self._watermark(protocol.bytes_missing(0))
+                    return
+                buf, released = self._rbuf, True  # the loop never saw this one
+        else:
+            start += protocol.receive_into_buffer(view, start, end, owner._borrow)
+            self._process()
+        self._parsed(buf, start, end, released)
+
+    # -- the receive buffer ------------------------------------------------------------
 
     def _watch_socket(self, transport: asyncio.BaseTransport) -> None:
         """Use SO_RCVLOWAT on ``transport``'s socket if it is plain TCP (Linux)."""
@@ -438,7 +539,7 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
         buffer go when nothing is left (``_parsed`` beyond its common case)."""
         if (
             start != end
-            and (self._into is not None or (self._direct_queue and not self._borrow))
+            and (self._into is not None or (self.owner._direct_queue and not self.owner._borrow))
             and self._begin_direct(buf, start, end)
         ):
             start = end  # the rest of the frame goes to the reader's buffer
@@ -585,13 +686,14 @@ class ReceiveBuffer(ReadPath, asyncio.BufferedProtocol):
             if taken:
                 data = direct.payload
                 message = Message(direct.opcode, data if type(data) is bytes else bytes(data))
-                self._dispatch([message])
-        elif taken:
-            self._filled_into(direct.opcode, direct.length)
+                self.owner._dispatch([message])
+        elif taken:  # (only a Connection has a reader waiting with a buffer)
+            owner = cast("Connection", self.owner)
+            owner._filled_into(direct.opcode, direct.length)
             transport = self.transport
             if transport is not None and not transport.is_closing():
                 transport.pause_reading()  # until the next turn (see _DIRECT_MIN)
-                self.loop.call_soon(self._resume_reading)
+                self.loop.call_soon(owner._resume_reading)
         if self._lowat_sock is not None:
             self._watermark(0)  # the frame is in
         self._process()

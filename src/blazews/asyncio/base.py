@@ -1,12 +1,13 @@
 """What every asyncio connection shares: the transport, the core's glue, closing.
 
-:class:`BaseConnection` is an :class:`asyncio.BufferedProtocol` (through
-:class:`~blazews.asyncio._receive.ReceiveBuffer`, whose compiled read path,
-:class:`~blazews.asyncio._readpath_py.ReadPath`, reads and writes every message). It
-writes what the core produces, answers pings, keeps the connection alive and closes
-it; it has no message API. What happens to received messages is its subclasses'
-business (``buffer_updated`` and ``_dispatch``): :class:`~blazews.asyncio.Connection`
-queues them for ``recv`` and ``async for``; a Listener connection
+:class:`BaseConnection` is the :class:`asyncio.BufferedProtocol` a transport calls.
+It owns its read path (``_rx``, a :class:`~blazews.asyncio._receive.ReceiveBuffer`:
+the receive buffer, the transport, what waits to be written, and, compiled, the
+common case of every read and write: :mod:`._readpath_py`); its ``get_buffer`` goes
+straight there, in C. It answers pings, keeps the connection alive and closes it; it
+has no message API. What happens to received messages is its subclasses' business
+(``buffer_updated`` and ``_dispatch``): :class:`~blazews.asyncio.Connection` queues
+them for ``recv`` and ``async for``; a Listener connection
 (:mod:`blazews.asyncio.listener`) hands each to its listener's callbacks as it is
 parsed. The roles (:mod:`.server`, :mod:`.client`) add the opening handshake.
 """
@@ -23,12 +24,10 @@ from .._inspect import ConnectionInfo
 from .._logging import debug_tracers, next_id
 from ..exceptions import ConcurrencyError
 from ..options import ConnectionOptions
-from ..sansio.frames import MaskLater
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import Protocol, State
 from ._keepalive import Keepalive, keepalive_for
-from ._receive import ReceiveBuffer
-from ._send import Outbox
+from ._receive import ReceiveBuffer, read_buffer
 from ._trace import TracedProtocol, TracedTransport
 
 __all__ = ["BaseConnection"]
@@ -38,7 +37,7 @@ logger = logging.getLogger("blazews")
 _DEFAULTS = ConnectionOptions()
 
 
-class BaseConnection(ConnectionInfo, ReceiveBuffer):
+class BaseConnection(ConnectionInfo, asyncio.BufferedProtocol):
     """An asyncio connection without a message API: see :class:`~blazews.Connection`.
 
     Built with ``__slots__`` (its attributes cost no per-instance dictionary, ~1.4 KiB
@@ -56,26 +55,26 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         "_ka_token",
         "_lost",
         "_pings",
+        "_rx",
         "id",
         "latency",
+        "loop",
         "options",
+        "protocol",
         "request",
         "response",
     )
 
     def __init__(self, protocol: Protocol, options: ConnectionOptions = _DEFAULTS) -> None:
-        super().__init__()  # the receive buffer's state
         self.protocol = protocol
+        self.loop = loop = asyncio.get_running_loop()
+        # The read path: the receive buffer, the transport, what waits to be written.
+        self._rx = ReceiveBuffer(self, protocol, loop, options.max_write_buffer or 0)
         self.options = options  # shared by every connection of a server or client call
         self.id = next_id()  # in its log records
         self.request: Request | None = None
         self.response: Response | None = None
         self.latency = 0.0
-        self.transport: asyncio.Transport | None = None
-        self.loop = asyncio.get_running_loop()
-        self._write_cap = options.max_write_buffer or 0
-        # Chunks held back behind a large client frame masked piece by piece.
-        self._out: Outbox | None = None
         # Pings waiting for their pong: a future each, none for a keepalive ping. No
         # dictionary while none waits (most of an idle connection's life).
         self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] | None = None
@@ -93,13 +92,29 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
     # only front ends that are done with them when dispatching returns may set it.
     _borrow = False
 
+    # Whether a large payload (64 KiB or more still to come) is read by the loop
+    # straight into the bytes object it becomes, then queued (the coroutine API).
+    _direct_queue = False
+
     # The payload size from which what send is given goes to the transport as itself
     # (so it is copied first unless it is bytes; see _send.stable): 0, never. A
     # server's large payloads go beside their header; a client's large ones are
     # masked from the caller's buffer while send waits.
     _kept_from = 0
 
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        """The transport, once connected (its read path's)."""
+        return self._rx.transport
+
+    @transport.setter
+    def transport(self, transport: asyncio.Transport | None) -> None:
+        self._rx.transport = transport
+
     # -- asyncio.Protocol -------------------------------------------------------------
+
+    # The loop reads into the read path's buffer (compiled: no Python frame).
+    get_buffer = read_buffer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport: no isinstance check.
@@ -107,7 +122,7 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         limit = self.options.write_limit
         high, low = (limit, None) if isinstance(limit, int) else limit
         self.transport.set_write_buffer_limits(high, low)
-        self._watch_socket(transport)
+        self._rx._watch_socket(transport)
         tracers = debug_tracers(self.options.logger, self.protocol.side, self.id)
         if tracers is not None:  # DEBUG logging: see blazews._logging
             transport.set_protocol(TracedProtocol(self, tracers[0]))
@@ -119,15 +134,11 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._direct = None
+        rx = self._rx
+        rx._direct = None
         self.protocol.receive_eof()
-        self._process()
-        self._rtail = None
-        self._rstart = self._rend = 0
-        self._release_buffer()
-        if self._out is not None:
-            self._out.drop()
-            self._out = None
+        rx._process()
+        rx._lost()
         if self._ka_token:
             keepalive_for(self.loop).cancel(self)
         if self._close_timer is not None:
@@ -142,49 +153,34 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         self._pings = None
 
     def pause_writing(self) -> None:
-        self._writing_paused = True
+        self._rx._writing_paused = True
 
     def resume_writing(self) -> None:
-        self._writing_paused = False
-        if self._out is not None:
-            self._pump()
+        rx = self._rx
+        rx._writing_paused = False
+        if rx._out is not None:
+            rx._pump()
         self._drained()
 
     def _drained(self) -> None:
         """Writing may go on: the transport resumed, or the outbox was written out.
         The coroutine API wakes the sends waiting for it."""
 
+    def _dispatch(self, events: list[Any]) -> None:
+        """Take the events of a read that no message sink took (the read path's
+        ``_process`` hands them over): the subclass's business."""
+        raise NotImplementedError
+
     # -- core glue -------------------------------------------------------------------
 
-    def _write_rest(self, out: list[Any]) -> None:
-        """Write ``out``, what the core produced, beyond the common case of one frame
-        and nothing held back (``ReadPath._write``): several chunks, a client's large
-        frames through the outbox, nothing once the transport closes."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        if self._out is None:
-            if not self.protocol.mask_later or MaskLater not in map(type, out):
-                transport.writelines(out)  # (only a client's core makes MaskLater)
-                return
-            self._out = Outbox(out)
-        else:
-            self._out.add(out)
-        self._pump()
+    def _process(self) -> None:
+        """Write what the core produced, dispatch its events, close when it says so
+        (the read path's ``_process``)."""
+        self._rx._process()
 
-    def _pump(self) -> None:
-        """Write what the outbox holds, unless the transport's buffer is full."""
-        out = self._out
-        transport = self.transport
-        if out is not None and transport is not None and out.pump(transport, self._paused):
-            if not out.lost:  # (a lost one stays for its senders to see, until
-                self._out = None  # connection_lost)
-            self._drained()
-            if self.protocol.state is State.CLOSING or self.protocol.state is State.CLOSED:
-                self._closing()  # a close frame that waited behind the outbox went
-
-    def _paused(self) -> bool:
-        return self._writing_paused
+    def _flush(self) -> None:
+        """Write what the core produced (the read path's ``_flush``)."""
+        self._rx._flush()
 
     def _other_event(self, event: Any) -> None:
         """Handle a handshake event; the client and server subclasses override it."""
@@ -194,7 +190,7 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         if transport is None or transport.is_closing() or self._draining:
             return
         if self.protocol.close_transport():
-            if self._out is not None:
+            if self._rx._out is not None:
                 # The close frame waits in the outbox: _pump comes back here once it
                 # is written, and a peer that stops reading gets close_timeout.
                 self._abort_later(transport)
@@ -210,7 +206,7 @@ class BaseConnection(ConnectionInfo, ReceiveBuffer):
         if (
             transport is not None
             and self.protocol.state is State.OPEN
-            and transport.get_write_buffer_size() > self._write_cap
+            and transport.get_write_buffer_size() > self._rx._write_cap
         ):
             self.logger.info("write buffer over max_write_buffer; closing the connection")
             self.protocol.fail(1008, "write buffer over max_write_buffer: the peer does not read")

@@ -117,7 +117,7 @@ def broadcast(
         if protocol.state is not _OPEN or transport is None:
             not_open += 1
             continue
-        if conn._writing_paused or conn._out is not None:
+        if conn._rx._writing_paused or conn._rx._out is not None:
             if slow == "skip":
                 skipped += 1
                 continue

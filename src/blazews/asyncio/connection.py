@@ -35,12 +35,10 @@ from ..sansio.frames import MessageType
 from ..sansio.protocol import Message, MessageQueue, Ping, Pong, Protocol, State
 from ._readpath_py import FULL_READS
 from ._receive import (
-    _LEND_MIN,
     COMPILED,
     RECEIVE_BUFFER_SIZE,
     Messages,
     _done_with,
-    _read_ahead_only,
     _read_message_into_now,
     _read_message_now,
     _recv_now,
@@ -154,54 +152,9 @@ class Connection(BaseConnection):
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
-    # The common case of a read, compiled: see _readpath_py.queue_read.
+    # A read, compiled: see _readpath_py.queue_read (its common case) and
+    # ReceiveBuffer._read_rest (the rest).
     buffer_updated = queue_read
-
-    def _read_rest(self, nbytes: int) -> None:
-        """``buffer_updated`` beyond its common case (:func:`queue_read`)."""
-        if self._direct is not None:  # the loop read into a waiting reader's buffer
-            self._direct_read(nbytes)
-            return
-        buf, start, end, released = self._bytes_read(nbytes)
-        view: Any = self._rview  # all of buf: the core makes no view of its own
-        protocol = self.protocol
-        if self._into is not None and not self._queue:
-            # A read_message_into call waits: the first message goes straight from
-            # this buffer into the caller's (unmasked on the way), the rest as usual.
-            protocol.message_sink = self._fill_into
-            try:
-                start += protocol.receive_into_buffer(view, start, end, True)
-            finally:
-                protocol.message_sink = None
-            self._process()
-        elif len(buf) >= _LEND_MIN and not self._borrow and not _read_ahead_only(buf):
-            # A buffer grown for large frames: their payloads stay in it, lent to the
-            # queue, and the buffer goes with them (see _give_away), if they fill a
-            # quarter of it at least. Copying each into new bytes would cost more than
-            # the copy: glibc maps such blocks afresh, page faults included.
-            queued = len(self._queue)
-            start += protocol.receive_into_buffer(view, start, end, True)
-            self._process()
-            new: list[Any] = self._queue[queued:]  # payloads: bytes, or views of buf
-            lent = [m for m in new if type(m.data) is memoryview]
-            if lent and sum(len(m.data) for m in lent) < len(buf) >> 2:
-                # Too little of the buffer to pin all of it while queued: copies.
-                for m in lent:
-                    piece: Any = m.data
-                    m.data = piece.tobytes()
-                    piece.release()
-            elif lent:
-                start, end = self._give_away(start, end, len(lent))
-                if self._rbuf is None:  # nothing left over, and no buffer taken
-                    self._rstart = self._rend = 0
-                    if self._lowat_sock is not None:
-                        self._watermark(self.protocol.bytes_missing(0))
-                    return
-                buf, released = self._rbuf, True  # the loop never saw this one
-        else:
-            start += protocol.receive_into_buffer(view, start, end, self._borrow)
-            self._process()
-        self._parsed(buf, start, end, released)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -232,7 +185,7 @@ class Connection(BaseConnection):
             if kind is Pong:
                 self._pong(event.data)
             elif kind is Ping:
-                if self._writing_paused and not self._pong_hold:
+                if self._rx._writing_paused and not self._pong_hold:
                     self._hold_for_pongs()
             else:
                 self._other_event(event)
@@ -266,7 +219,7 @@ class Connection(BaseConnection):
         protocol = self.protocol
         protocol.message_sink = None
         protocol.stop_lending()
-        into = self._into
+        into = self._rx._into
         n = len(data)
         if into is not None and n <= len(into):
             into[:n] = data
@@ -277,7 +230,7 @@ class Connection(BaseConnection):
             data.release()
 
     def _filled_into(self, opcode: int, n: int) -> None:
-        self._into = None
+        self._rx._into = None
         self._into_result = (opcode, n)
         self._wake_reader()
 
@@ -340,7 +293,7 @@ class Connection(BaseConnection):
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        if self._pong_hold and not self._writing_paused:
+        if self._pong_hold and not self._rx._writing_paused:
             self._pong_hold = False
             self._resume_reading()
 
@@ -456,7 +409,7 @@ class Connection(BaseConnection):
         queue = self._queue
         while not queue:
             waiter = self._waiter()
-            self._into = view
+            self._rx._into = view
             try:
                 await waiter
             except BaseException:
@@ -464,12 +417,12 @@ class Connection(BaseConnection):
                 if result is not None:  # copied in, then cancelled: keep the message
                     self._into_result = None
                     self._unread(Message(result[0], bytes(view[: result[1]])))
-                elif self._direct is not None:  # a payload was arriving in view
-                    self._undo_direct()
+                elif self._rx._direct is not None:  # a payload was arriving in view
+                    self._rx._undo_direct()
                 raise
             finally:
                 self._recv_waiter = None
-                self._into = None
+                self._rx._into = None
             result = self._into_result
             if result is not None:
                 self._into_result = None
@@ -589,8 +542,8 @@ class Connection(BaseConnection):
     async def _drain_after_send(self) -> None:
         """Wait while the write buffer is above its high-water mark, or until what
         the outbox holds (a client's large payload, masked piece by piece) is out."""
-        out = self._out
-        if self._writing_paused or out is not None:
+        out = self._rx._out
+        if self._rx._writing_paused or out is not None:
             try:
                 await self._drain()
             except asyncio.CancelledError:
@@ -601,8 +554,8 @@ class Connection(BaseConnection):
 
     def _detach(self) -> None:
         """A send was cancelled: the payloads held in the outbox may change now."""
-        if self._out is not None:
-            self._out.detach()
+        if self._rx._out is not None:
+            self._rx._out.detach()
 
     def _offloads(self, data: Any) -> bool:
         """Whether ``data`` is to be compressed in a worker thread."""
@@ -646,7 +599,7 @@ class Connection(BaseConnection):
         self._process()
 
     async def _drain(self) -> None:
-        while (self._writing_paused or self._out is not None) and not self._lost:
+        while (self._rx._writing_paused or self._rx._out is not None) and not self._lost:
             waiter = self.loop.create_future()
             if self._drain_waiters is None:
                 self._drain_waiters = [waiter]

@@ -54,7 +54,7 @@ from ..sansio.protocol import (
     State,
 )
 from ..sansio.server import ServerProtocol
-from ._receive import ReadPath, SendHandle
+from ._receive import SendHandle, lend_read
 from .base import BaseConnection
 from .client import _ClientRole, connect
 from .server import ServerConnection, _ServerRole, serve
@@ -214,7 +214,7 @@ class ListenerConnection(SendHandle):
         Sending still works (the data is buffered), but a listener that produces
         much should stop until :meth:`Listener.on_writable`.
         """
-        return self._conn._writing_paused
+        return self._rx._writing_paused
 
     @property
     def protocol(self) -> Protocol:
@@ -349,9 +349,9 @@ class _ListenerSide(BaseConnection):
     def _on_message_failed(self) -> None:
         self._callback_failed("on_message")
 
-    # The read path of a connection that lends each payload to a callback (compiled):
-    # no read_message_into to wait in, no queue to lend views to.
-    buffer_updated = ReadPath._lend_read
+    # The read path of a connection that lends each payload to a callback (compiled,
+    # ReadPath._lend_read): no read_message_into to wait in, no queue to lend views to.
+    buffer_updated = lend_read
 
     def _callback_failed(self, name: str) -> None:
         # A listener that raised gets nothing more but on_close.
@@ -367,8 +367,9 @@ class _ListenerSide(BaseConnection):
         if not self._connected:
             self._connect_listener()
         handle = self.handle
-        batching = self._batching
-        self._batching = True
+        rx = self._rx
+        batching = rx._batching
+        rx._batching = True
         try:
             for event in events:
                 kind = type(event)
@@ -398,9 +399,9 @@ class _ListenerSide(BaseConnection):
                     if not self._connected:
                         self._connect_listener()
         finally:
-            self._batching = batching
+            rx._batching = batching
             if not batching:
-                self._flush()
+                rx._flush()
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -412,7 +413,7 @@ class _ListenerSide(BaseConnection):
         transport = self.transport
         if transport is None or transport.is_closing() or self._draining:
             return
-        if self._writing_paused or self._reading_held:
+        if self._rx._writing_paused or self._reading_held:
             transport.pause_reading()
         else:
             transport.resume_reading()
@@ -421,7 +422,7 @@ class _ListenerSide(BaseConnection):
         super().resume_writing()
         self._apply_reading()
         listener = self.listener
-        if listener is not None and self._connected and not self._writing_paused:
+        if listener is not None and self._connected and not self._rx._writing_paused:
             try:
                 listener.on_writable(self.handle)
             except Exception:
