@@ -14,7 +14,8 @@ NATIVE := $(wildcard src/blazews/_native/*.c src/blazews/_native/*.h src/blazews
 	src/blazews/sansio/_sending_py.py src/blazews/sansio/_sending_c.pxd \
 	src/blazews/sync/_frame_reader_py.py src/blazews/sync/_frame_reader_c.pxd \
 	src/blazews/_buffers_py.py src/blazews/_buffers_c.pxd \
-	src/blazews/asyncio/_readpath_py.py src/blazews/asyncio/_readpath_c.pxd
+	src/blazews/asyncio/_readpath_py.py src/blazews/asyncio/_readpath_c.pxd \
+	src/blazews/asyncio/_queued_py.py src/blazews/asyncio/_queued_c.pxd
 
 .PHONY: install run test test-compiled test-pure test-levels test-noasm test-uvicorn test-release docs autobahn \
 	autobahn-lane1 autobahn-lane2 bench lint clean

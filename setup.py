@@ -44,6 +44,7 @@ PURE_MODULES = [
     ("blazews.sync._frame_reader_c", os.path.join(PACKAGE, "sync", "_frame_reader_py.py")),
     ("blazews._buffers_c", os.path.join(PACKAGE, "_buffers_py.py")),
     ("blazews.asyncio._readpath_c", os.path.join(PACKAGE, "asyncio", "_readpath_py.py")),
+    ("blazews.asyncio._queued_c", os.path.join(PACKAGE, "asyncio", "_queued_py.py")),
 ]
 
 
@@ -217,6 +218,7 @@ def _extensions() -> list[Extension]:
                 os.path.join(SANSIO, "_events_c.pxd"),
                 os.path.join(SANSIO, "_sending_c.pxd"),  # the core derives from Writer
                 os.path.join(SANSIO, "_protocol_c.pxd"),  # the read path cimports the core
+                os.path.join(PACKAGE, "asyncio", "_readpath_c.pxd"),  # _queued cimports it
                 os.path.join(NATIVE, "_kernels.pxd"),  # the core cimports mask_inplace
             ],
         )

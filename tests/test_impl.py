@@ -95,6 +95,7 @@ def test_the_default_build_reports_what_it_runs() -> None:
     assert set(report) == {
         "_native._kernels",
         "_buffers",
+        "asyncio._queued",
         "asyncio._readpath",
         "sansio._events",
         "sansio._protocol",

@@ -2,7 +2,7 @@
  * frame, no Future and no turn of the event loop.
  *
  * What the coroutine API's read calls return when a message is already queued
- * (see blazews/asyncio/_readpath_py.py, Messages). `await` reaches the value
+ * (see blazews/asyncio/_queued_py.py, Messages). `await` reaches the value
  * through am_send (PyIter_Send, Python 3.10+): a plain return, no StopIteration
  * raised. The iterator protocol (tracing, `yield from`) and the coroutine methods
  * send/throw/close (asyncio.create_task, wrappers that drive an awaitable by

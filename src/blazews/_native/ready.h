@@ -1,5 +1,5 @@
 /* A read without a coroutine: what recv(), read_message(), read_message_into() and
- * `async for` return (see blazews/asyncio/_readpath_py.py).
+ * `async for` return (see blazews/asyncio/_queued_py.py).
  *
  * It behaves as the coroutine it stands for, step for step, without being one: the
  * message is taken at a step (await, send(None), a task's step), never at the call.

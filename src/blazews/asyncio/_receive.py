@@ -37,55 +37,64 @@ from ..sansio.protocol import Message, State
 from ._send import Outbox
 
 if TYPE_CHECKING:
+    from ._queued_py import (
+        Messages,
+        completed,
+        queue_dispatch,
+        recv_waiter,
+        send_now,
+        sent,
+        write_soon,
+    )
+    from ._queued_py import read_message as _read_message_now
+    from ._queued_py import read_message_into as _read_message_into_now
+    from ._queued_py import recv as _recv_now
+    from ._queued_py import send as _send_method
     from ._readpath_py import (
         COMPILED,
         LOOPS_HOLDING_VIEWS,
         POOLED_SIZE,
-        Messages,
         ReadPath,
         SendHandle,
-        completed,
         lend_read,
-        queue_dispatch,
         queue_read,
         read_buffer,
-        recv_waiter,
-        send_now,
-        sent,
         write_frame_all,
-        write_soon,
     )
-    from ._readpath_py import read_message as _read_message_now
-    from ._readpath_py import read_message_into as _read_message_into_now
-    from ._readpath_py import recv as _recv_now
-    from ._readpath_py import send as _send_method
     from .connection import Connection
 else:
+    # The read path, and the coroutine API's per-message calls built the same way
+    # (the compiled one cimports the compiled read path).
     _built = select("blazews.asyncio._readpath")
-    LOOPS_HOLDING_VIEWS, Messages, ReadPath, SendHandle, completed, write_frame_all = (
+    COMPILED, LOOPS_HOLDING_VIEWS, POOLED_SIZE, ReadPath, SendHandle = (
+        _built.COMPILED,
         _built.LOOPS_HOLDING_VIEWS,
-        _built.Messages,
+        _built.POOLED_SIZE,
         _built.ReadPath,
         _built.SendHandle,
-        _built.completed,
+    )
+    lend_read, queue_read, read_buffer, write_frame_all = (
+        _built.lend_read,
+        _built.queue_read,
+        _built.read_buffer,
         _built.write_frame_all,
     )
-    POOLED_SIZE, queue_dispatch, queue_read, recv_waiter, send_now, sent, write_soon = (
-        _built.POOLED_SIZE,
-        _built.queue_dispatch,
-        _built.queue_read,
-        _built.recv_waiter,
-        _built.send_now,
-        _built.sent,
-        _built.write_soon,
+    _queued = select("blazews.asyncio._queued", compiled=None if COMPILED else False)
+    Messages, completed, queue_dispatch, recv_waiter, send_now, sent, write_soon = (
+        _queued.Messages,
+        _queued.completed,
+        _queued.queue_dispatch,
+        _queued.recv_waiter,
+        _queued.send_now,
+        _queued.sent,
+        _queued.write_soon,
     )
     _recv_now, _read_message_now, _read_message_into_now, _send_method = (
-        _built.recv,
-        _built.read_message,
-        _built.read_message_into,
-        _built.send,
+        _queued.recv,
+        _queued.read_message,
+        _queued.read_message_into,
+        _queued.send,
     )
-    COMPILED, lend_read, read_buffer = _built.COMPILED, _built.lend_read, _built.read_buffer
 
 __all__ = [
     "COMPILED",

@@ -33,7 +33,7 @@ from ..options import ConnectionOptions
 from ..sansio.extensions.permessage_deflate import Compressed, PerMessageDeflate
 from ..sansio.frames import MessageType
 from ..sansio.protocol import Message, MessageQueue, Ping, Pong, Protocol, State
-from ._readpath_py import FULL_READS
+from ._queued_py import FULL_READS
 from ._receive import (
     COMPILED,
     RECEIVE_BUFFER_SIZE,
@@ -126,7 +126,7 @@ class Connection(BaseConnection):
     _direct_queue = True
 
     # Reads that may find the queue full before its reader had a turn (see
-    # _readpath_py.queue_dispatch): 1 pauses at once.
+    # _queued_py.queue_dispatch): 1 pauses at once.
     _full_reads = FULL_READS
 
     def __init__(self, protocol: Protocol, options: ConnectionOptions = _DEFAULTS) -> None:
@@ -175,7 +175,7 @@ class Connection(BaseConnection):
     # -- the queue -------------------------------------------------------------------
 
     # Queue the messages, wake the reader, pause at max_queue: compiled, see
-    # _readpath_py.queue_dispatch; the rest below.
+    # _queued_py.queue_dispatch; the rest below.
     _dispatch = queue_dispatch
 
     def _other_events(self, events: list[Any]) -> None:
@@ -244,7 +244,7 @@ class Connection(BaseConnection):
     # -- receiving -------------------------------------------------------------------
 
     # A future that the next queued message (or the end of the connection) completes,
-    # for a reader to await directly (compiled: see _readpath_py.recv_waiter).
+    # for a reader to await directly (compiled: see _queued_py.recv_waiter).
     _waiter = recv_waiter
 
     async def _wait(self, timeout: float) -> None:
@@ -342,9 +342,10 @@ class Connection(BaseConnection):
         """
         return _read_message_into_now(self, buf)  # type: ignore[no-any-return]
 
-    async def _recv(self, timeout: float | None) -> str | bytes:
-        """:meth:`recv` when no message is queued at the call (or its first step
-        finds none): wait for one."""
+    async def _next(self, timeout: float | None) -> tuple[int, bytes]:
+        """The next message's opcode and payload, once one is queued (within
+        ``timeout``): what :meth:`recv`, :meth:`read_message` and ``async for`` wait
+        in when no message is queued at the call (or its first step finds none)."""
         queue = self._queue
         if not queue:
             if timeout is not None:
@@ -354,22 +355,17 @@ class Connection(BaseConnection):
         message = self._take()
         lent: Any = message.data  # bytes, or a view lent by a large receive buffer
         data: bytes = _done_with(lent) if type(lent) is memoryview else lent
-        if message.type == 1:
-            return data.decode()
-        return data
+        return message.type, data
+
+    async def _recv(self, timeout: float | None) -> str | bytes:
+        """:meth:`recv` when it has to wait."""
+        kind, data = await self._next(timeout)
+        return data.decode() if kind == 1 else data
 
     async def _read_message(self, timeout: float | None) -> tuple[MessageType, bytes]:
-        """:meth:`read_message` when it has to wait (as :meth:`_recv`)."""
-        queue = self._queue
-        if not queue:
-            if timeout is not None:
-                await self._wait(timeout)
-            while not queue:
-                await self._waiter()
-        message = self._take()
-        lent: Any = message.data  # bytes, or a view lent by a large receive buffer
-        data: bytes = _done_with(lent) if type(lent) is memoryview else lent
-        return _TYPES[message.type], data  # type: ignore[return-value]
+        """:meth:`read_message` when it has to wait."""
+        kind, data = await self._next(timeout)
+        return _TYPES[kind], data  # type: ignore[return-value]
 
     async def _read_message_into(self, buf: Buffer) -> tuple[MessageType, int]:
         """:meth:`read_message_into` when it has to wait, or the message is not a
@@ -435,24 +431,18 @@ class Connection(BaseConnection):
 
         A message already queued comes through a completed awaitable, taken when
         ``__anext__`` is called (compiled: no coroutine frame, no Future, no turn of
-        the loop: see :class:`~blazews.asyncio._readpath_py.Messages`); ``async for``
+        the loop: see :class:`~blazews.asyncio._queued_py.Messages`); ``async for``
         awaits it at once.
         """
         return Messages(self)
 
     async def _anext(self) -> str | bytes:
         """``__anext__`` when no message is queued (or its payload is lent): wait as
-        :meth:`recv` does, in this one coroutine."""
-        queue = self._queue
+        :meth:`recv` does; a normal close ends the iteration."""
         try:
-            while not queue:
-                await self._waiter()
+            return await self._recv(None)
         except ConnectionClosedOK:
             raise StopAsyncIteration from None
-        message = self._take()
-        lent: Any = message.data  # bytes, or a view lent by a large receive buffer
-        data: bytes = _done_with(lent) if type(lent) is memoryview else lent
-        return data.decode() if message.type == 1 else data
 
     # -- sending ---------------------------------------------------------------------
 
@@ -494,7 +484,7 @@ class Connection(BaseConnection):
         return _send_now(self, data, compress)  # type: ignore[no-any-return]
 
     def _send_rest(self, data: Data, compress: bool) -> Awaitable[None]:
-        """:meth:`send` beyond its common case (:func:`_readpath_py.send_now`): a
+        """:meth:`send` beyond its common case (:func:`_queued_py.send_now`): a
         payload to keep, a send in line behind one compressed in a worker thread,
         or one to compress there."""
         try:
