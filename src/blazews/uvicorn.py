@@ -591,7 +591,7 @@ class WebSocketProtocol(Connection):
         subprotocol = message.get("subprotocol")
         if subprotocol:
             headers.add("Sec-WebSocket-Protocol", subprotocol)
-            self.protocol._pending_subprotocol = subprotocol
+            self.protocol.agree_subprotocol(subprotocol)
         transport = self.transport
         if transport is None or transport.is_closing():
             raise ClientDisconnected

@@ -241,6 +241,23 @@ def test_custom_subprotocol_selector_choosing_something_not_offered_is_rejected(
     assert server.close_transport()
 
 
+def test_a_front_end_that_writes_the_subprotocol_header_agrees_on_it():
+    # An ASGI app names its subprotocol in websocket.accept: the front end adds the
+    # header to the 101 and tells the core, which the connection then runs with.
+    client, request_bytes = start_client(subprotocols=["a", "b"])
+    server = ServerProtocol()  # (no subprotocols of its own: accept picks none)
+    server.receive_data(request_bytes)
+    (request,) = server.events_received()
+    response = server.accept(request)
+    assert "Sec-WebSocket-Protocol" not in response.headers
+    response.headers["Sec-WebSocket-Protocol"] = "b"
+    server.agree_subprotocol("b")
+    server.send_response(response)
+    assert server.state is State.OPEN and server.subprotocol == "b"
+    client.receive_data(b"".join(server.data_to_send()))
+    assert client.state is State.OPEN and client.subprotocol == "b"
+
+
 @pytest.mark.parametrize(
     ("offered", "answer"),
     [(["a"], "b"), ([], "a"), (["a", "b"], "a, b")],

@@ -249,6 +249,18 @@ class ServerProtocol(Protocol):
         """Build an HTTP error response to send instead of upgrading."""
         return reject_response(status, body, list(headers or ()))
 
+    def agree_subprotocol(self, subprotocol: str | None) -> None:
+        """Set the subprotocol that the next 101 response opens the connection with.
+
+        For a front end that writes the ``Sec-WebSocket-Protocol`` header of the
+        response itself (an ASGI application names it in ``websocket.accept``);
+        :meth:`accept` sets it from ``select_subprotocol`` otherwise.
+
+        Args:
+            subprotocol: The subprotocol named in the response, or ``None``.
+        """
+        self._pending_subprotocol = subprotocol
+
     def send_response(self, response: Response) -> None:
         """Send the handshake response; a 101 opens the connection, anything else ends it."""
         self.response = response
