@@ -12,7 +12,7 @@ import pytest
 
 import blazews
 from blazews import Listener, ListenerConnection, MessageType
-from blazews.sansio.extensions import permessage_deflate
+from blazews.sansio.extensions import _deflate_codec
 from tests.helpers import CLOSE, blocking_client, parse_frames
 
 KiB = 1024
@@ -86,13 +86,13 @@ async def test_every_connection_gets_the_message_once() -> None:
 
 async def test_compressed_once_for_the_server_default(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = permessage_deflate._deflate
+    real = _deflate_codec._deflate
 
     def counting(compressor: Any, payload: Any, mode: int) -> bytes:
         calls.append(len(payload))
         return real(compressor, payload, mode)
 
-    monkeypatch.setattr(permessage_deflate, "_deflate", counting)
+    monkeypatch.setattr(_deflate_codec, "_deflate", counting)
     message = '{"price": 101.25, "symbol": "ABC"}' * 30
     async with blazews.serve(_hold, "127.0.0.1", 0, ping_interval=None) as server:
         clients = [await blazews.connect(f"ws://127.0.0.1:{server.port}/") for _ in range(4)]
