@@ -24,7 +24,7 @@ from blazews import BufferTooSmall, ConnectionClosedError, MessageType
 from blazews.asyncio import _receive as receive_module
 from blazews.asyncio.connection import RECEIVE_BUFFER_SIZE, Connection
 from blazews.buffers import DEFAULT_BUFFER_POOL
-from blazews.options import ConnectionOptions
+from blazews.options import ClientOptions, ConnectionOptions
 from blazews.sansio.client import ClientProtocol
 from blazews.sansio.handshake import accept_key
 from blazews.sansio.protocol import Protocol, Side
@@ -44,18 +44,23 @@ from tests.helpers import (
 )
 
 
-def test_compiled_read_path_is_live_in_the_default_build() -> None:
+async def test_compiled_read_path_is_live_in_the_default_build() -> None:
     # Every read of every asyncio connection goes through ReadPath; a compiled build
     # that quietly fell back to the pure one would lose its speed, not its tests.
     from blazews.asyncio import _readpath_py
-    from blazews.asyncio.listener import ListenerConnection, _ServerListenerConnection
+    from blazews.asyncio.listener import ListenerConnection, _ClientListenerConnection
 
     assert issubclass(receive_module.ReceiveBuffer, receive_module.ReadPath)
     assert not issubclass(Connection, receive_module.ReadPath)  # owned, not inherited
     assert issubclass(ListenerConnection, receive_module.SendHandle)
-    assert _ServerListenerConnection.buffer_updated is receive_module.lend_read
-    assert Connection.buffer_updated is receive_module.queue_read
-    assert Connection.get_buffer is receive_module.read_buffer
+    # The transport is handed the read path's own methods (uvloop keeps them).
+    conn = Connection(Protocol(Side.SERVER))
+    assert conn.get_buffer == conn._rx.get_buffer
+    assert conn.buffer_updated == conn._rx._queue_read
+    listener_conn = _ClientListenerConnection(
+        ClientProtocol(parse_uri("ws://localhost/")), ClientOptions()
+    )
+    assert listener_conn.buffer_updated == listener_conn._rx._lend_read
     if os.environ.get("BLAZEWS_NO_EXTENSIONS", "") not in ("", "0"):
         assert receive_module.ReadPath is _readpath_py.ReadPath
     else:
@@ -65,8 +70,8 @@ def test_compiled_read_path_is_live_in_the_default_build() -> None:
         assert receive_module.SendHandle is _readpath_c.SendHandle
         assert receive_module.LOOPS_HOLDING_VIEWS is _readpath_c.LOOPS_HOLDING_VIEWS
         assert type(receive_module.ReadPath.__dict__["get_buffer"]).__name__ != "function"
-        for function in (receive_module.read_buffer, receive_module.queue_read):
-            assert type(function).__name__ != "function"
+        for method in (conn.get_buffer, conn.buffer_updated, listener_conn.buffer_updated):
+            assert type(getattr(method, "__func__", method)).__name__ != "function"
 
 
 class GrowingConnection(Connection):
@@ -507,11 +512,10 @@ async def test_a_batch_of_100_frames_in_one_write_wakes_the_reader_once(
 ) -> None:
     reads: list[int] = []
     left_after_wait: list[int] = []  # messages still queued after each read that waited
-    original_updated = Connection.buffer_updated
 
     def counting_updated(self: Connection, nbytes: int) -> None:
         reads.append(nbytes)
-        original_updated(self, nbytes)
+        self._rx._queue_read(nbytes)
 
     monkeypatch.setattr(Connection, "buffer_updated", counting_updated)
     got: list[bytes] = []

@@ -64,15 +64,9 @@ cdef class ReadPath:
     @cython.locals(released=bint, start=Py_ssize_t, end=Py_ssize_t, protocol=Protocol, view=object)
     cpdef void _lend_read(self, Py_ssize_t nbytes) except *
 
+    @cython.locals(buf=object, released=bint, start=Py_ssize_t, end=Py_ssize_t, protocol=Protocol, view=object)
+    cpdef void _queue_read(self, Py_ssize_t nbytes) except *
 
-@cython.locals(c=ReadPath)
-cpdef object read_buffer(object conn, Py_ssize_t sizehint)
-
-@cython.locals(c=ReadPath)
-cpdef void lend_read(object conn, Py_ssize_t nbytes) except *
-
-@cython.locals(c=ReadPath, buf=object, released=bint, start=Py_ssize_t, end=Py_ssize_t, protocol=Protocol, view=object)
-cpdef void queue_read(object conn, Py_ssize_t nbytes) except *
 
 cdef class SendHandle:
     cdef public object _conn

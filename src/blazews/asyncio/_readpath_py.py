@@ -7,9 +7,11 @@ as ``conn._rx``): the receive buffer's fields, the transport, the core, what wai
 be written, and the common case of each step of a read (hand the loop the free end
 of the buffer, account for the bytes read, write what the core produced, keep or let
 go of the buffer) with no Python frame in the compiled build. The connection stays
-the protocol the transport calls; its ``get_buffer`` and ``buffer_updated`` are the
-functions :func:`read_buffer` and :func:`lend_read` / :func:`queue_read` here, which
-go straight to its read path. The read path hands back to its owner through a small
+the protocol the transport is given, but what its ``get_buffer`` and
+``buffer_updated`` give the transport are the read path's own methods
+(``get_buffer``, and ``_lend_read`` or ``_queue_read``): uvloop takes them once, when
+the protocol is set, and calls them on every read with nothing in between. The read
+path hands back to its owner through a small
 interface: ``_dispatch(events)`` (what the core parsed, beyond what a message sink
 took), ``_closing()`` (the core says the connection closes), ``_drained()`` (writing
 may go on), and, for a connection that queues, ``_queue``, ``_fill_into`` and
@@ -72,9 +74,6 @@ __all__ = [
     "POOLED_SIZE",
     "ReadPath",
     "SendHandle",
-    "lend_read",
-    "queue_read",
-    "read_buffer",
     "write_frame_all",
 ]
 
@@ -223,7 +222,7 @@ class ReadPath:
         raise NotImplementedError
 
     def _read_rest(self, nbytes: int) -> None:
-        """``queue_read`` beyond its common case."""
+        """``_queue_read`` beyond its common case."""
         raise NotImplementedError
 
     # -- reading -----------------------------------------------------------------------
@@ -391,51 +390,30 @@ class ReadPath:
         self._process()
         self._parsed(buf, start, end, released)
 
+    # -- a coroutine-API connection's read ----------------------------------------------
 
-# -- the connection's side of the transport ------------------------------------------
-#
-# A connection's ``get_buffer`` is ``read_buffer``, and its ``buffer_updated`` is
-# ``lend_read`` (a Listener's) or ``queue_read`` (a coroutine-API connection's): the
-# transport calls the connection, and these go on to its read path (``conn._rx``)
-# with no Python frame in the compiled build.
-
-
-def read_buffer(conn: Any, sizehint: int) -> Any:
-    """``get_buffer`` of a connection: its read path's."""
-    c: ReadPath = conn._rx
-    return c.get_buffer(sizehint)
-
-
-def lend_read(conn: Any, nbytes: int) -> None:
-    """``buffer_updated`` of a connection that lends each payload to a callback."""
-    c: ReadPath = conn._rx
-    c._lend_read(nbytes)
-
-
-# -- a coroutine-API connection's read ------------------------------------------------
-#
-# ``Connection.buffer_updated`` is this function: the common case of a read that
-# queues its messages, with no Python frame in the compiled build. Anything else goes
-# to the read path's ``_read_rest`` (a payload read into a waiting reader's buffer, a
-# read_message_into waiting, a buffer grown for large frames). The messages go to the
-# connection's ``_dispatch``: ``_queued.queue_dispatch``.
-
-
-def queue_read(conn: Any, nbytes: int) -> None:
-    """``buffer_updated`` of a connection that queues its messages."""
-    c: ReadPath = conn._rx
-    buf = c._rbuf
-    if c._direct is not None or c._into is not None or buf is None or len(buf) > POOLED_SIZE:
-        c._read_rest(nbytes)
-        return
-    released = c._took(nbytes)
-    start = c._rstart
-    end = c._rend
-    protocol: CoreProtocol = c.protocol
-    view: Any = c._rview  # (all of buf: the core makes no view per read)
-    start += protocol.receive_into_buffer(view, start, end, False)
-    c._process()
-    c._parsed(buf, start, end, released)
+    def _queue_read(self, nbytes: int) -> None:
+        """``buffer_updated`` of a connection that queues its messages: its common
+        case. Anything else goes to ``_read_rest`` (a payload read into a waiting
+        reader's buffer, a read_message_into waiting, a buffer grown for large
+        frames). The messages go to the owner's ``_dispatch`` (``_queued.queue_dispatch``)."""
+        buf = self._rbuf
+        if (
+            self._direct is not None
+            or self._into is not None
+            or buf is None
+            or len(buf) > POOLED_SIZE
+        ):
+            self._read_rest(nbytes)
+            return
+        released = self._took(nbytes)
+        start = self._rstart
+        end = self._rend
+        protocol = self.protocol
+        view: Any = self._rview  # (all of buf: the core makes no view per read)
+        start += protocol.receive_into_buffer(view, start, end, False)
+        self._process()
+        self._parsed(buf, start, end, released)
 
 
 @cython.cclass

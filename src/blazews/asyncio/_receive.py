@@ -2,7 +2,8 @@
 
 :class:`ReceiveBuffer` is the read path a connection owns (``conn._rx``; its
 common case is the compiled :class:`~blazews.asyncio._readpath_py.ReadPath`, its base;
-the connection's ``get_buffer`` and ``buffer_updated`` go straight to it): the loop
+the connection gives the transport its methods as its own ``get_buffer`` and
+``buffer_updated``): the loop
 reads straight into a
 buffer taken from :data:`~blazews.buffers.DEFAULT_BUFFER_POOL` (16 KiB), which grows
 while a large frame arrives (as large as that frame plus some read-ahead, within the
@@ -56,9 +57,6 @@ if TYPE_CHECKING:
         POOLED_SIZE,
         ReadPath,
         SendHandle,
-        lend_read,
-        queue_read,
-        read_buffer,
         write_frame_all,
     )
     from .connection import Connection
@@ -73,12 +71,7 @@ else:
         _built.ReadPath,
         _built.SendHandle,
     )
-    lend_read, queue_read, read_buffer, write_frame_all = (
-        _built.lend_read,
-        _built.queue_read,
-        _built.read_buffer,
-        _built.write_frame_all,
-    )
+    write_frame_all = _built.write_frame_all
     _queued = select("blazews.asyncio._queued", compiled=None if COMPILED else False)
     Messages, completed, queue_dispatch, recv_waiter, send_now, sent, write_soon = (
         _queued.Messages,
@@ -109,10 +102,7 @@ __all__ = [
     "_recv_now",
     "_send_method",
     "completed",
-    "lend_read",
     "queue_dispatch",
-    "queue_read",
-    "read_buffer",
     "recv_waiter",
     "send_now",
     "sent",
@@ -421,7 +411,7 @@ class ReceiveBuffer(ReadPath):
 
     def _read_rest(self, nbytes: int) -> None:
         """``buffer_updated`` of a connection that queues its messages, beyond its
-        common case (:func:`queue_read`)."""
+        common case (``ReadPath._queue_read``)."""
         if self._direct is not None:  # the loop read into a waiting reader's buffer
             self._direct_read(nbytes)
             return

@@ -4,7 +4,7 @@
 It owns its read path (``_rx``, a :class:`~blazews.asyncio._receive.ReceiveBuffer`:
 the receive buffer, the transport, what waits to be written, and, compiled, the
 common case of every read and write: :mod:`._readpath_py`); its ``get_buffer`` goes
-straight there, in C. It answers pings, keeps the connection alive and closes it; it
+straight there. It answers pings, keeps the connection alive and closes it; it
 has no message API. What happens to received messages is its subclasses' business
 (``buffer_updated`` and ``_dispatch``): :class:`~blazews.asyncio.Connection` queues
 them for ``recv`` and ``async for``; a Listener connection
@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from .._inspect import ConnectionInfo
@@ -27,7 +28,7 @@ from ..options import ConnectionOptions
 from ..sansio.http11 import Request, Response
 from ..sansio.protocol import Protocol, State
 from ._keepalive import Keepalive, keepalive_for
-from ._receive import ReceiveBuffer, read_buffer
+from ._receive import ReceiveBuffer
 from ._trace import TracedProtocol, TracedTransport
 
 __all__ = ["BaseConnection"]
@@ -113,8 +114,13 @@ class BaseConnection(ConnectionInfo, asyncio.BufferedProtocol):
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
-    # The loop reads into the read path's buffer (compiled: no Python frame).
-    get_buffer = read_buffer
+    # What the transport calls on a read are the read path's own methods: uvloop
+    # takes them once, when the protocol is set, and calls them with nothing of the
+    # connection's in between (the default loop looks them up on each read).
+    @property
+    def get_buffer(self) -> Callable[[int], memoryview]:
+        """The read path's ``get_buffer``: where the loop reads next."""
+        return self._rx.get_buffer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport: no isinstance check.

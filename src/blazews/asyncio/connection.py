@@ -25,7 +25,7 @@ transport's write buffer is above its high-water mark; a client's payloads over
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import BufferTooSmall, ConnectionClosedOK
@@ -44,7 +44,6 @@ from ._receive import (
     _recv_now,
     _send_method,
     queue_dispatch,
-    queue_read,
     recv_waiter,
 )
 from ._receive import send_now as _send_now
@@ -152,9 +151,11 @@ class Connection(BaseConnection):
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
-    # A read, compiled: see _readpath_py.queue_read (its common case) and
-    # ReceiveBuffer._read_rest (the rest).
-    buffer_updated = queue_read
+    @property
+    def buffer_updated(self) -> Callable[[int], None]:
+        """The read path's ``_queue_read`` (compiled): a read whose messages are
+        queued; beyond its common case, ``ReceiveBuffer._read_rest``."""
+        return self._rx._queue_read
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

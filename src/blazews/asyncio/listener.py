@@ -54,7 +54,7 @@ from ..sansio.protocol import (
     State,
 )
 from ..sansio.server import ServerProtocol
-from ._receive import SendHandle, lend_read
+from ._receive import SendHandle
 from .base import BaseConnection
 from .client import _ClientRole, connect
 from .server import ServerConnection, _ServerRole, serve
@@ -349,9 +349,12 @@ class _ListenerSide(BaseConnection):
     def _on_message_failed(self) -> None:
         self._callback_failed("on_message")
 
-    # The read path of a connection that lends each payload to a callback (compiled,
-    # ReadPath._lend_read): no read_message_into to wait in, no queue to lend views to.
-    buffer_updated = lend_read
+    @property
+    def buffer_updated(self) -> Callable[[int], None]:
+        """The read path of a connection that lends each payload to a callback
+        (``ReadPath._lend_read``, compiled): no read_message_into to wait in, no
+        queue to lend views to."""
+        return self._rx._lend_read
 
     def _callback_failed(self, name: str) -> None:
         # A listener that raised gets nothing more but on_close.
