@@ -29,6 +29,22 @@ def test_take_into_copies_and_advances_until_empty() -> None:
     assert queue.take_into(buf) is None
 
 
+def test_take_into_results_are_right_for_every_queue_s_kinds() -> None:
+    # Small results are made once and kept (for one tuple of kinds): a queue with
+    # other kinds, or a length past the kept ones, still gets its own.
+    other = (None, "T", "B")
+    buf = bytearray(5000)
+    for kinds in (KINDS, other, KINDS):
+        queue = MessageQueue(kinds)
+        for payload, opcode in ((b"a" * 64, 2), (b"b" * 64, 1), (b"c" * 3000, 2), (b"", 1)):
+            queue.append(Message(opcode, payload))
+        assert queue.take_into(buf) == (kinds[2], 64)
+        assert queue.take_into(buf) == (kinds[1], 64)
+        assert queue.take_into(buf) == (kinds[2], 3000)
+        assert queue.take_into(buf) == (kinds[1], 0)
+        assert bytes(buf[:3]) == b"ccc" and queue.pending() == 0
+
+
 @pytest.mark.parametrize(
     ("payload", "buf"),
     [

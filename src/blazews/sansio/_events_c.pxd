@@ -28,6 +28,11 @@ cdef class MessageCallback:
     cpdef void deliver(self, int opcode, object data) except *
 
 
+cdef Py_ssize_t _RESULT_MAX
+cdef list _results
+cdef object _results_kinds
+
+
 cdef class MessageQueue(list):
     cdef public Py_ssize_t head
     cdef public tuple kinds
@@ -49,5 +54,5 @@ cdef class MessageQueue(list):
     @cython.locals(others=list)
     cpdef list queue_messages(self, list events)
 
-    @cython.locals(head=Py_ssize_t, n=Py_ssize_t, message=Message)
+    @cython.locals(head=Py_ssize_t, n=Py_ssize_t, message=Message, kinds=tuple, op=Py_ssize_t, slot=Py_ssize_t, result=object)
     cpdef object take_into(self, object buf)
