@@ -13,7 +13,7 @@ import pytest
 import blazews
 from blazews import Listener, ListenerConnection, MessageType
 from blazews.sansio.extensions import _deflate_codec
-from tests.helpers import CLOSE, blocking_client, parse_frames
+from tests.helpers import CLOSE, blocking_client, parse_frames, run_on
 
 KiB = 1024
 
@@ -330,7 +330,7 @@ async def test_a_broadcast_to_a_peer_that_reset_raises_nothing_and_closes_it() -
 
 async def test_the_compiled_build_writes_to_an_idle_socket_itself() -> None:
     # Where the transport holds nothing, the frame goes to the socket with one
-    # write(2): the transport's write is not called (compiled build); the pure build
+    # send(2): the transport's write is not called (compiled build); the pure build
     # writes through the transport. The peer gets the same bytes either way.
     async with blazews.serve(_hold, "127.0.0.1", 0, ping_interval=None) as server:
         sock = await asyncio.to_thread(blocking_client, server.port)
@@ -349,3 +349,45 @@ async def test_the_compiled_build_writes_to_an_idle_socket_itself() -> None:
             assert [(f.opcode, f.payload) for f in parse_frames(data)] == [(0x2, b"direct")]
         finally:
             sock.close()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_long_mixed_list_each_open_connection_once(loop: str) -> None:
+    # The compiled loop resolves every item first and loads the next connections'
+    # objects ahead of the one it writes to: closed connections and a connection
+    # given again and again in between must neither shift nor skip a write. Each
+    # open connection gets one whole frame per time it is listed, on either loop.
+    async def main() -> None:
+        async with blazews.serve(_hold, "127.0.0.1", 0, ping_interval=None) as server:
+            socks = [await asyncio.to_thread(blocking_client, server.port) for _ in range(12)]
+            await _wait_for(lambda: len(server.connections) == 12)
+            conns = list(server.connections)
+            peer = {c.transport.get_extra_info("peername"): c for c in conns}
+            sock_of = {id(peer[s.getsockname()]): s for s in socks}
+            gone = conns[3::4]  # three whose peers leave before the broadcast
+            for conn in gone:
+                sock_of[id(conn)].close()
+            await _wait_for(lambda: all(c.state is blazews.State.CLOSED for c in gone))
+            items: list[Any] = []
+            for i, conn in enumerate(conns):
+                items.append(conn)
+                if i % 5 == 0:
+                    items.append(conns[0])
+                if i % 4 == 1:
+                    items.append(gone[0])  # a closed one again
+            result = blazews.broadcast(items, b"m" * 40)
+            assert result == blazews.BroadcastResult(delivered=9 + 3, not_open=3 + 3)
+            for conn in conns:
+                if conn in gone:
+                    continue
+                want = 4 if conn is conns[0] else 1
+                sock = sock_of[id(conn)]
+                data = b""
+                while len(data) < want * 42:
+                    data += await asyncio.to_thread(sock.recv, 4096)
+                frames = parse_frames(data)
+                assert [(f.opcode, f.payload) for f in frames] == [(0x2, b"m" * 40)] * want
+            for sock in socks:
+                sock.close()
+
+    run_on(loop, main)

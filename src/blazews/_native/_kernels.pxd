@@ -24,6 +24,16 @@ cdef bytes payload_of(object owner, const uint8_t *src, Py_ssize_t n, bint maske
 # slice is); a slice when view is not one-dimensional, contiguous bytes.
 cdef object sub_view(object view, Py_ssize_t start, Py_ssize_t end)
 
+# Start loading the nbytes at p into the CPU's caches, for a loop that is about to
+# touch objects far apart in memory (broadcast's connections); no effect where the
+# compiler has no prefetch builtin.
+cdef void prefetch(const void *p, Py_ssize_t nbytes) noexcept nogil
+
+# send(2) of n bytes at buf on the connected socket fd (MSG_NOSIGNAL where defined):
+# the bytes sent, or -1 with errno set (always -1 where there is no send(2) here).
+# The system call a socket's own send makes, which costs less than write(2).
+cdef Py_ssize_t socket_send(int fd, const char *buf, Py_ssize_t n) noexcept nogil
+
 # memoryview.nbytes of a memoryview as a C call (ValueError once it is released).
 cdef Py_ssize_t view_nbytes(object view) except -1
 

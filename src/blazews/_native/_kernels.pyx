@@ -294,6 +294,55 @@ cdef object ready(object owner, object arg, ready_fn take, ready_fn block, ready
     return bw_ready_new(owner, arg, take, block, wait)
 
 
+cdef extern from *:
+    """
+    /* Ask the CPU to start loading the nbytes at p into its caches (no effect where
+       the compiler has no prefetch builtin). */
+    static inline void bw_prefetch(const void *p, Py_ssize_t nbytes) {
+    #if defined(__GNUC__) || defined(__clang__)
+        const char *c = (const char *)p;
+        for (Py_ssize_t at = 0; at < nbytes; at += 64) {
+            __builtin_prefetch(c + at);
+        }
+    #else
+        (void)p;
+        (void)nbytes;
+    #endif
+    }
+    """
+    void bw_prefetch(const void *p, Py_ssize_t nbytes) noexcept nogil
+
+
+cdef void prefetch(const void *p, Py_ssize_t nbytes) noexcept nogil:
+    bw_prefetch(p, nbytes)
+
+
+cdef extern from *:
+    """
+    /* send(2) on a connected socket, without SIGPIPE where the platform says so;
+       -1 (nothing sent) where there is no send(2) to call here. */
+    #if defined(_WIN32)
+    static Py_ssize_t bw_socket_send(int fd, const char *buf, Py_ssize_t n) {
+        (void)fd; (void)buf; (void)n;
+        return -1;
+    }
+    #else
+    #include <sys/socket.h>
+    #ifndef MSG_NOSIGNAL
+    #define MSG_NOSIGNAL 0
+    #endif
+    static Py_ssize_t bw_socket_send(int fd, const char *buf, Py_ssize_t n) {
+        return (Py_ssize_t)send(fd, buf, (size_t)n, MSG_NOSIGNAL);
+    }
+    #endif
+    """
+    Py_ssize_t bw_socket_send(int fd, const char *buf, Py_ssize_t n) noexcept nogil
+
+
+cdef Py_ssize_t socket_send(int fd, const char *buf, Py_ssize_t n) noexcept nogil:
+    return bw_socket_send(fd, buf, n)
+
+
 cdef inline bint _released(object view) noexcept:
     return (<PyMemoryViewObject *><void *>view).flags & _Py_MEMORYVIEW_RELEASED != 0
 

@@ -2,6 +2,7 @@
 # .py stays the one source; this file only adds types. See setup.py.
 
 cimport cython
+from cpython.object cimport PyObject
 
 from blazews.sansio._protocol_c cimport Protocol
 
@@ -55,7 +56,7 @@ cdef class ReadPath:
     @cython.locals(known=tuple)
     cdef bint _write_one(self, object data) except -1
 
-    @cython.locals(transport=object, fd=int, size=Py_ssize_t, n=Py_ssize_t)
+    @cython.locals(transport=object, fd=int, known=tuple, idle=bint, size=Py_ssize_t, n=Py_ssize_t)
     cdef bint _write_direct(self, object data) except -1
 
     @cython.locals(protocol=Protocol)
@@ -75,5 +76,8 @@ cdef class SendHandle:
     cdef public Py_ssize_t _kept_from
 
 
-@cython.locals(n=Py_ssize_t, c=ReadPath, p=Protocol, own=object, rx=object)
+@cython.locals(n=Py_ssize_t, count=Py_ssize_t, i=Py_ssize_t, rxs=list, c=ReadPath, p=Protocol, own=object, rx=object)
 cpdef Py_ssize_t write_frame_all(list items, object frame, object frame_for, list rest) except -1
+
+@cython.locals(ahead="PyObject *", c=ReadPath, p=Protocol)
+cdef void _prefetch_ahead(list rxs, Py_ssize_t i, Py_ssize_t count) noexcept
