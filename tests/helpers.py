@@ -212,10 +212,11 @@ def assert_failed(proto: Protocol, code: int) -> None:
 # -- over loopback: a raw client, and a loop of either kind ----------------------------
 
 
-def blocking_client(port: int, rcvbuf: int | None = None) -> socket.socket:
+def blocking_client(port: int, rcvbuf: int | None = None, offer: bytes = b"") -> socket.socket:
     """A blocking socket that completed a WebSocket handshake by hand with ``port``
-    (its receive buffer set to ``rcvbuf`` bytes first, if given), for peers that
-    misbehave on purpose; the 101 is read to its end and nothing past it."""
+    (its receive buffer set to ``rcvbuf`` bytes first, if given; ``offer``, header
+    lines ending in CRLF, added to the request), for peers that misbehave on
+    purpose; the 101 is read to its end and nothing past it."""
     sock = socket.socket()
     if rcvbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -224,7 +225,7 @@ def blocking_client(port: int, rcvbuf: int | None = None) -> socket.socket:
     key = base64.b64encode(os.urandom(16))
     sock.sendall(
         b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n" + offer + b"\r\n"
     )
     head = b""
     while not head.endswith(b"\r\n\r\n"):

@@ -391,3 +391,39 @@ def test_a_long_mixed_list_each_open_connection_once(loop: str) -> None:
                 sock.close()
 
     run_on(loop, main)
+
+
+async def test_connections_of_two_compression_settings_interleaved() -> None:
+    # Each setting gets its own frame, even listed in turns: with a threshold above
+    # the message's size, a connection sends it uncompressed (RSV1 clear); with the
+    # default threshold, compressed.
+    from blazews.sansio.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+
+    offer = b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    high = ServerPerMessageDeflateFactory(compress_threshold=4096)
+    message = b"abcdefgh" * 100
+    async with (
+        blazews.serve(_hold, "127.0.0.1", 0, ping_interval=None) as default,
+        blazews.serve(_hold, "127.0.0.1", 0, ping_interval=None, extensions=[high]) as above,
+    ):
+        servers = (default, above) * 3
+        socks = [await asyncio.to_thread(blocking_client, s.port, None, offer) for s in servers]
+        try:
+            await _wait_for(lambda: len(default.connections) == len(above.connections) == 3)
+            pairs = zip(default.connections, above.connections, strict=True)
+            items = [c for pair in pairs for c in pair]
+            assert all(c.protocol.extensions for c in items)  # permessage-deflate on each
+            assert blazews.broadcast(items, message).delivered == 6
+            for server, sock in zip(servers, socks, strict=True):
+                data = b""
+                while not parse_frames(data):
+                    data += await asyncio.to_thread(sock.recv, 65536)
+                (f,) = parse_frames(data)
+                if server is above:
+                    assert (f.rsv, f.payload) == (0, message)
+                else:
+                    assert f.rsv == 0x40
+                    assert len(f.payload) < len(message)
+        finally:
+            for sock in socks:
+                sock.close()

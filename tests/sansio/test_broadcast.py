@@ -107,9 +107,32 @@ def test_send_prepared_keeps_the_state_checks() -> None:
 
 def test_a_fragmented_compressed_message_in_progress_is_not_shared() -> None:
     p = _deflate_server()
+    key = p.extensions[0].shared_key  # type: ignore[attr-defined]
+    assert key is not None
     p.send_frame(BINARY, b"a" * 500, False)
     assert p.extensions[0].shared_key is None  # type: ignore[attr-defined]
     assert PreparedMessage(b"b" * 500).frame_for(p) is None
+    p.send_frame(0, b"a" * 500, True)  # its last frame: shared again
+    assert p.extensions[0].shared_key is key  # type: ignore[attr-defined]
+    p.send_frame(BINARY, b"c" * 10)  # below the threshold: sent as it is
+    assert p.extensions[0].shared_key is key  # type: ignore[attr-defined]
+
+
+def test_equal_settings_share_one_key_object_and_one_frame() -> None:
+    # A broadcast tells connections alike by the identity of their key.
+    a, b = _deflate_server(), _deflate_server()
+    other = _deflate_server(compress_threshold=0)
+    key_a = a.extensions[0].shared_key  # type: ignore[attr-defined]
+    assert key_a is b.extensions[0].shared_key  # type: ignore[attr-defined]
+    assert key_a != other.extensions[0].shared_key  # type: ignore[attr-defined]
+    prepared = PreparedMessage(b"x" * 300)
+    frame_a = prepared.frame_for(a)
+    assert frame_a is not None and prepared.frame_for(b) is frame_a
+    frame_other = prepared.frame_for(other)
+    assert frame_other is not None and frame_other is not frame_a
+    assert prepared.frame_for(a) is frame_a  # the kept frame, after another key
+    assert prepared.builds == 2
+    assert _inflate(parse_frames(frame_a)[0].payload) == b"x" * 300
 
 
 def test_policy_arguments_are_checked() -> None:

@@ -6,7 +6,7 @@ from cpython.object cimport PyObject
 
 from blazews.sansio._protocol_c cimport Protocol
 
-cdef object _OPEN, _CLOSING, _SERVER, _TEXT, _BINARY
+cdef object _OPEN, _CLOSING, _SERVER, _TEXT, _BINARY, PerMessageDeflate
 cdef tuple _wmethods
 
 cdef tuple _learn_transport(object t)
@@ -76,7 +76,10 @@ cdef class SendHandle:
     cdef public Py_ssize_t _kept_from
 
 
-@cython.locals(n=Py_ssize_t, count=Py_ssize_t, i=Py_ssize_t, rxs=list, c=ReadPath, p=Protocol, own=object, rx=object)
+@cython.locals(
+    n=Py_ssize_t, count=Py_ssize_t, i=Py_ssize_t, rxs=list, c=ReadPath, p=Protocol, own=object,
+    rx=object, exts=list, key=object, last_key=object, last_frame=object,
+)
 cpdef Py_ssize_t write_frame_all(list items, object frame, object frame_for, list rest) except -1
 
 @cython.locals(ahead="PyObject *", c=ReadPath, p=Protocol)

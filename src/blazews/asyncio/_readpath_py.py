@@ -43,6 +43,7 @@ except ImportError:  # (compiled: Cython's own; pure: its shadow module, or else
 
     globals()["cython"] = NO_CYTHON  # (not "cython = ...": Cython reserves the name)
 
+from ..sansio.extensions._deflate_codec import PerMessageDeflate
 from ..sansio.frames import MaskLater, MessageType
 from ..sansio.states import Side, State
 from ._send import stable
@@ -510,6 +511,8 @@ def write_frame_all(items: list[Any], frame: Any, frame_for: Any, rest: list[Any
     """
     n = 0
     count = len(items)
+    last_key: Any = None  # the last permessage-deflate shared key, and its frame
+    last_frame: Any = None
     rxs: list[Any] = [None] * count
     for i in range(count):
         if cython.compiled and i + 8 < count:
@@ -537,11 +540,22 @@ def write_frame_all(items: list[Any], frame: Any, frame_for: Any, rest: list[Any
             rest.append(items[i])
             continue
         own = frame
-        if p.extensions:
-            own = frame_for(p)
-            if own is None:
-                rest.append(items[i])
-                continue
+        exts = p.extensions
+        if exts:
+            # frame_for's answer depends on the shared key only (see there): asked
+            # once per key, not once per connection.
+            key = None
+            if len(exts) == 1 and type(exts[0]) is PerMessageDeflate:
+                key = exts[0]._broadcast_key
+            if key is not None and key is last_key:
+                own = last_frame
+            else:
+                own = frame_for(p)
+                if own is None:
+                    rest.append(items[i])
+                    continue
+                if key is not None:
+                    last_key, last_frame = key, own
         # Straight to the transport when the core holds nothing to send before it
         # (the common case: no list made and emptied per connection).
         if p.holds_output() or not c._write_direct(own):

@@ -84,7 +84,7 @@ class PreparedMessage:
         builds: How many frames were built (compressed or not) so far.
     """
 
-    __slots__ = ("_frames", "_plain", "builds", "compress", "opcode", "payload")
+    __slots__ = ("_frames", "_last", "_plain", "builds", "compress", "opcode", "payload")
 
     def __init__(self, message: Any, *, compress: bool = True) -> None:
         if isinstance(message, str):
@@ -96,6 +96,10 @@ class PreparedMessage:
         self.compress = compress
         self._frames: dict[Any, bytes] = {}
         self._plain: bytes | None = None  # the uncompressed frame, once built
+        # The last shared key asked for and its frame: connections with the same
+        # settings hold the same key object (see PerMessageDeflate.shared_key), so
+        # most are answered by identity, without hashing the key.
+        self._last: tuple[Any, bytes | None] = (None, None)
         self.builds = 0
 
     def frame_for(self, protocol: Protocol) -> bytes | None:
@@ -113,7 +117,12 @@ class PreparedMessage:
         key = exts[0].shared_key
         if key is None:
             return None  # it keeps its compression context: its own frame
-        return self._frames.get(key) or self._build(key, exts[0])
+        last = self._last
+        if key is last[0]:
+            return last[1]
+        frame = self._frames.get(key) or self._build(key, exts[0])
+        self._last = (key, frame)
+        return frame
 
     def plain_frame(self) -> bytes:
         """The frame without compression, for a server connection without extensions

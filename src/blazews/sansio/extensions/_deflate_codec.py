@@ -43,6 +43,11 @@ _TAIL = b"\x00\x00\xff\xff"
 _TOO_BIG = "message larger than max_message_size once decompressed"
 _RSV1 = 0x40
 
+# Every shared key made so far, each kept once: connections with the same settings
+# hold the same tuple, so that a broadcast can tell them alike by identity (one
+# entry per distinct setting: a handful).
+_SHARED_KEYS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
 
 class Compressed(bytes):
     """A whole message already compressed by :meth:`PerMessageDeflate.compress`."""
@@ -110,6 +115,7 @@ class PerMessageDeflate(Extension):
 
     __slots__ = (
         "_backend",
+        "_broadcast_key",
         "_can_compress",
         "_compressor",
         "_copy_min",
@@ -123,6 +129,7 @@ class PerMessageDeflate(Extension):
         "_inflate_wbits",
         "_key",
         "_out_compressed",
+        "_shared",
         "compress_threshold",
         "local_max_window_bits",
         "local_no_context_takeover",
@@ -177,6 +184,14 @@ class PerMessageDeflate(Extension):
         self._in_compressed = False  # the message being received is compressed
         self._in_fed = False  # ... and some of its compressed bytes reached the inflater
         self._out_compressed = False  # the message being sent is compressed
+        # shared_key without context takeover (None with it), made once: the
+        # settings it names are fixed at construction. _broadcast_key is what
+        # shared_key returns now: None while a fragmented compressed message is sent.
+        shared = (self._key, self._can_compress, compress_threshold, skip_incompressible)
+        self._shared = (
+            _SHARED_KEYS.setdefault(shared, shared) if local_no_context_takeover else None
+        )
+        self._broadcast_key = self._shared
 
     def __repr__(self) -> str:
         return (
@@ -208,10 +223,12 @@ class PerMessageDeflate(Extension):
         when each connection must compress on its own: context takeover (the
         compressor's history is the connection's), or a fragmented compressed
         message being sent.
+
+        Connections with the same settings return the same tuple object. The settings
+        are those given at construction (``compress_threshold`` and
+        ``skip_incompressible`` included).
         """
-        if not self.local_no_context_takeover or self._out_compressed:
-            return None
-        return (self._key, self._can_compress, self.compress_threshold, self.skip_incompressible)
+        return self._broadcast_key
 
     @property
     def holds_compressor(self) -> bool:
@@ -335,6 +352,7 @@ class PerMessageDeflate(Extension):
                 if not fin:
                     raise ValueError("a compressed message must be sent in one frame")
                 self._out_compressed = False
+                self._broadcast_key = self._shared
                 return _RSV1, payload
             if not (
                 compress
@@ -342,15 +360,20 @@ class PerMessageDeflate(Extension):
                 and (not fin or len(payload) >= self.compress_threshold)
             ):
                 self._out_compressed = False
+                self._broadcast_key = self._shared
                 return 0, payload
             if fin:
                 self._out_compressed = False
+                self._broadcast_key = self._shared
                 data = self._compress_message(payload)
                 return (0, payload) if data is None else (_RSV1, data)
             self._out_compressed = True
+            self._broadcast_key = None
             rsv = _RSV1
         elif self._out_compressed:
             self._out_compressed = not fin
+            if fin:
+                self._broadcast_key = self._shared
             rsv = 0
         else:
             return 0, payload
