@@ -12,9 +12,10 @@ fanout
     the same sockets (one system call per connection); and, between the two, the same
     frame handed to each connection's transport (``transport.write``: what the event
     loop's transport costs over the bare system call). Each round times the call
-    alone (the sender's cost), then waits for the peers to drain; the blazews rows
-    and the floor take turns round by round, after an untimed warm-up round;
-    deliveries/s is N over the median round.
+    alone (the sender's cost), then waits for the peers to drain (the transports'
+    buffers and the kernel's send queues empty) and the same pause more for every
+    row; the blazews rows and the floor take turns round by round, after an untimed
+    warm-up round; deliveries/s is N over the median round.
 redis
     Two node processes (each a blazews server with a RedisHub) on a real
     redis-server; subscribers on both; one node publishes timestamped messages:
@@ -31,8 +32,10 @@ Run it on a quiet machine; ``--quick`` is a smoke run.
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import base64
+import fcntl
 import json
 import os
 import resource
@@ -42,6 +45,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -169,29 +173,46 @@ async def _wait(predicate: Any, timeout: float = 120.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def _settle(transports: list[Any], floor_wait: float) -> None:
-    """Let the peers drain: every write buffer empty, then a little more."""
+def _unsent(fds: list[int]) -> int:
+    """Bytes still in the kernel's send queues of ``fds`` (not yet sent, or not yet
+    acknowledged by the peer: SIOCOUTQ)."""
+    total = 0
+    buf = array.array("i", [0])
+    for fd in fds:
+        fcntl.ioctl(fd, termios.TIOCOUTQ, buf, True)
+        total += buf[0]
+    return total
+
+
+async def _settle(transports: list[Any], fds: list[int], wait: float) -> None:
+    """Let the peers drain: every write buffer empty, the transports' and the
+    kernel's (a row that writes to the sockets itself leaves nothing in the first),
+    then ``wait`` seconds more: the same for every row, so that each starts from the
+    same quiet (a longer pause before one row than before the others costs that row
+    the wake-up of an idle machine: measured, ~40% at 1,000 connections)."""
     await _wait(lambda: all(t.get_write_buffer_size() == 0 for t in transports), 60)
-    await asyncio.sleep(floor_wait)
+    await _wait(lambda: _unsent(fds) == 0, 60)
+    await asyncio.sleep(wait)
 
 
 async def _rounds(
-    calls: dict[str, tuple[Any, float]], transports: list[Any], rounds: int
+    calls: dict[str, Any], transports: list[Any], rounds: int, settle: float
 ) -> dict[str, list[float]]:
-    """Time each call of ``calls`` (name: (call, settle)) once per round, the rows
-    interleaved round by round so that none gets the connections' first writes or a
-    quieter stretch of the machine for itself; a first round warms up, untimed.
-    After each call the peers drain (``settle`` more seconds once buffers are empty)."""
+    """Time each call of ``calls`` (name: call) once per round, the rows interleaved
+    round by round so that none gets the connections' first writes or a quieter
+    stretch of the machine for itself; a first round warms up, untimed. After each
+    call the peers drain (see ``_settle``)."""
+    fds = [t.get_extra_info("socket").fileno() for t in transports]
     times: dict[str, list[float]] = {name: [] for name in calls}
     for r in range(rounds + 1):
-        for name, (call, settle) in calls.items():
+        for name, call in calls.items():
             started = time.perf_counter()
             result = call()
             if asyncio.iscoroutine(result):
                 await result
             if r:
                 times[name].append(time.perf_counter() - started)
-            await _settle(transports, settle)
+            await _settle(transports, fds, settle)
     return times
 
 
@@ -236,12 +257,12 @@ async def fanout_blazews(n: int, deflate: bool, rounds: int, settle: float) -> d
                         t.write(frame)
 
                 calls = {
-                    "blazews.broadcast": (lambda: blazews.broadcast(conns, MESSAGE), settle),
-                    "blazews send loop": (send_loop, settle),
-                    "transport.write loop": (transport_write, settle),
-                    "floor (socket.send)": (floor, settle * 4),
+                    "blazews.broadcast": lambda: blazews.broadcast(conns, MESSAGE),
+                    "blazews send loop": send_loop,
+                    "transport.write loop": transport_write,
+                    "floor (socket.send)": floor,
                 }
-                out.update(await _rounds(calls, transports, rounds))
+                out.update(await _rounds(calls, transports, rounds, settle))
             finally:
                 for s in socks:
                     s.detach()
@@ -273,8 +294,8 @@ async def fanout_websockets(n: int, deflate: bool, rounds: int, settle: float) -
             await _wait(lambda: len(conns) == n)
             listed = list(conns)
             transports = [c.transport for c in listed]
-            calls = {"websockets.broadcast": (lambda: broadcast(listed, MESSAGE), settle)}
-            times = await _rounds(calls, transports, rounds)
+            calls = {"websockets.broadcast": lambda: broadcast(listed, MESSAGE)}
+            times = await _rounds(calls, transports, rounds, settle)
         finally:
             drainer.stop()
     return times
