@@ -74,6 +74,20 @@ def test_take_and_unread_keep_the_order() -> None:
     assert queue == [] and queue.head == 0
 
 
+def test_peek_leaves_the_oldest_queued_and_take_of_none_raises() -> None:
+    queue = queue_of(b"a", b"b")
+    first = queue.peek()
+    assert first is not None and first.data == b"a" and queue.pending() == 2
+    assert queue.take() is first
+    second = queue.peek()
+    assert second is not None and second.data == b"b"
+    assert queue.take() is second
+    assert queue.peek() is None
+    with pytest.raises(IndexError):
+        queue.take()
+    assert queue == [] and queue.head == 0
+
+
 def test_queue_messages_returns_the_other_events_in_order() -> None:
     queue = MessageQueue(KINDS)
     ping, pong = Ping(b"1"), Pong(b"2")

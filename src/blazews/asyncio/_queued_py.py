@@ -249,12 +249,10 @@ def _take_bytes(queue: Queue) -> Any:
     """Take the oldest queued message if its payload is ``bytes``; ``None`` if none is
     queued or its payload is a view lent by a large receive buffer (the coroutine
     copies it out and lets the buffer go)."""
-    if len(queue) == 0:
+    message = queue.peek()
+    if message is None or type(message.data) is not bytes:
         return None
-    message = queue[queue.head]
-    if type(message.data) is not bytes:
-        return None
-    queue.take()
+    queue._advance()
     return message
 
 

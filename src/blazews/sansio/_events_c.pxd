@@ -43,6 +43,9 @@ cdef class MessageQueue(list):
 
     cpdef Py_ssize_t pending(self)
 
+    @cython.locals(head=Py_ssize_t)
+    cpdef Message peek(self)
+
     @cython.locals(message=Message)
     cpdef Message take(self)
 
@@ -54,5 +57,5 @@ cdef class MessageQueue(list):
     @cython.locals(others=list)
     cpdef list queue_messages(self, list events)
 
-    @cython.locals(head=Py_ssize_t, n=Py_ssize_t, message=Message, kinds=tuple, op=Py_ssize_t, slot=Py_ssize_t, result=object)
+    @cython.locals(n=Py_ssize_t, message=Message, kinds=tuple, op=Py_ssize_t, slot=Py_ssize_t, result=object)
     cpdef object take_into(self, object buf)

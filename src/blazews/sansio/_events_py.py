@@ -24,7 +24,7 @@ if cython.compiled:  # C functions (compiled only): for the queue and deliver
         PyByteArray_GET_SIZE,
     )
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_GET_SIZE  # type: ignore[import-untyped, import-not-found, unused-ignore]
-    from cython.cimports.cpython.list import PyList_Append, PyList_GET_SIZE  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    from cython.cimports.cpython.list import PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.cpython.ref import Py_REFCNT  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from cython.cimports.libc.string import memcpy  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
@@ -188,9 +188,27 @@ class MessageQueue(list):  # type: ignore[type-arg]
         """How many messages are queued."""
         return len(self) - self.head
 
+    def peek(self) -> Message | None:
+        """The oldest message, left queued; ``None`` if there is none.
+
+        Compiled: read from the list's array (a subclass's item lookup goes through
+        an index object, ~50 instructions per message taken)."""
+        head = self.head
+        if head >= (PyList_GET_SIZE(self) if cython.compiled else len(self)):
+            return None
+        if cython.compiled:
+            return cython.cast(Message, PyList_GET_ITEM(self, head))  # type: ignore[no-any-return]
+        return self[head]  # type: ignore[no-any-return]
+
     def take(self) -> Message:
-        """Remove and return the oldest message (there must be one)."""
-        message: Message = self[self.head]
+        """Remove and return the oldest message.
+
+        Raises:
+            IndexError: None is queued.
+        """
+        message = self.peek()
+        if message is None:
+            raise IndexError("no message is queued")
         self._advance()
         return message
 
@@ -238,10 +256,9 @@ class MessageQueue(list):  # type: ignore[type-arg]
         Only for a ``bytes`` payload and a ``bytearray`` ``buf`` large enough: else
         (or if nothing is queued) return ``None`` and take nothing.
         """
-        head = self.head
-        if head >= (PyList_GET_SIZE(self) if cython.compiled else len(self)):
+        message = self.peek()
+        if message is None:
             return None
-        message: Message = self[head]
         data = message.data
         if type(data) is not bytes or type(buf) is not bytearray:
             return None
