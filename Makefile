@@ -18,7 +18,7 @@ NATIVE := $(wildcard src/blazews/_native/*.c src/blazews/_native/*.h src/blazews
 	src/blazews/asyncio/_queued_py.py src/blazews/asyncio/_queued_c.pxd
 
 .PHONY: install run test test-compiled test-pure test-levels test-noasm test-uvicorn test-release docs autobahn \
-	autobahn-lane1 autobahn-lane2 bench lint clean
+	autobahn-lane1 autobahn-lane2 unit-compiled unit-pure bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -57,14 +57,13 @@ run: $(RUN_STAMP)
 # `make autobahn` runs all 517 cases everywhere (see tests/compliance/test_autobahn.py).
 # The two unit runs report the line coverage of src/blazews (pytest-cov, set up in
 # pyproject.toml), each build in its own data file under build/coverage/: the pure run
-# must cover 90%; the compiled run only sees the modules that run as Python.
+# must cover 90%; the compiled run only sees the modules that run as Python. They run
+# side by side too (each keeps about one core busy: ~5 min together, not ~10 in turn).
 COV := --cov --cov-report=term
 test: install
 	$(PY) -c 'import blazews; print("blazews", blazews.__version__, blazews.IMPLEMENTATION, blazews.simd_level())'
 	$(MAKE) --no-print-directory -j2 --output-sync=target autobahn-lane1 autobahn-lane2
-	COVERAGE_FILE=build/coverage/compiled $(PY) -m pytest -q --ignore=tests/compliance $(COV)
-	BLAZEWS_NO_EXTENSIONS=1 COVERAGE_FILE=build/coverage/pure $(PY) -m pytest -q \
-		--ignore=tests/compliance $(COV) --cov-fail-under=90
+	$(MAKE) --no-print-directory -j2 --output-sync=target unit-compiled unit-pure
 	$(MAKE) test-levels
 	$(MAKE) test-noasm
 	$(MAKE) test-uvicorn
@@ -128,6 +127,14 @@ autobahn-lane1: install
 autobahn-lane2: install
 	$(PY) -m pytest -q tests/compliance -k test_client
 	BLAZEWS_NO_EXTENSIONS=1 $(PY) -m pytest -q tests/compliance -k test_server
+
+# The unit tests of `make test`, with coverage: one build each (see there).
+unit-compiled: install
+	COVERAGE_FILE=build/coverage/compiled $(PY) -m pytest -q --ignore=tests/compliance $(COV)
+
+unit-pure: install
+	BLAZEWS_NO_EXTENSIONS=1 COVERAGE_FILE=build/coverage/pure $(PY) -m pytest -q \
+		--ignore=tests/compliance $(COV) --cov-fail-under=90
 
 test-compiled: install
 	$(PY) -m pytest -q
